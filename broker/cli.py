@@ -1,0 +1,307 @@
+"""`zjobs`: one console script for every process and the shell tools.
+
+Every setting is a flag or the matching ZJOBS_* environment variable (the
+flag wins), as in DESIGN.md's configuration table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .logs import configure_logging
+
+MIB = 1024 * 1024
+
+
+def _opt(*names: str, env: str, **kw: Any) -> Callable:
+    return click.option(*names, envvar=env, show_envvar=True, show_default=True, **kw)
+
+
+def bus_options(fn: Callable) -> Callable:
+    for option in reversed([
+        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555"),
+        _opt("--backend", env="ZJOBS_BACKEND", default="tcp://127.0.0.1:5556"),
+        _opt("--events", env="ZJOBS_EVENTS", default="tcp://127.0.0.1:5557"),
+        _opt("--heartbeat-interval", env="ZJOBS_HEARTBEAT_INTERVAL", type=float, default=1.0),
+        _opt("--heartbeat-liveness", env="ZJOBS_HEARTBEAT_LIVENESS", type=int, default=3),
+        _opt("--max-message", env="ZJOBS_MAX_MESSAGE", type=int, default=16 * MIB),
+        _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None,
+             help="directory from `zjobs keys generate`: turns CURVE on"),
+        _opt("--log-json", env="ZJOBS_LOG_JSON", is_flag=True, default=False),
+        _opt("--log-level", env="ZJOBS_LOG_LEVEL", default="info"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def broker_options(fn: Callable) -> Callable:
+    for option in reversed([
+        _opt("--data-dir", env="ZJOBS_DATA_DIR", default="./.zjobs"),
+        _opt("--retention", env="ZJOBS_RETENTION", type=float, default=7 * 24 * 3600.0,
+             help="seconds a finished job, its logs and artifacts are kept"),
+        _opt("--event-window", env="ZJOBS_EVENT_WINDOW", type=int, default=100_000),
+        _opt("--sync", env="ZJOBS_SYNC", type=click.Choice(["NORMAL", "FULL"]), default="NORMAL",
+             help="SQLite synchronous mode: NORMAL survives a process crash, FULL a power cut"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def worker_options(fn: Callable) -> Callable:
+    for option in reversed([
+        _opt("--queues", env="ZJOBS_QUEUES", default="default", help="comma-separated"),
+        _opt("--concurrency", env="ZJOBS_CONCURRENCY", type=int, default=None,
+             help="jobs at once [default: CPU count]"),
+        _opt("--tasks", env="ZJOBS_TASKS", default=None,
+             help="comma-separated task modules [default: the demo tasks]"),
+        _opt("--name", env="ZJOBS_WORKER_NAME", default=None, help="[default: host-pid]"),
+        _opt("--allow-exec", env="ZJOBS_ALLOW_EXEC", is_flag=True, default=False),
+        _opt("--allow-pickle", env="ZJOBS_ALLOW_PICKLE", is_flag=True, default=False),
+        _opt("--default-timeout", env="ZJOBS_DEFAULT_TIMEOUT", type=float, default=None,
+             help="seconds an attempt may run when the job sets no timeout_s"),
+        _opt("--shutdown-grace", env="ZJOBS_SHUTDOWN_GRACE", type=float, default=5.0,
+             help="seconds running jobs get to finish on SIGTERM before being handed back"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def api_options(fn: Callable) -> Callable:
+    for option in reversed([
+        _opt("--host", env="ZJOBS_HOST", default="127.0.0.1"),
+        _opt("--port", env="ZJOBS_PORT", type=int, default=8000),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def client_options(fn: Callable) -> Callable:
+    for option in reversed([
+        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555"),
+        _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None),
+        _opt("--timeout", env="ZJOBS_CLIENT_TIMEOUT", type=float, default=10.0),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _client(frontend: str, curve_dir: str | None, timeout: float) -> Any:
+    from .client import Client
+    from .curve import client_curve
+
+    return Client(frontend, curve=client_curve(curve_dir), timeout=timeout)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="zjobs")
+def main() -> None:
+    """zjobs: a fast, durable job broker on a ZeroMQ bus."""
+
+
+# ---------------------------------------------------------------- processes
+
+
+@main.command()
+@bus_options
+@broker_options
+def broker(**opts: Any) -> None:
+    """Run the broker: frontend ROUTER, backend ROUTER, events PUB, durable store."""
+    from .curve import server_curve
+    from .server import BrokerConfig, BrokerServer
+
+    configure_logging(opts["log_json"], opts["log_level"])
+    config = BrokerConfig(
+        frontend=opts["frontend"], backend=opts["backend"], events=opts["events"],
+        data_dir=opts["data_dir"], heartbeat_interval_s=opts["heartbeat_interval"],
+        heartbeat_liveness=opts["heartbeat_liveness"], max_message=opts["max_message"],
+        event_window=opts["event_window"], retention_s=opts["retention"], sync=opts["sync"],
+        curve=server_curve(opts["curve_dir"]),
+    )
+    server = BrokerServer(config)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: server.stop())
+    server.run()
+
+
+@main.command()
+@bus_options
+@worker_options
+def worker(**opts: Any) -> None:
+    """Run a worker: takes jobs from the broker's backend."""
+    from worker.registry import task_modules
+    from worker.runtime import WorkerConfig, run_worker
+
+    from .curve import client_curve
+
+    configure_logging(opts["log_json"], opts["log_level"])
+    config = WorkerConfig(
+        backend=opts["backend"], queues=[q.strip() for q in opts["queues"].split(",") if q],
+        tasks=task_modules(opts["tasks"]), heartbeat_interval_s=opts["heartbeat_interval"],
+        heartbeat_liveness=opts["heartbeat_liveness"], allow_exec=opts["allow_exec"],
+        allow_pickle=opts["allow_pickle"], default_timeout_s=opts["default_timeout"],
+        shutdown_grace_s=opts["shutdown_grace"], max_message=opts["max_message"],
+        curve=client_curve(opts["curve_dir"], "worker"),
+    )
+    if opts["concurrency"]:
+        config.concurrency = opts["concurrency"]
+    if opts["name"]:
+        config.name = opts["name"]
+    run_worker(config)
+
+
+@main.command()
+@bus_options
+@api_options
+def api(**opts: Any) -> None:
+    """Run the HTTP API, SSE streams and dashboard (Starlette under uvicorn)."""
+    from api.main import run_api
+
+    configure_logging(opts["log_json"], opts["log_level"])
+    run_api(opts)
+
+
+@main.command()
+@bus_options
+@broker_options
+@worker_options
+@api_options
+@click.option("--workers", "n_workers", type=int, default=2, show_default=True,
+              help="worker processes to start")
+def up(n_workers: int, **opts: Any) -> None:
+    """Broker + API + N workers on the embedded store; Ctrl-C stops them all."""
+    from .up import run_up
+
+    configure_logging(opts["log_json"], opts["log_level"])
+    sys.exit(run_up(n_workers, opts))
+
+
+# ---------------------------------------------------------------- shell tools
+
+
+def _parse_arg(text: str) -> Any:
+    """`2` -> 2, `[1,2]` -> [1, 2], `"x"` -> "x", anything else stays a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=None, default=str)
+
+
+@main.command()
+@client_options
+@click.argument("task")
+@click.argument("args", nargs=-1)
+@click.option("--kw", multiple=True, help="a keyword argument KEY=VALUE (repeatable)")
+@click.option("--queue", default="default", show_default=True)
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--timeout-s", type=float, default=None)
+@click.option("--max-retries", type=int, default=0, show_default=True)
+@click.option("--retry-backoff-s", type=float, default=1.0, show_default=True)
+@click.option("--run-at", default=None, help="epoch seconds or ISO-8601")
+@click.option("--idempotency-key", default=None)
+@click.option("--wait", is_flag=True, help="show progress and print the result")
+def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, frontend: str,
+           curve_dir: str | None, timeout: float, **options: Any) -> None:
+    """Submit TASK with ARGS (JSON values, or plain strings)."""
+    from .watch import wait_and_show
+
+    kwargs = {}
+    for pair in kw:
+        key, _, value = pair.partition("=")
+        kwargs[key] = _parse_arg(value)
+    run_at = options.pop("run_at")
+    if run_at is not None:
+        options["run_at"] = _parse_arg(run_at)
+    with _client(frontend, curve_dir, timeout) as client:
+        job_id = client.submit(task, *[_parse_arg(a) for a in args], **options, **kwargs)
+        if not wait:
+            click.echo(job_id)
+            return
+        job = wait_and_show(client, job_id)
+    if job["status"] == "succeeded":
+        click.echo(_show(job["result"]))
+        return
+    error = job.get("error") or {}
+    click.echo(f"{job['status']}: {error.get('type')}: {error.get('message')}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@client_options
+@click.argument("job_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="raw JSON")
+def status(job_id: str | None, frontend: str, curve_dir: str | None, timeout: float,
+           as_json: bool) -> None:
+    """Queue depths and workers, or one job (with ID)."""
+    from .watch import show_job, show_stats
+
+    with _client(frontend, curve_dir, timeout) as client:
+        if job_id:
+            show_job(client.get(job_id), as_json)
+        else:
+            show_stats(client.stats(), client.workers(), as_json)
+
+
+@main.command()
+@client_options
+@click.argument("job_id", required=False)
+@click.option("--types", default="job.,log,worker.", show_default=True)
+def tail(job_id: str | None, frontend: str, curve_dir: str | None, timeout: float,
+         types: str) -> None:
+    """Follow all events live, or one job's log (with ID) until it ends."""
+    from .watch import follow_events, follow_log
+
+    with _client(frontend, curve_dir, timeout) as client:
+        try:
+            if job_id:
+                sys.exit(follow_log(client, job_id))
+            follow_events(client, tuple(t for t in types.split(",") if t))
+        except KeyboardInterrupt:
+            pass
+
+
+@main.group()
+def keys() -> None:
+    """CURVE key pairs for the bus."""
+
+
+@keys.command("generate")
+@click.argument("directory")
+@click.option("--clients", default="client,worker,api", show_default=True,
+              help="comma-separated names of client key pairs to make")
+def keys_generate(directory: str, clients: str) -> None:
+    """Write broker and client key pairs into DIRECTORY (allowed/ holds the allowed public keys)."""
+    from .curve import generate
+
+    names = ("broker", *[c.strip() for c in clients.split(",") if c.strip()])
+    for path in generate(directory, names):
+        click.echo(path)
+    click.echo(f"start processes with --curve-dir {directory} (or ZJOBS_CURVE_DIR)")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """The benchmarks of bench/ (see `zjobs bench --help`)."""
+    from bench.__main__ import main as bench_main
+
+    sys.exit(bench_main(ctx.args))
+
+
+def run() -> None:  # pragma: no cover - console script shim for `python -m broker.cli`
+    main(prog_name="zjobs")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    run()

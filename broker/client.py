@@ -1,0 +1,538 @@
+"""The direct ZeroMQ client: `Client` (blocking) and `AsyncClient` (asyncio).
+
+Both speak ZJP/1 over one DEALER socket with many requests in flight, each
+matched to its reply by request id. A broker that does not answer within
+`timeout` raises TimeoutError; the client never hangs. Jobs are validated
+here, at the edge, so the broker loop only does cheap checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from . import protocol as p
+from .curve import apply_client_curve
+from .errors import BrokerError, JobCancelled, JobFailed
+from .models import validate_jobs
+
+DEFAULT_FRONTEND = "tcp://127.0.0.1:5555"
+SUBMIT_CHUNK = 2000
+WAIT_SLICE_S = 30.0
+ALL_TYPES = ("job.", "log", "worker.")
+_OPTIONS = ("queue", "priority", "timeout_s", "max_retries", "retry_backoff_s", "run_at",
+            "idempotency_key")
+
+
+def _job_dict(task: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any]) -> dict:
+    job = {"task": task, "args": list(args), "kwargs": kwargs}
+    job.update({k: v for k, v in options.items() if v is not None})
+    return job
+
+
+def _outcome(job: dict[str, Any]) -> Any:
+    """The result of a terminal job, or the matching exception."""
+    status = job["status"]
+    if status == "succeeded":
+        return job["result"]
+    if status == "failed":
+        raise JobFailed(job)
+    if status == "cancelled":
+        raise JobCancelled(job)
+    raise TimeoutError(f"job {job['id']} is still {status}")
+
+
+def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> zmq.Socket:
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue a request for a broker that is not there
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    sock.sndhwm = sock.rcvhwm = 100_000
+    if curve is not None:
+        apply_client_curve(sock, curve)
+    sock.connect(endpoint)
+    return sock
+
+
+def _subscriber(ctx: zmq.Context, endpoint: str, curve: Any) -> zmq.Socket:
+    sock = ctx.socket(zmq.SUB)
+    sock.linger = 0
+    sock.rcvhwm = 1_000_000
+    if curve is not None:
+        apply_client_curve(sock, curve)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")  # all topics: seq must be contiguous to see gaps
+    sock.connect(endpoint)
+    return sock
+
+
+def _checked(reply: p.ClientReply) -> Any:
+    if not reply.ok:
+        body = reply.body if isinstance(reply.body, dict) else {}
+        raise BrokerError(str(body.get("code", "error")), str(body.get("message", "")))
+    return reply.body
+
+
+class _EventCursor:
+    """Turns replayed and live events into one stream without gaps or duplicates."""
+
+    def __init__(self, since: int, types: tuple[str, ...]) -> None:
+        self.last = since
+        self.types = types
+
+    def accept(self, event: dict[str, Any]) -> bool:
+        """True if `event` is the next one; False if already seen. Raises LookupError on a gap."""
+        seq = event["seq"]
+        if seq <= self.last:
+            return False
+        if seq != self.last + 1:
+            raise LookupError(seq)
+        self.last = seq
+        return True
+
+    def replayed(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The wanted events of a replay page not seen yet (a truncated page starts late)."""
+        fresh = [e for e in events if e["seq"] > self.last]
+        if fresh:
+            self.last = fresh[-1]["seq"]
+        return [e for e in fresh if self.wanted(e)]
+
+    def wanted(self, event: dict[str, Any]) -> bool:
+        return event["type"].startswith(self.types)
+
+
+class _Base:
+    """Request building shared by both clients; subclasses supply `_call`."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._events_endpoint: str | None = None
+
+    def _rid(self) -> bytes:
+        return next(self._ids).to_bytes(8, "big")
+
+    @staticmethod
+    def _submit_body(task: str, args: tuple, kwargs: dict[str, Any],
+                     options: dict[str, Any]) -> dict[str, Any]:
+        return validate_jobs([_job_dict(task, args, kwargs, options)])[0]
+
+    @staticmethod
+    def _chunks(jobs: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        for job in jobs:
+            batch.append(job)
+            if len(batch) >= SUBMIT_CHUNK:
+                yield validate_jobs(batch)
+                batch = []
+        if batch:
+            yield validate_jobs(batch)
+
+    @staticmethod
+    def _list_body(status: str | None, queue: str | None, limit: int, **more: Any) -> dict:
+        body = {"status": status, "queue": queue, "limit": limit, **more}
+        return {k: v for k, v in body.items() if v is not None}
+
+
+class Client(_Base):
+    """Blocking client; not thread-safe (use one per thread)."""
+
+    def __init__(self, endpoint: str = DEFAULT_FRONTEND, *, curve: Any = None,
+                 timeout: float = 10.0, events_endpoint: str | None = None) -> None:
+        super().__init__(timeout)
+        self._ctx = zmq.Context.instance()
+        self._curve = curve
+        self._sock = _dealer(self._ctx, endpoint, curve)
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
+        self._outstanding: set[bytes] = set()
+        self._early: dict[bytes, p.ClientReply] = {}
+        self._events_endpoint = events_endpoint
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+    # ------------------------------------------------------------ transport
+
+    def _send(self, command: bytes, body: Any, deadline: float) -> bytes:
+        rid = self._rid()
+        frames = p.encode_request(command, rid, body)
+        while True:
+            try:
+                self._sock.send_multipart(frames, zmq.NOBLOCK)
+                break
+            except zmq.Again:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("broker not reachable") from None
+                self._sock.poll(50, zmq.POLLOUT)
+        self._outstanding.add(rid)
+        return rid
+
+    def _recv(self, rid: bytes, deadline: float) -> Any:
+        try:
+            while rid not in self._early:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._poller.poll(remaining * 1000):
+                    if rid not in self._early and time.monotonic() >= deadline:
+                        raise TimeoutError("the broker did not answer in time")
+                    continue
+                self._read_available()
+            return _checked(self._early.pop(rid))
+        finally:
+            self._outstanding.discard(rid)
+
+    def _read_available(self) -> None:
+        while True:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = p.decode_reply(frames)
+            except p.ProtocolError:
+                continue
+            if reply.request_id in self._outstanding:
+                self._early[reply.request_id] = reply
+
+    def _call(self, command: bytes, body: Any, timeout: float | None = None) -> Any:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return self._recv(self._send(command, body, deadline), deadline)
+
+    # ------------------------------------------------------------ jobs
+
+    def submit(self, task: str, *args: Any, queue: str = "default", priority: int = 0,
+               timeout_s: float | None = None, max_retries: int = 0,
+               retry_backoff_s: float = 1.0, run_at: Any = None,
+               idempotency_key: str | None = None, **kwargs: Any) -> str:
+        options = dict(queue=queue, priority=priority, timeout_s=timeout_s,
+                       max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
+                       idempotency_key=idempotency_key)
+        return self._call(p.SUBMIT, self._submit_body(task, args, kwargs, options))["id"]
+
+    def submit_many(self, jobs: Iterable[dict[str, Any]]) -> list[str]:
+        """Submit many jobs; one round trip per batch of 2,000, batches pipelined."""
+        deadline = time.monotonic() + self.timeout
+        rids = [self._send(p.SUBMIT, {"jobs": chunk}, deadline) for chunk in self._chunks(jobs)]
+        ids: list[str] = []
+        for rid in rids:
+            ids += self._recv(rid, max(deadline, time.monotonic() + self.timeout))["ids"]
+        return ids
+
+    def submit_job(self, job: dict[str, Any]) -> str:
+        return self.submit_many([job])[0]
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self._call(p.GET, {"id": job_id})
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._call(p.CANCEL, {"id": job_id})
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        return self._call(p.RETRY, {"id": job_id})
+
+    def list(self, status: str | None = None, queue: str | None = None, limit: int = 100,
+             **filters: Any) -> list[dict[str, Any]]:
+        return self._call(p.LIST, self._list_body(status, queue, limit, **filters))["jobs"]
+
+    def list_page(self, **query: Any) -> dict[str, Any]:
+        """One page of LIST: `{"jobs": [...], "next_cursor": str | None}`."""
+        return self._call(p.LIST, {k: v for k, v in query.items() if v is not None})
+
+    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Failed jobs whose retries are spent: inspect them, then `retry` the ones to re-run."""
+        return self.list(status="failed", queue=queue, limit=limit)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """The job once terminal; after `timeout` seconds, the job as it is then."""
+        return self._wait({"id": job_id}, timeout)
+
+    def wait_many(self, ids: list[str], timeout: float | None = None) -> list[dict[str, Any]]:
+        """Every job of `ids` once all are terminal (or at `timeout`), in order."""
+        return self._wait({"ids": list(ids)}, timeout)["jobs"]
+
+    def _wait(self, body: dict[str, Any], timeout: float | None) -> Any:
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            slice_s = WAIT_SLICE_S if end is None else max(min(end - time.monotonic(),
+                                                               WAIT_SLICE_S), 0)
+            reply = self._call(p.WAIT, {**body, "timeout": slice_s}, slice_s + self.timeout)
+            jobs = reply["jobs"] if "jobs" in reply else [reply]
+            if all(j["status"] in ("succeeded", "failed", "cancelled") for j in jobs):
+                return reply
+            if end is not None and time.monotonic() >= end:
+                return reply
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """The job's result; raises JobFailed, JobCancelled, or TimeoutError."""
+        return _outcome(self.wait(job_id, timeout))
+
+    def logs(self, job_id: str, since: int = 0) -> list[dict[str, Any]]:
+        lines: list[dict[str, Any]] = []
+        while True:
+            page = self._call(p.LOGS, {"id": job_id, "since": since})
+            lines += page["lines"]
+            if not page["lines"]:
+                return lines
+            since = page["next"]
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        return self._call(p.ARTIFACT, {"id": job_id})["artifacts"]
+
+    def download(self, job_id: str, name: str) -> bytes:
+        return self._call(p.ARTIFACT, {"id": job_id, "name": name})["data"]
+
+    def stats(self) -> dict[str, Any]:
+        return self._call(p.STATS, {})
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._call(p.WORKERS, {})["workers"]
+
+    def ping(self, timeout: float | None = None) -> dict[str, Any]:
+        return self._call(p.PING, {}, timeout)
+
+    def replay(self, since: int, types: tuple[str, ...] | None = None,
+               limit: int = 10_000) -> dict[str, Any]:
+        body: dict[str, Any] = {"since": since, "limit": limit}
+        if types:
+            body["types"] = list(types)
+        return self._call(p.EVENTS, body)
+
+    # ------------------------------------------------------------ events
+
+    def events(self, types: tuple[str, ...] = ALL_TYPES, since: int | None = None,
+               idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Events replayed from `since` (None: from now), then live; no gap, no duplicate."""
+        endpoint = self._events_endpoint or self.ping()["events"]
+        sub = _subscriber(self._ctx, endpoint, self._curve)
+        try:
+            start = self.ping()["seq"] if since is None else since
+            cursor = _EventCursor(start, tuple(types))
+            yield from self._catch_up(cursor)
+            while True:
+                if not sub.poll(1000):
+                    if idle is not None:
+                        idle()
+                    continue
+                event = p.decode_event(sub.recv_multipart())
+                try:
+                    fresh = cursor.accept(event)
+                except LookupError:
+                    yield from self._catch_up(cursor)
+                    continue
+                if fresh and cursor.wanted(event):
+                    yield event
+        finally:
+            sub.close(linger=0)
+
+    def _catch_up(self, cursor: _EventCursor) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self.replay(cursor.last)
+            for event in cursor.replayed(page["events"]):
+                yield event
+            cursor.last = max(cursor.last, page["last"])
+            if not page["more"]:
+                return
+
+
+class AsyncClient(_Base):
+    """asyncio client: same methods as `Client`, as coroutines. One reader task per client."""
+
+    def __init__(self, endpoint: str = DEFAULT_FRONTEND, *, curve: Any = None,
+                 timeout: float = 10.0, events_endpoint: str | None = None) -> None:
+        super().__init__(timeout)
+        self._ctx = zmq.asyncio.Context.instance()
+        self._curve = curve
+        self._sock = _dealer(self._ctx, endpoint, curve)
+        self._pending: dict[bytes, asyncio.Future] = {}
+        self._reader: asyncio.Task | None = None
+        self._events_endpoint = events_endpoint
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+            self._reader = None
+        self._sock.close(linger=0)
+
+    async def _read_replies(self) -> None:
+        # poll, then receive without blocking: cancelling a pending recv() can lose a message
+        while True:
+            await self._sock.poll()
+            while True:
+                try:
+                    frames = await self._sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    reply = p.decode_reply(frames)
+                except p.ProtocolError:
+                    continue
+                future = self._pending.pop(reply.request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+
+    async def _call(self, command: bytes, body: Any, timeout: float | None = None) -> Any:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read_replies())
+        limit = self.timeout if timeout is None else timeout
+        rid = self._rid()
+        future = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    try:
+                        await self._sock.send_multipart(p.encode_request(command, rid, body),
+                                                        zmq.NOBLOCK)
+                        break
+                    except zmq.Again:
+                        await asyncio.sleep(0.05)
+                reply = await future
+        except TimeoutError:
+            raise TimeoutError("the broker did not answer in time") from None
+        finally:
+            self._pending.pop(rid, None)
+        return _checked(reply)
+
+    async def submit(self, task: str, *args: Any, queue: str = "default", priority: int = 0,
+                     timeout_s: float | None = None, max_retries: int = 0,
+                     retry_backoff_s: float = 1.0, run_at: Any = None,
+                     idempotency_key: str | None = None, **kwargs: Any) -> str:
+        options = dict(queue=queue, priority=priority, timeout_s=timeout_s,
+                       max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
+                       idempotency_key=idempotency_key)
+        return (await self._call(p.SUBMIT, self._submit_body(task, args, kwargs, options)))["id"]
+
+    async def submit_many(self, jobs: Iterable[dict[str, Any]]) -> list[str]:
+        replies = await asyncio.gather(
+            *(self._call(p.SUBMIT, {"jobs": chunk}) for chunk in self._chunks(jobs)))
+        return [job_id for reply in replies for job_id in reply["ids"]]
+
+    async def submit_validated(self, jobs: list[dict[str, Any]]) -> list[str]:
+        """Submit jobs already validated (by the API's pydantic models) in one request."""
+        return (await self._call(p.SUBMIT, {"jobs": jobs}))["ids"]
+
+    async def get(self, job_id: str) -> dict[str, Any]:
+        return await self._call(p.GET, {"id": job_id})
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        return await self._call(p.CANCEL, {"id": job_id})
+
+    async def retry(self, job_id: str) -> dict[str, Any]:
+        return await self._call(p.RETRY, {"id": job_id})
+
+    async def list(self, status: str | None = None, queue: str | None = None, limit: int = 100,
+                   **filters: Any) -> list[dict[str, Any]]:
+        body = self._list_body(status, queue, limit, **filters)
+        return (await self._call(p.LIST, body))["jobs"]
+
+    async def list_page(self, **query: Any) -> dict[str, Any]:
+        return await self._call(p.LIST, {k: v for k, v in query.items() if v is not None})
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[dict]:
+        return await self.list(status="failed", queue=queue, limit=limit)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        return await self._wait({"id": job_id}, timeout)
+
+    async def wait_many(self, ids: list[str], timeout: float | None = None) -> list[dict]:
+        return (await self._wait({"ids": list(ids)}, timeout))["jobs"]
+
+    async def _wait(self, body: dict[str, Any], timeout: float | None) -> Any:
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            slice_s = WAIT_SLICE_S if end is None else max(min(end - time.monotonic(),
+                                                               WAIT_SLICE_S), 0)
+            reply = await self._call(p.WAIT, {**body, "timeout": slice_s}, slice_s + self.timeout)
+            jobs = reply["jobs"] if "jobs" in reply else [reply]
+            if all(j["status"] in ("succeeded", "failed", "cancelled") for j in jobs):
+                return reply
+            if end is not None and time.monotonic() >= end:
+                return reply
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        return _outcome(await self.wait(job_id, timeout))
+
+    async def logs_page(self, job_id: str, since: int = 0, limit: int = 10_000) -> dict:
+        return await self._call(p.LOGS, {"id": job_id, "since": since, "limit": limit})
+
+    async def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        return (await self._call(p.ARTIFACT, {"id": job_id}))["artifacts"]
+
+    async def download(self, job_id: str, name: str) -> dict[str, Any]:
+        """`{"name", "content_type", "data"}` of one artifact."""
+        return await self._call(p.ARTIFACT, {"id": job_id, "name": name})
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._call(p.STATS, {})
+
+    async def workers(self, name: str | None = None) -> list[dict[str, Any]]:
+        body = {} if name is None else {"name": name}
+        return (await self._call(p.WORKERS, body))["workers"]
+
+    async def ping(self, timeout: float | None = None) -> dict[str, Any]:
+        return await self._call(p.PING, {}, timeout)
+
+    async def replay(self, since: int, types: tuple[str, ...] | None = None,
+                     limit: int = 10_000) -> dict[str, Any]:
+        body: dict[str, Any] = {"since": since, "limit": limit}
+        if types:
+            body["types"] = list(types)
+        return await self._call(p.EVENTS, body)
+
+    def subscriber(self, endpoint: str) -> zmq.asyncio.Socket:
+        """A SUB socket on the events endpoint, subscribed to everything."""
+        return _subscriber(self._ctx, endpoint, self._curve)
+
+    async def events(self, types: tuple[str, ...] = ALL_TYPES,
+                     since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        endpoint = self._events_endpoint or (await self.ping())["events"]
+        sub = self.subscriber(endpoint)
+        try:
+            start = (await self.ping())["seq"] if since is None else since
+            cursor = _EventCursor(start, tuple(types))
+            async for event in self._catch_up(cursor):
+                yield event
+            while True:
+                await sub.poll()
+                event = p.decode_event(await sub.recv_multipart(zmq.NOBLOCK))
+                try:
+                    fresh = cursor.accept(event)
+                except LookupError:
+                    async for missed in self._catch_up(cursor):
+                        yield missed
+                    continue
+                if fresh and cursor.wanted(event):
+                    yield event
+        finally:
+            sub.close(linger=0)
+
+    async def _catch_up(self, cursor: _EventCursor) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            page = await self.replay(cursor.last)
+            for event in cursor.replayed(page["events"]):
+                yield event
+            cursor.last = max(cursor.last, page["last"])
+            if not page["more"]:
+                return

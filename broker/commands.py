@@ -1,0 +1,196 @@
+"""Client commands: decode the body, act on the engine, queue the reply."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import protocol as p
+from .engine import Engine
+from .errors import BAD_REQUEST, NOT_FOUND, CommandError
+from .jobs import STATES, TERMINAL
+from .waits import WaitGroup
+
+MAX_LIST = 1000
+MAX_WAIT_S = 3600.0
+
+
+@dataclass(slots=True)
+class ServerInfo:
+    events_endpoint: str
+    version: str
+    started_mono: float
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise CommandError(BAD_REQUEST, f"{key} must be a non-empty string")
+    return value
+
+
+def _int(body: dict[str, Any], key: str, default: int, low: int = 0, high: int = 2**62) -> int:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CommandError(BAD_REQUEST, f"{key} must be an integer")
+    return min(max(value, low), high)
+
+
+def _job_or_404(engine: Engine, job_id: str) -> dict[str, Any]:
+    job = engine.lookup(job_id)
+    if job is None:
+        raise CommandError(NOT_FOUND, f"no job {job_id}")
+    return job
+
+
+def submit(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    jobs = body.get("jobs")
+    if jobs is None:
+        ids = engine.submit([body])
+        return {"id": ids[0], "ids": ids}
+    if not isinstance(jobs, list) or not jobs:
+        raise CommandError(BAD_REQUEST, "jobs must be a non-empty list")
+    return {"ids": engine.submit(jobs)}
+
+
+def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    return _job_or_404(engine, _str(body, "id"))
+
+
+def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    filters = {}
+    for key in ("status", "queue", "task", "worker"):
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CommandError(BAD_REQUEST, f"{key} must be a string")
+        filters[key] = value
+    if filters["status"] is not None and filters["status"] not in STATES:
+        raise CommandError(BAD_REQUEST, f"status must be one of {', '.join(STATES)}")
+    cursor = body.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise CommandError(BAD_REQUEST, "cursor must be a string")
+    limit = _int(body, "limit", 100, 1, MAX_LIST)
+    jobs = engine.store.list(filters, cursor, limit + 1)
+    next_cursor = jobs[limit - 1]["id"] if len(jobs) > limit else None
+    return {"jobs": jobs[:limit], "next_cursor": next_cursor}
+
+
+def cancel(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    return engine.cancel(_str(body, "id"))
+
+
+def retry(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    return engine.retry(_str(body, "id"))
+
+
+def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    job = _job_or_404(engine, _str(body, "id"))
+    since = _int(body, "since", 0)
+    limit = _int(body, "limit", 10_000, 1, 100_000)
+    lines = engine.store.logs(job["id"], since, limit)
+    return {
+        "lines": lines, "status": job["status"], "done": job["status"] in TERMINAL,
+        "next": lines[-1]["line"] if lines else since,
+    }
+
+
+def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    counters = {key: engine.stats.get(key, 0) for key in (
+        "submitted", "succeeded", "failed", "cancelled", "retried", "rerun",
+        "dropped_results", "dropped_logs", "malformed", "too_large", "idempotent_hits",
+        "purged", "expired_attempts",
+    )}
+    return {
+        "jobs": engine.job_counts(), "queues": engine.queue_depths(),
+        "workers": len(engine.workers), "counters": counters,
+        "throughput_per_s": engine.throughput_per_s(), "seq": engine.events.last_seq,
+        "uptime_s": round(time.monotonic() - info.started_mono, 3),
+    }
+
+
+def ping(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    return {"pong": True, "events": info.events_endpoint, "version": info.version,
+            "seq": engine.events.last_seq}
+
+
+def workers(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    mono = engine.clock.mono()
+    name = body.get("name")
+    found = [w.to_wire(mono) for w in engine.workers if name is None or w.name == name]
+    if name is not None and not found:
+        raise CommandError(NOT_FOUND, f"no live worker {name}")
+    return {"workers": found}
+
+
+def artifact(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    job = _job_or_404(engine, _str(body, "id"))
+    name = body.get("name")
+    if name is None:
+        return {"artifacts": engine.store.artifacts(job["id"])}
+    found = engine.store.artifact(job["id"], _str(body, "name"))
+    if found is None:
+        raise CommandError(NOT_FOUND, f"job {job['id']} has no artifact {name}")
+    return {"name": name, "content_type": found[0], "data": found[1]}
+
+
+Handler = Callable[[Engine, dict[str, Any], ServerInfo], Any]
+
+HANDLERS: dict[bytes, Handler] = {
+    p.SUBMIT: submit, p.GET: get, p.LIST: list_jobs, p.CANCEL: cancel, p.RETRY: retry,
+    p.LOGS: logs, p.STATS: stats, p.PING: ping, p.WORKERS: workers, p.ARTIFACT: artifact,
+}
+
+
+def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: ServerInfo) -> None:
+    """Run one client request; its reply (or error) goes to the engine's outbox."""
+    try:
+        if request.command == p.WAIT:
+            _wait(engine, identity, request)
+            return
+        if request.command == p.EVENTS:
+            engine.outbox.reply(identity, p.encode_reply_raw(request.request_id,
+                                                             _events(engine, request.body)))
+            return
+        result = HANDLERS[request.command](engine, request.body, info)
+    except CommandError as exc:
+        engine.outbox.reply(identity, p.encode_error(request.request_id, exc.code, exc.message))
+        return
+    engine.outbox.reply(identity, p.encode_reply(True, request.request_id, result))
+
+
+def _events(engine: Engine, body: dict[str, Any]) -> bytes:
+    since = _int(body, "since", 0)
+    limit = _int(body, "limit", 10_000, 1, 100_000)
+    types = body.get("types")
+    if types is not None:
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise CommandError(BAD_REQUEST, "types must be a list of strings")
+        types = tuple(types)
+    return engine.events.replay(since, types or None, limit)
+
+
+def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
+    body = request.body
+    single = "ids" not in body
+    ids = [_str(body, "id")] if single else body["ids"]
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise CommandError(BAD_REQUEST, "ids must be a non-empty list of job ids")
+    timeout = body.get("timeout")
+    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool)):
+        raise CommandError(BAD_REQUEST, "timeout must be a number of seconds")
+    timeout = MAX_WAIT_S if timeout is None else min(max(float(timeout), 0.0), MAX_WAIT_S)
+    finished = {}
+    for job_id in ids:
+        if job_id in engine.active:
+            continue
+        job = engine.lookup(job_id)
+        if job is None:
+            raise CommandError(NOT_FOUND, f"no job {job_id}")
+        finished[job_id] = job
+    group = WaitGroup(identity, request.request_id, ids, engine.clock.mono() + timeout, single)
+    if engine.waits.add(group, finished):
+        group.answer(engine.lookup, engine.outbox)

@@ -1,0 +1,521 @@
+"""The scheduling core: job lifecycle, dispatch, worker liveness. No sockets.
+
+Every method takes its time from the injected clock and records what must
+go out in the `Outbox`; the server sends it after `flush` has committed the
+turn's changes, so nothing is announced that the store could still lose.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from . import protocol as p
+from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, CommandError
+from .events import EventLog
+from .jobs import Job, JobState
+from .queues import ReadyQueues, Timeline
+from .rates import RateCounter
+from .store import Store
+from .submit import build_job
+from .waits import WaitBook
+from .workers import Worker, WorkerRegistry
+
+log = structlog.get_logger(__name__)
+
+S = JobState
+
+
+class Clock(Protocol):
+    def wall(self) -> float: ...
+    def mono(self) -> float: ...
+
+
+class SystemClock:
+    wall = staticmethod(time.time)
+    mono = staticmethod(time.monotonic)
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    heartbeat_interval_s: float = 1.0
+    heartbeat_liveness: int = 3
+    lost_allowance: int = 3          # extra attempts a job may lose to dead workers
+    retry_backoff_cap_s: float = 300.0
+    attempt_grace_s: float = 10.0    # broker-side expiry of a silent attempt: timeout + grace
+    default_timeout_s: float | None = None
+    event_window: int = 100_000
+
+
+@dataclass(slots=True)
+class Outbox:
+    replies: list[tuple[bytes, list[bytes]]] = field(default_factory=list)
+    to_workers: dict[bytes, dict[bytes, list[bytes]]] = field(default_factory=dict)
+
+    def reply(self, identity: bytes, frames: list[bytes]) -> None:
+        self.replies.append((identity, frames))
+
+    def to_worker(self, identity: bytes, command: bytes, packed: bytes | None = None) -> None:
+        batch = self.to_workers.setdefault(identity, {}).setdefault(command, [])
+        if packed is not None:
+            batch.append(packed)
+
+    def take(self) -> tuple[list, dict]:
+        replies, workers = self.replies, self.to_workers
+        self.replies, self.to_workers = [], {}
+        return replies, workers
+
+
+class Engine:
+    def __init__(self, store: Store, clock: Clock, config: EngineConfig,
+                 events: EventLog | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config
+        meta = store.meta()
+        self.events = events or EventLog(meta.get("last_seq", 0), config.event_window)
+        self.outbox = Outbox()
+        self.active: dict[str, Job] = {}
+        self.counts: Counter[tuple[str, str]] = Counter(store.counts())
+        self.ready = ReadyQueues(self._is_ready)
+        self.timeline = Timeline()
+        self.workers = WorkerRegistry()
+        self.waits = WaitBook()
+        self.stats: Counter[str] = Counter()
+        self._order = max(meta.get("order", 0), store.max_order())
+        self._inserts: list[Job] = []
+        self._dirty: dict[str, Job] = {}
+        self._logs: list[tuple] = []
+        self._artifacts: list[tuple] = []
+        self._pending_keys: dict[str, str] = {}
+        self.finished = RateCounter()
+        self._recover()
+
+    # ------------------------------------------------------------ restart
+
+    def _recover(self) -> None:
+        """Resume every unfinished job; the workers that ran some are gone."""
+        for job in self.store.load_active():
+            self.active[job.id] = job
+            if job.status == S.RUNNING:
+                self._set_status(job, S.QUEUED)
+                job.worker = None
+                self.events.emit("job.retrying", self._job_event(job, reason="broker_restart"))
+            self._enqueue(job)
+        if self.active:
+            log.info("broker.recovered", jobs=len(self.active))
+
+    # ------------------------------------------------------------ state helpers
+
+    def _is_ready(self, job_id: str) -> bool:
+        job = self.active.get(job_id)
+        return job is not None and job.status == S.QUEUED
+
+    def _set_status(self, job: Job, new: str) -> None:
+        old = job.status
+        job.move(new)
+        counts = self.counts
+        counts[(job.queue, old)] -= 1
+        counts[(job.queue, new)] += 1
+        self._dirty[job.id] = job
+
+    def _touch(self, job: Job) -> None:
+        self._dirty[job.id] = job
+
+    def _enqueue(self, job: Job) -> None:
+        """Put a scheduled or queued job where it waits: the timeline or its ready queue."""
+        if job.run_at is not None and job.run_at > self.clock.wall():
+            self.timeline.add(job.run_at, job.order, job.id)
+        else:
+            if job.status == S.SCHEDULED:
+                self._set_status(job, S.QUEUED)
+            self.ready.push(job.queue, job.priority, job.order, job.id)
+
+    def _job_event(self, job: Job, **extra: Any) -> dict[str, Any]:
+        event = {
+            "job_id": job.id, "queue": job.queue, "task": job.task, "kind": job.kind,
+            "status": job.status, "attempts": job.attempts, "worker": job.worker,
+        }
+        event.update(extra)
+        return event
+
+    def lookup(self, job_id: str) -> dict[str, Any] | None:
+        """The job as clients see it, including changes of this turn not yet committed."""
+        job = self.active.get(job_id) or self._dirty.get(job_id)
+        if job is not None:
+            return job.to_wire()
+        return self.store.get(job_id)
+
+    def _load(self, job_id: str) -> Job | None:
+        job = self.active.get(job_id) or self._dirty.get(job_id)
+        if job is None:
+            job = self.store.load_job(job_id)
+        return job
+
+    # ------------------------------------------------------------ submit
+
+    def submit(self, specs: list[Any]) -> list[str]:
+        """Validate and add a batch of jobs; all or nothing. Returns ids in order."""
+        wall = self.clock.wall()
+        built: list[Job] = []
+        for index, spec in enumerate(specs):
+            try:
+                built.append(build_job(spec, wall))
+            except (TypeError, ValueError) as exc:
+                raise CommandError(BAD_REQUEST, f"job {index}: {exc}") from None
+        given = [isinstance(spec, dict) and spec.get("id") is not None for spec in specs]
+        return [self._admit(job, check_id) for job, check_id in zip(built, given, strict=True)]
+
+    def _admit(self, job: Job, check_id: bool) -> str:
+        key = job.idempotency_key
+        if key is not None:
+            existing = self._pending_keys.get(key) or self.store.find_idempotent(key)
+            if existing is not None:
+                self.stats["idempotent_hits"] += 1
+                return existing
+            self._pending_keys[key] = job.id
+        if check_id and (job.id in self.active or job.id in self._dirty
+                         or self.store.exists(job.id)):
+            raise CommandError(CONFLICT, f"a job with id {job.id} exists already")
+        self._order += 1
+        job.order = job.order or self._order
+        self.active[job.id] = job
+        self.counts[(job.queue, job.status)] += 1
+        self._inserts.append(job)
+        self.stats["submitted"] += 1
+        kind = "job.scheduled" if job.status == S.SCHEDULED else "job.submitted"
+        self.events.emit(kind, self._job_event(job, priority=job.priority, run_at=job.run_at))
+        self._enqueue(job)
+        return job.id
+
+    # ------------------------------------------------------------ dispatch
+
+    def dispatch(self) -> None:
+        """Hand queued jobs to free workers, least recently used first, one job per pass."""
+        if not self.ready.any_work():
+            return
+        progress = True
+        while progress:
+            progress = False
+            for worker in self.workers.free_in_lru_order():
+                job_id = self.ready.pop_best(worker.queues)
+                if job_id is not None:
+                    self._assign(self.active[job_id], worker)
+                    progress = True
+
+    def _assign(self, job: Job, worker: Worker) -> None:
+        self._set_status(job, S.RUNNING)
+        job.attempts += 1
+        job.worker = worker.name
+        job.started_at = self.clock.wall()
+        self.workers.note_assigned(worker, job.id)
+        timeout = job.timeout_s if job.timeout_s is not None else self.config.default_timeout_s
+        body = {
+            "id": job.id, "kind": job.kind, "task": job.task, "attempt": job.attempts,
+            "timeout_s": timeout, "queue": job.queue, "payload": job.payload,
+        }
+        self.outbox.to_worker(worker.identity, p.JOB, p.pack(body))
+        worker.last_sent = self.clock.mono()
+        self.events.emit("job.started", self._job_event(job))
+
+    # ------------------------------------------------------------ worker messages
+
+    def worker_message(self, identity: bytes, msg: p.WorkerMessage) -> None:
+        mono = self.clock.mono()
+        if msg.command == p.READY:
+            self._register(identity, msg.bodies[0] if msg.bodies else {})
+            return
+        worker = self.workers.get(identity)
+        if worker is None:
+            # Unknown peer (we restarted, or it was declared lost): make it re-register.
+            self.outbox.to_worker(identity, p.DISCONNECT)
+            self.stats["unknown_worker_messages"] += 1
+            return
+        worker.last_seen = mono
+        handler = self._WORKER_HANDLERS.get(msg.command)
+        if handler is not None:
+            for body in msg.bodies:
+                handler(self, worker, body)
+        elif msg.command == p.DISCONNECT:
+            if msg.bodies and msg.bodies[0].get("drain"):
+                # shutting down: finish what it runs, take nothing new
+                self.workers.set_capacity(worker, 0)
+            else:
+                self._drop_worker(worker, lost=False)
+
+    def _register(self, identity: bytes, ready: dict[str, Any]) -> None:
+        if "name" not in ready:
+            self.stats["malformed"] += 1
+            return
+        old = self.workers.get(identity)
+        if old is not None:
+            self._drop_worker(old, lost=True)
+        interval = ready.get("heartbeat_interval_s") or self.config.heartbeat_interval_s
+        expiry = float(interval) * self.config.heartbeat_liveness
+        worker = Worker(identity, ready, self.clock.mono(), self.clock.wall(), expiry)
+        self.workers.add(worker)
+        self.events.emit("worker.joined", {
+            "worker": worker.name, "host": worker.host, "queues": list(worker.queues),
+            "capacity": worker.capacity, "pid": worker.pid,
+        })
+        log.info("worker.joined", worker=worker.name, queues=worker.queues,
+                 capacity=worker.capacity)
+
+    def _current(self, worker: Worker, body: dict[str, Any]) -> Job | None:
+        """The running job this message is about, if it is still this worker's attempt."""
+        job = self.active.get(body["job_id"])
+        if (job is None or job.status != S.RUNNING or job.worker != worker.name
+                or job.id not in worker.running):
+            return None
+        attempt = body.get("attempt")
+        if attempt is not None and attempt != job.attempts:
+            return None
+        return job
+
+    def _on_started(self, worker: Worker, body: dict[str, Any]) -> None:
+        """Dispatch already marked the job running; STARTED only proves the worker has it."""
+
+    def _on_log(self, worker: Worker, body: dict[str, Any]) -> None:
+        job = self._current(worker, body)
+        if job is None:
+            self.stats["dropped_logs"] += 1
+            return
+        job.log_lines += 1
+        stream = "stderr" if body["stream"] == "stderr" else "stdout"
+        ts = self.clock.wall()
+        self._logs.append((job.id, job.log_lines, stream, body["data"], ts))
+        self._touch(job)
+        self.events.emit("log", {
+            "job_id": job.id, "queue": job.queue, "worker": worker.name,
+            "stream": stream, "line": job.log_lines, "data": body["data"],
+        })
+
+    def _on_progress(self, worker: Worker, body: dict[str, Any]) -> None:
+        job = self._current(worker, body)
+        if job is None:
+            return
+        message = body.get("message")
+        progress = {"fraction": float(body["fraction"]),
+                    "message": message if isinstance(message, str) else None}
+        job.progress = p.pack(progress)
+        self._touch(job)
+        self.events.emit("job.progress", self._job_event(job, **progress))
+
+    def _on_result(self, worker: Worker, body: dict[str, Any]) -> None:
+        job = self._current(worker, body)
+        self.workers.note_released(worker, body["job_id"])
+        if job is None:
+            self.stats["dropped_results"] += 1
+            return
+        self._store_artifacts(job, body.get("artifacts"))
+        if body["ok"]:
+            worker.processed += 1
+            self._finish(job, S.SUCCEEDED, result=p.pack(body.get("result")))
+            return
+        worker.failed += 1
+        error = body.get("error")
+        if not isinstance(error, dict):
+            error = {"type": "Error", "message": str(error), "traceback": None}
+        if error.get("type") == "Cancelled":
+            self._finish(job, S.CANCELLED, error=p.pack(error))
+            return
+        retry = body.get("retry_in_s")
+        self._fail_attempt(job, error, retry if isinstance(retry, int | float) else None)
+
+    def _store_artifacts(self, job: Job, artifacts: Any) -> None:
+        if not isinstance(artifacts, list):
+            return
+        for item in artifacts:
+            if isinstance(item, dict) and isinstance(item.get("name"), str) \
+                    and isinstance(item.get("data"), bytes):
+                content_type = item.get("content_type") or "application/octet-stream"
+                data = item["data"]
+                self._artifacts.append((job.id, item["name"], str(content_type), len(data), data))
+
+    _WORKER_HANDLERS = {
+        p.HEARTBEAT: lambda self, worker, body: None,
+        p.STARTED: _on_started,
+        p.LOG: _on_log,
+        p.PROGRESS: _on_progress,
+        p.RESULT: _on_result,
+    }
+
+    # ------------------------------------------------------------ endings
+
+    def _finish(self, job: Job, status: str, *, result: bytes | None = None,
+                error: bytes | None = None) -> None:
+        self._set_status(job, status)
+        job.finished_at = self.clock.wall()
+        job.result = result
+        if error is not None:
+            job.error = error
+        del self.active[job.id]
+        self.finished.add(job.finished_at)
+        self.stats[status] += 1
+        extra: dict[str, Any] = {}
+        if status == S.FAILED:
+            extra["error"] = p.unpack(job.error) if job.error else None
+        self.events.emit(f"job.{status}", self._job_event(job, **extra))
+        self.waits.job_done(job.id, job.to_wire(), self.outbox)
+
+    def _fail_attempt(self, job: Job, error: dict[str, Any], retry_in_s: float | None) -> None:
+        if job.attempts > job.max_retries:
+            self._finish(job, S.FAILED, error=p.pack(error))
+            return
+        delay = retry_in_s if retry_in_s is not None else self._backoff(job)
+        job.error = p.pack(error)
+        self.stats["retried"] += 1
+        self._requeue(job, delay, reason="failed", error=error)
+
+    def _backoff(self, job: Job) -> float:
+        """Exponential, capped, with equal jitter (half fixed, half random)."""
+        base = min(job.retry_backoff_s * 2 ** max(job.attempts - 1, 0),
+                   self.config.retry_backoff_cap_s)
+        return base / 2 + random.uniform(0, base / 2)
+
+    def _requeue(self, job: Job, delay_s: float, **why: Any) -> None:
+        self._set_status(job, S.QUEUED)
+        job.run_at = self.clock.wall() + delay_s if delay_s > 0 else None
+        self.events.emit("job.retrying", self._job_event(job, next_attempt_at=job.run_at, **why))
+        job.worker = None
+        self._enqueue(job)
+
+    def _drop_worker(self, worker: Worker, *, lost: bool) -> None:
+        """Forget a worker; its running jobs go back to the queue (lost attempts counted)."""
+        self.workers.remove(worker.identity)
+        requeued = []
+        for job_id in list(worker.running):
+            job = self.active.get(job_id)
+            if job is None or job.status != S.RUNNING:
+                continue
+            requeued.append(job_id)
+            if lost:
+                job.lost_count += 1
+            if job.lost_count > job.max_retries + self.config.lost_allowance:
+                error = {"type": "WorkerLost", "message": f"worker {worker.name} was lost "
+                         f"{job.lost_count} times running this job", "traceback": None}
+                self._finish(job, S.FAILED, error=p.pack(error))
+            else:
+                self._requeue(job, 0, reason="worker_lost" if lost else "worker_left",
+                              lost_worker=worker.name)
+        kind = "worker.lost" if lost else "worker.left"
+        self.events.emit(kind, {"worker": worker.name, "requeued": requeued})
+        log.warning(kind, worker=worker.name, requeued=len(requeued)) if lost else \
+            log.info(kind, worker=worker.name, requeued=len(requeued))
+
+    def worker_unreachable(self, identity: bytes) -> None:
+        """A send to this worker failed (ROUTER_MANDATORY): it is gone."""
+        worker = self.workers.get(identity)
+        if worker is not None:
+            self._drop_worker(worker, lost=True)
+
+    # ------------------------------------------------------------ client actions
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self.active.get(job_id)
+        if job is None:
+            found = self.lookup(job_id)
+            if found is None:
+                raise CommandError(NOT_FOUND, f"no job {job_id}")
+            raise CommandError(CONFLICT, f"job {job_id} is {found['status']}: nothing to cancel")
+        if job.status == S.RUNNING:
+            worker = self.workers.by_name(job.worker)
+            if worker is not None:
+                self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
+        error = {"type": "Cancelled", "message": "cancelled by request", "traceback": None}
+        self._finish(job, S.CANCELLED, error=p.pack(error))
+        return job.to_wire()
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        """Run a failed or cancelled job again (the dead-letter set's way back)."""
+        job = self._load(job_id)
+        if job is None:
+            raise CommandError(NOT_FOUND, f"no job {job_id}")
+        if job.status not in (S.FAILED, S.CANCELLED):
+            raise CommandError(CONFLICT, f"job {job_id} is {job.status}: only failed or "
+                               "cancelled jobs can be retried")
+        self.active[job.id] = job
+        job.finished_at = None
+        job.run_at = None
+        job.lost_count = 0
+        self.stats["rerun"] += 1
+        self._requeue(job, 0, reason="rerun")
+        return job.to_wire()
+
+    # ------------------------------------------------------------ time
+
+    def tick(self) -> float:
+        """Timers: due jobs, heartbeats, lost workers, wait timeouts. Returns seconds to the next."""
+        mono, wall = self.clock.mono(), self.clock.wall()
+        for job_id in self.timeline.pop_due(wall):
+            job = self.active.get(job_id)
+            if job is not None and job.status in (S.SCHEDULED, S.QUEUED) \
+                    and (job.run_at is None or job.run_at <= wall):
+                if job.status == S.SCHEDULED:
+                    self._set_status(job, S.QUEUED)
+                self.ready.push(job.queue, job.priority, job.order, job.id)
+        self._check_workers(mono)
+        self.waits.expire(mono, self.lookup, self.outbox)
+        return self._next_deadline(mono, wall)
+
+    def _check_workers(self, mono: float) -> None:
+        interval = self.config.heartbeat_interval_s
+        for worker in self.workers:
+            if mono - worker.last_seen > worker.expiry_s:
+                self._drop_worker(worker, lost=True)
+            elif mono - worker.last_sent >= interval:
+                self.outbox.to_worker(worker.identity, p.HEARTBEAT)
+                worker.last_sent = mono
+
+    def _next_deadline(self, mono: float, wall: float) -> float:
+        delay = self.config.heartbeat_interval_s / 2
+        due = self.timeline.next_due()
+        if due is not None:
+            delay = min(delay, max(due - wall, 0.0))
+        wait_due = self.waits.next_deadline()
+        if wait_due is not None:
+            delay = min(delay, max(wait_due - mono, 0.0))
+        return delay
+
+    # ------------------------------------------------------------ commit
+
+    def flush(self) -> None:
+        """Commit this turn's changes in one transaction."""
+        if not (self._inserts or self._dirty or self._logs or self._artifacts
+                or self.events.pending):
+            return
+        inserted = {j.id for j in self._inserts}
+        updates = [j for j in self._dirty.values() if j.id not in inserted]
+        meta = {"last_seq": self.events.last_seq, "order": self._order}
+        self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta)
+        self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
+        self._pending_keys.clear()
+
+    def forget_purged(self, purged: Counter[tuple[str, str]]) -> None:
+        """Purged finished jobs leave the per-queue counts."""
+        self.counts.subtract(purged)
+        self.stats["purged"] += purged.total()
+
+    # ------------------------------------------------------------ views
+
+    def queue_depths(self) -> dict[str, dict[str, int]]:
+        depths: dict[str, dict[str, int]] = {}
+        for (queue, status), n in self.counts.items():
+            row = depths.setdefault(queue, {s.value: 0 for s in JobState})
+            row[status] = n
+        return depths
+
+    def job_counts(self) -> dict[str, int]:
+        totals = {s.value: 0 for s in JobState}
+        for (_, status), n in self.counts.items():
+            totals[status] += n
+        return totals
+
+    def throughput_per_s(self, window_s: int = 60) -> float:
+        """Jobs finished per second over the last `window_s` seconds."""
+        return round(self.finished.total(self.clock.wall(), window_s) / window_s, 3)

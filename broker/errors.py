@@ -1,0 +1,62 @@
+"""Errors of the broker package.
+
+ZJobsError
+├── CommandError        a client command the broker refuses (has `code`)
+├── BrokerError         the client's view of an ERR reply (has `code`)
+├── JobFailed           `Client.result` of a job that failed (has `job`)
+└── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
+
+ProtocolError (in broker.protocol) is a malformed frame; it never leaves the
+broker loop. A broker that does not answer raises the builtin TimeoutError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Codes a command error may carry; the API maps them to HTTP statuses in one table.
+BAD_REQUEST = "bad_request"
+NOT_FOUND = "not_found"
+CONFLICT = "conflict"
+TOO_LARGE = "too_large"
+UNAVAILABLE = "unavailable"
+
+
+class ZJobsError(Exception):
+    """Base of every zjobs error."""
+
+
+class CommandError(ZJobsError):
+    """The broker refuses a command: `code` is one of the codes above."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class BrokerError(ZJobsError):
+    """The broker answered ERR."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class JobFailed(ZJobsError):
+    """The job ended `failed`; `job["error"]` holds type, message and traceback."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        error = job.get("error") or {}
+        super().__init__(f"job {job.get('id')} failed: {error.get('type')}: {error.get('message')}")
+        self.job = job
+        self.error = error
+
+
+class JobCancelled(ZJobsError):
+    """The job ended `cancelled`."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        super().__init__(f"job {job.get('id')} was cancelled")
+        self.job = job

@@ -1,0 +1,62 @@
+"""The broker's event log: sequence numbers, the replay window, the publish buffer."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from .protocol import pack, packed_array, packed_map
+
+
+class EventLog:
+    """Numbers every event (seq grows by exactly 1) and keeps the last `window` of them.
+
+    Events emitted during a loop turn wait in `pending` until the turn's
+    commit, so nothing is published that the store could still lose.
+    """
+
+    def __init__(self, last_seq: int = 0, window: int = 100_000) -> None:
+        self.last_seq = last_seq
+        self.window: deque[tuple[int, str, bytes]] = deque(maxlen=max(window, 1))
+        self.pending: list[tuple[bytes, bytes]] = []
+
+    def emit(self, type_: str, fields: dict[str, Any]) -> None:
+        self.last_seq += 1
+        fields["seq"] = self.last_seq
+        fields["ts"] = time.time()
+        fields["type"] = type_
+        body = pack(fields)
+        self.window.append((self.last_seq, type_, body))
+        self.pending.append((type_.encode(), body))
+
+    def take_pending(self) -> list[tuple[bytes, bytes]]:
+        pending, self.pending = self.pending, []
+        return pending
+
+    @property
+    def first_seq(self) -> int:
+        return self.window[0][0] if self.window else self.last_seq + 1
+
+    def replay(self, since: int, types: tuple[str, ...] | None, limit: int) -> bytes:
+        """A packed reply body: the events after `since` still held, oldest first.
+
+        `truncated` says events after `since` were already dropped from the
+        window; `more` says `limit` cut the answer short (ask again from `last`).
+        """
+        first = self.first_seq
+        truncated = since + 1 < first
+        start = max(since + 1 - first, 0)
+        picked: list[bytes] = []
+        last = since
+        more = False
+        for index in range(start, len(self.window)):
+            seq, type_, body = self.window[index]
+            if len(picked) >= limit:
+                more = True
+                break
+            last = seq
+            if types is None or type_.startswith(types):
+                picked.append(body)
+        fields = {"truncated": truncated, "more": more, "last": last, "last_seq": self.last_seq}
+        return packed_map(fields, {"events": packed_array(picked)})

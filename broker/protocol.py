@@ -1,0 +1,257 @@
+"""ZJP/1: the zjobs wire protocol. The only module that knows the frame layout.
+
+Client (DEALER) -> frontend (ROUTER):   [b"ZJC1", command, request_id, body]
+Frontend -> client:                     [b"ZJC1", b"OK" | b"ERR", request_id, body]
+Worker (DEALER) <-> backend (ROUTER):   [b"ZJW1", command, body, body, ...]
+Events (PUB):                           [topic, body]
+
+Bodies are msgpack maps. A worker message may carry several bodies: the
+command applies to each, which is how jobs and results are batched on the
+wire. Every decoder here is pure and raises `ProtocolError` for anything
+malformed, never another exception, so the broker can count the message and
+go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+CLIENT_HEADER = b"ZJC1"
+WORKER_HEADER = b"ZJW1"
+
+# client commands
+SUBMIT = b"SUBMIT"
+GET = b"GET"
+LIST = b"LIST"
+CANCEL = b"CANCEL"
+RETRY = b"RETRY"
+WAIT = b"WAIT"
+LOGS = b"LOGS"
+EVENTS = b"EVENTS"
+STATS = b"STATS"
+PING = b"PING"
+WORKERS = b"WORKERS"
+ARTIFACT = b"ARTIFACT"
+CLIENT_COMMANDS = frozenset(
+    {SUBMIT, GET, LIST, CANCEL, RETRY, WAIT, LOGS, EVENTS, STATS, PING, WORKERS, ARTIFACT}
+)
+
+OK = b"OK"
+ERR = b"ERR"
+
+# worker -> broker
+READY = b"READY"
+HEARTBEAT = b"HEARTBEAT"
+STARTED = b"STARTED"
+LOG = b"LOG"
+PROGRESS = b"PROGRESS"
+RESULT = b"RESULT"
+DISCONNECT = b"DISCONNECT"
+# broker -> worker
+JOB = b"JOB"
+CANCEL_JOB = b"CANCEL"
+
+# Required keys and their types per worker command body; extra keys are allowed.
+_WORKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
+    READY: {"name": str, "queues": list, "capacity": int},
+    HEARTBEAT: {},
+    STARTED: {"job_id": str, "attempt": int},
+    LOG: {"job_id": str, "attempt": int, "stream": str, "data": str},
+    PROGRESS: {"job_id": str, "fraction": (int, float)},
+    RESULT: {"job_id": str, "attempt": int, "ok": bool},
+    DISCONNECT: {},
+}
+_BROKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
+    JOB: {"id": str, "kind": str, "attempt": int},
+    CANCEL_JOB: {"job_id": str},
+    HEARTBEAT: {},
+    DISCONNECT: {},
+}
+
+MAX_REQUEST_ID = 64
+
+
+class ProtocolError(Exception):
+    """A message that is not valid ZJP/1. `request_id` is set when a reply can be addressed."""
+
+    def __init__(self, reason: str, request_id: bytes | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.request_id = request_id
+
+
+@dataclass(slots=True, frozen=True)
+class ClientRequest:
+    command: bytes
+    request_id: bytes
+    body: dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class ClientReply:
+    ok: bool
+    request_id: bytes
+    body: Any
+
+
+@dataclass(slots=True, frozen=True)
+class WorkerMessage:
+    command: bytes
+    bodies: list[dict[str, Any]]
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack-encode `obj` (bytes stay bytes, str stays str)."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    """msgpack-decode one object; anything malformed raises ProtocolError."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises many types; all mean "malformed"
+        raise ProtocolError(f"malformed msgpack body: {type(exc).__name__}") from exc
+
+
+def _unpack_map(data: bytes, request_id: bytes | None = None) -> dict[str, Any]:
+    if not data:
+        return {}
+    try:
+        body = unpack(data)
+    except ProtocolError as exc:
+        raise ProtocolError(exc.reason, request_id) from None
+    if not isinstance(body, dict):
+        raise ProtocolError("body must be a msgpack map", request_id)
+    return body
+
+
+# ---------------------------------------------------------------- client side
+
+
+def encode_request(command: bytes, request_id: bytes, body: Any) -> list[bytes]:
+    return [CLIENT_HEADER, command, request_id, pack(body)]
+
+
+def decode_request(frames: list[bytes]) -> ClientRequest:
+    """Decode the frames a client sent (without the ROUTER identity)."""
+    request_id = _guess_request_id(frames)
+    if len(frames) != 4:
+        raise ProtocolError(f"expected 4 frames, got {len(frames)}", request_id)
+    header, command, rid, body = frames
+    if header != CLIENT_HEADER:
+        raise ProtocolError("bad header: expected ZJC1", request_id)
+    if command not in CLIENT_COMMANDS:
+        raise ProtocolError(f"unknown command {command[:32]!r}", request_id)
+    if len(rid) > MAX_REQUEST_ID:
+        raise ProtocolError("request_id too long", None)
+    return ClientRequest(command, rid, _unpack_map(body, rid))
+
+
+def _guess_request_id(frames: list[bytes]) -> bytes | None:
+    if len(frames) >= 3 and len(frames[2]) <= MAX_REQUEST_ID:
+        return bytes(frames[2])
+    return None
+
+
+def encode_reply(ok: bool, request_id: bytes, body: Any) -> list[bytes]:
+    return [CLIENT_HEADER, OK if ok else ERR, request_id, pack(body)]
+
+
+def encode_reply_raw(request_id: bytes, packed_body: bytes) -> list[bytes]:
+    """An OK reply whose body is already msgpack-encoded (the replay fast path)."""
+    return [CLIENT_HEADER, OK, request_id, packed_body]
+
+
+def encode_error(request_id: bytes, code: str, message: str) -> list[bytes]:
+    return encode_reply(False, request_id, {"code": code, "message": message})
+
+
+def decode_reply(frames: list[bytes]) -> ClientReply:
+    if len(frames) != 4 or frames[0] != CLIENT_HEADER or frames[1] not in (OK, ERR):
+        raise ProtocolError("malformed reply")
+    body = unpack(frames[3]) if frames[3] else None
+    return ClientReply(frames[1] == OK, bytes(frames[2]), body)
+
+
+# ---------------------------------------------------------------- worker side
+
+
+def encode_worker(command: bytes, *bodies: Any) -> list[bytes]:
+    """A worker-protocol message; no body, one body, or a batch of bodies."""
+    return [WORKER_HEADER, command, *(pack(b) for b in bodies)]
+
+
+def encode_worker_packed(command: bytes, packed_bodies: list[bytes]) -> list[bytes]:
+    return [WORKER_HEADER, command, *packed_bodies]
+
+
+def decode_worker(frames: list[bytes]) -> WorkerMessage:
+    """Decode what a worker sent to the backend (without the ROUTER identity)."""
+    return _decode_worker_frames(frames, _WORKER_BODY_SCHEMA)
+
+
+def decode_broker(frames: list[bytes]) -> WorkerMessage:
+    """Decode what the broker sent to a worker."""
+    return _decode_worker_frames(frames, _BROKER_BODY_SCHEMA)
+
+
+def _decode_worker_frames(
+    frames: list[bytes], schema: dict[bytes, dict[str, type | tuple[type, ...]]]
+) -> WorkerMessage:
+    if len(frames) < 2:
+        raise ProtocolError(f"expected at least 2 frames, got {len(frames)}")
+    if frames[0] != WORKER_HEADER:
+        raise ProtocolError("bad header: expected ZJW1")
+    command = bytes(frames[1])
+    required = schema.get(command)
+    if required is None:
+        raise ProtocolError(f"unknown worker command {command[:32]!r}")
+    bodies = [_unpack_map(f) for f in frames[2:]]
+    for body in bodies:
+        _check_fields(body, required, command)
+    return WorkerMessage(command, bodies)
+
+
+def _check_fields(
+    body: dict[str, Any], required: dict[str, type | tuple[type, ...]], command: bytes
+) -> None:
+    for key, kind in required.items():
+        value = body.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProtocolError(f"{command.decode()}: field {key!r} missing or not {kind}")
+
+
+# ---------------------------------------------------------------- events
+
+
+def encode_event(event: dict[str, Any]) -> list[bytes]:
+    return [event["type"].encode(), pack(event)]
+
+
+def decode_event(frames: list[bytes]) -> dict[str, Any]:
+    if len(frames) != 2:
+        raise ProtocolError(f"expected 2 event frames, got {len(frames)}")
+    body = _unpack_map(frames[1])
+    if not isinstance(body.get("seq"), int) or not isinstance(body.get("type"), str):
+        raise ProtocolError("event without seq/type")
+    return body
+
+
+def packed_array(items: list[bytes]) -> bytes:
+    """Concatenate already-packed msgpack objects into one packed array."""
+    packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack_array_header(len(items)) + b"".join(items)
+
+
+def packed_map(fields: dict[str, Any], packed_values: dict[str, bytes]) -> bytes:
+    """A packed map of `fields` plus entries whose values are already packed."""
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [packer.pack_map_header(len(fields) + len(packed_values))]
+    for key, value in fields.items():
+        parts += [packer.pack(key), packer.pack(value)]
+    for key, packed in packed_values.items():
+        parts += [packer.pack(key), packed]
+    return b"".join(parts)

@@ -1,0 +1,31 @@
+"""Counts per wall-clock second over a bounded window (throughput without per-event storage)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class RateCounter:
+    def __init__(self, keep_s: int = 600) -> None:
+        self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
+        self._keep_s = keep_s
+
+    def add(self, ts: float, n: int = 1) -> None:
+        second = int(ts)
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == second:
+            buckets[-1][1] += n
+            return
+        buckets.append([second, n])
+        while buckets[0][0] < second - self._keep_s:
+            buckets.popleft()
+
+    def total(self, now: float, window_s: int) -> int:
+        cutoff = int(now) - window_s
+        return sum(n for second, n in self._buckets if second > cutoff)
+
+    def series(self, now: float, window_s: int) -> list[tuple[int, int]]:
+        """(second, count) for each of the last `window_s` seconds, zeros included."""
+        counts = {second: n for second, n in self._buckets}
+        end = int(now)
+        return [(s, counts.get(s, 0)) for s in range(end - window_s + 1, end + 1)]

@@ -1,0 +1,231 @@
+"""The broker process: three sockets around the engine, one poll loop.
+
+A loop turn: poll until the next deadline, drain up to `BATCH` messages from
+each ROUTER, run timers, dispatch, commit everything in one transaction,
+then send replies, jobs and events. Work is per batch, not per message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import zmq
+
+from . import __version__, commands
+from . import protocol as p
+from .curve import CurveConfig, apply_server_curve
+from .engine import Clock, Engine, EngineConfig, SystemClock
+from .store import Store
+
+log = structlog.get_logger(__name__)
+
+BATCH = 2000
+STATS_EVERY_S = 5.0
+PURGE_EVERY_S = 30.0
+
+
+@dataclass(slots=True)
+class BrokerConfig:
+    frontend: str = "tcp://127.0.0.1:5555"
+    backend: str = "tcp://127.0.0.1:5556"
+    events: str = "tcp://127.0.0.1:5557"
+    data_dir: str = "./.zjobs"
+    heartbeat_interval_s: float = 1.0
+    heartbeat_liveness: int = 3
+    max_message: int = 16 * 1024 * 1024
+    event_window: int = 100_000
+    retention_s: float = 7 * 24 * 3600.0
+    default_timeout_s: float | None = None
+    attempt_grace_s: float = 10.0
+    sync: str = "NORMAL"
+    curve: CurveConfig | None = None
+
+
+class BrokerServer:
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = Store(config.data_dir, sync=config.sync)
+        engine_config = EngineConfig(
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            heartbeat_liveness=config.heartbeat_liveness,
+            default_timeout_s=config.default_timeout_s,
+            attempt_grace_s=config.attempt_grace_s,
+            event_window=config.event_window,
+        )
+        self.engine = Engine(self.store, self.clock, engine_config)
+        self.ctx = zmq.Context()
+        self._auth: Any = None
+        self.frontend = self._router(config.frontend)
+        self.backend = self._router(config.backend)
+        self.publisher = self._socket(zmq.PUB, config.events)
+        self.info = commands.ServerInfo(self.publisher.getsockopt_string(zmq.LAST_ENDPOINT),
+                                        __version__, time.monotonic())
+        self._stop = threading.Event()
+        self._next_stats = self._next_purge = time.monotonic()
+
+    # ------------------------------------------------------------ sockets
+
+    def _socket(self, kind: int, endpoint: str) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.linger = 0
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message + 65536)
+        sock.sndhwm = 1_000_000
+        sock.rcvhwm = 1_000_000
+        if self.config.curve is not None:
+            self._auth = apply_server_curve(self.ctx, sock, self.config.curve, self._auth)
+        sock.bind(endpoint)
+        return sock
+
+    def _router(self, endpoint: str) -> zmq.Socket:
+        sock = self._socket(zmq.ROUTER, endpoint)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        return sock
+
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "frontend": self.frontend.getsockopt_string(zmq.LAST_ENDPOINT),
+            "backend": self.backend.getsockopt_string(zmq.LAST_ENDPOINT),
+            "events": self.info.events_endpoint,
+        }
+
+    # ------------------------------------------------------------ loop
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.frontend, zmq.POLLIN)
+        poller.register(self.backend, zmq.POLLIN)
+        log.info("broker.started", **self.endpoints(), data_dir=self.config.data_dir,
+                 jobs=len(self.engine.active))
+        try:
+            while not self._stop.is_set():
+                timeout_s = self.engine.tick()
+                ready = dict(poller.poll(max(int(timeout_s * 1000), 1) if timeout_s else 0))
+                self.turn(ready)
+        finally:
+            self.close()
+
+    def turn(self, ready: dict[Any, int]) -> None:
+        if self.frontend in ready:
+            self._drain(self.frontend, self._on_client)
+        if self.backend in ready:
+            self._drain(self.backend, self._on_worker)
+        self.engine.tick()
+        self._housekeeping()
+        self.engine.dispatch()
+        self.engine.flush()
+        self._send_outbox()
+
+    def _drain(self, sock: zmq.Socket, handler: Any) -> None:
+        for _ in range(BATCH):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            handler(frames)
+
+    def _too_large(self, frames: list[bytes]) -> bool:
+        return sum(len(f) for f in frames) > self.config.max_message
+
+    def _on_client(self, frames: list[bytes]) -> None:
+        identity, rest = frames[0], frames[1:]
+        engine = self.engine
+        if self._too_large(rest):
+            engine.stats["too_large"] += 1
+            rid = rest[2] if len(rest) >= 3 and len(rest[2]) <= p.MAX_REQUEST_ID else b""
+            engine.outbox.reply(identity, p.encode_error(
+                rid, "too_large", f"message exceeds the {self.config.max_message} byte limit"))
+            return
+        try:
+            request = p.decode_request(rest)
+        except p.ProtocolError as exc:
+            engine.stats["malformed"] += 1
+            engine.outbox.reply(identity, p.encode_error(exc.request_id or b"", "bad_request",
+                                                         exc.reason))
+            return
+        try:
+            commands.handle(engine, identity, request, self.info)
+        except Exception:  # a bug must cost one request, never the broker
+            log.exception("broker.command_failed", command=request.command.decode())
+            engine.outbox.reply(identity, p.encode_error(request.request_id, "internal",
+                                                         "internal broker error"))
+
+    def _on_worker(self, frames: list[bytes]) -> None:
+        identity, rest = frames[0], frames[1:]
+        engine = self.engine
+        if self._too_large(rest):
+            engine.stats["too_large"] += 1
+            return
+        try:
+            msg = p.decode_worker(rest)
+        except p.ProtocolError as exc:
+            engine.stats["malformed"] += 1
+            log.debug("worker.malformed", reason=exc.reason)
+            return
+        try:
+            engine.worker_message(identity, msg)
+        except Exception:  # a bug must cost one message, never the broker
+            log.exception("broker.worker_message_failed", command=msg.command.decode())
+
+    def _housekeeping(self) -> None:
+        mono = time.monotonic()
+        if mono >= self._next_stats:
+            self._next_stats = mono + STATS_EVERY_S
+            body = commands.stats(self.engine, {}, self.info)
+            self.engine.events.emit("broker.stats", body)
+        if mono >= self._next_purge:
+            self._next_purge = mono + PURGE_EVERY_S
+            self.purge()
+
+    def purge(self) -> Counter[tuple[str, str]]:
+        """Delete a bounded slice of jobs finished before the retention horizon."""
+        cutoff = self.clock.wall() - self.config.retention_s
+        purged = self.store.purge_finished(cutoff, limit=5000)
+        if purged:
+            self.engine.forget_purged(purged)
+            self._next_purge = time.monotonic()  # more may be due: continue next turn
+            log.info("broker.purged", jobs=purged.total())
+        return purged
+
+    def _send_outbox(self) -> None:
+        replies, to_workers = self.engine.outbox.take()
+        for identity, frames in replies:
+            try:
+                self.frontend.send_multipart([identity, *frames], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self.engine.stats["dropped_replies"] += 1
+        for identity, batches in to_workers.items():
+            self._send_worker(identity, batches)
+        for topic, body in self.engine.events.take_pending():
+            try:
+                self.publisher.send_multipart([topic, body], zmq.NOBLOCK)
+            except zmq.Again:
+                self.engine.stats["dropped_events"] += 1
+
+    def _send_worker(self, identity: bytes, batches: dict[bytes, list[bytes]]) -> None:
+        for command, bodies in batches.items():
+            try:
+                self.backend.send_multipart([identity, *p.encode_worker_packed(command, bodies)],
+                                            zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                log.warning("worker.unreachable", error=str(exc))
+                self.engine.worker_unreachable(identity)
+                return
+
+    def close(self) -> None:
+        self.engine.flush()
+        for sock in (self.frontend, self.backend, self.publisher):
+            sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        self.ctx.term()
+        self.store.close()
+        log.info("broker.stopped")

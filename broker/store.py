@@ -1,0 +1,269 @@
+"""The embedded durable store: SQLite in WAL mode under the data dir.
+
+Writes are buffered by the broker loop and committed together in one
+transaction per loop turn (`commit`), so a batch of thousands of jobs costs
+one commit. Reads go straight to the database; the broker only answers them
+after the turn's commit, so they see every acknowledged change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .jobs import TERMINAL, Job
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    task TEXT,
+    priority INTEGER NOT NULL,
+    timeout_s REAL,
+    max_retries INTEGER NOT NULL,
+    retry_backoff_s REAL NOT NULL,
+    run_at REAL,
+    idempotency_key TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    worker TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    payload BLOB,
+    result BLOB,
+    error BLOB,
+    progress BLOB,
+    log_lines INTEGER NOT NULL DEFAULT 0,
+    ord INTEGER NOT NULL,
+    lost_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS logs (
+    job_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    data TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (job_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, name)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_COLUMNS = (
+    "id", "queue", "kind", "task", "priority", "timeout_s", "max_retries", "retry_backoff_s",
+    "run_at", "idempotency_key", "status", "attempts", "worker", "created_at", "started_at",
+    "finished_at", "payload", "result", "error", "progress", "log_lines", "ord", "lost_count",
+)
+_INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_MUTABLE = (
+    "status", "attempts", "worker", "started_at", "finished_at", "result", "error", "progress",
+    "run_at", "log_lines", "lost_count",
+)
+_UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
+
+
+def _insert_row(job: Job) -> tuple:
+    return (
+        job.id, job.queue, job.kind, job.task, job.priority, job.timeout_s, job.max_retries,
+        job.retry_backoff_s, job.run_at, job.idempotency_key, job.status, job.attempts,
+        job.worker, job.created_at, job.started_at, job.finished_at, job.payload, job.result,
+        job.error, job.progress, job.log_lines, job.order, job.lost_count,
+    )
+
+
+def _update_row(job: Job) -> tuple:
+    return (
+        job.status, job.attempts, job.worker, job.started_at, job.finished_at, job.result,
+        job.error, job.progress, job.run_at, job.log_lines, job.lost_count, job.id,
+    )
+
+
+class Store:
+    """SQLite-backed job store. Not thread-safe: the broker loop owns it."""
+
+    def __init__(self, data_dir: str | Path, *, sync: str = "NORMAL") -> None:
+        path = Path(data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path / "zjobs.db"
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={sync}")
+        self.db.execute("PRAGMA cache_size=-65536")
+        self.db.execute("PRAGMA temp_store=MEMORY")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ writes
+
+    def commit(
+        self,
+        inserts: list[Job],
+        updates: Iterable[Job],
+        logs: list[tuple],
+        artifacts: list[tuple],
+        meta: dict[str, int],
+    ) -> None:
+        """Write one loop turn's changes in a single transaction."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            if inserts:
+                db.executemany(_INSERT, [_insert_row(j) for j in inserts])
+            db.executemany(_UPDATE, [_update_row(j) for j in updates])
+            if logs:
+                db.executemany(
+                    "INSERT OR IGNORE INTO logs (job_id, line, stream, data, ts) VALUES (?,?,?,?,?)",
+                    logs,
+                )
+            if artifacts:
+                db.executemany(
+                    "INSERT OR REPLACE INTO artifacts (job_id, name, content_type, size, data) "
+                    "VALUES (?,?,?,?,?)",
+                    artifacts,
+                )
+            if meta:
+                db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    list(meta.items()),
+                )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def purge_finished(self, before: float, limit: int = 5000) -> Counter[tuple[str, str]]:
+        """Delete up to `limit` jobs that finished before `before`, with their logs and artifacts.
+
+        Returns how many were deleted per (queue, status).
+        """
+        found = self.db.execute(
+            "SELECT id, queue, status FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? "
+            "LIMIT ?",
+            (before, limit),
+        ).fetchall()
+        purged: Counter[tuple[str, str]] = Counter((q, s) for _, q, s in found)
+        if not found:
+            return purged
+        rows = [(i,) for i, _, _ in found]
+        self.db.execute("BEGIN")
+        self.db.executemany("DELETE FROM logs WHERE job_id = ?", rows)
+        self.db.executemany("DELETE FROM artifacts WHERE job_id = ?", rows)
+        self.db.executemany("DELETE FROM jobs WHERE id = ?", rows)
+        self.db.execute("COMMIT")
+        return purged
+
+    # ------------------------------------------------------------ reads
+
+    def meta(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT key, value FROM meta"))
+
+    def load_active(self) -> list[Job]:
+        """Every job not yet finished, oldest first: what a restarted broker resumes."""
+        placeholders = ",".join("?" * len(TERMINAL))
+        cursor = self.db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE status NOT IN ({placeholders}) "
+            "ORDER BY ord",
+            tuple(TERMINAL),
+        )
+        return [_row_to_job(row) for row in cursor]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        cursor = self.db.execute("SELECT queue, status, COUNT(*) FROM jobs GROUP BY queue, status")
+        return {(q, s): n for q, s, n in cursor}
+
+    def max_order(self) -> int:
+        row = self.db.execute("SELECT MAX(ord) FROM jobs").fetchone()
+        return row[0] or 0
+
+    def load_job(self, job_id: str) -> Job | None:
+        row = self.db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return _row_to_job(row) if row else None
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        job = self.load_job(job_id)
+        return job.to_wire() if job else None
+
+    def exists(self, job_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
+
+    def get_many(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            cursor = self.db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in cursor:
+                job = _row_to_job(row)
+                found[job.id] = job.to_wire()
+        return found
+
+    def find_idempotent(self, key: str) -> str | None:
+        row = self.db.execute("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def list(self, filters: dict[str, Any], cursor: str | None, limit: int) -> list[dict[str, Any]]:
+        """Newest first; `cursor` is the last id of the previous page."""
+        where, params = [], []
+        for column in ("status", "queue", "task", "worker"):
+            value = filters.get(column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if cursor:
+            where.append("id < ?")
+            params.append(cursor)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
+        return [_row_to_job(r).to_wire() for r in self.db.execute(sql, (*params, limit))]
+
+    def logs(self, job_id: str, since: int, limit: int) -> list[dict[str, Any]]:
+        cursor = self.db.execute(
+            "SELECT line, stream, data, ts FROM logs WHERE job_id = ? AND line > ? "
+            "ORDER BY line LIMIT ?",
+            (job_id, since, limit),
+        )
+        return [{"line": n, "stream": s, "data": d, "ts": t} for n, s, d, t in cursor]
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        cursor = self.db.execute(
+            "SELECT name, content_type, size FROM artifacts WHERE job_id = ? ORDER BY name",
+            (job_id,),
+        )
+        return [{"name": n, "content_type": c, "size": s} for n, c, s in cursor]
+
+    def artifact(self, job_id: str, name: str) -> tuple[str, bytes] | None:
+        row = self.db.execute(
+            "SELECT content_type, data FROM artifacts WHERE job_id = ? AND name = ?",
+            (job_id, name),
+        ).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+
+def _row_to_job(row: tuple) -> Job:
+    fields = dict(zip(_COLUMNS, row, strict=True))
+    fields["order"] = fields.pop("ord")
+    return Job(**fields)
+

@@ -1,0 +1,126 @@
+"""What the shell tools show: a job's progress, stats tables, live events, a job's log."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .client import Client
+from .jobs import STATES, TERMINAL
+
+_err = Console(stderr=True)
+_out = Console()
+_COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "grey50", "running": "yellow",
+            "queued": "cyan", "scheduled": "magenta"}
+
+
+def wait_and_show(client: Client, job_id: str) -> dict[str, Any]:
+    """Wait for the job, drawing its progress on stderr; the terminal job."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[msg]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as bar:
+        handle = bar.add_task(job_id[:13], total=1.0, msg="")
+        while True:
+            job = client.wait(job_id, timeout=0.25)
+            progress = job.get("progress") or {}
+            bar.update(handle, completed=progress.get("fraction") or 0,
+                       msg=f"{job['status']} {progress.get('message') or ''}")
+            if job["status"] in TERMINAL:
+                return job
+
+
+def show_job(job: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(job, default=str, indent=2))
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in job.items():
+        if key.endswith("_at") and isinstance(value, int | float):
+            value = datetime.fromtimestamp(value).isoformat(sep=" ", timespec="milliseconds")
+        if key == "status":
+            value = f"[{_COLOURS.get(value, 'white')}]{value}[/]"
+        elif isinstance(value, dict | list):
+            value = json.dumps(value, default=str)
+        table.add_row(f"[bold]{key}", str(value) if value is not None else "-")
+    _out.print(table)
+
+
+def show_stats(stats: dict[str, Any], workers: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"stats": stats, "workers": workers}, default=str, indent=2))
+        return
+    queues = Table(title="queues")
+    queues.add_column("queue")
+    for state in STATES:
+        queues.add_column(state, justify="right", style=_COLOURS.get(state))
+    for name, row in sorted(stats["queues"].items()):
+        queues.add_row(name, *(str(row.get(s, 0)) for s in STATES))
+    _out.print(queues)
+    table = Table(title=f"workers ({len(workers)})")
+    for column in ("name", "host", "queues", "running", "processed", "failed"):
+        table.add_column(column)
+    for w in workers:
+        table.add_row(w["name"], w["host"], ",".join(w["queues"]),
+                      f"{len(w['running'])}/{w['capacity']}", str(w["processed"]),
+                      str(w["failed"]))
+    _out.print(table)
+    _out.print(f"throughput {stats['throughput_per_s']}/s over the last minute, "
+               f"event seq {stats['seq']}")
+
+
+def format_event(event: dict[str, Any]) -> str:
+    ts = datetime.fromtimestamp(event["ts"]).strftime("%H:%M:%S.%f")[:-3]
+    kind = event["type"]
+    if kind == "log":
+        return f"{ts} {event['job_id'][:13]} {event['stream']}| {event['data']}"
+    parts = [f"{ts} {kind:<15}"]
+    for key in ("job_id", "task", "queue", "worker", "status", "attempts"):
+        if event.get(key) is not None:
+            parts.append(f"{key}={event[key]}")
+    if kind == "job.progress":
+        parts.append(f"{event.get('fraction', 0):.0%} {event.get('message') or ''}")
+    if event.get("error"):
+        parts.append(f"error={event['error'].get('type')}: {event['error'].get('message')}")
+    return " ".join(parts)
+
+
+def follow_events(client: Client, types: tuple[str, ...]) -> None:
+    for event in client.events(types=types):
+        print(format_event(event), flush=True)
+
+
+def follow_log(client: Client, job_id: str) -> int:
+    """Print the job's log from its first line, then live, until it ends. Exit code."""
+    since = client.ping()["seq"]
+    printed = 0
+    for line in client.logs(job_id):
+        _print_line(line)
+        printed = line["line"]
+    if client.get(job_id)["status"] in TERMINAL:
+        return _final(client, job_id)
+    for event in client.events(types=("log", "job."), since=since):
+        if event.get("job_id") != job_id:
+            continue
+        if event["type"] == "log" and event["line"] > printed:
+            _print_line(event)
+            printed = event["line"]
+        elif event["type"] in ("job.succeeded", "job.failed", "job.cancelled"):
+            return _final(client, job_id)
+    return 0
+
+
+def _print_line(line: dict[str, Any]) -> None:
+    stream = sys.stderr if line["stream"] == "stderr" else sys.stdout
+    print(line["data"], file=stream, flush=True)
+
+
+def _final(client: Client, job_id: str) -> int:
+    job = client.get(job_id)
+    _err.print(f"[{_COLOURS.get(job['status'], 'white')}]job {job['status']}[/]")
+    return 0 if job["status"] == "succeeded" else 1

@@ -1,0 +1,50 @@
+"""How an attempt's outcome is described on the wire: `(ok, result | {type, message, traceback}, retry_in_s)`."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import msgpack
+
+from .context import Retry
+
+Outcome = tuple[bool, Any, float | None]
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def error(type_: str, message: str) -> dict[str, Any]:
+    return {"type": type_, "message": message, "traceback": None}
+
+
+class FunctionCallError(Exception):
+    """Call number `index` of a function job raised."""
+
+    def __init__(self, index: int, exc: BaseException) -> None:
+        super().__init__(f"item {index}: {type(exc).__name__}: {exc}")
+        self.index = index
+
+
+def failure(exc: BaseException) -> Outcome:
+    """The outcome of an attempt that raised `exc`."""
+    if isinstance(exc, Retry):
+        return False, describe(exc), exc.delay_s
+    if isinstance(exc, FunctionCallError):
+        return False, {**describe(exc.__cause__ or exc), "index": exc.index}, None
+    return False, describe(exc), None
+
+
+def success(value: Any) -> Outcome:
+    """The outcome of an attempt that returned `value`, if it can travel as msgpack."""
+    try:
+        msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        return False, error("ResultNotSerialisable", f"the result cannot be sent: {exc}"), None
+    return True, value, None
