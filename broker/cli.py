@@ -46,6 +46,8 @@ def broker_options(fn: Callable) -> Callable:
         _opt("--data-dir", env="ZJOBS_DATA_DIR", default="./.zjobs"),
         _opt("--retention", env="ZJOBS_RETENTION", type=float, default=7 * 24 * 3600.0,
              help="seconds a finished job, its logs and artifacts are kept"),
+        _opt("--purge-interval", env="ZJOBS_PURGE_INTERVAL", type=float, default=30.0,
+             help="seconds between retention sweeps"),
         _opt("--event-window", env="ZJOBS_EVENT_WINDOW", type=int, default=100_000),
         _opt("--sync", env="ZJOBS_SYNC", type=click.Choice(["NORMAL", "FULL"]), default="NORMAL",
              help="SQLite synchronous mode: NORMAL survives a process crash, FULL a power cut"),
@@ -122,6 +124,7 @@ def broker(**opts: Any) -> None:
         data_dir=opts["data_dir"], heartbeat_interval_s=opts["heartbeat_interval"],
         heartbeat_liveness=opts["heartbeat_liveness"], max_message=opts["max_message"],
         event_window=opts["event_window"], retention_s=opts["retention"], sync=opts["sync"],
+        purge_interval_s=opts["purge_interval"],
         curve=server_curve(opts["curve_dir"]),
     )
     server = BrokerServer(config)

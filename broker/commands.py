@@ -102,7 +102,8 @@ def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     counters = {key: engine.stats.get(key, 0) for key in (
         "submitted", "succeeded", "failed", "cancelled", "retried", "rerun",
         "dropped_results", "dropped_logs", "malformed", "too_large", "idempotent_hits",
-        "purged", "expired_attempts",
+        "purged", "expired_attempts", "unknown_worker_messages", "dropped_replies",
+        "dropped_events",
     )}
     return {
         "jobs": engine.job_counts(), "queues": engine.queue_depths(),

@@ -7,6 +7,7 @@ turn's changes, so nothing is announced that the store could still lose.
 
 from __future__ import annotations
 
+import heapq
 import random
 import time
 from collections import Counter
@@ -86,6 +87,7 @@ class Engine:
         self.timeline = Timeline()
         self.workers = WorkerRegistry()
         self.waits = WaitBook()
+        self._expiries: list[tuple[float, str, int, bytes]] = []  # (mono, job, attempt, worker)
         self.stats: Counter[str] = Counter()
         self._order = max(meta.get("order", 0), store.max_order())
         self._inserts: list[Job] = []
@@ -221,6 +223,8 @@ class Engine:
         }
         self.outbox.to_worker(worker.identity, p.JOB, p.pack(body))
         worker.last_sent = self.clock.mono()
+        if timeout is not None:
+            self._expire_at(timeout + self.config.attempt_grace_s, job, worker)
         self.events.emit("job.started", self._job_event(job))
 
     # ------------------------------------------------------------ worker messages
@@ -408,6 +412,31 @@ class Engine:
         log.warning(kind, worker=worker.name, requeued=len(requeued)) if lost else \
             log.info(kind, worker=worker.name, requeued=len(requeued))
 
+    def _expire_at(self, delay_s: float, job: Job, worker: Worker) -> None:
+        heapq.heappush(self._expiries, (self.clock.mono() + delay_s, job.id, job.attempts,
+                                        worker.identity))
+
+    def _expire_attempts(self, mono: float) -> None:
+        """Attempts their worker has said nothing about for timeout + grace end here.
+
+        A wedged worker (alive, heartbeating, but not finishing) cannot hold a
+        job, nor the credit of a job it was told to cancel, forever.
+        """
+        heap = self._expiries
+        while heap and heap[0][0] <= mono:
+            _, job_id, attempt, identity = heapq.heappop(heap)
+            worker = self.workers.get(identity)
+            if worker is None or not self.workers.note_released(worker, job_id):
+                continue
+            self.outbox.to_worker(identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            job = self.active.get(job_id)
+            if job is not None and job.status == S.RUNNING and job.attempts == attempt:
+                self.stats["expired_attempts"] += 1
+                log.warning("job.attempt_expired", job_id=job_id, worker=worker.name)
+                self._fail_attempt(job, {"type": "AttemptExpired", "message": (
+                    f"worker {worker.name} did not report on attempt {attempt} within its "
+                    "timeout plus the grace period"), "traceback": None}, None)
+
     def worker_unreachable(self, identity: bytes) -> None:
         """A send to this worker failed (ROUTER_MANDATORY): it is gone."""
         worker = self.workers.get(identity)
@@ -427,6 +456,7 @@ class Engine:
             worker = self.workers.by_name(job.worker)
             if worker is not None:
                 self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
+                self._expire_at(self.config.attempt_grace_s, job, worker)
         error = {"type": "Cancelled", "message": "cancelled by request", "traceback": None}
         self._finish(job, S.CANCELLED, error=p.pack(error))
         return job.to_wire()
@@ -460,6 +490,7 @@ class Engine:
                     self._set_status(job, S.QUEUED)
                 self.ready.push(job.queue, job.priority, job.order, job.id)
         self._check_workers(mono)
+        self._expire_attempts(mono)
         self.waits.expire(mono, self.lookup, self.outbox)
         return self._next_deadline(mono, wall)
 
@@ -477,6 +508,8 @@ class Engine:
         due = self.timeline.next_due()
         if due is not None:
             delay = min(delay, max(due - wall, 0.0))
+        if self._expiries:
+            delay = min(delay, max(self._expiries[0][0] - mono, 0.0))
         wait_due = self.waits.next_deadline()
         if wait_due is not None:
             delay = min(delay, max(wait_due - mono, 0.0))

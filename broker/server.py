@@ -26,7 +26,6 @@ log = structlog.get_logger(__name__)
 
 BATCH = 2000
 STATS_EVERY_S = 5.0
-PURGE_EVERY_S = 30.0
 
 
 @dataclass(slots=True)
@@ -40,6 +39,7 @@ class BrokerConfig:
     max_message: int = 16 * 1024 * 1024
     event_window: int = 100_000
     retention_s: float = 7 * 24 * 3600.0
+    purge_interval_s: float = 30.0
     default_timeout_s: float | None = None
     attempt_grace_s: float = 10.0
     sync: str = "NORMAL"
@@ -74,7 +74,9 @@ class BrokerServer:
     def _socket(self, kind: int, endpoint: str) -> zmq.Socket:
         sock = self.ctx.socket(kind)
         sock.linger = 0
-        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message + 65536)
+        # libzmq drops a peer whose frame passes this hard limit; up to it, an oversized
+        # message is received and refused with ERR too_large, so the sender learns why.
+        sock.setsockopt(zmq.MAXMSGSIZE, 2 * self.config.max_message + 65536)
         sock.sndhwm = 1_000_000
         sock.rcvhwm = 1_000_000
         if self.config.curve is not None:
@@ -182,7 +184,7 @@ class BrokerServer:
             body = commands.stats(self.engine, {}, self.info)
             self.engine.events.emit("broker.stats", body)
         if mono >= self._next_purge:
-            self._next_purge = mono + PURGE_EVERY_S
+            self._next_purge = mono + self.config.purge_interval_s
             self.purge()
 
     def purge(self) -> Counter[tuple[str, str]]:

@@ -16,7 +16,7 @@ log = structlog.get_logger(__name__)
 _BUS = ("frontend", "backend", "events", "heartbeat_interval", "heartbeat_liveness",
         "max_message", "curve_dir", "log_level")
 _ROLE_OPTIONS = {
-    "broker": _BUS + ("data_dir", "retention", "event_window", "sync"),
+    "broker": _BUS + ("data_dir", "retention", "purge_interval", "event_window", "sync"),
     "worker": _BUS + ("queues", "concurrency", "tasks", "allow_exec", "allow_pickle",
                       "default_timeout", "shutdown_grace"),
     "api": _BUS + ("host", "port"),

@@ -36,9 +36,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from asyncio.subprocess import Process
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "ExecError",
@@ -352,12 +354,87 @@ async def _pump(
 # --------------------------------------------------------------------------- process
 
 
+@dataclass(slots=True)
+class _Pipe:
+    """The runner's read end of one of the program's output pipes."""
+
+    reader: asyncio.StreamReader
+    transport: asyncio.ReadTransport
+
+
+async def _read_end(file: BinaryIO) -> _Pipe:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_READ_CHUNK_BYTES, loop=loop)
+    transport, _protocol = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), file
+    )
+    return _Pipe(reader, transport)
+
+
+async def _connect(files: list[BinaryIO]) -> list[_Pipe]:
+    """Attach the read ends to the event loop; on failure leave nothing open."""
+    pipes: list[_Pipe] = []
+    try:
+        for file in files:
+            pipes.append(await _read_end(file))
+    except BaseException:
+        for pipe in pipes:
+            pipe.transport.close()
+        for file in files[len(pipes) :]:
+            file.close()
+        raise
+    return pipes
+
+
+async def _start(plan: _Plan, workdir: Path, stdout_fd: int, stderr_fd: int) -> Process:
+    command = (*_net_prefix(), *plan.command) if plan.isolate_net else plan.command
+    try:
+        return await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=stdout_fd,
+            stderr=stderr_fd,
+            cwd=workdir,
+            env=plan.env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ExecError(f"cannot start {command[0]!r}: {exc}") from exc
+
+
+async def _spawn(plan: _Plan, workdir: Path) -> tuple[Process, list[_Pipe]]:
+    """Start the program in a new session, its stdout and stderr on pipes of our own.
+
+    Our own pipes rather than ``PIPE``: on Python 3.11 ``Process.wait()`` also
+    waits for ``PIPE`` pipes to close, which a background child holding stdout
+    would stall; and owning the read ends lets us close them, even while a
+    descendant that left the group still holds the write ends.
+    """
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    files = [os.fdopen(out_r, "rb", buffering=0), os.fdopen(err_r, "rb", buffering=0)]
+    try:
+        proc = await _start(plan, workdir, out_w, err_w)
+    except BaseException:
+        for file in files:
+            file.close()
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    try:
+        return proc, await _connect(files)
+    except BaseException:
+        _signal_group(proc.pid, signal.SIGKILL)
+        raise
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
 
 
-async def _stop_group(proc: asyncio.subprocess.Process) -> None:
+async def _stop_group(proc: Process) -> None:
     """SIGTERM the program's group, give the program a grace, then SIGKILL the group.
 
     The SIGKILL is also sent when the program already exited, for the
@@ -394,7 +471,11 @@ async def _supervise(
 
 
 async def _drain(pumps: list[asyncio.Task[None]]) -> None:
-    """Let the pumps read what is left in the pipes, up to ``_DRAIN_TIMEOUT_S``."""
+    """Let the pumps read what is left in the pipes, up to ``_DRAIN_TIMEOUT_S``.
+
+    The group is dead by now, so only a descendant that left it can keep the
+    pipes open that long; its further output is then dropped.
+    """
     done, _pending = await asyncio.wait(pumps, timeout=_DRAIN_TIMEOUT_S)
     for task in done:
         task.result()
@@ -406,49 +487,16 @@ async def _cancel_all(tasks: list[asyncio.Task]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _discard(reader: asyncio.StreamReader) -> None:
-    while await reader.read(_READ_CHUNK_BYTES):
-        pass
-
-
-async def _discard_output(proc: asyncio.subprocess.Process) -> None:
-    """Read the pipes to EOF after a cancel or a failed callback, so their transports close.
-
-    Left open, they would be closed by the garbage collector, after the event loop.
-    """
-    readers = [asyncio.create_task(_discard(r)) for r in (proc.stdout, proc.stderr) if r]
-    try:
-        await asyncio.wait(readers, timeout=_DRAIN_TIMEOUT_S)
-    finally:
-        await _cancel_all(readers)
-
-
-async def _spawn(plan: _Plan, workdir: Path) -> asyncio.subprocess.Process:
-    command = (*_net_prefix(), *plan.command) if plan.isolate_net else plan.command
-    try:
-        return await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=workdir,
-            env=plan.env,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise ExecError(f"cannot start {command[0]!r}: {exc}") from exc
-
-
 async def _run_process(
     plan: _Plan, workdir: Path, on_output: OutputCallback, max_line_bytes: int
 ) -> tuple[int | None, bool]:
     """Run the program to its end, its deadline or a cancel; return (exit code, timed out)."""
     deadline = None if plan.timeout_s is None else time.monotonic() + plan.timeout_s
-    proc = await _spawn(plan, workdir)
-    assert proc.stdout is not None and proc.stderr is not None  # both are PIPE
+    proc, pipes = await _spawn(plan, workdir)
+    streams = zip(("stdout", "stderr"), pipes, strict=True)
     pumps = [
-        asyncio.create_task(_pump(proc.stdout, "stdout", on_output, max_line_bytes)),
-        asyncio.create_task(_pump(proc.stderr, "stderr", on_output, max_line_bytes)),
+        asyncio.create_task(_pump(pipe.reader, name, on_output, max_line_bytes))
+        for name, pipe in streams
     ]
     waiter = asyncio.create_task(proc.wait())
     try:
@@ -460,7 +508,8 @@ async def _run_process(
             await _stop_group(proc)
         finally:
             await _cancel_all([*pumps, waiter])
-            await _discard_output(proc)
+            for pipe in pipes:
+                pipe.transport.close()
     return (None if timed_out else proc.returncode), timed_out
 
 

@@ -1,0 +1,216 @@
+"""The scheduling core with a fake clock and a real store: no sockets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker import protocol as p
+from broker.engine import Engine, EngineConfig
+from broker.errors import CommandError
+from broker.store import Store
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.t
+
+    def mono(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return Engine(Store(tmp_path), FakeClock(), EngineConfig(heartbeat_interval_s=1.0))
+
+
+def ready(engine: Engine, identity: bytes, name: str, queues=("default",), capacity=1) -> None:
+    body = {"name": name, "queues": list(queues), "capacity": capacity}
+    engine.worker_message(identity, p.WorkerMessage(p.READY, [body]))
+
+
+def sent_jobs(engine: Engine) -> dict[bytes, list[dict]]:
+    _, to_workers = engine.outbox.take()
+    return {ident: [p.unpack(b) for b in cmds.get(p.JOB, [])] for ident, cmds in to_workers.items()}
+
+
+def result(engine: Engine, identity: bytes, job: dict, ok: bool = True, value=None) -> None:
+    body = {"job_id": job["id"], "attempt": job["attempt"], "ok": ok}
+    body["result" if ok else "error"] = value
+    engine.worker_message(identity, p.WorkerMessage(p.RESULT, [body]))
+
+
+def test_priority_then_fifo(engine: Engine) -> None:
+    ids = engine.submit([{"task": "t", "priority": pr} for pr in (0, 5, 0, 5)])
+    ready(engine, b"w1", "w1", capacity=4)
+    engine.dispatch()
+    order = [j["id"] for j in sent_jobs(engine)[b"w1"]]
+    assert order == [ids[1], ids[3], ids[0], ids[2]]
+
+
+def test_credit_is_never_exceeded_and_lru_spreads_work(engine: Engine) -> None:
+    engine.submit([{"task": "t"} for _ in range(10)])
+    ready(engine, b"a", "a", capacity=2)
+    ready(engine, b"b", "b", capacity=3)
+    engine.dispatch()
+    sent = sent_jobs(engine)
+    assert len(sent[b"a"]) == 2 and len(sent[b"b"]) == 3
+    result(engine, b"a", sent[b"a"][0], value=1)
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"a"]) == 1
+
+
+def test_worker_only_gets_its_queues(engine: Engine) -> None:
+    engine.submit([{"task": "t", "queue": "default"}, {"task": "t", "queue": "other"}])
+    ready(engine, b"o", "o", queues=("other",), capacity=5)
+    engine.dispatch()
+    assert [j["queue"] for j in sent_jobs(engine)[b"o"]] == ["other"]
+
+
+def test_delayed_job_waits_for_run_at(engine: Engine) -> None:
+    clock = engine.clock
+    [job_id] = engine.submit([{"task": "t", "run_at": clock.wall() + 5}])
+    ready(engine, b"w", "w")
+    engine.tick()
+    engine.dispatch()
+    assert sent_jobs(engine).get(b"w", []) == []
+    assert engine.lookup(job_id)["status"] == "scheduled"
+    clock.t += 2.5
+    engine.worker_message(b"w", p.WorkerMessage(p.HEARTBEAT, []))
+    clock.t += 2.49
+    engine.tick()
+    engine.dispatch()
+    assert sent_jobs(engine).get(b"w", []) == []
+    clock.t += 0.01
+    engine.worker_message(b"w", p.WorkerMessage(p.HEARTBEAT, []))
+    engine.tick()
+    engine.dispatch()
+    assert [j["id"] for j in sent_jobs(engine)[b"w"]] == [job_id]
+
+
+def test_lost_worker_requeues_with_attempt_counted(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, b"w1", "w1")
+    engine.dispatch()
+    engine.outbox.take()
+    engine.clock.t += 3.5  # liveness 3 x interval 1 s, plus a little
+    engine.tick()
+    job = engine.lookup(job_id)
+    assert job["status"] == "queued" and job["attempts"] == 1
+    ready(engine, b"w2", "w2")
+    engine.dispatch()
+    [sent] = sent_jobs(engine)[b"w2"]
+    assert sent["attempt"] == 2
+
+
+def test_first_result_wins_late_one_dropped(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, b"w1", "w1")
+    engine.dispatch()
+    [first] = sent_jobs(engine)[b"w1"]
+    engine.clock.t += 3.5
+    engine.tick()  # w1 lost
+    ready(engine, b"w2", "w2")
+    engine.dispatch()
+    [second] = sent_jobs(engine)[b"w2"]
+    result(engine, b"w2", second, value="from w2")
+    ready(engine, b"w1", "w1")  # comes back and reports the old attempt
+    result(engine, b"w1", first, value="late")
+    assert engine.lookup(job_id)["result"] == "from w2"
+    assert engine.stats["dropped_results"] == 1
+
+
+def test_illegal_actions_are_errors(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t"}])
+    with pytest.raises(CommandError) as caught:
+        engine.retry(job_id)
+    assert caught.value.code == "conflict"
+    engine.cancel(job_id)
+    with pytest.raises(CommandError) as caught:
+        engine.cancel(job_id)
+    assert caught.value.code == "conflict"
+    with pytest.raises(CommandError) as caught:
+        engine.cancel("nope")
+    assert caught.value.code == "not_found"
+
+
+def test_bad_batch_is_refused_whole(engine: Engine) -> None:
+    with pytest.raises(CommandError, match="job 1"):
+        engine.submit([{"task": "ok"}, {"task": 5}])
+    assert engine.active == {}
+
+
+def test_events_count_up_by_one(engine: Engine) -> None:
+    engine.submit([{"task": "t"} for _ in range(3)])
+    seqs = [p.unpack(body)["seq"] for _, body in engine.events.take_pending()]
+    assert seqs == [1, 2, 3]
+
+
+def test_silent_attempt_expires_after_timeout_plus_grace(engine: Engine) -> None:
+    engine.config.attempt_grace_s = 2.0
+    [job_id] = engine.submit([{"task": "t", "timeout_s": 1}])
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    engine.outbox.take()
+    engine.clock.t += 2.9
+    engine.worker_message(b"w", p.WorkerMessage(p.HEARTBEAT, []))
+    engine.tick()
+    assert engine.lookup(job_id)["status"] == "running"
+    engine.clock.t += 0.2
+    engine.tick()
+    job = engine.lookup(job_id)
+    assert job["status"] == "failed" and job["error"]["type"] == "AttemptExpired"
+    _, to_workers = engine.outbox.take()
+    assert p.CANCEL_JOB in to_workers[b"w"]
+    assert engine.workers.get(b"w").credit == 1
+
+
+def test_failed_attempt_retries_with_backoff_then_fails(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t", "max_retries": 1, "retry_backoff_s": 4}])
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    [sent] = sent_jobs(engine)[b"w"]
+    result(engine, b"w", sent, ok=False, value={"type": "E", "message": "x", "traceback": None})
+    job = engine.lookup(job_id)
+    assert job["status"] == "queued" and 2 <= job["run_at"] - engine.clock.wall() <= 4
+    engine.dispatch()
+    assert sent_jobs(engine).get(b"w", []) == []
+    engine.clock.t += 4
+    engine.worker_message(b"w", p.WorkerMessage(p.HEARTBEAT, []))
+    engine.tick()
+    engine.dispatch()
+    [again] = sent_jobs(engine)[b"w"]
+    result(engine, b"w", again, ok=False, value={"type": "E", "message": "y", "traceback": None})
+    job = engine.lookup(job_id)
+    assert (job["status"], job["attempts"], job["error"]["message"]) == ("failed", 2, "y")
+
+
+def test_idempotency_key_returns_the_first_job(engine: Engine) -> None:
+    [first] = engine.submit([{"task": "t", "idempotency_key": "k"}])
+    engine.flush()
+    [second] = engine.submit([{"task": "t", "idempotency_key": "k"}])
+    assert first == second
+    [a, b] = engine.submit([{"task": "t", "idempotency_key": "z"},
+                            {"task": "t", "idempotency_key": "z"}])
+    assert a == b
+
+
+def test_purge_removes_only_jobs_past_retention(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = Engine(Store(tmp_path), clock, EngineConfig())
+    old, recent, pending = engine.submit([{"task": "t"}, {"task": "t"}, {"task": "t"}])
+    engine.cancel(old)
+    engine.flush()
+    clock.t += 100
+    engine.cancel(recent)
+    engine.flush()
+    purged = engine.store.purge_finished(clock.wall() - 50)
+    engine.forget_purged(purged)
+    assert engine.lookup(old) is None
+    assert engine.lookup(recent)["status"] == "cancelled"
+    assert engine.lookup(pending)["status"] == "queued"
+    assert engine.job_counts()["cancelled"] == 1

@@ -1,0 +1,188 @@
+"""Retries, timeouts, cancellation, idempotency, late results, retention, CURVE: real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from broker import BrokerError, Client, JobCancelled, JobFailed
+from broker.curve import ClientCurve, generate
+from tests.cluster import Cluster
+from tests.waiting import wait_until
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" in status.read_text()
+
+
+def test_fails_twice_then_succeeds(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_worker("w1")
+    client = cluster.client()
+    job_id = client.submit("flaky", str(tmp_path / "n"), 2, max_retries=2, retry_backoff_s=0.05)
+    assert client.result(job_id, timeout=30) == 3
+    job = client.get(job_id)
+    assert (job["status"], job["attempts"]) == ("succeeded", 3)
+
+
+def test_retries_exhausted_then_rerun(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_worker("w1")
+    client = cluster.client()
+    since = client.ping()["seq"]
+    job_id = client.submit("flaky", str(tmp_path / "n"), 2, max_retries=1, retry_backoff_s=0.05)
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=30)
+    assert caught.value.error["message"] == "failure 2"
+    assert "Traceback" in caught.value.error["traceback"]
+    retrying = [e for e in client.replay(since)["events"]
+                if e["type"] == "job.retrying" and e["job_id"] == job_id]
+    assert len(retrying) == 1 and retrying[0]["error"]["message"] == "failure 1"
+    assert retrying[0]["next_attempt_at"] > retrying[0]["ts"] - 1
+    assert job_id in [j["id"] for j in client.dead_letters()]
+    client.retry(job_id)
+    assert client.result(job_id, timeout=30) == 3
+    assert client.get(job_id)["attempts"] == 3
+
+
+def test_task_can_ask_for_a_retry(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_worker("w1")
+    client = cluster.client()
+    job_id = client.submit("retry_me", str(tmp_path / "n"), max_retries=1)
+    assert client.result(job_id, timeout=30) == 2
+
+
+def test_sync_timeout_kills_the_pool_process(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_worker("w1", "--concurrency", "1")
+    client = cluster.client()
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+    job_id = client.submit("pid_and_sleep", str(pid_file), 60, timeout_s=1)
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=20)
+    assert caught.value.error["type"] == "Timeout"
+    assert time.monotonic() - started < 10
+    wait_until(lambda: _gone(int(pid_file.read_text())), 10, message="pool process gone")
+    assert client.result(client.submit("add", 1, 1), timeout=20) == 2
+
+
+def test_async_timeout(cluster: Cluster) -> None:
+    cluster.start_worker("w1")
+    client = cluster.client()
+    started = time.monotonic()
+    with pytest.raises(JobFailed) as caught:
+        client.result(client.submit("async_sleep", 60, timeout_s=1), timeout=20)
+    assert caught.value.error["type"] == "Timeout"
+    assert time.monotonic() - started < 10
+
+
+def test_cancel_queued_job(cluster: Cluster) -> None:
+    client = cluster.client()
+    job_id = client.submit("noop", queue="nowhere")
+    assert client.cancel(job_id)["status"] == "cancelled"
+    with pytest.raises(JobCancelled):
+        client.result(job_id, timeout=5)
+    with pytest.raises(BrokerError) as caught:
+        client.cancel(job_id)
+    assert caught.value.code == "conflict"
+
+
+def test_cancel_running_job_then_same_worker_runs_next(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_worker("solo", "--concurrency", "1")
+    client = cluster.client()
+    started = tmp_path / "started"
+    job_id = client.submit("touch_then_wait", str(started), str(tmp_path / "never"))
+    wait_until(started.exists, 20, message="job start")
+    pool_pid = int(started.read_text())
+    assert client.cancel(job_id)["status"] == "cancelled"
+    wait_until(lambda: _gone(pool_pid), 10, message="the cancelled job's process gone")
+    next_id = client.submit("add", 2, 2)
+    assert client.result(next_id, timeout=20) == 4
+    assert client.get(next_id)["worker"] == "solo"
+    assert client.get(job_id)["status"] == "cancelled"
+
+
+def test_idempotency_key_returns_first_id(cluster: Cluster) -> None:
+    client = cluster.client()
+    first = client.submit("noop", 1, idempotency_key="order-42", queue="nowhere")
+    second = client.submit("noop", 2, idempotency_key="order-42", queue="nowhere")
+    assert first == second
+    assert client.get(first)["args"] == [1]
+
+
+def test_late_result_from_lost_worker_is_dropped(cluster: Cluster, tmp_path: Path) -> None:
+    frozen = cluster.start_worker("frozen", "--concurrency", "1")
+    client = cluster.client()
+    started, release = tmp_path / "started", tmp_path / "release"
+    job_id = client.submit("touch_then_wait", str(started), str(release))
+    wait_until(started.exists, 20, message="job start on the frozen worker")
+    since = client.ping()["seq"]
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        events = client.events(types=("worker.",), since=since)
+        next(e for e in events if e["type"] == "worker.lost")
+        release.write_text("go")
+        cluster.start_worker("rescuer", "--concurrency", "1")
+        done = client.wait(job_id, timeout=20)
+        assert (done["status"], done["worker"], done["attempts"]) == ("succeeded", "rescuer", 2)
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    wait_until(lambda: _late_counted(client), 20, message="the late result to be dropped")
+    assert client.get(job_id) == done
+
+
+def _late_counted(client: Client) -> bool:
+    counters = client.stats()["counters"]
+    return counters["dropped_results"] + counters["unknown_worker_messages"] > 0
+
+
+def test_retention_purges_finished_jobs_and_keeps_the_rest(bare_cluster: Cluster) -> None:
+    bare_cluster.broker_args = ["--retention", "1", "--purge-interval", "0.2"]
+    bare_cluster.start_broker()
+    bare_cluster.start_worker("w1")
+    client = bare_cluster.client()
+    done = client.submit("chatty", 3)
+    client.result(done, timeout=20)
+    waiting = client.submit("noop", queue="nowhere")
+    wait_until(lambda: _missing(client, done), 20, message="the finished job to be purged")
+    assert client.stats()["counters"]["purged"] >= 1
+    assert client.logs(waiting) == []
+    assert client.get(waiting)["status"] == "queued"
+
+
+def _missing(client: Client, job_id: str) -> bool:
+    try:
+        client.get(job_id)
+    except BrokerError as exc:
+        return exc.code == "not_found"
+    return False
+
+
+def test_curve_only_known_keys_get_in(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    generate(keys, ("broker", "client", "worker"))
+    generate(tmp_path / "stranger", ("broker", "client"))
+    cluster = Cluster(tmp_path / "run", curve_dir=keys)
+    try:
+        cluster.start_broker()
+        cluster.start_worker("w1")
+        known = cluster.client()
+        assert known.result(known.submit("add", 1, 2), timeout=20) == 3
+        stranger_curve = ClientCurve(str(tmp_path / "stranger" / "client.key_secret"),
+                                     str(keys / "broker.key"))
+        with Client(cluster.frontend, curve=stranger_curve, timeout=2) as stranger:
+            with pytest.raises(TimeoutError):
+                stranger.submit("add", 1, 2)
+        with Client(cluster.frontend, timeout=2) as plain:
+            with pytest.raises(TimeoutError):
+                plain.ping()
+        assert known.stats()["counters"]["submitted"] == 1
+    finally:
+        cluster.close()

@@ -1,0 +1,89 @@
+"""Tasks the tests run on real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from worker import Retry, progress, task
+
+
+@task
+def noop(x: Any = None) -> Any:
+    return x
+
+
+@task
+def add(a: float, b: float) -> float:
+    return a + b
+
+
+@task
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+async def async_sleep(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@task
+def pid_and_sleep(path: str, seconds: float) -> int:
+    """Writes its pool process pid to `path` (so a test can watch it), then sleeps."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@task
+def wait_for_file(path: str, timeout: float = 30.0) -> str:
+    """Blocks until `path` exists: lets a test hold a job in `running` as long as it likes."""
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.01)
+    return Path(path).read_text()
+
+
+@task
+def touch_then_wait(started: str, release: str, timeout: float = 30.0) -> str:
+    Path(started).write_text(str(os.getpid()))
+    return wait_for_file(release, timeout)
+
+
+@task
+def chatty(lines: int, pause: float = 0.0) -> int:
+    for i in range(1, lines + 1):
+        print(f"line {i}")
+        progress(i / lines, f"{i}/{lines}")
+        if pause:
+            time.sleep(pause)
+    return lines
+
+
+@task
+def flaky(counter_path: str, failures: int) -> int:
+    """Fails `failures` times (counted in a file), then succeeds with the attempt number."""
+    path = Path(counter_path)
+    count = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(count + 1))
+    if count < failures:
+        raise ValueError(f"failure {count + 1}")
+    return count + 1
+
+
+@task
+def retry_me(counter_path: str) -> int:
+    path = Path(counter_path)
+    count = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(count + 1))
+    if count == 0:
+        raise Retry(delay_s=0.1)
+    return count + 1

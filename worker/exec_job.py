@@ -1,0 +1,39 @@
+"""An `exec` job on the worker: the runner's outcome turned into a RESULT and its artifacts."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from .context import JobContext
+from .errors import Outcome, error
+from .exec_runner import ExecError, run_exec
+
+
+async def run_exec_job(spec: dict[str, Any], ctx: JobContext) -> tuple[Outcome, list[dict]]:
+    """Run the program; stdout/stderr lines become the job's log. Returns (outcome, artifacts)."""
+
+    async def on_output(stream: str, line: str) -> None:
+        ctx.log(line, stream)
+
+    runnable = {k: v for k, v in spec.items() if k not in ("code_files", "input_files")}
+    try:
+        result = await run_exec(runnable, spec.get("code_files") or {},
+                                spec.get("input_files") or {}, on_output)
+    except ExecError as exc:
+        return (False, error("ExecError", str(exc)), None), []
+    artifacts = [
+        {"name": name, "data": data,
+         "content_type": mimetypes.guess_type(name)[0] or "application/octet-stream"}
+        for name, data in sorted(result.artifacts.items())
+    ]
+    if result.timed_out:
+        message = f"the program exceeded its timeout of {spec.get('timeout_s')} s and was killed"
+        return (False, error("Timeout", message), None), artifacts
+    if result.exit_code != 0:
+        outcome = error("ExitCode", f"the program exited with code {result.exit_code}")
+        outcome["exit_code"] = result.exit_code
+        return (False, outcome, None), artifacts
+    value = {"exit_code": 0, "artifacts": sorted(result.artifacts),
+             "skipped_artifacts": result.skipped_artifacts}
+    return (True, value, None), artifacts
