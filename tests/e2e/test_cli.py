@@ -1,0 +1,91 @@
+"""The `zjobs` command as a user runs it: `up`, `submit --wait`, `status`, `tail`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.cluster import ROOT, Cluster
+from tests.waiting import free_port, wait_until
+
+
+def zjobs(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "broker.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _group_alive(pgid: int) -> list[int]:
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(4)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+           "ZJOBS_FRONTEND": f"tcp://127.0.0.1:{ports[0]}",
+           "ZJOBS_BACKEND": f"tcp://127.0.0.1:{ports[1]}",
+           "ZJOBS_EVENTS": f"tcp://127.0.0.1:{ports[2]}", "ZJOBS_PORT": str(ports[3]),
+           "ZJOBS_DATA_DIR": str(tmp_path / "store")}
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    up = subprocess.Popen([sys.executable, "-m", "broker.cli", "up", "--workers", "2"], cwd=ROOT,
+                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        done = zjobs("submit", "add", "2", "3", "--wait", env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "5"
+        status = zjobs("status", "--json", env=env)
+        assert len(json.loads(status.stdout)["workers"]) == 2
+        wait_until(lambda: _http_ok(f"http://127.0.0.1:{ports[3]}/health"), 30,
+                   message="the API to answer")
+        assert up.poll() is None
+        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        stopped = time.monotonic()
+        up.wait(15)
+        assert time.monotonic() - stopped < 10
+        wait_until(lambda: not _group_alive(up.pid), 5, message="no process left behind")
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+        log.close()
+    assert "dashboard http://127.0.0.1" in (tmp_path / "up.log").read_text()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_submit_status_and_tail_from_the_shell(cluster: Cluster) -> None:
+    cluster.start_worker("w1")
+    env = cluster.env()
+    done = zjobs("submit", "chatty", "3", "--wait", env=env)
+    assert (done.returncode, done.stdout.strip()) == (0, "3")
+    job_id = zjobs("submit", "add", "1", "[2]", env=env)
+    assert job_id.returncode == 0
+    failed = zjobs("submit", "nope", "--wait", env=env)
+    assert failed.returncode == 1 and "UnknownTask" in failed.stderr
+    jobs = cluster.client().list(task="chatty")
+    log = zjobs("tail", jobs[0]["id"], env=env)
+    assert log.stdout.splitlines() == ["line 1", "line 2", "line 3"]
+    shown = zjobs("status", jobs[0]["id"], "--json", env=env)
+    assert json.loads(shown.stdout)["status"] == "succeeded"
