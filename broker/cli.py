@@ -273,6 +273,47 @@ def tail(job_id: str | None, frontend: str, curve_dir: str | None, timeout: floa
             pass
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@client_options
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.argument("entry")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="an input file for the program (repeatable)")
+@click.option("--env", "env_pairs", multiple=True, help="KEY=VALUE for the program (repeatable)")
+@click.option("--timeout-s", type=float, default=None)
+@click.option("--runtime", default=None, help="interpreter or command [default: python3]")
+@click.option("--net-policy", type=click.Choice(["inherit", "none"]), default="inherit")
+@click.option("--queue", default="default", show_default=True)
+@click.option("--artifacts", "artifacts_dir", type=click.Path(file_okay=False), default=None,
+              help="download the program's artifacts (files under out/) here")
+@click.option("--detach", is_flag=True, help="print the job id and return")
+def run(directory: str, entry: str, args: tuple[str, ...], inputs: tuple[str, ...],
+        env_pairs: tuple[str, ...], artifacts_dir: str | None, detach: bool, frontend: str,
+        curve_dir: str | None, timeout: float, **options: Any) -> None:
+    """Run ENTRY of the program in DIRECTORY on a worker (--allow-exec); follow its output.
+
+    Everything after `--` goes to the program: `zjobs run ./app main.py -- --size 3`.
+    """
+    from .programs import read_tree, save_artifacts
+    from .watch import follow_log
+
+    files = read_tree(directory)
+    input_files = {os.path.basename(path): open(path, "rb").read() for path in inputs}
+    env = dict(pair.partition("=")[::2] for pair in env_pairs)
+    with _client(frontend, curve_dir, timeout) as client:
+        job_id = client.submit_exec(entry, files, input_files=input_files, args=list(args),
+                                    env=env, **options)
+        if detach:
+            click.echo(job_id)
+            return
+        code = follow_log(client, job_id)
+        if artifacts_dir:
+            for path in save_artifacts(client, job_id, artifacts_dir):
+                click.echo(f"artifact: {path}", err=True)
+    sys.exit(code)
+
+
 @main.group()
 def keys() -> None:
     """CURVE key pairs for the bus."""

@@ -20,6 +20,7 @@ import zmq.asyncio
 from . import protocol as p
 from .curve import apply_client_curve
 from .errors import BrokerError, JobCancelled, JobFailed
+from .functions import chunk_results, function_job, map_jobs, single_result
 from .models import validate_jobs
 
 DEFAULT_FRONTEND = "tcp://127.0.0.1:5555"
@@ -40,6 +41,8 @@ def _outcome(job: dict[str, Any]) -> Any:
     """The result of a terminal job, or the matching exception."""
     status = job["status"]
     if status == "succeeded":
+        if job.get("kind") == "function":
+            return single_result(job)
         return job["result"]
     if status == "failed":
         raise JobFailed(job)
@@ -133,6 +136,18 @@ class _Base:
                 batch = []
         if batch:
             yield validate_jobs(batch)
+
+    @staticmethod
+    def _exec_job(entry: str, code_files: dict[str, bytes], input_files: dict[str, bytes] | None,
+                  args: list[str] | None, env: dict[str, str] | None, timeout_s: float | None,
+                  runtime: str | None, net_policy: str, options: dict[str, Any]) -> dict:
+        spec = {"entry": entry, "args": list(args or []), "env": dict(env or {}),
+                "timeout_s": timeout_s, "runtime": runtime, "net_policy": net_policy,
+                "code_files": code_files, "input_files": dict(input_files or {})}
+        # The runner enforces the spec's timeout itself (and keeps the artifacts written so
+        # far); the attempt's timeout is only the backstop, a little later.
+        backstop = None if timeout_s is None else timeout_s + 5
+        return {"kind": "exec", "spec": spec, "timeout_s": backstop, **options}
 
     @staticmethod
     def _list_body(status: str | None, queue: str | None, limit: int, **more: Any) -> dict:
@@ -232,6 +247,32 @@ class Client(_Base):
 
     def submit_job(self, job: dict[str, Any]) -> str:
         return self.submit_many([job])[0]
+
+    def submit_function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+        """Run `fn(*args, **kwargs)` on a worker started with --allow-pickle; `result` unpickles."""
+        return self.submit_job(function_job(fn, [(args, kwargs)], {}))
+
+    def map(self, fn: Callable[..., Any], iterable: Iterable[Any], *, queue: str = "default",
+            chunksize: int = 1, timeout: float | None = None) -> list[Any]:
+        """`[fn(x) for x in iterable]` on the cluster, in input order.
+
+        An exception in one item raises FunctionError with its index and the remote traceback.
+        """
+        jobs, starts = map_jobs(fn, iterable, chunksize, {"queue": queue})
+        if not jobs:
+            return []
+        done = self.wait_many(self.submit_many(jobs), timeout)
+        return [value for job, start in zip(done, starts, strict=True)
+                for value in chunk_results(job, start)]
+
+    def submit_exec(self, entry: str, code_files: dict[str, bytes], *,
+                    input_files: dict[str, bytes] | None = None, args: list[str] | None = None,
+                    env: dict[str, str] | None = None, timeout_s: float | None = None,
+                    runtime: str | None = None, net_policy: str = "inherit",
+                    **options: Any) -> str:
+        """Run a program and its files on a worker started with --allow-exec."""
+        return self.submit_job(self._exec_job(entry, code_files, input_files, args, env,
+                                              timeout_s, runtime, net_policy, options))
 
     def get(self, job_id: str) -> dict[str, Any]:
         return self._call(p.GET, {"id": job_id})
@@ -432,6 +473,28 @@ class AsyncClient(_Base):
     async def submit_validated(self, jobs: list[dict[str, Any]]) -> list[str]:
         """Submit jobs already validated (by the API's pydantic models) in one request."""
         return (await self._call(p.SUBMIT, {"jobs": jobs}))["ids"]
+
+    async def submit_function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+        return (await self.submit_many([function_job(fn, [(args, kwargs)], {})]))[0]
+
+    async def map(self, fn: Callable[..., Any], iterable: Iterable[Any], *,
+                  queue: str = "default", chunksize: int = 1,
+                  timeout: float | None = None) -> list[Any]:
+        jobs, starts = map_jobs(fn, iterable, chunksize, {"queue": queue})
+        if not jobs:
+            return []
+        done = await self.wait_many(await self.submit_many(jobs), timeout)
+        return [value for job, start in zip(done, starts, strict=True)
+                for value in chunk_results(job, start)]
+
+    async def submit_exec(self, entry: str, code_files: dict[str, bytes], *,
+                          input_files: dict[str, bytes] | None = None,
+                          args: list[str] | None = None, env: dict[str, str] | None = None,
+                          timeout_s: float | None = None, runtime: str | None = None,
+                          net_policy: str = "inherit", **options: Any) -> str:
+        job = self._exec_job(entry, code_files, input_files, args, env, timeout_s, runtime,
+                             net_policy, options)
+        return (await self.submit_many([job]))[0]
 
     async def get(self, job_id: str) -> dict[str, Any]:
         return await self._call(p.GET, {"id": job_id})

@@ -4,7 +4,8 @@ ZJobsError
 ├── CommandError        a client command the broker refuses (has `code`)
 ├── BrokerError         the client's view of an ERR reply (has `code`)
 ├── JobFailed           `Client.result` of a job that failed (has `job`)
-└── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
+├── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
+└── FunctionError       an item of `Client.map` raised (has `index`, `remote_traceback`)
 
 ProtocolError (in broker.protocol) is a malformed frame; it never leaves the
 broker loop. A broker that does not answer raises the builtin TimeoutError.
@@ -60,3 +61,14 @@ class JobCancelled(ZJobsError):
     def __init__(self, job: dict[str, Any]) -> None:
         super().__init__(f"job {job.get('id')} was cancelled")
         self.job = job
+
+
+class FunctionError(ZJobsError):
+    """An item of `Client.map` raised: `index` is its position, `remote_traceback` the worker's."""
+
+    def __init__(self, index: int, error: dict[str, Any]) -> None:
+        self.index = index
+        self.error = error
+        self.remote_traceback = error.get("traceback") or ""
+        super().__init__(f"item {index} raised {error.get('type')}: {error.get('message')}\n"
+                         f"remote traceback:\n{self.remote_traceback}")
