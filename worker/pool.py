@@ -18,6 +18,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -51,10 +52,19 @@ class ProcessPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
-    def start(self) -> None:
+    def start(self, prewarm: int | None = None) -> None:
+        """Start a few processes now (CPU count at most); the rest come when jobs need them.
+
+        A worker with a large concurrency mostly for async tasks must not fork
+        hundreds of interpreters it will never use.
+        """
         self._loop = asyncio.get_running_loop()
-        for _ in range(self.size):
+        for _ in range(min(self.size, prewarm or os.cpu_count() or 1)):
             self._spawn()
+
+    @property
+    def _count(self) -> int:
+        return len(self._idle) + len(self._busy)
 
     def pids(self) -> list[int]:
         children = list(self._idle) + list(self._busy.values())
@@ -70,13 +80,14 @@ class ProcessPool:
         assert self._loop is not None
         self._loop.add_reader(parent_conn.fileno(), self._on_readable, child)
         self._idle.append(child)
-        self._run_backlog()
 
     def submit(self, item: tuple) -> None:
         self._backlog.append(item)
         self._run_backlog()
 
     def _run_backlog(self) -> None:
+        while self._backlog and not self._idle and self._count < self.size and not self._closing:
+            self._spawn()
         while self._backlog and self._idle:
             item = self._backlog.popleft()
             child = self._idle.popleft()
@@ -106,8 +117,7 @@ class ProcessPool:
             self._on_message(("done", child.job_id, None, False,
                               error("PoolProcessDied", "the pool process running the job died "
                                     f"(exit code {child.process.exitcode})"), None))
-        if not self._closing:
-            self._spawn()
+        self._run_backlog()
 
     def _discard(self, child: _Child) -> None:
         assert self._loop is not None
@@ -131,8 +141,7 @@ class ProcessPool:
         self._discard(child)
         child.process.kill()
         child.process.join(5)
-        if not self._closing:
-            self._spawn()
+        self._run_backlog()
         return True
 
     def close(self, timeout_s: float = 3.0) -> None:
@@ -143,8 +152,9 @@ class ProcessPool:
                 child.conn.send(None)
             except OSError:
                 pass
+        deadline = time.monotonic() + timeout_s
         for child in children:
-            child.process.join(timeout_s if child.job_id is None else 0.1)
+            child.process.join(max(deadline - time.monotonic(), 0) if child.job_id is None else 0)
             if child.process.is_alive():
                 child.process.kill()
                 child.process.join(1)
