@@ -13,6 +13,8 @@ Each child runs one job at a time and talks to the parent over a pipe:
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -166,8 +168,21 @@ class ProcessPool:
 # ---------------------------------------------------------------- child side
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the worker dies, even by SIGKILL, so no pool process outlives it."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        os._exit(1)
+
+
 def child_main(conn: multiprocessing.connection.Connection, modules: list[str]) -> None:
     """Run jobs sent over `conn` until told to stop. The parent owns shutdown signals."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     load_tasks(modules)

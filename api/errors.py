@@ -1,0 +1,132 @@
+"""Errors of the HTTP API and their JSON shape: `{"error": {"code", "message"}}`.
+
+ApiError                an error answered with `status` and `code`
+└── BodyTooLarge        the request body passed the size limit (413)
+
+Errors from the layers below are translated here, at the boundary, by one
+table each: `BROKER_STATUS` maps a `BrokerError.code` to an HTTP status;
+a broker that does not answer (TimeoutError) is 503; malformed JSON is 400;
+a pydantic ValidationError is 422; anything else is 500 with no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from broker.errors import BAD_REQUEST, CONFLICT, NOT_FOUND, TOO_LARGE, UNAVAILABLE, BrokerError
+
+log = structlog.get_logger(__name__)
+
+# A field problem the broker found is the client's to fix: 422, like pydantic's.
+BROKER_STATUS: dict[str, int] = {
+    BAD_REQUEST: 422,
+    NOT_FOUND: 404,
+    CONFLICT: 409,
+    TOO_LARGE: 413,
+    UNAVAILABLE: 503,
+}
+
+HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    500: "internal",
+    503: "unavailable",
+}
+
+MAX_REPORTED_ERRORS = 5
+
+
+class ApiError(Exception):
+    """An error the API answers with `status`, `code` and `message`."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or HTTP_CODES.get(status, "error")
+        self.message = message
+
+
+class BodyTooLarge(ApiError):
+    """The request body is larger than the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds the {limit} byte limit")
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def summarise(exc: ValidationError) -> str:
+    """pydantic errors in one line: `jobs.1.task: Field required; priority: ...`."""
+    parts = []
+    for error in exc.errors()[:MAX_REPORTED_ERRORS]:
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - MAX_REPORTED_ERRORS
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- handlers
+
+
+async def on_api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def on_broker_error(request: Request, exc: BrokerError) -> Response:
+    status = BROKER_STATUS.get(exc.code, 500)
+    return error_response(status, exc.code, exc.message)
+
+
+async def on_timeout(request: Request, exc: Exception) -> Response:
+    return error_response(503, "unavailable", "the broker did not answer in time")
+
+
+async def on_validation(request: Request, exc: ValidationError) -> Response:
+    return error_response(422, "invalid", summarise(exc))
+
+
+async def on_json(request: Request, exc: Exception) -> Response:
+    return error_response(400, "bad_request", f"malformed JSON: {exc}")
+
+
+async def on_http(request: Request, exc: HTTPException) -> Response:
+    code = HTTP_CODES.get(exc.status_code, "error")
+    message = exc.detail if exc.status_code != 404 else f"no route {request.url.path}"
+    return error_response(exc.status_code, code, str(message), exc.headers)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("api.unhandled", path=request.url.path, error=repr(exc))
+    return error_response(500, "internal", "internal server error")
+
+
+HANDLERS: dict[Any, Any] = {
+    ApiError: on_api_error,
+    BrokerError: on_broker_error,
+    TimeoutError: on_timeout,
+    ValidationError: on_validation,
+    json.JSONDecodeError: on_json,
+    HTTPException: on_http,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,78 @@
+"""Broker dicts as REST JSON: ISO-8601 UTC times, bytes as base64 text.
+
+Times are epoch seconds on the wire and ISO strings in REST (DESIGN.md);
+SSE event bodies keep the broker's epoch `ts` so they match the bus.
+Bytes (a `function` job's pickled result) become base64 strings; the
+non-finite floats JSON cannot hold become the strings "nan", "inf", "-inf".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from broker.jobs import iso
+
+JOB_TIMES = ("created_at", "started_at", "finished_at", "run_at")
+WORKER_TIMES = ("joined_at",)
+RESULT_FIELDS = ("id", "status", "result", "error")
+
+
+def _b64(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with bytes as base64 text and non-finite floats as strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _b64(value)
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; the fast path leaves the walk over `value` to the encoder."""
+    try:
+        return json.dumps(value, default=_b64, allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":"))
+    except ValueError:  # a NaN or an infinity somewhere: the slow path
+        return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _with_iso(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    out = dict(data)
+    for name in fields:
+        value = out.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = iso(value)
+    return out
+
+
+def job_json(job: dict[str, Any]) -> dict[str, Any]:
+    return _with_iso(job, JOB_TIMES)
+
+
+def worker_json(worker: dict[str, Any]) -> dict[str, Any]:
+    return _with_iso(worker, WORKER_TIMES)
+
+
+def result_json(job: dict[str, Any]) -> dict[str, Any]:
+    return {name: job.get(name) for name in RESULT_FIELDS}
+
+
+class Json(JSONResponse):
+    """A JSONResponse that also takes bytes (as base64) and NaN (as "nan")."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")

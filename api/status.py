@@ -1,0 +1,62 @@
+"""Cluster status routes: /workers, /queues, /stats and /health."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from broker import BrokerError
+
+from .context import context
+from .errors import error_body
+from .render import Json, worker_json
+
+
+async def list_workers(request: Request) -> Response:
+    workers = await context(request).client.workers()
+    return Json({"workers": [worker_json(w) for w in workers]})
+
+
+async def get_worker(request: Request) -> Response:
+    """One live worker; 404 if no worker of that name is connected."""
+    workers = await context(request).client.workers(request.path_params["name"])
+    return Json(worker_json(workers[0]))
+
+
+async def queues(request: Request) -> Response:
+    stats = await context(request).client.stats()
+    return Json({"queues": stats["queues"]})
+
+
+async def stats(request: Request) -> Response:
+    """The broker's STATS, plus the API's own event counters under `api`."""
+    ctx = context(request)
+    body = await ctx.client.stats()
+    body["api"] = {**ctx.hub.stats.as_dict(), "last_seq": ctx.hub.last_seq,
+                   "sse_clients": ctx.hub.subscribers}
+    return Json(body)
+
+
+async def health(request: Request) -> Response:
+    """200 when the broker answers PING within the health timeout, 503 otherwise."""
+    ctx = context(request)
+    api = {"last_seq": ctx.hub.last_seq, "sse_clients": ctx.hub.subscribers}
+    try:
+        pong = await ctx.client.ping(timeout=ctx.settings.health_timeout_s)
+    except (TimeoutError, BrokerError) as exc:
+        message = "the broker did not answer" if isinstance(exc, TimeoutError) else str(exc)
+        body = {"status": "unavailable", "api": api, **error_body("unavailable", message)}
+        return Json(body, status_code=503)
+    broker = {"version": pong.get("version"), "seq": pong.get("seq")}
+    return Json({"status": "ok", "broker": broker, "api": api})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; broker gauges are absent (and zjobs_broker_up 0) if it is down."""
+    ctx = context(request)
+    try:
+        broker_stats = await ctx.client.stats()
+    except (TimeoutError, BrokerError):
+        broker_stats = None
+    return Response(ctx.metrics.render(broker_stats),
+                    media_type="text/plain; version=0.0.4; charset=utf-8")

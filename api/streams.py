@@ -1,0 +1,194 @@
+"""The SSE routes: /events, /events/workers/{name}, /jobs/{id}/events, /jobs/{id}/logs/stream.
+
+Each message is `id: <seq>`, `event: <type>`, `data: <event as JSON>` (log
+streams: `id: <line>`, `event: log`, data `{"line", "stream", "data"}`).
+A comment line `: live` says the stream is registered and caught up; a
+`: ping` comment every `sse_ping_s` keeps idle streams open. When the
+broker no longer holds events a client asked for, it gets
+`event: truncated` (data `{"since": N}`) before the events that remain.
+Job and log streams end with `event: end`, data `{"status": ...}`.
+
+Resume: `Last-Event-ID: N` (or `?last_event_id=N`) replays every event
+after N the broker still holds, then goes live: no gap, no duplicate. A
+log stream resumes after line N.
+
+A client that cannot keep up is resynced from the broker's replay (see
+`api.hub`); a stream whose broker stops answering is closed, and the
+client's EventSource reconnects with its Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+import structlog
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from broker import BrokerError
+from broker.jobs import TERMINAL
+
+from .context import ApiContext, context
+from .errors import ApiError
+from .feeds import (
+    CAUGHT_UP,
+    TERMINAL_TYPES,
+    EventFeed,
+    FeedItem,
+    LogFeed,
+    Truncated,
+    job_filter,
+    type_filter,
+    worker_filter,
+)
+from .render import dumps
+from .schemas import EventsQuery
+
+log = structlog.get_logger(__name__)
+
+LIVE = ServerSentEvent(comment="live")
+SHUTDOWN_GRACE_S = 2.0
+
+
+def _resume_point(request: Request) -> int | None:
+    """Last-Event-ID header, else `?last_event_id=`; 422 if it is not a count."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, f"Last-Event-ID must be a non-negative integer, got {raw!r}") from None
+    if value < 0:
+        raise ApiError(422, f"Last-Event-ID must be a non-negative integer, got {raw!r}")
+    return value
+
+
+def _types(request: Request) -> tuple[str, ...] | None:
+    query = EventsQuery.model_validate(dict(request.query_params))
+    if not query.types:
+        return None
+    return tuple(t.strip() for t in query.types.split(",") if t.strip()) or None
+
+
+def _message(item: FeedItem) -> ServerSentEvent | None:
+    if item is CAUGHT_UP:
+        return None
+    if isinstance(item, Truncated):
+        return ServerSentEvent(event="truncated", data=dumps({"since": item.since}))
+    return ServerSentEvent(id=str(item["seq"]), event=item["type"], data=dumps(item))
+
+
+def _end(status: str | None) -> ServerSentEvent:
+    return ServerSentEvent(event="end", data=dumps({"status": status}))
+
+
+def _respond(ctx: ApiContext, messages: AsyncIterator[ServerSentEvent]) -> Response:
+    """At shutdown sse-starlette sets `ctx.shutdown`; the hub then closes every feed, so each
+    stream ends with a complete response within the grace period."""
+    return EventSourceResponse(_guarded(messages), ping=ctx.settings.sse_ping_s,
+                               send_timeout=ctx.settings.sse_send_timeout_s,
+                               shutdown_event=ctx.shutdown,
+                               shutdown_grace_period=SHUTDOWN_GRACE_S)
+
+
+async def _guarded(messages: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ServerSentEvent]:
+    """End the stream quietly when the broker stops answering; the client resumes later."""
+    try:
+        async with aclosing(messages):
+            async for message in messages:
+                yield message
+    except (TimeoutError, BrokerError) as exc:
+        log.warning("sse.closed", reason=str(exc))
+
+
+# ---------------------------------------------------------------- bus events
+
+
+async def _events(feed: EventFeed) -> AsyncIterator[ServerSentEvent]:
+    live = False
+    async with aclosing(feed.items()) as items:
+        async for item in items:
+            if item is CAUGHT_UP and not live:
+                live = True
+                yield LIVE
+            message = _message(item)
+            if message is not None:
+                yield message
+
+
+async def events(request: Request) -> Response:
+    """Every event (`?types=job.,worker.` keeps those type prefixes)."""
+    ctx = context(request)
+    types = _types(request)
+    feed = EventFeed(ctx.hub, type_filter(types), types, _resume_point(request))
+    return _respond(ctx, _events(feed))
+
+
+async def worker_events(request: Request) -> Response:
+    """Events whose `worker` is the given name (joined/lost/left, its jobs, their logs)."""
+    ctx = context(request)
+    name = request.path_params["name"]
+    feed = EventFeed(ctx.hub, worker_filter(name), None, _resume_point(request))
+    return _respond(ctx, _events(feed))
+
+
+# ---------------------------------------------------------------- one job
+
+
+async def job_events(request: Request) -> Response:
+    """The job's `job.*` events from its first one the broker holds, then live; `end` after
+    the terminal one."""
+    ctx = context(request)
+    job_id = request.path_params["job_id"]
+    resume = _resume_point(request)
+    job = await ctx.client.get(job_id)  # 404 before the stream starts
+    since = resume if resume is not None else ctx.hub.job_since(job_id)
+    feed = EventFeed(ctx.hub, job_filter(job_id), ("job.",), since)
+    return _respond(ctx, _job_events(feed, job["status"]))
+
+
+async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentEvent]:
+    """Ends after a replay if the job had ended before it (or ended during it), else at the
+    first live terminal event."""
+    ended = status in TERMINAL
+    live = False
+    async with aclosing(feed.items()) as items:
+        async for item in items:
+            if item is CAUGHT_UP:
+                if ended:
+                    yield _end(status)
+                    return
+                if not live:
+                    live = True
+                    yield LIVE
+                continue
+            message = _message(item)
+            if message is not None:
+                yield message
+            if isinstance(item, dict) and item["type"] in TERMINAL_TYPES:
+                status, ended = item["status"], True
+                if live:
+                    yield _end(status)
+                    return
+
+
+async def job_log_stream(request: Request) -> Response:
+    """Every log line from the first (or after Last-Event-ID), then live; `end` when the job
+    is terminal."""
+    ctx = context(request)
+    job_id = request.path_params["job_id"]
+    resume = _resume_point(request)
+    await ctx.client.get(job_id)  # 404 before the stream starts
+    feed = LogFeed(ctx.hub, job_id, resume or 0)
+    return _respond(ctx, _log_lines(feed))
+
+
+async def _log_lines(feed: LogFeed) -> AsyncIterator[ServerSentEvent]:
+    async with aclosing(feed.lines()) as lines:
+        async for line in lines:
+            yield ServerSentEvent(id=str(line["line"]), event="log", data=dumps(line))
+    if feed.status is not None:
+        yield _end(feed.status)

@@ -1,0 +1,107 @@
+"""`exec` jobs: file names made safe, and the multipart form turned into a job.
+
+A multipart `POST /jobs` carries `spec` (the exec spec as JSON), repeatable
+`code_files` / `input_files` uploads whose filename is the path inside the
+job directory, and optional job options as plain fields (`queue`,
+`priority`, `max_retries`, `retry_backoff_s`, `timeout_s`, `run_at`,
+`idempotency_key`, `id`). File names that could leave the job directory
+(`..`, absolute, backslash, NUL, empty) are refused with 422 here; the
+worker checks again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+
+from .errors import ApiError
+
+FILE_FIELDS = ("code_files", "input_files")
+OPTION_FIELDS = frozenset({"queue", "priority", "max_retries", "retry_backoff_s", "timeout_s",
+                           "run_at", "idempotency_key", "id"})
+MAX_FILES = 1000
+MAX_FIELDS = 100
+
+
+def bad_name(name: Any) -> str | None:
+    """Why `name` cannot be a file path inside the job directory, or None if it can."""
+    if not isinstance(name, str) or not name:
+        return "empty file name"
+    if "\x00" in name or "\\" in name:
+        return "NUL or backslash in file name"
+    if name.startswith("/"):
+        return "absolute path"
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return "'..' in path"
+    if not parts:
+        return "file name names no file"
+    return None
+
+
+def check_exec_files(job: dict[str, Any], where: str = "spec") -> None:
+    """422 if an `exec` job carries a file whose name could escape its directory."""
+    spec = job.get("spec") or {}
+    for field in FILE_FIELDS:
+        for name in spec.get(field) or {}:
+            reason = bad_name(name)
+            if reason is not None:
+                raise ApiError(422, f"{where}.{field}: {name!r}: {reason}")
+
+
+async def exec_job_from_form(request: Request, max_part_size: int) -> dict[str, Any]:
+    """The job dict (not yet validated) of a multipart exec submission."""
+    form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS,
+                              max_part_size=max_part_size)
+    try:
+        return await _job_from(form)
+    finally:
+        await form.close()
+
+
+async def _job_from(form: FormData) -> dict[str, Any]:
+    spec: dict[str, Any] | None = None
+    files: dict[str, dict[str, bytes]] = {field: {} for field in FILE_FIELDS}
+    options: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if key in FILE_FIELDS:
+            await _add_file(files[key], key, value)
+        elif key == "spec":
+            spec = _spec(value)
+        elif key in OPTION_FIELDS:
+            if isinstance(value, str) and value != "":
+                options[key] = value
+        else:
+            raise ApiError(422, f"unknown form field {key!r}")
+    if spec is None:
+        raise ApiError(422, "spec: a multipart submission needs a `spec` field (JSON)")
+    for field in FILE_FIELDS:
+        spec[field] = {**(spec.get(field) or {}), **files[field]}
+    return {**options, "kind": "exec", "spec": spec}
+
+
+async def _add_file(into: dict[str, bytes], field: str, value: str | UploadFile) -> None:
+    if not isinstance(value, UploadFile):
+        raise ApiError(422, f"{field}: must be a file upload with a filename")
+    name = value.filename or ""
+    reason = bad_name(name)
+    if reason is not None:
+        raise ApiError(422, f"{field}: {name!r}: {reason}")
+    if name in into:
+        raise ApiError(422, f"{field}: {name!r} uploaded twice")
+    into[name] = await value.read()
+
+
+def _spec(value: str | UploadFile) -> dict[str, Any]:
+    if not isinstance(value, str):
+        raise ApiError(422, "spec: must be a form field holding JSON, not a file")
+    spec = json.loads(value)  # malformed JSON: 400 by the error handlers
+    if not isinstance(spec, dict):
+        raise ApiError(422, "spec: must be a JSON object")
+    if not isinstance(spec.get("code_files", {}), dict) or \
+            not isinstance(spec.get("input_files", {}), dict):
+        raise ApiError(422, "spec: code_files and input_files must be objects")
+    return spec

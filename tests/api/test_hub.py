@@ -1,0 +1,141 @@
+"""The event hub and feeds on a real PUB/SUB pair, with a small fake of the broker's replay."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from api.feeds import CAUGHT_UP, EventFeed, Truncated, type_filter
+from api.hub import EventHub
+from broker import protocol as p
+
+
+class FakeBroker:
+    """The broker's event window and the EVENTS/PING commands, as the hub uses them."""
+
+    def __init__(self, page: int = 4, first_kept: int = 1) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.page = page
+        self.first_kept = first_kept
+        self.replays = 0
+
+    def emit(self, type_: str = "job.progress", **fields: Any) -> dict[str, Any]:
+        event = {"seq": len(self.events) + 1, "ts": time.time(), "type": type_, **fields}
+        self.events.append(event)
+        return event
+
+    async def ping(self, timeout: float | None = None) -> dict[str, Any]:
+        return {"seq": len(self.events)}
+
+    async def replay(self, since: int, types: tuple[str, ...] | None = None,
+                     limit: int = 10_000) -> dict[str, Any]:
+        self.replays += 1
+        held = [e for e in self.events if e["seq"] >= self.first_kept]
+        picked, last, more = [], since, False
+        for event in (e for e in held if e["seq"] > since):
+            if len(picked) >= self.page:
+                more = True
+                break
+            last = event["seq"]
+            if types is None or event["type"].startswith(types):
+                picked.append(event)
+        return {"events": picked, "truncated": since + 1 < self.first_kept, "more": more,
+                "last": last, "last_seq": len(self.events)}
+
+
+def run(test: Callable[[zmq.asyncio.Socket, EventHub, FakeBroker], Awaitable[None]],
+        *, queue_size: int = 100, broker: FakeBroker | None = None) -> None:
+    async def main() -> None:
+        ctx = zmq.asyncio.Context()
+        pub = ctx.socket(zmq.PUB)
+        pub.linger = 0
+        port = pub.bind_to_random_port("tcp://127.0.0.1")
+        sub = ctx.socket(zmq.SUB)
+        sub.linger = 0
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(f"tcp://127.0.0.1:{port}")
+        fake = broker or FakeBroker()
+        hub = EventHub(fake, sub, queue_size)  # type: ignore[arg-type]
+        hub.start()
+        try:
+            async with asyncio.timeout(20):
+                while hub.last_seq is None:  # the hub has asked the broker where the bus is
+                    await asyncio.sleep(0.01)
+                await test(pub, hub, fake)
+        finally:
+            await hub.stop()
+            pub.close(linger=0)
+            ctx.term()
+
+    asyncio.run(main())
+
+
+async def publish(pub: zmq.asyncio.Socket, event: dict[str, Any]) -> None:
+    await pub.send_multipart(p.encode_event(event))
+
+
+async def publish_until(pub: zmq.asyncio.Socket, fake: FakeBroker,
+                        condition: Callable[[], bool]) -> None:
+    """Keep the bus moving (a late SUB misses the first messages) until `condition()`."""
+    while not condition():
+        await publish(pub, fake.emit("broker.stats"))
+        await asyncio.sleep(0.01)
+
+
+def test_a_gap_on_the_bus_is_filled_from_the_replay() -> None:
+    async def scenario(pub: zmq.asyncio.Socket, hub: EventHub, fake: FakeBroker) -> None:
+        sub = hub.subscribe(lambda e: True)
+        for i in range(10):
+            event = fake.emit(job_id=f"j{i}")
+            if i not in (3, 4, 5, 6, 7):  # lost on the wire
+                await publish(pub, event)
+        await publish_until(pub, fake, lambda: sub.queue.qsize() >= 10)
+        got = [sub.queue.get_nowait()["seq"] for _ in range(sub.queue.qsize())]
+        assert got == list(range(1, len(got) + 1))
+        assert fake.replays >= 1 and hub.stats.replayed >= 5
+        assert hub.job_since("j4") == 4
+
+    run(scenario)
+
+
+def test_a_slow_subscriber_overflows_then_resyncs_without_loss() -> None:
+    async def scenario(pub: zmq.asyncio.Socket, hub: EventHub, fake: FakeBroker) -> None:
+        slow = EventFeed(hub, type_filter(("job.",)), ("job.",))
+        items = slow.items()
+        assert await anext(items) is CAUGHT_UP  # registered, live from now
+        for i in range(12):
+            await publish(pub, fake.emit("job.progress", job_id=f"j{i}"))
+        await publish_until(pub, fake, lambda: (hub.last_seq or 0) >= 12)
+        assert hub.stats.dropped > 0  # the slow feed's queue of 3 overflowed
+        seqs = []
+        while len(seqs) < 12:
+            item = await anext(items)
+            if isinstance(item, dict):
+                seqs.append(item["seq"])
+        assert seqs == [e["seq"] for e in fake.events if e["type"] == "job.progress"]
+        await items.aclose()
+        assert hub.subscribers == 0  # the closed feed unsubscribed
+
+    run(scenario, queue_size=3)
+
+
+def test_a_resume_from_before_the_window_says_truncated() -> None:
+    async def scenario(pub: zmq.asyncio.Socket, hub: EventHub, fake: FakeBroker) -> None:
+        for _ in range(10):
+            fake.emit("job.progress")
+        fake.first_kept = 6
+        feed = EventFeed(hub, type_filter(None), None, since=2)
+        items = feed.items()
+        first = await anext(items)
+        assert first == Truncated(2)
+        replayed = [await anext(items) for _ in range(5)]
+        assert [e["seq"] for e in replayed] == [6, 7, 8, 9, 10]
+        assert await anext(items) is CAUGHT_UP
+        await items.aclose()
+
+    run(scenario, broker=FakeBroker(page=2))

@@ -1,0 +1,216 @@
+"""The /jobs routes over real HTTP, on a real broker and worker."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+
+from api.app import create_app
+from api.openapi import document, openapi_path
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def _queue(name: str) -> str:
+    """A queue no worker serves, unique to one test."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def test_submit_returns_the_job_and_result_waits_for_it(http: httpx.Client) -> None:
+    response = http.post("/jobs", json={"task": "add", "args": [1, 2]})
+    assert response.status_code == 201
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert job["task"] == "add" and job["args"] == [1, 2] and job["queue"] == "default"
+    assert job["status"] in ("queued", "running", "succeeded")
+    assert ISO_UTC.match(job["created_at"])
+
+    result = http.get(f"/jobs/{job['id']}/result", params={"wait": 30})
+    assert result.status_code == 200
+    assert result.json() == {"id": job["id"], "status": "succeeded", "result": 3, "error": None}
+    done = http.get(f"/jobs/{job['id']}").json()
+    assert ISO_UTC.match(done["started_at"]) and ISO_UTC.match(done["finished_at"])
+    assert done["worker"] == "w1"
+
+
+def test_result_of_a_pending_job_is_202_after_the_wait(http: httpx.Client) -> None:
+    job = http.post("/jobs", json={"task": "noop", "queue": _queue("pending")}).json()
+    response = http.get(f"/jobs/{job['id']}/result", params={"wait": 0.3})
+    assert response.status_code == 202
+    assert response.json() == {"id": job["id"], "status": "queued", "result": None,
+                               "error": None}
+    assert http.get(f"/jobs/{job['id']}/result").status_code == 202  # no wait at all
+
+
+def test_batch_submit_answers_every_job_in_order(http: httpx.Client) -> None:
+    response = http.post("/jobs", json={"jobs": [{"task": "add", "args": [i, i]}
+                                                 for i in range(5)]})
+    assert response.status_code == 201
+    jobs = response.json()["jobs"]
+    assert [j["args"] for j in jobs] == [[i, i] for i in range(5)]
+    results = [http.get(f"/jobs/{j['id']}/result", params={"wait": 30}).json()["result"]
+               for j in jobs]
+    assert results == [2 * i for i in range(5)]
+
+
+def test_list_filters_and_pages_with_the_cursor(http: httpx.Client) -> None:
+    queue = _queue("paging")
+    submitted = http.post("/jobs", json={"jobs": [{"task": "noop", "args": [i], "queue": queue}
+                                                  for i in range(25)]}).json()["jobs"]
+    http.post("/jobs", json={"jobs": [{"task": "sleep", "args": [1], "queue": queue}] * 3})
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"queue": queue, "task": "noop", "limit": 10, **({"cursor": cursor}
+                                                                  if cursor else {})}
+        page = http.get("/jobs", params=params).json()
+        pages += 1
+        seen += [job["id"] for job in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert sorted(seen) == sorted(j["id"] for j in submitted) and len(set(seen)) == 25
+    assert seen == sorted(seen, reverse=True)  # newest first
+
+    queued = http.get("/jobs", params={"queue": queue, "status": "queued", "limit": 100}).json()
+    assert len(queued["jobs"]) == 28 and queued["next_cursor"] is None
+    sleeps = http.get("/jobs", params={"queue": queue, "task": "sleep"}).json()["jobs"]
+    assert len(sleeps) == 3
+    assert http.get("/jobs", params={"queue": queue, "status": "running"}).json()["jobs"] == []
+
+
+def test_list_by_worker(http: httpx.Client) -> None:
+    job = http.post("/jobs", json={"task": "noop", "args": ["by-worker"]}).json()
+    http.get(f"/jobs/{job['id']}/result", params={"wait": 30})
+    found = http.get("/jobs", params={"worker": "w1", "limit": 1000}).json()["jobs"]
+    assert job["id"] in {j["id"] for j in found}
+    assert {j["worker"] for j in found} == {"w1"}
+    assert http.get("/jobs", params={"worker": "nobody"}).json()["jobs"] == []
+
+
+def test_cancel_a_queued_job_then_cancel_again_is_409(http: httpx.Client) -> None:
+    job = http.post("/jobs", json={"task": "noop", "queue": "nowhere"}).json()
+    assert job["status"] == "queued"
+    response = http.post(f"/jobs/{job['id']}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    again = http.post(f"/jobs/{job['id']}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
+    assert http.post("/jobs/no-such-job/cancel").status_code == 404
+
+
+def test_retry_a_failed_job_runs_it_again(http: httpx.Client, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    job = http.post("/jobs", json={"task": "flaky", "args": [str(counter), 5],
+                                   "max_retries": 0}).json()
+    first = http.get(f"/jobs/{job['id']}/result", params={"wait": 30}).json()
+    assert first["status"] == "failed"
+    assert first["error"]["type"] == "ValueError" and first["result"] is None
+
+    retried = http.post(f"/jobs/{job['id']}/retry")
+    assert retried.status_code == 200
+    assert retried.json()["status"] in ("queued", "running")
+    second = http.get(f"/jobs/{job['id']}/result", params={"wait": 30}).json()
+    assert second["status"] == "failed"
+    assert counter.read_text() == "2"  # it really ran twice
+
+    ok = http.post("/jobs", json={"task": "noop"}).json()
+    http.get(f"/jobs/{ok['id']}/result", params={"wait": 30})
+    assert http.post(f"/jobs/{ok['id']}/retry").status_code == 409
+    assert http.post("/jobs/no-such-job/retry").status_code == 404
+
+
+def test_logs_are_plain_text_lines(http: httpx.Client) -> None:
+    job = http.post("/jobs", json={"task": "chatty", "args": [5]}).json()
+    assert http.get(f"/jobs/{job['id']}/result", params={"wait": 30}).json()["result"] == 5
+    response = http.get(f"/jobs/{job['id']}/logs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "\n".join(f"line {i}" for i in range(1, 6))
+
+
+MAIN_PY = b"""
+import os
+data = open("data/in.txt").read()
+print("read", len(data), "bytes")
+os.makedirs("out/sub", exist_ok=True)
+open("out/result.txt", "w").write(data.upper())
+open("out/sub/raw.bin", "wb").write(bytes(range(4)))
+"""
+
+
+def test_multipart_exec_job_and_its_artifacts(http: httpx.Client) -> None:
+    files = [("code_files", ("main.py", MAIN_PY, "text/x-python")),
+             ("input_files", ("data/in.txt", b"hello", "text/plain"))]
+    response = http.post("/jobs", data={"spec": '{"entry": "main.py", "timeout_s": 30}',
+                                        "priority": "3"}, files=files)
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["kind"] == "exec" and job["priority"] == 3
+    assert job["spec"]["entry"] == "main.py"
+    assert job["spec"]["code_files"] == {"main.py": len(MAIN_PY)}
+    assert job["spec"]["input_files"] == {"data/in.txt": 5}
+
+    result = http.get(f"/jobs/{job['id']}/result", params={"wait": 60}).json()
+    assert result["status"] == "succeeded", result
+    assert http.get(f"/jobs/{job['id']}/logs").text == "read 5 bytes"
+    listed = http.get(f"/jobs/{job['id']}/artifacts").json()["artifacts"]
+    assert {(a["name"], a["size"]) for a in listed} == {("result.txt", 5), ("sub/raw.bin", 4)}
+
+    text = http.get(f"/jobs/{job['id']}/artifacts/result.txt")
+    assert text.status_code == 200 and text.content == b"HELLO"
+    assert text.headers["content-type"].startswith("text/plain")
+    raw = http.get(f"/jobs/{job['id']}/artifacts/sub/raw.bin")
+    assert raw.content == bytes(range(4))
+    missing = http.get(f"/jobs/{job['id']}/artifacts/nothing.txt")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_upload_names_that_leave_the_directory_are_refused(http: httpx.Client) -> None:
+    for name in ("../evil.py", "/etc/evil.py", "a\\b.py", "x/../../evil.py", "./"):
+        files = [("code_files", (name, b"print(1)", "text/plain"))]
+        response = http.post("/jobs", data={"spec": '{"entry": "main.py"}'}, files=files)
+        assert response.status_code == 422, (name, response.text)
+        assert response.json()["error"]["code"] == "invalid"
+    json_job = {"kind": "exec", "spec": {"entry": "a.py", "code_files": {"../a.py": "x"}}}
+    assert http.post("/jobs", json=json_job).status_code == 422
+
+
+def test_workers_queues_and_stats(http: httpx.Client) -> None:
+    workers = http.get("/workers").json()["workers"]
+    w1 = next(w for w in workers if w["name"] == "w1")
+    assert w1["capacity"] == 3 and w1["queues"] == ["default"]
+    assert ISO_UTC.match(w1["joined_at"])
+    assert http.get("/workers/w1").json()["name"] == "w1"
+    missing = http.get("/workers/nobody")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+    queues = http.get("/queues").json()["queues"]
+    assert set(queues["default"]) == {"scheduled", "queued", "running", "succeeded", "failed",
+                                      "cancelled"}
+    stats = http.get("/stats").json()
+    assert stats["workers"] >= 1 and stats["counters"]["submitted"] >= 1
+    assert stats["api"]["last_seq"] is not None
+
+
+def test_openapi_lists_every_route_and_the_pages_load(http: httpx.Client) -> None:
+    doc = http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    app = create_app("tcp://127.0.0.1:1", "tcp://127.0.0.1:2")
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        if not methods:
+            continue  # the /static mount
+        for method in methods - {"HEAD"}:
+            assert method.lower() in doc["paths"][openapi_path(route.path)], route.path
+    assert doc == document()
+    docs = http.get("/docs")
+    assert docs.status_code == 200 and "openapi.json" in docs.text
+    home = http.get("/")
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
