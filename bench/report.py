@@ -1,0 +1,159 @@
+"""Results: a table on the terminal, JSON and Markdown in bench/results/, PNG charts."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def throughput_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every measured jobs/s, zjobs first, with zjobs / that."""
+    rows = [r for r in (results.get("throughput"), results.get("throughput_sync"),
+                        results.get("relay")) if r]
+    rows += results.get("peers", [])
+    zjobs = (results.get("throughput") or {}).get("jobs_per_s")
+    for row in rows:
+        row["zjobs_ratio"] = _ratio(zjobs, row.get("jobs_per_s"))
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    out = [f"# zjobs benchmark\n\n`{meta['command']}` on {meta['date']} "
+           f"({meta['machine']}).\n"]
+    out += ["## Throughput (no-op jobs, end to end)\n",
+            "| system | jobs | jobs/s | zjobs ÷ it | note |", "| --- | ---: | ---: | ---: | --- |"]
+    for row in throughput_rows(results):
+        if "skipped" in row:
+            out.append(f"| {row['name']} | - | - | - | skipped: {row['skipped']} |")
+        else:
+            out.append(f"| {row['name']} | {row['jobs']} | {row['jobs_per_s']:,.0f} | "
+                       f"{row['zjobs_ratio']} | {row.get('note', '')} |")
+    out += _rest_md(results)
+    return "\n".join(out) + "\n"
+
+
+def _rest_md(results: dict[str, Any]) -> list[str]:
+    return _latency_md(results) + _scale_md(results.get("scale")) + _http_md(results.get("http"))
+
+
+def _latency_md(results: dict[str, Any]) -> list[str]:
+    rows = [(title, results[key]) for key, title in
+            (("latency", "zjobs"), ("relay_latency", "relay (the limit)")) if results.get(key)]
+    if not rows:
+        return []
+    out = ["\n## Latency (one job at a time, submit to result)\n",
+           "| system | jobs | p50 ms | p95 ms | p99 ms | mean ms |",
+           "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for title, lat in rows:
+        out.append(f"| {title} | {lat['jobs']} | {lat['p50_ms']} | {lat['p95_ms']} | "
+                   f"{lat['p99_ms']} | {lat['mean_ms']} |")
+    return out
+
+
+def _scale_md(scale: dict[str, Any] | None) -> list[str]:
+    if not scale:
+        return []
+    out = ["\n## Scale (queued with no worker, then drained by 2 workers)\n",
+           "| queued | submit/s | drain/s | broker peak RSS MiB |", "| ---: | ---: | ---: | ---: |"]
+    for row in scale["rows"]:
+        out.append(f"| {row['queued']:,} | {row['submit_per_s']:,.0f} | "
+                   f"{row['drain_per_s']:,.0f} | {row['rss_peak_after_drain_mib']} |")
+    return out
+
+
+def _http_md(http: dict[str, Any] | None) -> list[str]:
+    if not http:
+        return []
+    return ["\n## HTTP\n",
+            f"- REST submits: {http['rest_submit_per_s']:,.0f}/s with "
+            f"{http['rest_clients']} concurrent clients ({http['rest_submits']} jobs)",
+            f"- {http['sse_clients']} SSE clients following `/events` while "
+            f"{http['sse_jobs']:,} jobs ran: worst lag {http['sse_max_lag_s']} s "
+            f"(median client's worst {http['sse_median_client_lag_s']} s)"]
+
+
+def show(results: dict[str, Any], console: Console) -> None:
+    table = Table(title="throughput (no-op jobs, end to end)")
+    for column in ("system", "jobs", "jobs/s", "zjobs ÷ it", "note"):
+        table.add_column(column, justify="right" if column in ("jobs", "jobs/s") else "left")
+    for row in throughput_rows(results):
+        if "skipped" in row:
+            table.add_row(row["name"], "-", "-", "-", f"skipped: {row['skipped']}")
+        else:
+            table.add_row(row["name"], str(row["jobs"]), f"{row['jobs_per_s']:,.0f}",
+                          row["zjobs_ratio"], row.get("note", ""))
+    console.print(table)
+    console.print("\n".join(_rest_md(results)))
+
+
+def save(results: dict[str, Any]) -> list[Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    light = dict(results)
+    if "latency" in light:
+        light["latency"] = {k: v for k, v in light["latency"].items() if k != "samples_ms"}
+    paths = [RESULTS / "latest.json", RESULTS / "latest.md"]
+    paths[0].write_text(json.dumps(light, indent=2) + "\n")
+    paths[1].write_text(markdown(results))
+    return paths + charts(results)
+
+
+def charts(results: dict[str, Any]) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    rows = [r for r in throughput_rows(results) if "jobs_per_s" in r]
+    if rows:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        names = [r["name"] for r in rows]
+        colours = ["#f5a623" if n.startswith("zjobs") else "#7a8699" for n in names]
+        ax.barh(names[::-1], [r["jobs_per_s"] for r in rows][::-1], color=colours[::-1])
+        ax.set_xlabel("jobs/s (higher is better)")
+        ax.set_title(f"No-op jobs end to end — {results['meta']['date']}")
+        for y, row in enumerate(rows[::-1]):
+            ax.text(row["jobs_per_s"], y, f" {row['jobs_per_s']:,.0f}", va="center")
+        fig.tight_layout()
+        made.append(RESULTS / "throughput.png")
+        fig.savefig(made[-1], dpi=110)
+        plt.close(fig)
+    samples = (results.get("latency") or {}).get("samples_ms")
+    if samples:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        ax.hist(samples, bins=80, color="#4a90e2")
+        lat = results["latency"]
+        for key, style in (("p50_ms", "-"), ("p99_ms", "--")):
+            ax.axvline(lat[key], color="#f5a623", linestyle=style, label=f"{key[:3]} {lat[key]} ms")
+        ax.set_xlabel("round trip of one job, ms")
+        ax.set_ylabel("jobs")
+        ax.legend()
+        ax.set_title("zjobs single-job round trip")
+        fig.tight_layout()
+        made.append(RESULTS / "latency.png")
+        fig.savefig(made[-1], dpi=110)
+        plt.close(fig)
+    return made
+
+
+def meta(command: str) -> dict[str, str]:
+    import os
+
+    return {"command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                       f"{platform.python_version()}"}

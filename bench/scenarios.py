@@ -1,0 +1,187 @@
+"""The zjobs scenarios: throughput, latency, scale and HTTP. Each returns a plain dict."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from broker import Client
+
+from .cluster import bench_cluster
+
+Progress = Callable[[float], None]
+WAIT_CHUNK = 10_000
+
+
+def _noop_jobs(start: int, count: int, task: str = "noop") -> list[dict[str, Any]]:
+    return [{"task": task, "args": [i]} for i in range(start, start + count)]
+
+
+def _submit_and_collect(client: Client, n_jobs: int, task: str, progress: Progress,
+                        batch: int = 10_000) -> float:
+    """Submit `n_jobs` in batches, then collect every result; seconds from first submit to last."""
+    started = time.perf_counter()
+    ids: list[str] = []
+    for start in range(0, n_jobs, batch):
+        ids += client.submit_many(_noop_jobs(start, min(batch, n_jobs - start), task))
+        progress(0.5 * len(ids) / n_jobs)
+    checked = 0
+    for start in range(0, n_jobs, WAIT_CHUNK):
+        jobs = client.wait_many(ids[start:start + WAIT_CHUNK], timeout=600)
+        for offset, job in enumerate(jobs):
+            if job["status"] != "succeeded" or job["result"] != start + offset:
+                raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+        checked += len(jobs)
+        progress(0.5 + 0.5 * checked / n_jobs)
+    return time.perf_counter() - started
+
+
+def throughput(n_jobs: int, workers: int, progress: Progress, *, task: str = "noop",
+               concurrency: int = 256) -> dict[str, Any]:
+    with bench_cluster(workers, concurrency) as cluster, cluster.client() as client:
+        seconds = _submit_and_collect(client, n_jobs, task, progress)
+    name = "zjobs" if task == "noop" else "zjobs (sync pool)"
+    return {"name": name, "jobs": n_jobs, "seconds": round(seconds, 3),
+            "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers,
+            "note": f"durable SQLite store, {workers} workers x concurrency {concurrency}, "
+                    f"task `{task}`"}
+
+
+def _percentiles(samples_s: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_s)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000, 3)
+
+    return {"p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+            "max_ms": round(ordered[-1] * 1000, 3)}
+
+
+def latency(n_jobs: int, workers: int, progress: Progress) -> dict[str, Any]:
+    """One job at a time: submit, then wait for its result. The round trip of one job."""
+    samples: list[float] = []
+    with bench_cluster(workers, 16) as cluster, cluster.client() as client:
+        for i in range(50):  # warm-up: connections, pool, SQLite pages
+            client.result(client.submit("noop", i), timeout=30)
+        for i in range(n_jobs):
+            started = time.perf_counter()
+            client.result(client.submit("noop", i), timeout=30)
+            samples.append(time.perf_counter() - started)
+            if i % 100 == 0:
+                progress(i / n_jobs)
+    return {"name": "zjobs", "jobs": n_jobs, **_percentiles(samples), "samples_ms":
+            [round(s * 1000, 4) for s in samples]}
+
+
+def scale(sizes: list[int], workers: int, progress: Progress) -> dict[str, Any]:
+    """Queue N jobs with no worker attached, then drain them; RSS, submit and drain rates."""
+    rows = []
+    with bench_cluster(0) as cluster, cluster.client(timeout=600) as client:
+        for index, size in enumerate(sizes):
+            def step(f: float, i: int = index) -> None:
+                progress((i + f) / len(sizes))
+            rows.append(_fill_and_drain(cluster, client, size, workers, step))
+    return {"name": "zjobs", "rows": rows}
+
+
+def _fill_and_drain(cluster: Any, client: Client, size: int, workers: int,
+                    progress: Progress) -> dict[str, Any]:
+    started = time.perf_counter()
+    ids: list[str] = []
+    for start in range(0, size, 20_000):
+        ids += client.submit_many(_noop_jobs(start, min(20_000, size - start)))
+        progress(0.4 * len(ids) / size)
+    submit_s = time.perf_counter() - started
+    rss_queued = cluster.broker_rss_peak_mib()
+    drain_started = time.perf_counter()
+    cluster.start_workers(workers, 256)
+    for start in range(0, size, WAIT_CHUNK):
+        client.wait_many(ids[start:start + WAIT_CHUNK], timeout=1200)
+        progress(0.4 + 0.6 * min(start + WAIT_CHUNK, size) / size)
+    drain_s = time.perf_counter() - drain_started
+    cluster.stop_workers()
+    return {"queued": size, "submit_per_s": round(size / submit_s, 1),
+            "drain_per_s": round(size / drain_s, 1), "rss_peak_mib": round(rss_queued, 1),
+            "rss_peak_after_drain_mib": round(cluster.broker_rss_peak_mib(), 1)}
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def http(n_submits: int, concurrency: int, sse_clients: int, sse_jobs: int,
+         progress: Progress) -> dict[str, Any]:
+    with bench_cluster(2, 256, api=True) as cluster:
+        base = f"http://127.0.0.1:{cluster.http_port}"
+        submit = asyncio.run(_rest_submits(base, n_submits, concurrency, progress))
+        lag = asyncio.run(_sse_lag(base, cluster, sse_clients, sse_jobs, progress))
+    return {"name": "zjobs", **submit, **lag}
+
+
+async def _rest_submits(base: str, n: int, concurrency: int, progress: Progress) -> dict:
+    import httpx
+
+    done = 0
+
+    async def one_client(count: int) -> None:
+        nonlocal done
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            for i in range(count):
+                response = await http.post("/jobs", json={"task": "noop", "args": [i]})
+                response.raise_for_status()
+                done += 1
+                if done % 200 == 0:
+                    progress(0.3 * done / n)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client(n // concurrency) for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    total = (n // concurrency) * concurrency
+    return {"rest_submits": total, "rest_clients": concurrency,
+            "rest_submit_per_s": round(total / seconds, 1)}
+
+
+async def _sse_lag(base: str, cluster: Any, n_clients: int, n_jobs: int,
+                   progress: Progress) -> dict:
+    """`n_clients` follow /events while `n_jobs` run; the worst publish-to-arrival lag."""
+    import httpx
+
+    expected = {"job.succeeded": n_jobs}
+    lags: list[float] = []
+    ready = asyncio.Event()
+    connected = 0
+
+    async def follow(http: httpx.AsyncClient) -> float:
+        nonlocal connected
+        worst, seen = 0.0, 0
+        async with http.stream("GET", "/events", params={"types": "job.succeeded"}) as stream:
+            async for line in stream.aiter_lines():
+                if line == ": live":  # the API says this stream is registered and caught up
+                    connected += 1
+                    if connected == n_clients:
+                        ready.set()
+                elif line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    worst = max(worst, time.time() - event["ts"])
+                    seen += 1
+                    if seen >= expected["job.succeeded"]:
+                        return worst
+        return worst
+
+    limits = httpx.Limits(max_connections=n_clients + 10)
+    async with httpx.AsyncClient(base_url=base, timeout=None, limits=limits) as http:
+        followers = [asyncio.create_task(follow(http)) for _ in range(n_clients)]
+        await asyncio.wait_for(ready.wait(), 60)
+        with cluster.client() as client:
+            started = time.perf_counter()
+            await asyncio.to_thread(_submit_and_collect, client, n_jobs, "noop",
+                                    lambda f: progress(0.3 + 0.7 * f))
+            run_s = time.perf_counter() - started
+        lags = await asyncio.wait_for(asyncio.gather(*followers), 120)
+    return {"sse_clients": n_clients, "sse_jobs": n_jobs, "sse_run_s": round(run_s, 3),
+            "sse_max_lag_s": round(max(lags), 3), "sse_median_client_lag_s":
+            round(statistics.median(lags), 3)}
