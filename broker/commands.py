@@ -74,9 +74,26 @@ def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     if cursor is not None and not isinstance(cursor, str):
         raise CommandError(BAD_REQUEST, "cursor must be a string")
     limit = _int(body, "limit", 100, 1, MAX_LIST)
-    jobs = engine.store.list(filters, cursor, limit + 1)
-    next_cursor = jobs[limit - 1]["id"] if len(jobs) > limit else None
-    return {"jobs": jobs[:limit], "next_cursor": next_cursor}
+    if filters["status"] == "running":  # never stored on its own: live jobs are in memory
+        return _list_running(engine, filters, cursor, limit)
+    rows = engine.store.list(filters, cursor, limit + 1)
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    jobs = engine.overlay(rows[:limit])
+    if filters["status"] is not None:
+        jobs = [j for j in jobs if j["status"] == filters["status"]]
+    return {"jobs": jobs, "next_cursor": next_cursor}
+
+
+def _list_running(engine: Engine, filters: dict[str, Any], cursor: str | None,
+                  limit: int) -> dict[str, Any]:
+    matching = sorted(
+        (job for job in engine.active.values() if job.status == "running"
+         and all(getattr(job, k) == v for k, v in filters.items() if v is not None)
+         and (cursor is None or job.id < cursor)),
+        key=lambda job: job.id, reverse=True)
+    page = matching[:limit]
+    next_cursor = page[-1].id if len(matching) > limit else None
+    return {"jobs": [job.to_wire() for job in page], "next_cursor": next_cursor}
 
 
 def cancel(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
@@ -184,14 +201,11 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool)):
         raise CommandError(BAD_REQUEST, "timeout must be a number of seconds")
     timeout = MAX_WAIT_S if timeout is None else min(max(float(timeout), 0.0), MAX_WAIT_S)
-    finished = {}
-    for job_id in ids:
-        if job_id in engine.active:
-            continue
-        job = engine.lookup(job_id)
-        if job is None:
+    ended = [job_id for job_id in ids if job_id not in engine.active]
+    finished = engine.lookup_many(ended) if ended else {}
+    for job_id in ended:
+        if job_id not in finished:
             raise CommandError(NOT_FOUND, f"no job {job_id}")
-        finished[job_id] = job
     group = WaitGroup(identity, request.request_id, ids, engine.clock.mono() + timeout, single)
     if engine.waits.add(group, finished):
         group.answer(engine.lookup, engine.outbox)

@@ -118,13 +118,16 @@ class Engine:
         job = self.active.get(job_id)
         return job is not None and job.status == S.QUEUED
 
-    def _set_status(self, job: Job, new: str) -> None:
+    def _set_status(self, job: Job, new: str, persist: bool = True) -> None:
+        """Move the job; `persist=False` for `running`, which is never written on its own:
+        a restarted broker requeues running jobs anyway, and reads overlay live state."""
         old = job.status
         job.move(new)
         counts = self.counts
         counts[(job.queue, old)] -= 1
         counts[(job.queue, new)] += 1
-        self._dirty[job.id] = job
+        if persist:
+            self._dirty[job.id] = job
 
     def _touch(self, job: Job) -> None:
         self._dirty[job.id] = job
@@ -152,6 +155,28 @@ class Engine:
         if job is not None:
             return job.to_wire()
         return self.store.get(job_id)
+
+    def lookup_many(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Like `lookup` for many ids, with one store query for those not in memory."""
+        found: dict[str, dict[str, Any]] = {}
+        missing = []
+        for job_id in ids:
+            job = self.active.get(job_id) or self._dirty.get(job_id)
+            if job is not None:
+                found[job_id] = job.to_wire()
+            else:
+                missing.append(job_id)
+        if missing:
+            found.update(self.store.get_many(missing))
+        return found
+
+    def overlay(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store rows with live state for the jobs still in memory (`running` is not stored)."""
+        out = []
+        for row in jobs:
+            job = self.active.get(row["id"]) or self._dirty.get(row["id"])
+            out.append(job.to_wire() if job is not None else row)
+        return out
 
     def _load(self, job_id: str) -> Job | None:
         job = self.active.get(job_id) or self._dirty.get(job_id)
@@ -211,7 +236,7 @@ class Engine:
                     progress = True
 
     def _assign(self, job: Job, worker: Worker) -> None:
-        self._set_status(job, S.RUNNING)
+        self._set_status(job, S.RUNNING, persist=False)
         job.attempts += 1
         job.worker = worker.name
         job.started_at = self.clock.wall()
@@ -365,7 +390,7 @@ class Engine:
         if status == S.FAILED:
             extra["error"] = p.unpack(job.error) if job.error else None
         self.events.emit(f"job.{status}", self._job_event(job, **extra))
-        self.waits.job_done(job.id, job.to_wire(), self.outbox)
+        self.waits.job_done(job.id, job.to_wire, self.outbox)
 
     def _fail_attempt(self, job: Job, error: dict[str, Any], retry_in_s: float | None) -> None:
         if job.attempts > job.max_retries:

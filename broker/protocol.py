@@ -103,9 +103,17 @@ class WorkerMessage:
     bodies: list[dict[str, Any]]
 
 
+_packer = msgpack.Packer(use_bin_type=True)
+
+
 def pack(obj: Any) -> bytes:
-    """msgpack-encode `obj` (bytes stay bytes, str stays str)."""
-    return msgpack.packb(obj, use_bin_type=True)
+    """msgpack-encode `obj` (bytes stay bytes, str stays str). One reused Packer: not threadsafe,
+    and every user of this module packs from one thread (the broker loop, a client's caller)."""
+    try:
+        return _packer.pack(obj)
+    except BaseException:
+        _packer.reset()
+        raise
 
 
 def unpack(data: bytes) -> Any:

@@ -25,6 +25,17 @@ from .store import Store
 log = structlog.get_logger(__name__)
 
 BATCH = 2000
+# Plain ints: pyzmq's flag enums cost an Enum operation per frame in send_multipart.
+_MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
+_LAST = int(zmq.NOBLOCK)
+
+
+def send_frames(sock: zmq.Socket, frames: list[bytes]) -> None:
+    """send_multipart without blocking; a multipart message is queued whole or not at all."""
+    send = sock.send
+    for frame in frames[:-1]:
+        send(frame, _MORE)
+    send(frames[-1], _LAST)
 STATS_EVERY_S = 5.0
 
 
@@ -129,7 +140,7 @@ class BrokerServer:
     def _drain(self, sock: zmq.Socket, handler: Any) -> None:
         for _ in range(BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(_LAST)
             except zmq.Again:
                 return
             handler(frames)
@@ -201,22 +212,21 @@ class BrokerServer:
         replies, to_workers = self.engine.outbox.take()
         for identity, frames in replies:
             try:
-                self.frontend.send_multipart([identity, *frames], zmq.NOBLOCK)
+                send_frames(self.frontend, [identity, *frames])
             except zmq.ZMQError:
                 self.engine.stats["dropped_replies"] += 1
         for identity, batches in to_workers.items():
             self._send_worker(identity, batches)
         for topic, body in self.engine.events.take_pending():
             try:
-                self.publisher.send_multipart([topic, body], zmq.NOBLOCK)
+                send_frames(self.publisher, [topic, body])
             except zmq.Again:
                 self.engine.stats["dropped_events"] += 1
 
     def _send_worker(self, identity: bytes, batches: dict[bytes, list[bytes]]) -> None:
         for command, bodies in batches.items():
             try:
-                self.backend.send_multipart([identity, *p.encode_worker_packed(command, bodies)],
-                                            zmq.NOBLOCK)
+                send_frames(self.backend, [identity, *p.encode_worker_packed(command, bodies)])
             except zmq.ZMQError as exc:
                 log.warning("worker.unreachable", error=str(exc))
                 self.engine.worker_unreachable(identity)

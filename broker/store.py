@@ -9,6 +9,7 @@ after the turn's commit, so they see every acknowledged change.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -94,6 +95,37 @@ def _update_row(job: Job) -> tuple:
     )
 
 
+class Checkpointer(threading.Thread):
+    """Copies the WAL back into the database from its own thread and connection.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses the
+    threshold, with fsyncs, stalling the broker loop for milliseconds; a
+    PASSIVE checkpoint here never blocks the writer.
+    """
+
+    def __init__(self, path: Path, interval_s: float = 0.5) -> None:
+        super().__init__(name="zjobs-checkpoint", daemon=True)
+        self._path = path
+        self._interval_s = interval_s
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            while not self._stop_event.wait(self._interval_s):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.OperationalError:
+                    continue  # busy: the next round will do it
+        finally:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            db.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+
 class Store:
     """SQLite-backed job store. Not thread-safe: the broker loop owns it."""
 
@@ -107,8 +139,12 @@ class Store:
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer.start()
 
     def close(self) -> None:
+        self._checkpointer.stop()
         self.db.close()
 
     # ------------------------------------------------------------ writes

@@ -54,10 +54,12 @@ class WaitBook:
         heapq.heappush(self._deadlines, (group.deadline, self._count, group))
         return False
 
-    def job_done(self, job_id: str, job: dict[str, Any], outbox: _Outbox) -> None:
+    def job_done(self, job_id: str, wire: Callable[[], dict[str, Any]], outbox: _Outbox) -> None:
+        """`wire` makes the job's client view; only called when somebody waits for it."""
         groups = self._by_job.pop(job_id, None)
         if not groups:
             return
+        job = wire()
         for group in groups:
             if not group.open:
                 continue

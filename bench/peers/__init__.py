@@ -1,0 +1,61 @@
+"""The job queues people use, on the same no-op job as zjobs and the relay.
+
+Each peer lives in ``bench/peers/<name>.py`` with
+``run(n_jobs, n_workers, redis_url) -> dict``. The peers are installed in a
+separate virtualenv by ``scripts/install_peers.sh`` (``.bench-venv/``, or
+$ZJOBS_PEER_VENV), never in the main environment: nothing imported here
+imports a peer package. Every worker and producer runs that virtualenv's
+python, and every process a run starts is stopped when the run ends.
+
+``run_peer`` never invents a number: a peer that cannot be installed or run
+comes back as ``{"name": ..., "skipped": "<reason>"}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from bench.peers._common import PeerUnavailable, peer_python, peer_venv, redis_server
+
+PEERS = ["celery", "rq", "dramatiq", "arq", "majortomo"]
+NEEDS_REDIS = {"celery", "rq", "dramatiq", "arq"}
+
+__all__ = [
+    "NEEDS_REDIS",
+    "PEERS",
+    "PeerUnavailable",
+    "peer_python",
+    "peer_venv",
+    "redis_server",
+    "run_peer",
+    "run_peers",
+]
+
+
+def _run(name: str, n_jobs: int, n_workers: int) -> dict[str, Any]:
+    module = importlib.import_module(f"bench.peers.{name}")
+    if name not in NEEDS_REDIS:
+        return module.run(n_jobs, n_workers, None)
+    with redis_server() as url:  # a fresh, private redis per peer
+        return module.run(n_jobs, n_workers, url)
+
+
+def run_peer(name: str, n_jobs: int, n_workers: int = 2) -> dict[str, Any]:
+    """Run one peer; a result dict, or ``{"name", "skipped"}`` with the reason."""
+    if name not in PEERS:
+        return {"name": name, "skipped": f"unknown peer (known: {', '.join(PEERS)})"}
+    try:
+        peer_python()
+        return _run(name, n_jobs, n_workers)
+    except PeerUnavailable as exc:
+        return {"name": name, "skipped": str(exc)}
+    except Exception as exc:  # a peer that fails to run is reported, never given a number
+        return {"name": name, "skipped": f"failed to run: {type(exc).__name__}: {exc}"}
+
+
+def run_peers(
+    n_jobs: int, n_workers: int = 2, names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Run ``names`` (default: every peer) one after the other."""
+    return [run_peer(name, n_jobs, n_workers) for name in names or PEERS]
