@@ -20,22 +20,12 @@ from . import __version__, commands
 from . import protocol as p
 from .curve import CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
+from .sockets import NOBLOCK, send_frames
 from .store import Store
 
 log = structlog.get_logger(__name__)
 
 BATCH = 2000
-# Plain ints: pyzmq's flag enums cost an Enum operation per frame in send_multipart.
-_MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
-_LAST = int(zmq.NOBLOCK)
-
-
-def send_frames(sock: zmq.Socket, frames: list[bytes]) -> None:
-    """send_multipart without blocking; a multipart message is queued whole or not at all."""
-    send = sock.send
-    for frame in frames[:-1]:
-        send(frame, _MORE)
-    send(frames[-1], _LAST)
 STATS_EVERY_S = 5.0
 
 
@@ -140,7 +130,7 @@ class BrokerServer:
     def _drain(self, sock: zmq.Socket, handler: Any) -> None:
         for _ in range(BATCH):
             try:
-                frames = sock.recv_multipart(_LAST)
+                frames = sock.recv_multipart(NOBLOCK)
             except zmq.Again:
                 return
             handler(frames)
