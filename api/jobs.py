@@ -84,7 +84,7 @@ async def job_result(request: Request) -> Response:
     query = ResultQuery.model_validate(dict(request.query_params))
     client = context(request).client
     job_id = _job_id(request)
-    job = await (client.wait(job_id, timeout=query.wait) if query.wait > 0 else client.get(job_id))
+    job = await (client.poll(job_id, timeout=query.wait) if query.wait > 0 else client.get(job_id))
     status = 200 if job["status"] in TERMINAL else 202
     return Json(result_json(job), status_code=status)
 

@@ -27,6 +27,7 @@ DEFAULT_FRONTEND = "tcp://127.0.0.1:5555"
 SUBMIT_CHUNK = 2000
 WAIT_SLICE_S = 30.0
 ALL_TYPES = ("job.", "log", "worker.")
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 _OPTIONS = ("queue", "priority", "timeout_s", "max_retries", "retry_backoff_s", "run_at",
             "idempotency_key")
 
@@ -34,6 +35,12 @@ _OPTIONS = ("queue", "priority", "timeout_s", "max_retries", "retry_backoff_s", 
 def _job_dict(task: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any]) -> dict:
     job = {"task": task, "args": list(args), "kwargs": kwargs}
     job.update({k: v for k, v in options.items() if v is not None})
+    return job
+
+
+def _terminal(job: dict[str, Any]) -> dict[str, Any]:
+    if job["status"] not in TERMINAL_STATES:
+        raise TimeoutError(f"job {job['id']} is still {job['status']}")
     return job
 
 
@@ -48,7 +55,7 @@ def _outcome(job: dict[str, Any]) -> Any:
         raise JobFailed(job)
     if status == "cancelled":
         raise JobCancelled(job)
-    raise TimeoutError(f"job {job['id']} is still {status}")
+    raise TimeoutError(f"job {job['id']} is still {status}")  # pragma: no cover - see _terminal
 
 
 def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> zmq.Socket:
@@ -296,7 +303,11 @@ class Client(_Base):
         return self.list(status="failed", queue=queue, limit=limit)
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """The job once terminal; after `timeout` seconds, the job as it is then."""
+        """The job once terminal; TimeoutError if it has not ended within `timeout` seconds."""
+        return _terminal(self._wait({"id": job_id}, timeout))
+
+    def poll(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """The job once terminal, or as it is after `timeout` seconds (no exception)."""
         return self._wait({"id": job_id}, timeout)
 
     def wait_many(self, ids: list[str], timeout: float | None = None) -> list[dict[str, Any]]:
@@ -517,6 +528,10 @@ class AsyncClient(_Base):
         return await self.list(status="failed", queue=queue, limit=limit)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        return _terminal(await self._wait({"id": job_id}, timeout))
+
+    async def poll(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """The job once terminal, or as it is after `timeout` seconds (no exception)."""
         return await self._wait({"id": job_id}, timeout)
 
     async def wait_many(self, ids: list[str], timeout: float | None = None) -> list[dict]:

@@ -27,7 +27,7 @@ def wait_and_show(client: Client, job_id: str) -> dict[str, Any]:
     with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as bar:
         handle = bar.add_task(job_id[:13], total=1.0, msg="")
         while True:
-            job = client.wait(job_id, timeout=0.25)
+            job = client.poll(job_id, timeout=0.25)
             progress = job.get("progress") or {}
             bar.update(handle, completed=progress.get("fraction") or 0,
                        msg=f"{job['status']} {progress.get('message') or ''}")

@@ -186,3 +186,13 @@ def test_curve_only_known_keys_get_in(tmp_path: Path) -> None:
         assert known.stats()["counters"]["submitted"] == 1
     finally:
         cluster.close()
+
+
+def test_wait_raises_timeout_while_poll_returns_the_pending_job(cluster: Cluster) -> None:
+    client = cluster.client()
+    job_id = client.submit("noop", queue="nowhere")
+    with pytest.raises(TimeoutError):
+        client.wait(job_id, timeout=0.3)
+    with pytest.raises(TimeoutError):
+        client.result(job_id, timeout=0.3)
+    assert client.poll(job_id, timeout=0.3)["status"] == "queued"

@@ -5,6 +5,7 @@ Workers: ``celery -A zjp_celery worker --pool prefork --concurrency 1``.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -36,7 +37,13 @@ def _identify(k: int) -> list[int]:
 
 
 def drive(n_jobs: int, n_workers: int) -> None:
-    """Submit with ``delay``, collect with ``AsyncResult.get`` in submit order."""
+    """Submit with ``delay``, collect with ``AsyncResult.get`` in submit order.
+
+    The garbage collector is off: an AsyncResult collected in the middle of a
+    redis PubSub command runs its __del__ (unsubscribe) re-entrantly and
+    deadlocks the producer (seen here with celery 5.6 and redis-py 5.3).
+    """
+    gc.disable()
     seen = wait_for_workers(_identify, n_workers)
     start = time.perf_counter()
     pending = [noop.delay(i) for i in range(n_jobs)]
