@@ -42,7 +42,16 @@ class _CaughtUp:
 
 CAUGHT_UP = _CaughtUp()
 
-FeedItem = Event | Truncated | _CaughtUp
+
+class _Flush:
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+FLUSH = _Flush()  # the end of a burst of live events: a stream writes what it has so far
+BURST = 1000
+
+FeedItem = Event | Truncated | _CaughtUp | _Flush
 
 
 class EventFeed:
@@ -67,17 +76,19 @@ class EventFeed:
                         yield item
             yield CAUGHT_UP
             while True:
-                event = await sub.next()
-                if event is CLOSED:
-                    return
-                if event is RESYNC:
-                    async with aclosing(self._replay()) as replayed:
-                        async for item in replayed:
-                            yield item
-                    yield CAUGHT_UP
-                elif self.last is None or event["seq"] > self.last:
-                    self.last = event["seq"]
-                    yield event
+                burst = [await sub.next(), *sub.drain(BURST)]
+                for event in burst:
+                    if event is CLOSED:
+                        return
+                    if event is RESYNC:
+                        async with aclosing(self._replay()) as replayed:
+                            async for item in replayed:
+                                yield item
+                        yield CAUGHT_UP
+                    elif self.last is None or event["seq"] > self.last:
+                        self.last = event["seq"]
+                        yield event
+                yield FLUSH
         finally:
             self.hub.unsubscribe(sub)
 

@@ -42,7 +42,7 @@ Event = dict[str, Any]
 Filter = Callable[[Event], bool]
 Observer = Callable[[Event], None]
 
-DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_QUEUE_SIZE = 100_000  # references to shared event dicts: 100 clients x 100k = ~80 MB at worst
 JOB_INDEX_SIZE = 50_000
 START_PING_S = 1.0
 
@@ -110,6 +110,16 @@ class Subscription:
             self.queue.put_nowait(CLOSED)  # wakes a reader waiting on an empty queue
         except asyncio.QueueFull:
             pass  # a full queue is not waited on: `next` sees `closed` first
+
+    def drain(self, limit: int) -> list[Event | _Marker]:
+        """What is queued already (up to `limit`), without waiting: a burst, sent as one write."""
+        items: list[Event | _Marker] = []
+        while len(items) < limit:
+            try:
+                items.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return items
 
     async def next(self) -> Event | _Marker:
         """The next event; RESYNC once an overflowed queue has been drained; CLOSED at

@@ -19,6 +19,7 @@ client's EventSource reconnects with its Last-Event-ID.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -34,6 +35,7 @@ from .context import ApiContext, context
 from .errors import ApiError
 from .feeds import (
     CAUGHT_UP,
+    FLUSH,
     TERMINAL_TYPES,
     EventFeed,
     FeedItem,
@@ -73,12 +75,44 @@ def _types(request: Request) -> tuple[str, ...] | None:
     return tuple(t.strip() for t in query.types.split(",") if t.strip()) or None
 
 
-def _message(item: FeedItem) -> ServerSentEvent | None:
-    if item is CAUGHT_UP:
+_ENCODED: OrderedDict[int, bytes] = OrderedDict()
+_ENCODED_KEEP = 50_000
+
+
+def _encoded(item: FeedItem) -> bytes | None:
+    """The SSE bytes of a feed item. A bus event is encoded once, whatever the number of
+    clients: the bytes are kept by seq for the next client that sends the same event."""
+    if item is CAUGHT_UP or item is FLUSH:
         return None
     if isinstance(item, Truncated):
-        return ServerSentEvent(event="truncated", data=dumps({"since": item.since}))
-    return ServerSentEvent(id=str(item["seq"]), event=item["type"], data=dumps(item))
+        return ServerSentEvent(event="truncated", data=dumps({"since": item.since})).encode()
+    seq = item["seq"]
+    cached = _ENCODED.get(seq)
+    if cached is None:
+        cached = f"id: {seq}\r\nevent: {item['type']}\r\ndata: {dumps(item)}\r\n\r\n".encode()
+        _ENCODED[seq] = cached
+        if len(_ENCODED) > _ENCODED_KEEP:
+            _ENCODED.popitem(last=False)
+    return cached
+
+
+class _Chunks:
+    """Collects encoded events; a burst goes out as one write, not one per event."""
+
+    def __init__(self, limit: int = 500) -> None:
+        self.parts: list[bytes] = []
+        self.limit = limit
+
+    def add(self, item: FeedItem) -> bool:
+        """Add the item; True when the chunk should be written now."""
+        data = _encoded(item)
+        if data is not None:
+            self.parts.append(data)
+        return bool(self.parts) and (item is FLUSH or len(self.parts) >= self.limit)
+
+    def take(self) -> bytes:
+        chunk, self.parts = b"".join(self.parts), []
+        return chunk
 
 
 def _end(status: str | None) -> ServerSentEvent:
@@ -107,16 +141,18 @@ async def _guarded(messages: AsyncIterator[ServerSentEvent]) -> AsyncIterator[Se
 # ---------------------------------------------------------------- bus events
 
 
-async def _events(feed: EventFeed) -> AsyncIterator[ServerSentEvent]:
+async def _events(feed: EventFeed) -> AsyncIterator[ServerSentEvent | bytes]:
     live = False
+    chunks = _Chunks()
     async with aclosing(feed.items()) as items:
         async for item in items:
             if item is CAUGHT_UP and not live:
+                if chunks.parts:
+                    yield chunks.take()
                 live = True
                 yield LIVE
-            message = _message(item)
-            if message is not None:
-                yield message
+            elif chunks.add(item):
+                yield chunks.take()
 
 
 async def events(request: Request) -> Response:
@@ -150,7 +186,7 @@ async def job_events(request: Request) -> Response:
     return _respond(ctx, _job_events(feed, job["status"]))
 
 
-async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentEvent]:
+async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentEvent | bytes]:
     """Ends after a replay if the job had ended before it (or ended during it), else at the
     first live terminal event."""
     ended = status in TERMINAL
@@ -165,7 +201,7 @@ async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentE
                     live = True
                     yield LIVE
                 continue
-            message = _message(item)
+            message = _encoded(item)
             if message is not None:
                 yield message
             if isinstance(item, dict) and item["type"] in TERMINAL_TYPES:
