@@ -15,6 +15,7 @@ feed replays from the last thing it sent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -113,7 +114,10 @@ class EventFeed:
                 return
 
 
+@functools.lru_cache(maxsize=256)
 def type_filter(prefixes: tuple[str, ...] | None) -> Filter:
+    """One function per distinct set of prefixes: streams with equal filters share the hub's
+    drain cache."""
     if not prefixes:
         return lambda event: True
     return lambda event: event["type"].startswith(prefixes)
