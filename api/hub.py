@@ -37,6 +37,7 @@ import zmq.asyncio
 
 from broker import AsyncClient, BrokerError
 from broker import protocol as p
+from broker.sockets import cancel_and_wait, received
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,9 @@ Event = dict[str, Any]
 Filter = Callable[[Event], bool]
 Observer = Callable[[Event], None]
 
-DEFAULT_QUEUE_SIZE = 100_000  # references to shared event dicts: 100 clients x 100k = ~80 MB at worst
+# How far a client may fall behind before it resyncs from the broker. The ring holds
+# references to shared event dicts: ~1 MB per 100k events.
+DEFAULT_QUEUE_SIZE = 100_000
 JOB_INDEX_SIZE = 50_000
 START_PING_S = 1.0
 
@@ -212,25 +215,14 @@ class EventHub:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="event-hub")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._sock.close(linger=0)
 
     async def run(self) -> None:
         await self._start_seq()
-        while True:
-            await self._sock.poll()
-            while True:
-                try:
-                    frames = await self._sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                await self._receive(frames)
+        async for frames in received(self._sock):
+            await self._receive(frames)
 
     async def _start_seq(self) -> None:
         """Start from the broker's current seq, so a first gap is seen and filled."""

@@ -342,10 +342,10 @@ def bench(ctx: click.Context) -> None:
     sys.exit(bench_main(ctx.args))
 
 
-def run() -> None:  # pragma: no cover - console script shim for `python -m broker.cli`
+def _script() -> None:  # pragma: no cover - `python -m broker.cli`
     main(prog_name="zjobs")
 
 
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    run()
+    _script()

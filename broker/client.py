@@ -22,6 +22,7 @@ from .curve import apply_client_curve
 from .errors import BrokerError, JobCancelled, JobFailed
 from .functions import chunk_results, function_job, map_jobs, single_result
 from .models import validate_jobs
+from .sockets import cancel_and_wait, received
 
 DEFAULT_FRONTEND = "tcp://127.0.0.1:5555"
 SUBMIT_CHUNK = 2000
@@ -391,8 +392,7 @@ class Client(_Base):
     def _catch_up(self, cursor: _EventCursor) -> Iterator[dict[str, Any]]:
         while True:
             page = self.replay(cursor.last)
-            for event in cursor.replayed(page["events"]):
-                yield event
+            yield from cursor.replayed(page["events"])
             cursor.last = max(cursor.last, page["last"])
             if not page["more"]:
                 return
@@ -418,31 +418,19 @@ class AsyncClient(_Base):
         await self.close()
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
-            self._reader = None
+        await cancel_and_wait(self._reader)
+        self._reader = None
         self._sock.close(linger=0)
 
     async def _read_replies(self) -> None:
-        # poll, then receive without blocking: cancelling a pending recv() can lose a message
-        while True:
-            await self._sock.poll()
-            while True:
-                try:
-                    frames = await self._sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                try:
-                    reply = p.decode_reply(frames)
-                except p.ProtocolError:
-                    continue
-                future = self._pending.pop(reply.request_id, None)
-                if future is not None and not future.done():
-                    future.set_result(reply)
+        async for frames in received(self._sock):
+            try:
+                reply = p.decode_reply(frames)
+            except p.ProtocolError:
+                continue
+            future = self._pending.pop(reply.request_id, None)
+            if future is not None and not future.done():
+                future.set_result(reply)
 
     async def _call(self, command: bytes, body: Any, timeout: float | None = None) -> Any:
         if self._reader is None:

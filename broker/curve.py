@@ -63,7 +63,10 @@ def apply_server_curve(ctx: zmq.Context, sock: zmq.Socket, config: CurveConfig,
 
 
 def apply_client_curve(sock: zmq.Socket, curve: ClientCurve | Any) -> None:
-    """Make `sock` a CURVE client of the broker. `curve` is a ClientCurve or (secret, server) paths."""
+    """Make `sock` a CURVE client of the broker.
+
+    `curve` is a ClientCurve or a (secret key file, server public key file) pair.
+    """
     if not isinstance(curve, ClientCurve):
         curve = ClientCurve(*curve)
     public, secret = zmq.auth.load_certificate(curve.secret_key_file)

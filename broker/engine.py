@@ -505,7 +505,10 @@ class Engine:
     # ------------------------------------------------------------ time
 
     def tick(self) -> float:
-        """Timers: due jobs, heartbeats, lost workers, wait timeouts. Returns seconds to the next."""
+        """Timers: due jobs, heartbeats, lost workers, expiries, wait timeouts.
+
+        Returns the seconds until the next one is due.
+        """
         mono, wall = self.clock.mono(), self.clock.wall()
         for job_id in self.timeline.pop_due(wall):
             job = self.active.get(job_id)

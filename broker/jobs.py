@@ -69,7 +69,8 @@ class Job:
     def move(self, new: str) -> None:
         """Change state, refusing what the lifecycle forbids."""
         if new not in TRANSITIONS[self.status]:
-            raise IllegalTransition(f"job {self.id}: expected a state after {self.status}, got {new}")
+            raise IllegalTransition(
+                f"job {self.id}: expected a state after {self.status}, got {new}")
         self.status = new
 
     @property

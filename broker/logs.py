@@ -25,4 +25,5 @@ def configure_logging(json: bool = False, level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.__stderr__, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=numeric, stream=sys.__stderr__,
+                        format="%(levelname)s %(name)s: %(message)s")

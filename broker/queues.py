@@ -53,7 +53,10 @@ class ReadyQueues:
 
 
 class Timeline:
-    """Jobs waiting for a wall-clock time (delayed jobs, retry backoff): a heap of (due, order, id)."""
+    """Jobs waiting for a wall-clock time (delayed jobs, retry backoff).
+
+    A heap of (due, order, id).
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, str]] = []

@@ -8,8 +8,8 @@ then send replies, jobs and events. Work is per batch, not per message.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 

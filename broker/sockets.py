@@ -1,8 +1,13 @@
-"""Sending frames without pyzmq's per-frame flag-enum arithmetic (it showed up in profiles)."""
+"""Socket helpers: sending without pyzmq's per-frame flag-enum arithmetic (it showed up in
+profiles), receiving on asyncio sockets without ever cancelling a pending recv()."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import zmq
+import zmq.asyncio
 
 MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
 NOBLOCK = int(zmq.NOBLOCK)
@@ -18,3 +23,30 @@ def send_frames(sock: zmq.Socket, frames: list[bytes]) -> None:
     for frame in frames[:-1]:
         send(frame, MORE)
     send(frames[-1], NOBLOCK)
+
+
+async def received(sock: zmq.asyncio.Socket) -> AsyncIterator[list[bytes]]:
+    """Every message of an asyncio socket, forever.
+
+    Poll, then receive without blocking: cancelling a pending `recv()` can
+    lose a message, cancelling a `poll()` cannot.
+    """
+    while True:
+        await sock.poll()
+        while True:
+            try:
+                frames = await sock.recv_multipart(NOBLOCK)
+            except zmq.Again:
+                break
+            yield frames
+
+
+async def cancel_and_wait(task: asyncio.Task | None) -> None:
+    """Cancel a background task and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

@@ -166,7 +166,8 @@ class Store:
             db.executemany(_UPDATE, [_update_row(j) for j in updates])
             if logs:
                 db.executemany(
-                    "INSERT OR IGNORE INTO logs (job_id, line, stream, data, ts) VALUES (?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO logs (job_id, line, stream, data, ts) "
+                    "VALUES (?,?,?,?,?)",
                     logs,
                 )
             if artifacts:
@@ -248,7 +249,8 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             cursor = self.db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id IN ({','.join('?' * len(chunk))})",
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             for row in cursor:

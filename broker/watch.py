@@ -22,7 +22,8 @@ _COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "grey50", "runni
 
 def wait_and_show(client: Client, job_id: str) -> dict[str, Any]:
     """Wait for the job, drawing its progress on stderr; the terminal job."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[msg]}"),
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.fields[msg]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as bar:
         handle = bar.add_task(job_id[:13], total=1.0, msg="")

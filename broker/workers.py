@@ -10,7 +10,8 @@ from typing import Any
 class Worker:
     __slots__ = (
         "identity", "name", "host", "pid", "queues", "capacity", "tasks", "version",
-        "flags", "running", "last_seen", "last_sent", "expiry_s", "joined_at", "processed", "failed",
+        "flags", "running", "last_seen", "last_sent", "expiry_s", "joined_at", "processed",
+        "failed",
     )
 
     def __init__(self, identity: bytes, ready: dict[str, Any], mono: float, wall: float,

@@ -1,4 +1,7 @@
-"""How an attempt's outcome is described on the wire: `(ok, result | {type, message, traceback}, retry_in_s)`."""
+"""How an attempt's outcome is described on the wire.
+
+An outcome is `(ok, result | {type, message, traceback}, retry_in_s)`.
+"""
 
 from __future__ import annotations
 

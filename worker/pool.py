@@ -23,7 +23,6 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import FunctionCallError, Outcome, error, failure, success
@@ -43,7 +42,8 @@ class _Child:
 
 
 class ProcessPool:
-    def __init__(self, size: int, modules: list[str], on_message: Callable[[Message], None]) -> None:
+    def __init__(self, size: int, modules: list[str],
+                 on_message: Callable[[Message], None]) -> None:
         self.size = max(size, 1)
         self._modules = modules
         self._on_message = on_message
@@ -187,7 +187,8 @@ def child_main(conn: multiprocessing.connection.Connection, modules: list[str]) 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     load_tasks(modules)
     out, err = capture_output()
-    logging.basicConfig(level=logging.INFO, stream=err, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=err,
+                        format="%(levelname)s %(name)s: %(message)s")
 
     def emit(kind: str, payload: tuple) -> None:
         conn.send((kind, *payload))

@@ -220,8 +220,10 @@ class Worker:
         running = _Running(attempt, kind)
         self._running[job_id] = running
         self._started[job_id] = attempt
-        self._schedule_flush()
         refusal = self._launch(job_id, attempt, kind, job.get("task"), payload, running)
+        # Scheduled after the launch, so the flush runs after an async job's first step: a job
+        # that ends at once travels as one RESULT instead of STARTED, then RESULT.
+        self._schedule_flush()
         if refusal is not None:
             self._finish(job_id, attempt, (False, refusal, None))
             return

@@ -74,7 +74,10 @@ def test_jobs_appear_and_finish_live(cluster: Cluster, browser_page, tmp_path: P
 
 
 def _screenshot(page, path: Path) -> None:
-    """Saved with the test's files; ZJOBS_UPDATE_SCREENSHOT=1 also refreshes docs/ (the README's)."""
+    """Saved with the test's files; ZJOBS_UPDATE_SCREENSHOT=1 also refreshes docs/.
+
+    The README shows the copies in docs/.
+    """
     page.screenshot(path=str(path))
     assert path.stat().st_size > 10_000
     if os.environ.get("ZJOBS_UPDATE_SCREENSHOT"):
