@@ -58,8 +58,8 @@ def _latency_md(results: dict[str, Any]) -> list[str]:
            "| system | jobs | p50 ms | p95 ms | p99 ms | mean ms |",
            "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for title, lat in rows:
-        out.append(f"| {title} | {lat['jobs']} | {lat['p50_ms']} | {lat['p95_ms']} | "
-                   f"{lat['p99_ms']} | {lat['mean_ms']} |")
+        out.append(f"| {title} | {lat['jobs']} | {lat['p50_ms']:.3f} | {lat['p95_ms']:.3f} | "
+                   f"{lat['p99_ms']:.3f} | {lat['mean_ms']:.3f} |")
     return out
 
 
