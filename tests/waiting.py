@@ -19,7 +19,8 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)  # noqa: poll interval of a deadline-bounded condition wait
+        # the poll interval of a wait on a condition with a deadline, not synchronisation
+        time.sleep(interval)  # noqa
 
 
 def free_port() -> int:
