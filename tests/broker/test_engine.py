@@ -214,3 +214,27 @@ def test_purge_removes_only_jobs_past_retention(tmp_path: Path) -> None:
     assert engine.lookup(recent)["status"] == "cancelled"
     assert engine.lookup(pending)["status"] == "queued"
     assert engine.job_counts()["cancelled"] == 1
+
+
+def test_restart_continues_log_numbering_of_a_running_job(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = Engine(Store(tmp_path), clock, EngineConfig())
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    [job] = sent_jobs(engine)[b"w"]
+    for text in ("one", "two"):
+        engine.worker_message(b"w", p.WorkerMessage(p.LOG, [
+            {"job_id": job_id, "attempt": job["attempt"], "stream": "stdout", "data": text}]))
+    engine.flush()
+    restarted = Engine(Store(tmp_path), clock, EngineConfig())  # the broker crashed mid-job
+    assert restarted.lookup(job_id)["status"] == "queued"
+    ready(restarted, b"w2", "w2")
+    restarted.dispatch()
+    [again] = sent_jobs(restarted)[b"w2"]
+    restarted.worker_message(b"w2", p.WorkerMessage(p.LOG, [
+        {"job_id": job_id, "attempt": again["attempt"], "stream": "stdout", "data": "three"}]))
+    restarted.flush()
+    lines = restarted.store.logs(job_id, 0, 10)
+    assert [(line["line"], line["data"]) for line in lines] == [(1, "one"), (2, "two"),
+                                                                (3, "three")]
