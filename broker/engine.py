@@ -89,7 +89,7 @@ class Engine:
         self.waits = WaitBook()
         self._expiries: list[tuple[float, str, int, bytes]] = []  # (mono, job, attempt, worker)
         self.stats: Counter[str] = Counter()
-        self._order = max(meta.get("order", 0), store.max_order())
+        self._order = meta.get("order", 0)  # stored with every commit that adds jobs
         self._inserts: list[Job] = []
         self._dirty: dict[str, Job] = {}
         self._logs: list[tuple] = []
@@ -149,9 +149,13 @@ class Engine:
         event.update(extra)
         return event
 
+    def _live(self, job_id: str) -> Job | None:
+        """The job if the broker holds it: unfinished, or changed this turn and not committed."""
+        return self.active.get(job_id) or self._dirty.get(job_id)
+
     def lookup(self, job_id: str) -> dict[str, Any] | None:
         """The job as clients see it, including changes of this turn not yet committed."""
-        job = self.active.get(job_id) or self._dirty.get(job_id)
+        job = self._live(job_id)
         if job is not None:
             return job.to_wire()
         return self.store.get(job_id)
@@ -161,7 +165,7 @@ class Engine:
         found: dict[str, dict[str, Any]] = {}
         missing = []
         for job_id in ids:
-            job = self.active.get(job_id) or self._dirty.get(job_id)
+            job = self._live(job_id)
             if job is not None:
                 found[job_id] = job.to_wire()
             else:
@@ -174,15 +178,12 @@ class Engine:
         """Store rows with live state for the jobs still in memory (`running` is not stored)."""
         out = []
         for row in jobs:
-            job = self.active.get(row["id"]) or self._dirty.get(row["id"])
+            job = self._live(row["id"])
             out.append(job.to_wire() if job is not None else row)
         return out
 
     def _load(self, job_id: str) -> Job | None:
-        job = self.active.get(job_id) or self._dirty.get(job_id)
-        if job is None:
-            job = self.store.load_job(job_id)
-        return job
+        return self._live(job_id) or self.store.load_job(job_id)
 
     # ------------------------------------------------------------ submit
 
@@ -210,7 +211,7 @@ class Engine:
                          or self.store.exists(job.id)):
             raise CommandError(CONFLICT, f"a job with id {job.id} exists already")
         self._order += 1
-        job.order = job.order or self._order
+        job.order = self._order
         self.active[job.id] = job
         self.counts[(job.queue, job.status)] += 1
         self._inserts.append(job)

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .protocol import pack, unpack
+from .protocol import unpack
 
 
 class JobState(enum.StrEnum):
@@ -107,10 +107,6 @@ def payload_view(payload: bytes | None) -> dict[str, Any]:
     if body.get("function") is not None:
         view["args"] = []
     return view
-
-
-def pack_payload(fields: dict[str, Any]) -> bytes:
-    return pack(fields)
 
 
 # ---------------------------------------------------------------- ids and clocks

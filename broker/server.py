@@ -108,24 +108,26 @@ class BrokerServer:
         poller.register(self.backend, zmq.POLLIN)
         log.info("broker.started", **self.endpoints(), data_dir=self.config.data_dir,
                  jobs=len(self.engine.active))
+        timeout_s = self.engine.tick()
         try:
             while not self._stop.is_set():
-                timeout_s = self.engine.tick()
                 ready = dict(poller.poll(max(int(timeout_s * 1000), 1) if timeout_s else 0))
-                self.turn(ready)
+                timeout_s = self.turn(ready)
         finally:
             self.close()
 
-    def turn(self, ready: dict[Any, int]) -> None:
+    def turn(self, ready: dict[Any, int]) -> float:
+        """One loop turn; returns the seconds until the next timer is due."""
         if self.frontend in ready:
             self._drain(self.frontend, self._on_client)
         if self.backend in ready:
             self._drain(self.backend, self._on_worker)
-        self.engine.tick()
+        timeout_s = self.engine.tick()
         self._housekeeping()
         self.engine.dispatch()
         self.engine.flush()
         self._send_outbox()
+        return timeout_s
 
     def _drain(self, sock: zmq.Socket, handler: Any) -> None:
         for _ in range(BATCH):

@@ -227,10 +227,6 @@ class Store:
         cursor = self.db.execute("SELECT queue, status, COUNT(*) FROM jobs GROUP BY queue, status")
         return {(q, s): n for q, s, n in cursor}
 
-    def max_order(self) -> int:
-        row = self.db.execute("SELECT MAX(ord) FROM jobs").fetchone()
-        return row[0] or 0
-
     def load_job(self, job_id: str) -> Job | None:
         row = self.db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .jobs import KINDS, Job, JobState, new_job_id, pack_payload, parse_time
+from .jobs import KINDS, Job, JobState, new_job_id, parse_time
+from .protocol import pack
 
 _PAYLOAD_FIELDS = ("args", "kwargs", "spec", "function")
 
@@ -71,4 +72,4 @@ def _payload(spec: dict[str, Any], kind: str) -> bytes:
         if not isinstance(spec.get("function"), bytes):
             raise ValueError("a function job needs function (cloudpickled bytes)")
         fields["function"] = spec["function"]
-    return pack_payload(fields)
+    return pack(fields)

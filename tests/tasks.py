@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import wait_until
 from worker import Retry, progress, task
 
 
@@ -23,7 +24,7 @@ def add(a: float, b: float) -> float:
 
 @task
 def sleep(seconds: float) -> float:
-    time.sleep(seconds)
+    time.sleep(seconds)  # noqa - the sleep is this task's work, not synchronisation
     return seconds
 
 
@@ -37,18 +38,14 @@ async def async_sleep(seconds: float) -> float:
 def pid_and_sleep(path: str, seconds: float) -> int:
     """Writes its pool process pid to `path` (so a test can watch it), then sleeps."""
     Path(path).write_text(str(os.getpid()))
-    time.sleep(seconds)
+    time.sleep(seconds)  # noqa - the task's work: a test stops it by timeout or cancel
     return os.getpid()
 
 
 @task
 def wait_for_file(path: str, timeout: float = 30.0) -> str:
     """Blocks until `path` exists: lets a test hold a job in `running` as long as it likes."""
-    deadline = time.monotonic() + timeout
-    while not Path(path).exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(path)
-        time.sleep(0.01)
+    wait_until(Path(path).exists, timeout, message=f"{path} to exist")
     return Path(path).read_text()
 
 
@@ -64,7 +61,7 @@ def chatty(lines: int, pause: float = 0.0) -> int:
         print(f"line {i}")
         progress(i / lines, f"{i}/{lines}")
         if pause:
-            time.sleep(pause)
+            time.sleep(pause)  # noqa - paces the output so a test can join mid-job
     return lines
 
 

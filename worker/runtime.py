@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from broker.curve import apply_client_curve
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
+from .exec_job import run_exec_job
 from .pool import ProcessPool
 from .registry import REGISTRY, is_async, load_tasks
 
@@ -277,16 +279,12 @@ class Worker:
         self._finish(job_id, attempt, outcome)
 
     async def _run_exec(self, job_id: str, attempt: int, payload: dict[str, Any]) -> None:
-        from .exec_job import run_exec_job
-
         ctx = JobContext(job_id, attempt, self._emit)
         outcome, artifacts = await run_exec_job(payload.get("spec") or {}, ctx)
         self._finish(job_id, attempt, outcome, artifacts)
 
     @staticmethod
     def _flush_output(ctx: JobContext) -> None:
-        import sys
-
         for stream in (sys.stdout, sys.stderr):
             flush_job = getattr(stream, "flush_job", None)
             if flush_job is not None:

@@ -24,12 +24,12 @@ MAIN = textwrap.dedent("""
 """)
 
 SPAWNER = textwrap.dedent("""
-    import os, subprocess, sys, time
-    pids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]).pid
+    import os, signal, subprocess, sys
+    pids = [subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"]).pid
             for _ in range(2)]
     open(os.environ["PID_FILE"], "w").write(" ".join(map(str, pids + [os.getpid()])))
     print("spawned", flush=True)
-    time.sleep(300)
+    signal.pause()  # until the worker kills the group
 """)
 
 

@@ -92,23 +92,23 @@ def exec_py(
 # the child holds a pipe of its own to the grandchild. The pids go to the file
 # named by argv[1], then the program says "ready" and waits forever.
 SPAWNER = """
-    import subprocess, sys, time
+    import signal, subprocess, sys
     GRANDCHILD = (
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.pause()"
     )
     CHILD = (
-        "import signal, subprocess, sys, time\\n"
+        "import signal, subprocess, sys\\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
         f"g = subprocess.Popen([sys.executable, '-c', {GRANDCHILD!r}], stdout=subprocess.PIPE)\\n"
         "print(g.pid, flush=True)\\n"
-        "time.sleep(600)\\n"
+        "signal.pause()\\n"
     )
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     grandchild_pid = int(child.stdout.readline())
     with open(sys.argv[1], "w") as f:
         f.write(f"{child.pid} {grandchild_pid}")
     print("ready", flush=True)
-    time.sleep(600)
+    signal.pause()  # until the runner kills the group
 """
 
 
@@ -373,7 +373,7 @@ def test_failing_output_callback_stops_the_program(work_root: Path, tmp_path: Pa
 BACKGROUND = """
     import subprocess, sys
     sleeper = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"],
+        [sys.executable, "-c", "import signal; signal.pause()"],
         start_new_session=sys.argv[2] == "escape",
     )
     open(sys.argv[1], "w").write(str(sleeper.pid))
