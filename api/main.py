@@ -47,7 +47,8 @@ def run_api(opts: dict[str, Any]) -> None:
     )
     config = uvicorn.Config(
         app, host=opts.get("host") or "127.0.0.1", port=int(opts.get("port") or 8000),
-        log_config=None, access_log=False, lifespan="on", server_header=False,
+        log_config=None, access_log=bool(opts.get("access_log")), lifespan="on",
+        server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     _Server(config).run()

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from .cli_errors import debug_wanted, report
+from .jobs import STATES
 from .logs import configure_logging
 
 MIB = 1024 * 1024
@@ -26,16 +28,27 @@ def _opt(*names: str, env: str, **kw: Any) -> Callable:
 
 def bus_options(fn: Callable) -> Callable:
     for option in reversed([
-        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555"),
-        _opt("--backend", env="ZJOBS_BACKEND", default="tcp://127.0.0.1:5556"),
-        _opt("--events", env="ZJOBS_EVENTS", default="tcp://127.0.0.1:5557"),
-        _opt("--heartbeat-interval", env="ZJOBS_HEARTBEAT_INTERVAL", type=float, default=1.0),
-        _opt("--heartbeat-liveness", env="ZJOBS_HEARTBEAT_LIVENESS", type=int, default=3),
-        _opt("--max-message", env="ZJOBS_MAX_MESSAGE", type=int, default=16 * MIB),
+        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555",
+             help="the broker's client socket (ROUTER)"),
+        _opt("--backend", env="ZJOBS_BACKEND", default="tcp://127.0.0.1:5556",
+             help="the broker's worker socket (ROUTER)"),
+        _opt("--events", env="ZJOBS_EVENTS", default="tcp://127.0.0.1:5557",
+             help="the broker's event socket (PUB)"),
+        _opt("--heartbeat-interval", env="ZJOBS_HEARTBEAT_INTERVAL",
+             type=click.FloatRange(min=0.01, max=3600), default=1.0,
+             help="seconds between heartbeats"),
+        _opt("--heartbeat-liveness", env="ZJOBS_HEARTBEAT_LIVENESS",
+             type=click.IntRange(min=1, max=1000), default=3,
+             help="missed heartbeats before a peer is declared dead"),
+        _opt("--max-message", env="ZJOBS_MAX_MESSAGE", type=click.IntRange(min=65536),
+             default=16 * MIB, help="largest message in bytes; larger ones are refused"),
         _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None,
              help="directory from `zjobs keys generate`: turns CURVE on"),
-        _opt("--log-json", env="ZJOBS_LOG_JSON", is_flag=True, default=False),
-        _opt("--log-level", env="ZJOBS_LOG_LEVEL", default="info"),
+        _opt("--log-json", env="ZJOBS_LOG_JSON", is_flag=True, default=False,
+             help="log JSON lines instead of readable ones"),
+        _opt("--log-level", env="ZJOBS_LOG_LEVEL", default="info",
+             type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+             help="the least severe log lines shown"),
     ]):
         fn = option(fn)
     return fn
@@ -43,12 +56,14 @@ def bus_options(fn: Callable) -> Callable:
 
 def broker_options(fn: Callable) -> Callable:
     for option in reversed([
-        _opt("--data-dir", env="ZJOBS_DATA_DIR", default="./.zjobs"),
+        _opt("--data-dir", env="ZJOBS_DATA_DIR", default="./.zjobs",
+             help="directory of the embedded SQLite store"),
         _opt("--retention", env="ZJOBS_RETENTION", type=float, default=7 * 24 * 3600.0,
              help="seconds a finished job, its logs and artifacts are kept"),
         _opt("--purge-interval", env="ZJOBS_PURGE_INTERVAL", type=float, default=30.0,
              help="seconds between retention sweeps"),
-        _opt("--event-window", env="ZJOBS_EVENT_WINDOW", type=int, default=100_000),
+        _opt("--event-window", env="ZJOBS_EVENT_WINDOW", type=click.IntRange(min=100_000),
+             default=100_000, help="recent events kept for replay"),
         _opt("--sync", env="ZJOBS_SYNC", type=click.Choice(["NORMAL", "FULL"]), default="NORMAL",
              help="SQLite synchronous mode: NORMAL survives a process crash, FULL a power cut"),
     ]):
@@ -59,13 +74,15 @@ def broker_options(fn: Callable) -> Callable:
 def worker_options(fn: Callable) -> Callable:
     for option in reversed([
         _opt("--queues", env="ZJOBS_QUEUES", default="default", help="comma-separated"),
-        _opt("--concurrency", env="ZJOBS_CONCURRENCY", type=int, default=None,
+        _opt("--concurrency", env="ZJOBS_CONCURRENCY", type=click.IntRange(min=1), default=None,
              help="jobs at once [default: CPU count]"),
         _opt("--tasks", env="ZJOBS_TASKS", default=None,
              help="comma-separated task modules [default: the demo tasks]"),
         _opt("--name", env="ZJOBS_WORKER_NAME", default=None, help="[default: host-pid]"),
-        _opt("--allow-exec", env="ZJOBS_ALLOW_EXEC", is_flag=True, default=False),
-        _opt("--allow-pickle", env="ZJOBS_ALLOW_PICKLE", is_flag=True, default=False),
+        _opt("--allow-exec", env="ZJOBS_ALLOW_EXEC", is_flag=True, default=False,
+             help="run `exec` jobs (programs sent with their files)"),
+        _opt("--allow-pickle", env="ZJOBS_ALLOW_PICKLE", is_flag=True, default=False,
+             help="run `function` jobs (unpickling runs arbitrary code)"),
         _opt("--default-timeout", env="ZJOBS_DEFAULT_TIMEOUT", type=float, default=None,
              help="seconds an attempt may run when the job sets no timeout_s"),
         _opt("--shutdown-grace", env="ZJOBS_SHUTDOWN_GRACE", type=float, default=5.0,
@@ -77,8 +94,11 @@ def worker_options(fn: Callable) -> Callable:
 
 def api_options(fn: Callable) -> Callable:
     for option in reversed([
-        _opt("--host", env="ZJOBS_HOST", default="127.0.0.1"),
-        _opt("--port", env="ZJOBS_PORT", type=int, default=8000),
+        _opt("--host", env="ZJOBS_HOST", default="127.0.0.1", help="HTTP address to listen on"),
+        _opt("--port", env="ZJOBS_PORT", type=click.IntRange(min=0, max=65535), default=8000,
+             help="HTTP port"),
+        _opt("--access-log", env="ZJOBS_ACCESS_LOG", is_flag=True, default=False,
+             help="log every HTTP request"),
     ]):
         fn = option(fn)
     return fn
@@ -86,9 +106,13 @@ def api_options(fn: Callable) -> Callable:
 
 def client_options(fn: Callable) -> Callable:
     for option in reversed([
-        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555"),
-        _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None),
-        _opt("--timeout", env="ZJOBS_CLIENT_TIMEOUT", type=float, default=10.0),
+        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555",
+             help="the broker's client socket"),
+        _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None,
+             help="directory from `zjobs keys generate`: turns CURVE on"),
+        _opt("--broker-timeout", "timeout", env="ZJOBS_BROKER_TIMEOUT",
+             type=click.FloatRange(min=0.1), default=10.0,
+             help="seconds to wait for the broker to answer"),
     ]):
         fn = option(fn)
     return fn
@@ -101,10 +125,25 @@ def _client(frontend: str, curve_dir: str | None, timeout: float) -> Any:
     return Client(frontend, curve=client_curve(curve_dir), timeout=timeout)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog="Add --debug (or set ZJOBS_DEBUG=1) to see the traceback of a failure.")
 @click.version_option(package_name="zjobs")
 def main() -> None:
     """zjobs: a fast, durable job broker on a ZeroMQ bus."""
+
+
+def invoke(argv: list[str] | None = None) -> int:
+    """The console script: run a command; a failure is one `error:` line (see cli_errors)."""
+    debug, args = debug_wanted(list(sys.argv[1:] if argv is None else argv))
+    try:
+        main.main(args, prog_name="zjobs", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except BaseException as exc:  # noqa: BLE001 - the one place every failure is reported
+        return report(exc, debug)
+    return 0
 
 
 # ---------------------------------------------------------------- processes
@@ -144,6 +183,8 @@ def worker(**opts: Any) -> None:
     from .curve import client_curve
 
     configure_logging(opts["log_json"], opts["log_level"])
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # `--tasks mymod` from here, as `celery -A` does
     config = WorkerConfig(
         backend=opts["backend"], queues=[q.strip() for q in opts["queues"].split(",") if q],
         tasks=task_modules(opts["tasks"]), heartbeat_interval_s=opts["heartbeat_interval"],
@@ -175,10 +216,14 @@ def api(**opts: Any) -> None:
 @broker_options
 @worker_options
 @api_options
-@click.option("--workers", "n_workers", type=int, default=2, show_default=True,
-              help="worker processes to start")
+@click.option("--workers", "n_workers", type=click.IntRange(min=0, max=256), default=2,
+              show_default=True, help="worker processes to start")
+@_opt("--restart", env="ZJOBS_RESTART", default="always",
+      type=click.Choice(["always", "on-failure", "never"]),
+      help="restart a child that exits unasked (backoff 1 s doubling to 30 s); "
+           "never: stop everything when one exits")
 def up(n_workers: int, **opts: Any) -> None:
-    """Broker + API + N workers on the embedded store; Ctrl-C stops them all."""
+    """Broker + API + N workers on the embedded store, supervised; Ctrl-C stops them all."""
     from .up import run_up
 
     configure_logging(opts["log_json"], opts["log_level"])
@@ -189,10 +234,16 @@ def up(n_workers: int, **opts: Any) -> None:
 
 
 def _parse_arg(text: str) -> Any:
-    """`2` -> 2, `[1,2]` -> [1, 2], `"x"` -> "x", anything else stays a string."""
+    """`2` -> 2, `[1,2]` -> [1, 2], `"x"` -> "x"; other words stay strings.
+
+    Text that starts like JSON (`[`, `{`, `"`) must be valid JSON: `'[1,2'` is a typo to
+    report, not a string to send.
+    """
     try:
         return json.loads(text)
-    except ValueError:
+    except ValueError as exc:
+        if text.lstrip()[:1] in ('[', '{', '"'):
+            raise click.BadParameter(f"{text!r} is not valid JSON ({exc})") from None
         return text
 
 
@@ -273,6 +324,67 @@ def tail(job_id: str | None, frontend: str, curve_dir: str | None, timeout: floa
             pass
 
 
+@main.command()
+@client_options
+@click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
+def cancel(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, timeout: float,
+           as_json: bool) -> None:
+    """Cancel queued or running jobs."""
+    _each_job(job_ids, "cancel", frontend, curve_dir, timeout, as_json)
+
+
+@main.command()
+@client_options
+@click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
+def retry(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, timeout: float,
+          as_json: bool) -> None:
+    """Run failed or cancelled jobs again."""
+    _each_job(job_ids, "retry", frontend, curve_dir, timeout, as_json)
+
+
+def _each_job(job_ids: tuple[str, ...], action: str, frontend: str, curve_dir: str | None,
+              timeout: float, as_json: bool) -> None:
+    """Apply `action` to every id; report each refusal on its own line, exit 1 if any."""
+    from .errors import BrokerError
+
+    done, refused = [], 0
+    with _client(frontend, curve_dir, timeout) as client:
+        for job_id in job_ids:
+            try:
+                job = getattr(client, action)(job_id)
+            except BrokerError as exc:
+                refused += 1
+                click.echo(f"error: {job_id}: {exc.message}", err=True)
+                continue
+            done.append(job)
+            if not as_json:
+                click.echo(f"{job['id']} {job['status']}")
+    if as_json:
+        click.echo(json.dumps(done, default=str, indent=2))
+    if refused:
+        sys.exit(1)
+
+
+@main.command("list")
+@client_options
+@click.option("--status", type=click.Choice(STATES), help="only jobs in this state")
+@click.option("--queue", help="only jobs of this queue")
+@click.option("--task", help="only jobs of this task")
+@click.option("--worker", help="only jobs run by this worker")
+@click.option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True,
+              help="most jobs to show, newest first")
+@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
+def list_jobs(frontend: str, curve_dir: str | None, timeout: float, as_json: bool,
+              **filters: Any) -> None:
+    """List jobs, newest first."""
+    from .watch import show_jobs
+
+    with _client(frontend, curve_dir, timeout) as client:
+        show_jobs(client.list(**filters), as_json)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @client_options
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
@@ -342,10 +454,11 @@ def bench(ctx: click.Context) -> None:
     sys.exit(bench_main(ctx.args))
 
 
-def _script() -> None:  # pragma: no cover - `python -m broker.cli`
-    main(prog_name="zjobs")
+def script() -> None:
+    """The `zjobs` console script."""
+    sys.exit(invoke())
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover - `python -m broker.cli`
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    _script()
+    script()

@@ -19,7 +19,7 @@ import zmq.asyncio
 
 from . import protocol as p
 from .curve import apply_client_curve
-from .errors import BrokerError, JobCancelled, JobFailed
+from .errors import BrokerError, BrokerUnreachable, JobCancelled, JobFailed
 from .functions import chunk_results, function_job, map_jobs, single_result
 from .models import validate_jobs
 from .sockets import cancel_and_wait, received
@@ -121,7 +121,8 @@ class _EventCursor:
 class _Base:
     """Request building shared by both clients; subclasses supply `_call`."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, endpoint: str, timeout: float) -> None:
+        self.endpoint = endpoint
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._events_endpoint: str | None = None
@@ -168,7 +169,7 @@ class Client(_Base):
 
     def __init__(self, endpoint: str = DEFAULT_FRONTEND, *, curve: Any = None,
                  timeout: float = 10.0, events_endpoint: str | None = None) -> None:
-        super().__init__(timeout)
+        super().__init__(endpoint, timeout)
         self._ctx = zmq.Context.instance()
         self._curve = curve
         self._sock = _dealer(self._ctx, endpoint, curve)
@@ -198,7 +199,7 @@ class Client(_Base):
                 break
             except zmq.Again:
                 if time.monotonic() >= deadline:
-                    raise TimeoutError("broker not reachable") from None
+                    raise BrokerUnreachable(self.endpoint, self.timeout) from None
                 self._sock.poll(50, zmq.POLLOUT)
         self._outstanding.add(rid)
         return rid
@@ -209,7 +210,7 @@ class Client(_Base):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._poller.poll(remaining * 1000):
                     if rid not in self._early and time.monotonic() >= deadline:
-                        raise TimeoutError("the broker did not answer in time")
+                        raise BrokerUnreachable(self.endpoint, self.timeout)
                     continue
                 self._read_available()
             return _checked(self._early.pop(rid))
@@ -403,7 +404,7 @@ class AsyncClient(_Base):
 
     def __init__(self, endpoint: str = DEFAULT_FRONTEND, *, curve: Any = None,
                  timeout: float = 10.0, events_endpoint: str | None = None) -> None:
-        super().__init__(timeout)
+        super().__init__(endpoint, timeout)
         self._ctx = zmq.asyncio.Context.instance()
         self._curve = curve
         self._sock = _dealer(self._ctx, endpoint, curve)
@@ -450,7 +451,7 @@ class AsyncClient(_Base):
                         await asyncio.sleep(0.05)
                 reply = await future
         except TimeoutError:
-            raise TimeoutError("the broker did not answer in time") from None
+            raise BrokerUnreachable(self.endpoint, limit) from None
         finally:
             self._pending.pop(rid, None)
         return _checked(reply)

@@ -3,12 +3,15 @@
 ZJobsError
 ├── CommandError        a client command the broker refuses (has `code`)
 ├── BrokerError         the client's view of an ERR reply (has `code`)
+├── BrokerUnreachable   the broker did not answer in time (also a TimeoutError)
 ├── JobFailed           `Client.result` of a job that failed (has `job`)
 ├── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
-└── FunctionError       an item of `Client.map` raised (has `index`, `remote_traceback`)
+├── FunctionError       an item of `Client.map` raised (has `index`, `remote_traceback`)
+└── StartError          a process cannot start: a port in use, a store it cannot open
 
 ProtocolError (in broker.protocol) is a malformed frame; it never leaves the
-broker loop. A broker that does not answer raises the builtin TimeoutError.
+broker loop. A broker that does not answer raises BrokerUnreachable, which is a
+TimeoutError, so `except TimeoutError` still catches it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,15 @@ class BrokerError(ZJobsError):
         self.message = message
 
 
+class BrokerUnreachable(ZJobsError, TimeoutError):
+    """No answer from the broker at `endpoint` within `timeout_s` seconds."""
+
+    def __init__(self, endpoint: str, timeout_s: float) -> None:
+        super().__init__(f"broker not reachable at {endpoint} within {timeout_s:g} s")
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+
+
 class JobFailed(ZJobsError):
     """The job ended `failed`; `job["error"]` holds type, message and traceback."""
 
@@ -72,3 +84,7 @@ class FunctionError(ZJobsError):
         self.remote_traceback = error.get("traceback") or ""
         super().__init__(f"item {index} raised {error.get('type')}: {error.get('message')}\n"
                          f"remote traceback:\n{self.remote_traceback}")
+
+
+class StartError(ZJobsError):
+    """A process cannot start; the message says why and what to do."""

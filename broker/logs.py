@@ -1,4 +1,8 @@
-"""structlog set-up for the entry points: readable on a terminal, JSON lines with --log-json."""
+"""structlog set-up for the entry points: readable on a terminal, JSON lines with --log-json.
+
+The standard library's loggers (uvicorn's server and access lines, asyncio)
+go through the same renderer, so `--log-json` makes every line JSON.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,28 @@ import structlog
 
 def configure_logging(json: bool = False, level: str = "info") -> None:
     numeric = logging.getLevelName(level.upper())
-    processors: list = [
+    shared: list = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    renderer: object
     if json:
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        shared.append(structlog.processors.dict_tracebacks)
+        renderer = structlog.processors.JSONRenderer()
     else:
-        processors += [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.__stderr__.isatty())
     structlog.configure(
-        processors=processors,
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.__stderr__,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)

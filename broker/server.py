@@ -20,6 +20,7 @@ from . import __version__, commands
 from . import protocol as p
 from .curve import CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
+from .errors import StartError
 from .sockets import NOBLOCK, send_frames
 from .store import Store
 
@@ -82,7 +83,13 @@ class BrokerServer:
         sock.rcvhwm = 1_000_000
         if self.config.curve is not None:
             self._auth = apply_server_curve(self.ctx, sock, self.config.curve, self._auth)
-        sock.bind(endpoint)
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise StartError(f"cannot listen on {endpoint}: {exc.strerror}; is another broker "
+                             "running there? Stop it, or pick other --frontend/--backend/--events"
+                             ) from exc
         return sock
 
     def _router(self, endpoint: str) -> zmq.Socket:

@@ -1,15 +1,28 @@
-"""`zjobs up`: a broker, the API and N workers as child processes; Ctrl-C stops them all."""
+"""`zjobs up`: a broker, the API and N workers as supervised child processes.
+
+Children are started as `python -P -m broker.cli ROLE ...`: `-P` keeps the
+current directory off their import path, so a user's project with a folder
+named `api` or `worker` cannot shadow zjobs' own packages (workers add the
+current directory back, after zjobs', to import `--tasks`).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
-import subprocess
+import socket
 import sys
 import time
+import urllib.error
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
+
+from .errors import StartError
+from .supervisor import Child, Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -19,12 +32,13 @@ _ROLE_OPTIONS = {
     "broker": _BUS + ("data_dir", "retention", "purge_interval", "event_window", "sync"),
     "worker": _BUS + ("queues", "concurrency", "tasks", "allow_exec", "allow_pickle",
                       "default_timeout", "shutdown_grace"),
-    "api": _BUS + ("host", "port"),
+    "api": _BUS + ("host", "port", "access_log"),
 }
+HEALTH_EVERY_S = 0.5
 
 
 def _argv(role: str, opts: dict[str, Any], extra: list[str] | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "broker.cli", role]
+    argv = [sys.executable, "-P", "-m", "broker.cli", role]
     for key in _ROLE_OPTIONS[role]:
         value = opts.get(key)
         flag = "--" + key.replace("_", "-")
@@ -37,50 +51,76 @@ def _argv(role: str, opts: dict[str, Any], extra: list[str] | None = None) -> li
     return argv + (extra or [])
 
 
-def run_up(n_workers: int, opts: dict[str, Any]) -> int:
-    """Start everything, wait for Ctrl-C (or a child dying), stop everything. Exit code."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs: list[subprocess.Popen] = [subprocess.Popen(_argv("broker", opts), env=env)]
+def children(n_workers: int, opts: dict[str, Any]) -> list[Child]:
     name = opts.get("name") or f"{os.uname().nodename}-{os.getpid()}"
-    for index in range(n_workers):
-        procs.append(subprocess.Popen(_argv("worker", opts, ["--name", f"{name}-w{index + 1}"]),
-                                      env=env))
-    procs.append(subprocess.Popen(_argv("api", opts), env=env))
-    stop = False
-
-    def on_signal(*_: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    log.info("zjobs.up", dashboard=f"http://{opts['host']}:{opts['port']}/",
-             frontend=opts["frontend"], workers=n_workers, data_dir=opts["data_dir"])
-    print(f"zjobs is up: dashboard http://{opts['host']}:{opts['port']}/  "
-          f"(Ctrl-C stops everything)", flush=True)
-    code = 0
-    while not stop:
-        for proc in procs:
-            if proc.poll() is not None:
-                log.error("zjobs.child_exited", pid=proc.pid, code=proc.returncode)
-                stop, code = True, 1
-        time.sleep(0.2)
-    _stop_all(procs)
-    return code
+    grace = float(opts.get("shutdown_grace") or 5.0) + 3.0
+    return [
+        Child("broker", _argv("broker", opts), stop_first=False),
+        *(Child(f"worker-{i + 1}", _argv("worker", opts, ["--name", f"{name}-w{i + 1}"]),
+                stop_grace_s=grace) for i in range(n_workers)),
+        Child("api", _argv("api", opts)),
+    ]
 
 
-def _stop_all(procs: list[subprocess.Popen], grace_s: float = 8.0) -> None:
-    """SIGTERM workers and API first, the broker last; SIGKILL whatever outlives the grace."""
-    broker, others = procs[0], procs[1:]
-    for group in (others, [broker]):
-        for proc in group:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for proc in group:
-            try:
-                proc.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    log.info("zjobs.stopped")
+def check_ports(opts: dict[str, Any]) -> None:
+    """Fail at once, with the flag to change, when a port `zjobs up` needs is taken."""
+    wanted = [(f"--{role}", opts[role]) for role in ("frontend", "backend", "events")]
+    wanted.append(("--port", f"tcp://{opts['host']}:{opts['port']}"))
+    for flag, endpoint in wanted:
+        parts = urlsplit(endpoint)
+        if parts.scheme != "tcp" or parts.port is None:
+            continue
+        host = "0.0.0.0" if parts.hostname in (None, "*") else parts.hostname
+        if _in_use(host, parts.port):
+            raise StartError(f"port {parts.port} ({flag} {endpoint}) is already in use; is another "
+                          f"zjobs running? Stop it, or pick a free port with {flag}")
+
+
+def _in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+class Announcer:
+    """Prints "zjobs is up" once the API answers /health (it answers 200 once the broker does)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        self.dashboard = f"http://{host}:{port}/"
+        self.health = f"http://{'[' + probe + ']' if ':' in probe else probe}:{port}/health"
+        self.done = False
+        self._next = 0.0
+
+    def __call__(self) -> None:
+        if self.done or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + HEALTH_EVERY_S
+        try:
+            with urllib.request.urlopen(self.health, timeout=0.5) as answer:
+                self.done = answer.status == 200
+        except (urllib.error.URLError, OSError):
+            return
+        if self.done:
+            print(f"zjobs is up: dashboard {self.dashboard}  (Ctrl-C stops everything)",
+                  flush=True)
+
+
+def run_up(n_workers: int, opts: dict[str, Any]) -> int:
+    """Supervise everything until SIGINT/SIGTERM; raises StartError or GaveUp. Exit code."""
+    check_ports(opts)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    announcer = Announcer(opts["host"], int(opts["port"]))
+    supervisor = Supervisor(children(n_workers, opts), env, opts.get("restart") or "always",
+                            on_tick=announcer)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, supervisor.stop)
+    log.info("zjobs.starting", dashboard=announcer.dashboard, frontend=opts["frontend"],
+             workers=n_workers, data_dir=opts["data_dir"])
+    supervisor.run()
+    return 0

@@ -52,6 +52,21 @@ def show_job(job: dict[str, Any], as_json: bool) -> None:
     _out.print(table)
 
 
+def show_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(jobs, default=str, indent=2))
+        return
+    table = Table(box=None)
+    for column in ("id", "status", "queue", "task", "attempts", "worker", "created"):
+        table.add_column(column)
+    for job in jobs:
+        created = datetime.fromtimestamp(job["created_at"]).isoformat(sep=" ", timespec="seconds")
+        status = f"[{_COLOURS.get(job['status'], 'white')}]{job['status']}[/]"
+        table.add_row(job["id"], status, job["queue"], job.get("task") or job["kind"],
+                      str(job["attempts"]), job.get("worker") or "-", created)
+    _out.print(table)
+
+
 def show_stats(stats: dict[str, Any], workers: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         print(json.dumps({"stats": stats, "workers": workers}, default=str, indent=2))

@@ -13,8 +13,6 @@ Each child runs one job at a time and talks to the parent over a pipe:
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -23,6 +21,8 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
+
+from broker.orphans import die_with_parent
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import FunctionCallError, Outcome, error, failure, success
@@ -170,14 +170,8 @@ class ProcessPool:
 
 def _die_with_parent() -> None:
     """Linux: get SIGKILL when the worker dies, even by SIGKILL, so no pool process outlives it."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
     parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
-        os._exit(1)
+    die_with_parent(signal.SIGKILL, parent.pid if parent is not None else None)
 
 
 def child_main(conn: multiprocessing.connection.Connection, modules: list[str]) -> None:
