@@ -16,55 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .jobs import TERMINAL, Job
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    queue TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    task TEXT,
-    priority INTEGER NOT NULL,
-    timeout_s REAL,
-    max_retries INTEGER NOT NULL,
-    retry_backoff_s REAL NOT NULL,
-    run_at REAL,
-    idempotency_key TEXT,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    worker TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    payload BLOB,
-    result BLOB,
-    error BLOB,
-    progress BLOB,
-    log_lines INTEGER NOT NULL DEFAULT 0,
-    ord INTEGER NOT NULL,
-    lost_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS logs (
-    job_id TEXT NOT NULL,
-    line INTEGER NOT NULL,
-    stream TEXT NOT NULL,
-    data TEXT NOT NULL,
-    ts REAL NOT NULL,
-    PRIMARY KEY (job_id, line)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS artifacts (
-    job_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (job_id, name)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
+from .migrations import migrate
 
 _COLUMNS = (
     "id", "queue", "kind", "task", "priority", "timeout_s", "max_retries", "retry_backoff_s",
@@ -138,7 +90,7 @@ class Store:
         self.db.execute(f"PRAGMA synchronous={sync}")
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.execute("PRAGMA temp_store=MEMORY")
-        self.db.executescript(SCHEMA)
+        migrate(self.db, self.path)
         self.db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = Checkpointer(self.path)
         self._checkpointer.start()

@@ -1,0 +1,131 @@
+"""The store's schema and its versions: a data directory from any older zjobs opens and upgrades.
+
+The version lives in SQLite's `user_version`. Each entry of `MIGRATIONS`
+takes the schema from the version before it to its own, in one
+transaction; `migrate` runs the missing ones on start. A data directory
+written before versions existed (user_version 0 with a `jobs` table) has
+the layout of version 1. One that is newer than this code is refused, so
+an old binary never writes to a schema it does not know.
+
+To change the schema: append an entry (never edit one that has shipped),
+and describe the layout change in its SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import structlog
+
+from .errors import StartError
+
+log = structlog.get_logger(__name__)
+
+BASELINE = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    task TEXT,
+    priority INTEGER NOT NULL,
+    timeout_s REAL,
+    max_retries INTEGER NOT NULL,
+    retry_backoff_s REAL NOT NULL,
+    run_at REAL,
+    idempotency_key TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    worker TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    payload BLOB,
+    result BLOB,
+    error BLOB,
+    progress BLOB,
+    log_lines INTEGER NOT NULL DEFAULT 0,
+    ord INTEGER NOT NULL,
+    lost_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at) WHERE finished_at IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS logs (
+    job_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    data TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (job_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, name)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "baseline: jobs, logs, artifacts, meta", BASELINE),
+    (2, "indexes for listing by queue, task and worker", """
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(queue, status, id);
+CREATE INDEX IF NOT EXISTS jobs_task ON jobs(task, id);
+CREATE INDEX IF NOT EXISTS jobs_worker ON jobs(worker, id) WHERE worker IS NOT NULL;
+"""),
+]
+VERSION = MIGRATIONS[-1][0]
+
+
+def version_of(db: sqlite3.Connection) -> int:
+    """The schema version of `db`: 0 for an empty database."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0 and db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone():
+        return 1  # written before the schema carried a version
+    return version
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> list[int]:
+    """Bring `db` to `VERSION`; the versions applied, in order."""
+    current = version_of(db)
+    if current > VERSION:
+        raise StartError(f"the store {path} has schema version {current}, newer than this zjobs "
+                         f"knows ({VERSION}); run a newer zjobs on it")
+    applied = []
+    for version, _, sql in MIGRATIONS:
+        if version <= current:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(sql):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    if current and applied:
+        _note_upgrade(path, current, applied[-1])
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """`executescript` would commit our transaction; split on complete statements instead."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    return [s for s in out if s]
+
+
+def _note_upgrade(path: Path, old: int, new: int) -> None:
+    log.info("store.upgraded", path=str(path), old=old, new=new)

@@ -1,0 +1,72 @@
+"""The store's schema version: old data directories open and upgrade; newer ones are refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from broker.errors import StartError
+from broker.migrations import VERSION, version_of
+from broker.store import Store
+from tests.cluster import Cluster
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "store-unversioned.sql"
+OLD_IDS = ["0190000000000000000000000001", "0190000000000000000000000002"]
+
+
+def unversioned_data_dir(path: Path) -> Path:
+    """A data directory as zjobs wrote it before the schema had a version."""
+    path.mkdir(parents=True)
+    db = sqlite3.connect(path / "zjobs.db")
+    db.executescript(FIXTURE.read_text())
+    db.close()
+    return path
+
+
+def indexes(path: Path) -> set[str]:
+    db = sqlite3.connect(path / "zjobs.db")
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        db.close()
+
+
+def test_an_unversioned_data_directory_upgrades_and_keeps_its_jobs(tmp_path: Path) -> None:
+    data = unversioned_data_dir(tmp_path / "old")
+    assert "jobs_queue" not in indexes(data)
+    store = Store(data)
+    try:
+        assert version_of(store.db) == VERSION > 1
+        assert sorted(job.id for job in store.load_active()) == OLD_IDS
+        assert store.get(OLD_IDS[1])["queue"] == "other"
+    finally:
+        store.close()
+    assert {"jobs_queue", "jobs_task", "jobs_worker"} <= indexes(data)
+    Store(data).close()  # opening an up-to-date store again changes nothing and does not fail
+
+
+def test_a_new_data_directory_gets_the_current_version(tmp_path: Path) -> None:
+    store = Store(tmp_path / "new")
+    try:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+    finally:
+        store.close()
+
+
+def test_a_store_newer_than_this_code_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "d").close()
+    db = sqlite3.connect(tmp_path / "d" / "zjobs.db")
+    db.execute(f"PRAGMA user_version = {VERSION + 1}")
+    db.close()
+    with pytest.raises(StartError, match="newer than this zjobs"):
+        Store(tmp_path / "d")
+
+
+def test_a_broker_on_an_old_data_directory_runs_its_jobs(bare_cluster: Cluster) -> None:
+    unversioned_data_dir(bare_cluster.data_dir / "store")
+    bare_cluster.start_broker()
+    bare_cluster.start_worker("w1", "--tasks", "worker.demo", "--queues", "default,other")
+    jobs = bare_cluster.client().wait_many(OLD_IDS, timeout=30)
+    assert [(j["status"], j["result"]) for j in jobs] == [("succeeded", 3), ("succeeded", "hi")]
