@@ -177,14 +177,13 @@ def broker(**opts: Any) -> None:
 @worker_options
 def worker(**opts: Any) -> None:
     """Run a worker: takes jobs from the broker's backend."""
-    from worker.registry import task_modules
+    from worker.registry import import_tasks, task_modules
     from worker.runtime import WorkerConfig, run_worker
 
     from .curve import client_curve
 
     configure_logging(opts["log_json"], opts["log_level"])
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())  # `--tasks mymod` from here, as `celery -A` does
+    import_tasks(task_modules(opts["tasks"]))
     config = WorkerConfig(
         backend=opts["backend"], queues=[q.strip() for q in opts["queues"].split(",") if q],
         tasks=task_modules(opts["tasks"]), heartbeat_interval_s=opts["heartbeat_interval"],

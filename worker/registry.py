@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,6 +34,30 @@ def load_tasks(modules: Iterable[str]) -> dict[str, Callable[..., Any]]:
     for module in modules:
         importlib.import_module(module)
     return REGISTRY
+
+
+def import_tasks(modules: list[str]) -> None:
+    """Import the task modules a worker was given, from the current directory too.
+
+    The current directory goes at the end of the import path, as `celery -A`
+    finds its app: the user's `mymod.py` is found, but a folder of theirs named
+    `api` or `worker` cannot shadow zjobs' own packages. A module that does not
+    import is a StartError that names it.
+    """
+    from broker.errors import StartError
+
+    # zjobs' own root first: an editable install's finder runs after sys.path's, so without
+    # it the pool processes (which import afresh) would find the user's `worker/` first.
+    for path in (str(Path(__file__).resolve().parent.parent), os.getcwd()):
+        if path not in sys.path:
+            sys.path.append(path)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure of user code
+            raise StartError(f"cannot import task module {module!r} ({type(exc).__name__}: "
+                             f"{exc}); run from the directory that holds it, or fix --tasks"
+                             ) from exc
 
 
 DEMO_MODULE = "worker.demo"
