@@ -20,6 +20,7 @@ from broker import AsyncClient
 
 from .hub import DEFAULT_QUEUE_SIZE, EventHub
 from .metrics import ApiMetrics
+from .reachability import Reachability
 
 MIB = 1024 * 1024
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -36,6 +37,7 @@ class Settings:
     sse_send_timeout_s: float = 30.0
     broker_timeout_s: float = 5.0
     health_timeout_s: float = 1.0
+    reachability_every_s: float = 1.0
     queue_size: int = DEFAULT_QUEUE_SIZE
     static_dir: Path = STATIC_DIR
 
@@ -53,19 +55,25 @@ class ApiContext:
         self.metrics = ApiMetrics(self.hub)
         self.hub.add_observer(self.metrics.observe)
         self.shutdown = anyio.Event()
-        self._watcher: asyncio.Task | None = None
+        self.reachability = Reachability()
+        self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
         self.hub.start()
-        self._watcher = asyncio.get_running_loop().create_task(self._end_streams_at_shutdown())
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._end_streams_at_shutdown()),
+            loop.create_task(self.reachability.watch(
+                self.client, self.settings.reachability_every_s, self.settings.health_timeout_s)),
+        ]
 
     async def _end_streams_at_shutdown(self) -> None:
         await self.shutdown.wait()
         self.hub.close_subscribers()
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in self._tasks:
+            task.cancel()
         await self.hub.stop()
         await self.client.close()
 

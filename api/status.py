@@ -38,16 +38,21 @@ async def stats(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """200 when the broker answers PING within the health timeout, 503 otherwise."""
+    """200 when the broker answers PING within the health timeout, 503 otherwise.
+
+    `broker.reachable` / `broker.since` say since when the broker has (not) answered,
+    from the API's own pings every second, so the dashboard can say how long it has been.
+    """
     ctx = context(request)
     api = {"last_seq": ctx.hub.last_seq, "sse_clients": ctx.hub.subscribers}
-    try:
-        pong = await ctx.client.ping(timeout=ctx.settings.health_timeout_s)
-    except (TimeoutError, BrokerError) as exc:
-        message = "the broker did not answer" if isinstance(exc, TimeoutError) else str(exc)
-        body = {"status": "unavailable", "api": api, **error_body("unavailable", message)}
+    pong = await ctx.reachability.ping(ctx.client, ctx.settings.health_timeout_s)
+    broker = ctx.reachability.as_dict()
+    if pong is None:
+        body = {"status": "unavailable", "broker": broker, "api": api,
+                **error_body("unavailable", f"the broker at {ctx.settings.frontend} did not "
+                             f"answer within {ctx.settings.health_timeout_s:g} s")}
         return Json(body, status_code=503)
-    broker = {"version": pong.get("version"), "seq": pong.get("seq")}
+    broker.update(version=pong.get("version"), seq=pong.get("seq"))
     return Json({"status": "ok", "broker": broker, "api": api})
 
 

@@ -2,9 +2,10 @@
 
 Each message is `id: <seq>`, `event: <type>`, `data: <event as JSON>` (log
 streams: `id: <line>`, `event: log`, data `{"line", "stream", "data"}`).
-A comment line `: live` says the stream is registered and caught up; a
-`: ping` comment every `sse_ping_s` keeps idle streams open. When the
-broker no longer holds events a client asked for, it gets
+Every stream opens with `retry: 2000` (reconnect after 2 s). A comment line
+`: live` says the stream is registered and caught up; a `: ping` comment every
+`sse_ping_s` keeps idle streams open. When the broker no longer holds events a
+client asked for, it gets
 `event: truncated` (data `{"since": N}`) before the events that remain.
 Job and log streams end with `event: end`, data `{"status": ...}`.
 
@@ -51,6 +52,8 @@ from .schemas import EventsQuery
 log = structlog.get_logger(__name__)
 
 LIVE = ServerSentEvent(comment="live")
+RETRY_MS = 2000
+RETRY = ServerSentEvent(retry=RETRY_MS)  # how soon an EventSource reconnects after a drop
 SHUTDOWN_GRACE_S = 2.0
 
 
@@ -130,6 +133,7 @@ def _respond(ctx: ApiContext, messages: AsyncIterator[ServerSentEvent]) -> Respo
 
 async def _guarded(messages: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ServerSentEvent]:
     """End the stream quietly when the broker stops answering; the client resumes later."""
+    yield RETRY
     try:
         async with aclosing(messages):
             async for message in messages:

@@ -40,7 +40,7 @@ def bus_options(fn: Callable) -> Callable:
         _opt("--heartbeat-liveness", env="ZJOBS_HEARTBEAT_LIVENESS",
              type=click.IntRange(min=1, max=1000), default=3,
              help="missed heartbeats before a peer is declared dead"),
-        _opt("--max-message", env="ZJOBS_MAX_MESSAGE", type=click.IntRange(min=65536),
+        _opt("--max-message", env="ZJOBS_MAX_MESSAGE", type=click.IntRange(min=1024),
              default=16 * MIB, help="largest message in bytes; larger ones are refused"),
         _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None,
              help="directory from `zjobs keys generate`: turns CURVE on"),

@@ -52,6 +52,7 @@
 
   const RENDER_INTERVAL_MS = 250;   // ~4 Hz
   const POLL_INTERVAL_MS = 3000;    // /workers and /queues
+  const HEALTH_INTERVAL_MS = 2000;  // /health: is the broker reachable?
   const MAX_ROWS = 200;             // rows in the jobs table
   const MAX_TRACKED = 600;          // job records kept in memory (pruned above 2x)
   const EVLOG_MAX = 40000;          // local job-event log used to replay over snapshots
@@ -243,6 +244,8 @@
     countsSeq: null,             // seq of the snapshot the counts are based on
     connected: false,
     everOpened: false,
+    brokerUp: null,              // from /health: does the API reach the broker?
+    brokerSince: null,           // epoch s of the last change of brokerUp
     loadedAt: Date.now(),
     filter: { status: '', queue: '', text: '' },
     detailId: null,
@@ -793,6 +796,31 @@
     });
   }
 
+  function refreshHealth() {
+    return once('health', async () => {
+      let body = null;
+      try {
+        const res = await fetch(apiUrl('health'), { cache: 'no-store' });
+        body = await res.json();
+      } catch {
+        body = null;  // the API itself is away: the event stream's state says so
+      }
+      const broker = body && body.broker;
+      const up = !!(body && body.status === 'ok');
+      const since = broker && typeof broker.since === 'number' ? broker.since : Date.now() / 1000;
+      if (body && (up !== state.brokerUp || since !== state.brokerSince)) {
+        if (state.brokerUp === true && !up) pushFeed({ rgb: STATUS_RGB.failed, text: 'broker unreachable' });
+        if (state.brokerUp === false && up) {
+          pushFeed({ rgb: STATUS_RGB.succeeded, text: 'broker reachable again' });
+          resync();
+        }
+        state.brokerUp = up;
+        state.brokerSince = since;
+        markDirty('header');
+      }
+    });
+  }
+
   function refreshWorkers() {
     return once('workers', async () => {
       const r = await api('workers');
@@ -872,9 +900,14 @@
 
   function renderHeader() {
     const conn = els.conn;
-    setAttr(conn, 'data-state', state.connected ? 'open' : 'closed');
-    setAttr(document.body, 'data-conn', state.connected ? 'open' : 'closed');
-    setText(els.connLabel, state.connected ? 'Live' : state.everOpened ? 'Reconnecting…' : 'Connecting…');
+    const brokerDown = state.brokerUp === false;
+    const live = state.connected && !brokerDown;
+    setAttr(conn, 'data-state', live ? 'open' : 'closed');
+    setAttr(conn, 'data-broker', brokerDown ? 'down' : state.brokerUp ? 'up' : 'unknown');
+    setAttr(document.body, 'data-conn', live ? 'open' : 'closed');
+    setText(els.connLabel, brokerDown
+      ? 'Broker unreachable since ' + fmtClock(state.brokerSince * 1000)
+      : state.connected ? 'Live' : state.everOpened ? 'Reconnecting…' : 'Connecting…');
 
     const nWorkers = state.workersLoaded ? state.workers.size : state.statsWorkers;
     setText(els.workersCount, nWorkers == null ? '–' : String(nWorkers));
@@ -2041,7 +2074,9 @@
     refreshQueues();
     refreshJobs();
     openFromHash();
+    refreshHealth();
     setInterval(poll, POLL_INTERVAL_MS);
+    setInterval(refreshHealth, HEALTH_INTERVAL_MS);
     setInterval(tick, 1000);
     markDirty(...renderers.map(([k]) => k));
   }

@@ -64,6 +64,12 @@ class Message:
     id: str | None = None
     data_lines: list[str] = field(default_factory=list)
     comment: str | None = None
+    retry: str | None = None
+
+    @property
+    def control(self) -> bool:
+        """A comment or a `retry:` alone: no event for the application."""
+        return (self.comment is not None or self.retry is not None) and not self.data_lines
 
     @property
     def data(self) -> Any:
@@ -91,6 +97,8 @@ def sse_messages(lines: Iterator[str]) -> Iterator[Message]:
             message.id = value
         elif name == "data":
             message.data_lines.append(value)
+        elif name == "retry":
+            message.retry = value
 
 
 def read_until(messages: Iterator[Message], done: Callable[[list[Message]], bool],
@@ -98,7 +106,7 @@ def read_until(messages: Iterator[Message], done: Callable[[list[Message]], bool
     """Messages (comments left out) until `done(seen)` is true."""
     seen: list[Message] = []
     for message in messages:
-        if message.comment is not None and not message.data_lines:
+        if message.control:
             continue
         seen.append(message)
         if done(seen) or len(seen) >= limit:
@@ -112,6 +120,6 @@ def wait_for_comment(messages: Iterator[Message], text: str) -> list[Message]:
     for message in messages:
         if message.comment == text and not message.data_lines:
             return before
-        if message.comment is None:
+        if not message.control:
             before.append(message)
     raise AssertionError("the stream ended")

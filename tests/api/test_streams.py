@@ -44,6 +44,14 @@ def _check_event(message: Message) -> dict:
     return event
 
 
+def test_every_stream_opens_with_a_retry_delay(http: httpx.Client) -> None:
+    job_id = _submit(http, "add", 1, 2)
+    for path in ("/events", f"/jobs/{job_id}/events", f"/jobs/{job_id}/logs/stream"):
+        with stream(http, path) as messages:
+            first = next(messages)
+            assert (first.retry, first.data_lines) == ("2000", []), path
+
+
 def test_job_events_arrive_in_order_then_end(http: httpx.Client) -> None:
     job_id = _submit(http, "sleep", 0.5)  # running while the stream is opened
     with stream(http, f"/jobs/{job_id}/events") as messages:
@@ -158,7 +166,7 @@ def test_sigterm_ends_open_streams_cleanly_and_exits_0(api_cluster: Cluster) -> 
         wait_for_comment(messages, "live")
         server.proc.send_signal(signal.SIGTERM)
         rest = list(messages)  # the stream ends: a complete response, no transport error
-    assert all(m.comment is not None for m in rest)  # pings at most
+    assert all(m.control for m in rest)  # pings at most
     assert server.proc.wait(15) == 0
     log = api_cluster.log_text(f"api-{server.base_url.rsplit(':', 1)[1]}")
     assert "ERROR" not in log and "Application shutdown complete" in log

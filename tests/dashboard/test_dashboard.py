@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,23 @@ def _screenshot(page, path: Path) -> None:
     assert path.stat().st_size > 10_000
     if os.environ.get("ZJOBS_UPDATE_SCREENSHOT"):
         shutil.copy(path, DOCS / path.name)
+
+
+def test_a_dead_broker_is_shown_as_unreachable(cluster: Cluster, browser_page,
+                                               tmp_path: Path) -> None:
+    api = start_api(cluster)
+    page = browser_page
+    page.goto(api.base_url + "/")
+    page.wait_for_selector("#conn-status[data-state='open'][data-broker='up']", timeout=20_000)
+    assert page.locator("#conn-status .conn-label").inner_text() == "Live"
+    cluster.kill(cluster.broker)
+    page.wait_for_selector("#conn-status[data-state='closed'][data-broker='down']",
+                           timeout=20_000)
+    label = page.locator("#conn-status .conn-label").inner_text()
+    assert re.fullmatch(r"Broker unreachable since \d\d:\d\d:\d\d", label), label
+    health = httpx.get(f"{api.base_url}/health", timeout=5)
+    assert health.status_code == 503 and health.json()["broker"]["reachable"] is False
+    _screenshot(page, tmp_path / "dashboard-broker-down.png")
+    cluster.start_broker()
+    page.wait_for_selector("#conn-status[data-state='open'][data-broker='up']", timeout=30_000)
+    assert page.locator("#conn-status .conn-label").inner_text() == "Live"
