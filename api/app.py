@@ -21,7 +21,7 @@ from .limits import BodyLimit
 
 
 def routes(static_dir: Path) -> list[BaseRoute]:
-    """Every route of DESIGN.md's REST table, plus the docs and static files."""
+    """Every REST and SSE route, plus the docs and static files."""
     return [
         Route("/jobs", jobs.submit, methods=["POST"]),
         Route("/jobs", jobs.list_jobs, methods=["GET"]),

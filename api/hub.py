@@ -18,7 +18,7 @@ nothing is lost silently. The same `RESYNC` goes to every subscriber when
 the hub cannot fill a gap (broker unreachable, or the gap older than the
 broker's window).
 
-The hub relies on seq never going backwards (DESIGN.md: it continues across
+The hub relies on seq never going backwards (the protocol: it continues across
 broker restarts on the same store): an API whose broker is restarted on a
 new, empty store must be restarted too.
 """

@@ -1,6 +1,6 @@
 """Broker dicts as REST JSON: ISO-8601 UTC times, bytes as base64 text.
 
-Times are epoch seconds on the wire and ISO strings in REST (DESIGN.md);
+Times are epoch seconds on the wire and ISO strings in REST (the job model);
 SSE event bodies keep the broker's epoch `ts` so they match the bus.
 Bytes (a `function` job's pickled result) become base64 strings; the
 non-finite floats JSON cannot hold become the strings "nan", "inf", "-inf".

@@ -1,7 +1,7 @@
 """`zjobs`: one console script for every process and the shell tools.
 
 Every setting is a flag or the matching ZJOBS_* environment variable (the
-flag wins), as in DESIGN.md's configuration table.
+flag wins); the README's configuration table lists them.
 """
 
 from __future__ import annotations
