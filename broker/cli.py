@@ -255,13 +255,17 @@ def _show(value: Any) -> str:
 @click.argument("task")
 @click.argument("args", nargs=-1)
 @click.option("--kw", multiple=True, help="a keyword argument KEY=VALUE (repeatable)")
-@click.option("--queue", default="default", show_default=True)
-@click.option("--priority", type=int, default=0, show_default=True)
-@click.option("--timeout-s", type=float, default=None)
-@click.option("--max-retries", type=int, default=0, show_default=True)
-@click.option("--retry-backoff-s", type=float, default=1.0, show_default=True)
-@click.option("--run-at", default=None, help="epoch seconds or ISO-8601")
-@click.option("--idempotency-key", default=None)
+@click.option("--queue", default="default", show_default=True, help="the queue to put the job in")
+@click.option("--priority", type=int, default=0, show_default=True, help="higher runs first")
+@click.option("--timeout-s", type=float, default=None,
+              help="seconds one attempt may run [default: the worker's --default-timeout]")
+@click.option("--max-retries", type=int, default=0, show_default=True,
+              help="attempts after the first when it fails")
+@click.option("--retry-backoff-s", type=float, default=1.0, show_default=True,
+              help="delay before the first retry; doubles each attempt, with jitter")
+@click.option("--run-at", default=None, help="not before this time: epoch seconds or ISO-8601")
+@click.option("--idempotency-key", default=None,
+              help="a second submit with the same key returns the first job")
 @click.option("--wait", is_flag=True, help="show progress and print the result")
 def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, frontend: str,
            curve_dir: str | None, timeout: float, **options: Any) -> None:
@@ -308,7 +312,8 @@ def status(job_id: str | None, frontend: str, curve_dir: str | None, timeout: fl
 @main.command()
 @client_options
 @click.argument("job_id", required=False)
-@click.option("--types", default="job.,log,worker.", show_default=True)
+@click.option("--types", default="job.,log,worker.", show_default=True,
+              help="comma-separated event type prefixes to follow")
 def tail(job_id: str | None, frontend: str, curve_dir: str | None, timeout: float,
          types: str) -> None:
     """Follow all events live, or one job's log (with ID) until it ends."""
@@ -392,10 +397,11 @@ def list_jobs(frontend: str, curve_dir: str | None, timeout: float, as_json: boo
 @click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="an input file for the program (repeatable)")
 @click.option("--env", "env_pairs", multiple=True, help="KEY=VALUE for the program (repeatable)")
-@click.option("--timeout-s", type=float, default=None)
+@click.option("--timeout-s", type=float, default=None, help="seconds the program may run")
 @click.option("--runtime", default=None, help="interpreter or command [default: python3]")
-@click.option("--net-policy", type=click.Choice(["inherit", "none"]), default="inherit")
-@click.option("--queue", default="default", show_default=True)
+@click.option("--net-policy", type=click.Choice(["inherit", "none"]), default="inherit",
+              show_default=True, help="none: run without network (a new network namespace)")
+@click.option("--queue", default="default", show_default=True, help="the queue to put the job in")
 @click.option("--artifacts", "artifacts_dir", type=click.Path(file_okay=False), default=None,
               help="download the program's artifacts (files under out/) here")
 @click.option("--detach", is_flag=True, help="print the job id and return")

@@ -76,3 +76,21 @@ def test_submit_status_and_tail_from_the_shell(cluster: Cluster) -> None:
     assert log.stdout.splitlines() == ["line 1", "line 2", "line 3"]
     shown = zjobs("status", jobs[0]["id"], "--json", env=env)
     assert json.loads(shown.stdout)["status"] == "succeeded"
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    import click
+
+    from broker.cli import main
+
+    missing = []
+
+    def walk(command: click.Command, path: str) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+        missing.extend(f"{path} {p.opts[0]}" for p in command.params
+                       if isinstance(p, click.Option) and not p.help)
+
+    walk(main, "zjobs")
+    assert missing == []

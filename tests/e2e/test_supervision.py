@@ -191,3 +191,4 @@ def test_up_tasks_come_from_the_current_directory(ups: list[Up], tmp_path: Path)
     up.start().wait_ready()
     done = up.zjobs("submit", "shout", "hi", "--wait")
     assert (done.returncode, done.stdout.strip()) == (0, "HI!"), done.stderr + up.log()
+
