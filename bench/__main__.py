@@ -2,7 +2,8 @@
 
 Scenarios (all by default, or name some): throughput, throughput-sync, latency,
 limit (the bare pyzmq relay), peers (Celery, RQ, Dramatiq, arq, majortomo:
-`bash scripts/install_peers.sh` first), scale, http. A scenario run alone
+`bash scripts/install_peers.sh` first), scale, http, faults (what a killed,
+stalled or late process and garbage input cost under load). A scenario run alone
 updates its part of bench/results/latest.json and the tables and charts.
 """
 
@@ -19,7 +20,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from . import report, scenarios
 
-SCENARIOS = ("throughput", "throughput-sync", "latency", "limit", "peers", "scale", "http")
+SCENARIOS = ("throughput", "throughput-sync", "latency", "limit", "peers", "scale", "http",
+             "faults")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -64,6 +66,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Callable],
             [int(s) for s in args.scale.split(",")], w, p)),
         "http": ("http", lambda p: scenarios.http(args.rest_jobs, 16, args.sse_clients,
                                                   args.sse_jobs, p)),
+        "faults": ("faults", _faults),
     }
     chosen = args.scenarios or list(SCENARIOS)
     return [(name, *plan[name]) for name in chosen]
@@ -74,6 +77,12 @@ def _relay(relay: Any, n: int, workers: int, latency_jobs: int) -> dict[str, Any
     result["note"] = "bare pyzmq relay: no store, no bookkeeping (the limit)"
     result["latency"] = relay.run_relay_latency(latency_jobs, workers)
     return result
+
+
+def _faults(progress: Callable[[float], None]) -> dict[str, Any]:
+    from .faults import faults
+
+    return faults(progress)
 
 
 def _peers(n: int, workers: int, progress: Callable[[float], None]) -> list[dict[str, Any]]:

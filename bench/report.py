@@ -46,7 +46,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _rest_md(results: dict[str, Any]) -> list[str]:
-    return _latency_md(results) + _scale_md(results.get("scale")) + _http_md(results.get("http"))
+    return (_latency_md(results) + _scale_md(results.get("scale")) + _http_md(results.get("http"))
+            + _faults_md(results.get("faults")))
 
 
 def _latency_md(results: dict[str, Any]) -> list[str]:
@@ -83,6 +84,21 @@ def _http_md(http: dict[str, Any] | None) -> list[str]:
             f"- {http['sse_clients']} SSE clients following `/events` while "
             f"{http['sse_jobs']:,} jobs ran: worst lag {http['sse_max_lag_s']} s "
             f"(median client's worst {http['sse_median_client_lag_s']} s)"]
+
+
+FAULT_COLUMNS = ("acknowledged", "lost", "executed_twice", "failed_without_running", "failed",
+                 "client_errors", "rss_before_mib", "rss_after_mib")
+
+
+def _faults_md(faults: dict[str, Any] | None) -> list[str]:
+    if not faults:
+        return []
+    out = [f"\n## Faults under load ({faults['note']})\n",
+           "| fault | " + " | ".join(c.replace("_", " ") for c in FAULT_COLUMNS) + " |",
+           "| --- |" + " ---: |" * len(FAULT_COLUMNS)]
+    for row in faults["rows"]:
+        out.append(f"| {row['case']} | " + " | ".join(str(row[c]) for c in FAULT_COLUMNS) + " |")
+    return out
 
 
 def show(results: dict[str, Any], console: Console) -> None:
