@@ -26,6 +26,9 @@ from .store import Store
 log = structlog.get_logger(__name__)
 
 BATCH = 2000
+# A turn stops draining a socket past this many bytes, so what the broker holds before its
+# commit stays bounded however many large messages (artifact chunks) are queued.
+BATCH_BYTES = 64 * 1024 * 1024
 STATS_EVERY_S = 5.0
 
 
@@ -130,12 +133,16 @@ class BrokerServer:
         return timeout_s
 
     def _drain(self, sock: zmq.Socket, handler: Any) -> None:
+        received = 0
         for _ in range(BATCH):
             try:
                 frames = sock.recv_multipart(NOBLOCK)
             except zmq.Again:
                 return
             handler(frames)
+            received += sum(len(f) for f in frames)
+            if received >= BATCH_BYTES:
+                return
 
     def _too_large(self, frames: list[bytes]) -> bool:
         return sum(len(f) for f in frames) > self.config.max_message
@@ -167,7 +174,7 @@ class BrokerServer:
         identity, rest = frames[0], frames[1:]
         engine = self.engine
         if self._too_large(rest):
-            engine.stats["too_large"] += 1
+            self._on_oversized_worker(identity, rest)
             return
         try:
             msg = p.decode_worker(rest)
@@ -179,6 +186,16 @@ class BrokerServer:
             engine.worker_message(identity, msg)
         except Exception:  # a bug must cost one message, never the broker
             log.exception("broker.worker_message_failed", command=msg.command.decode())
+
+    def _on_oversized_worker(self, identity: bytes, frames: list[bytes]) -> None:
+        try:
+            msg = p.peek_worker(frames)
+        except p.ProtocolError:
+            self.engine.stats["too_large"] += 1
+            return
+        log.warning("worker.message_too_large", command=msg.command.decode(),
+                    bytes=sum(len(f) for f in frames), limit=self.config.max_message)
+        self.engine.worker_oversized(identity, msg, self.config.max_message)
 
     def _housekeeping(self) -> None:
         mono = time.monotonic()

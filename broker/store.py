@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS artifacts (
     data BLOB NOT NULL,
     PRIMARY KEY (job_id, name)
 );
+CREATE TABLE IF NOT EXISTS artifact_chunks (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, name, attempt, idx)
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -77,6 +85,13 @@ _MUTABLE = (
     "run_at", "log_lines", "lost_count",
 )
 _UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added since the first schema, for stores created before them."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(artifacts)")}
+    if "attempt" not in columns:
+        db.execute("ALTER TABLE artifacts ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0")
 
 
 def _insert_row(job: Job) -> tuple:
@@ -139,6 +154,7 @@ class Store:
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.executescript(SCHEMA)
+        _migrate(self.db)
         self.db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = Checkpointer(self.path)
         self._checkpointer.start()
@@ -156,8 +172,15 @@ class Store:
         logs: list[tuple],
         artifacts: list[tuple],
         meta: dict[str, int],
+        chunks: list[tuple] | None = None,
     ) -> None:
-        """Write one loop turn's changes in a single transaction."""
+        """Write one loop turn's changes in a single transaction.
+
+        `chunks` are artifact chunks `(job_id, name, attempt, index, data)` as they arrive;
+        `artifacts` rows `(job_id, name, content_type, size, data, attempt)` are the artifacts
+        of an accepted result (`data` empty when it is in chunks). They replace those of the
+        job's earlier attempts, chunks included.
+        """
         db = self.db
         db.execute("BEGIN")
         try:
@@ -170,12 +193,14 @@ class Store:
                     "VALUES (?,?,?,?,?)",
                     logs,
                 )
-            if artifacts:
+            if chunks:
                 db.executemany(
-                    "INSERT OR REPLACE INTO artifacts (job_id, name, content_type, size, data) "
+                    "INSERT OR REPLACE INTO artifact_chunks (job_id, name, attempt, idx, data) "
                     "VALUES (?,?,?,?,?)",
-                    artifacts,
+                    chunks,
                 )
+            if artifacts:
+                _replace_artifacts(db, artifacts)
             if meta:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -204,6 +229,7 @@ class Store:
         self.db.execute("BEGIN")
         self.db.executemany("DELETE FROM logs WHERE job_id = ?", rows)
         self.db.executemany("DELETE FROM artifacts WHERE job_id = ?", rows)
+        self.db.executemany("DELETE FROM artifact_chunks WHERE job_id = ?", rows)
         self.db.executemany("DELETE FROM jobs WHERE id = ?", rows)
         self.db.execute("COMMIT")
         return purged
@@ -289,11 +315,30 @@ class Store:
         return [{"name": n, "content_type": c, "size": s} for n, c, s in cursor]
 
     def artifact(self, job_id: str, name: str) -> tuple[str, bytes] | None:
+        """(content type, data) of one artifact, its chunks joined."""
         row = self.db.execute(
-            "SELECT content_type, data FROM artifacts WHERE job_id = ? AND name = ?",
+            "SELECT content_type, data, attempt FROM artifacts WHERE job_id = ? AND name = ?",
             (job_id, name),
         ).fetchone()
-        return (row[0], bytes(row[1])) if row else None
+        if row is None:
+            return None
+        chunks = self.db.execute(
+            "SELECT data FROM artifact_chunks WHERE job_id = ? AND name = ? AND attempt = ? "
+            "ORDER BY idx",
+            (job_id, name, row[2]),
+        )
+        return row[0], b"".join([bytes(row[1]), *(bytes(c) for c, in chunks)])
+
+
+def _replace_artifacts(db: sqlite3.Connection, artifacts: list[tuple]) -> None:
+    attempts = {(row[0], row[5]) for row in artifacts}
+    for table in ("artifacts", "artifact_chunks"):
+        db.executemany(f"DELETE FROM {table} WHERE job_id = ? AND attempt < ?", attempts)
+    db.executemany(
+        "INSERT OR REPLACE INTO artifacts (job_id, name, content_type, size, data, attempt) "
+        "VALUES (?,?,?,?,?,?)",
+        artifacts,
+    )
 
 
 def _row_to_job(row: tuple) -> Job:
