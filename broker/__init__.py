@@ -3,8 +3,16 @@
 __version__ = "0.1.0"
 
 from .client import AsyncClient, Client  # noqa: E402
-from .errors import BrokerError, FunctionError, JobCancelled, JobFailed, ZJobsError  # noqa: E402
+from .errors import (  # noqa: E402
+    AuthError,
+    BrokerError,
+    FunctionError,
+    JobCancelled,
+    JobFailed,
+    ZJobsError,
+)
 
-__all__ = ["AsyncClient", "BrokerError", "Client", "FunctionError", "JobCancelled", "JobFailed",
+__all__ = ["AsyncClient", "AuthError", "BrokerError", "Client", "FunctionError", "JobCancelled",
+           "JobFailed",
            "ZJobsError",
            "__version__"]

@@ -3,6 +3,7 @@
 ZJobsError
 ├── CommandError        a client command the broker refuses (has `code`)
 ├── BrokerError         the client's view of an ERR reply (has `code`)
+│   └── AuthError       the broker refused this client's CURVE key (code `auth_refused`)
 ├── JobFailed           `Client.result` of a job that failed (has `job`)
 ├── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
 └── FunctionError       an item of `Client.map` raised (has `index`, `remote_traceback`)
@@ -21,6 +22,7 @@ NOT_FOUND = "not_found"
 CONFLICT = "conflict"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
+AUTH_REFUSED = "auth_refused"
 
 
 class ZJobsError(Exception):
@@ -43,6 +45,13 @@ class BrokerError(ZJobsError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class AuthError(BrokerError):
+    """The broker refused the CURVE handshake: this key is not allowed on that socket."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(AUTH_REFUSED, message)
 
 
 class JobFailed(ZJobsError):

@@ -18,7 +18,7 @@ import zmq
 
 from . import __version__, commands
 from . import protocol as p
-from .curve import CurveConfig, apply_server_curve
+from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
 from .sockets import NOBLOCK, send_frames
 from .store import Store
@@ -65,9 +65,9 @@ class BrokerServer:
         self.engine = Engine(self.store, self.clock, engine_config)
         self.ctx = zmq.Context()
         self._auth: Any = None
-        self.frontend = self._router(config.frontend)
-        self.backend = self._router(config.backend)
-        self.publisher = self._socket(zmq.PUB, config.events)
+        self.frontend = self._router(config.frontend, FRONTEND)
+        self.backend = self._router(config.backend, BACKEND)
+        self.publisher = self._socket(zmq.PUB, config.events, FRONTEND)  # clients and the API
         self.info = commands.ServerInfo(self.publisher.getsockopt_string(zmq.LAST_ENDPOINT),
                                         __version__, time.monotonic())
         self._stop = threading.Event()
@@ -75,7 +75,8 @@ class BrokerServer:
 
     # ------------------------------------------------------------ sockets
 
-    def _socket(self, kind: int, endpoint: str) -> zmq.Socket:
+    def _socket(self, kind: int, endpoint: str, domain: str) -> zmq.Socket:
+        """A bound socket; under CURVE it admits the keys of ZAP `domain` only."""
         sock = self.ctx.socket(kind)
         sock.linger = 0
         # libzmq drops a peer whose frame passes this hard limit; up to it, an oversized
@@ -84,12 +85,13 @@ class BrokerServer:
         sock.sndhwm = 1_000_000
         sock.rcvhwm = 1_000_000
         if self.config.curve is not None:
-            self._auth = apply_server_curve(self.ctx, sock, self.config.curve, self._auth)
+            self._auth = apply_server_curve(self.ctx, sock, self.config.curve, self._auth,
+                                            domain)
         sock.bind(endpoint)
         return sock
 
-    def _router(self, endpoint: str) -> zmq.Socket:
-        sock = self._socket(zmq.ROUTER, endpoint)
+    def _router(self, endpoint: str, domain: str) -> zmq.Socket:
+        sock = self._socket(zmq.ROUTER, endpoint, domain)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         return sock
 
