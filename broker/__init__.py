@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .client import AsyncClient, Client  # noqa: E402
 from .errors import (  # noqa: E402
+    AuthError,
     BrokerError,
     BrokerUnreachable,
     FunctionError,
@@ -12,5 +13,5 @@ from .errors import (  # noqa: E402
     ZJobsError,
 )
 
-__all__ = ["AsyncClient", "BrokerError", "BrokerUnreachable", "Client", "FunctionError",
-           "JobCancelled", "JobFailed", "ZJobsError", "__version__"]
+__all__ = ["AsyncClient", "AuthError", "BrokerError", "BrokerUnreachable", "Client",
+           "FunctionError", "JobCancelled", "JobFailed", "ZJobsError", "__version__"]

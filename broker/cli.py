@@ -118,11 +118,21 @@ def client_options(fn: Callable) -> Callable:
     return fn
 
 
+def _curve(curve_dir: str | None, role: str) -> Any:
+    """The CURVE settings of this process's role; a missing key ends it with one error line."""
+    from .curve import CurveError, client_curve, server_curve
+
+    try:
+        return server_curve(curve_dir) if role == "broker" else client_curve(curve_dir, role)
+    except CurveError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
 def _client(frontend: str, curve_dir: str | None, timeout: float) -> Any:
     from .client import Client
-    from .curve import client_curve
 
-    return Client(frontend, curve=client_curve(curve_dir), timeout=timeout)
+    return Client(frontend, curve=_curve(curve_dir, "client"), timeout=timeout)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -154,7 +164,6 @@ def invoke(argv: list[str] | None = None) -> int:
 @broker_options
 def broker(**opts: Any) -> None:
     """Run the broker: frontend ROUTER, backend ROUTER, events PUB, durable store."""
-    from .curve import server_curve
     from .server import BrokerConfig, BrokerServer
 
     configure_logging(opts["log_json"], opts["log_level"])
@@ -164,7 +173,7 @@ def broker(**opts: Any) -> None:
         heartbeat_liveness=opts["heartbeat_liveness"], max_message=opts["max_message"],
         event_window=opts["event_window"], retention_s=opts["retention"], sync=opts["sync"],
         purge_interval_s=opts["purge_interval"],
-        curve=server_curve(opts["curve_dir"]),
+        curve=_curve(opts["curve_dir"], "broker"),
     )
     server = BrokerServer(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -180,8 +189,6 @@ def worker(**opts: Any) -> None:
     from worker.registry import import_tasks, task_modules
     from worker.runtime import WorkerConfig, run_worker
 
-    from .curve import client_curve
-
     configure_logging(opts["log_json"], opts["log_level"])
     import_tasks(task_modules(opts["tasks"]))
     config = WorkerConfig(
@@ -190,7 +197,7 @@ def worker(**opts: Any) -> None:
         heartbeat_liveness=opts["heartbeat_liveness"], allow_exec=opts["allow_exec"],
         allow_pickle=opts["allow_pickle"], default_timeout_s=opts["default_timeout"],
         shutdown_grace_s=opts["shutdown_grace"], max_message=opts["max_message"],
-        curve=client_curve(opts["curve_dir"], "worker"),
+        curve=_curve(opts["curve_dir"], "worker"),  # never a client's key
     )
     if opts["concurrency"]:
         config.concurrency = opts["concurrency"]
@@ -438,14 +445,15 @@ def keys() -> None:
 
 @keys.command("generate")
 @click.argument("directory")
-@click.option("--clients", default="client,worker,api", show_default=True,
-              help="comma-separated names of client key pairs to make")
-def keys_generate(directory: str, clients: str) -> None:
-    """Write broker and client key pairs into DIRECTORY (allowed/ holds the allowed public keys)."""
+def keys_generate(directory: str) -> None:
+    """Write a key pair per role (broker, client, worker, api) into DIRECTORY.
+
+    allowed/frontend/ holds the public keys the frontend and events sockets admit (client,
+    api), allowed/backend/ those the backend admits (worker).
+    """
     from .curve import generate
 
-    names = ("broker", *[c.strip() for c in clients.split(",") if c.strip()])
-    for path in generate(directory, names):
+    for path in generate(directory):
         click.echo(path)
     click.echo(f"start processes with --curve-dir {directory} (or ZJOBS_CURVE_DIR)")
 

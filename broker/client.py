@@ -2,8 +2,15 @@
 
 Both speak ZJP/1 over one DEALER socket with many requests in flight, each
 matched to its reply by request id. A broker that does not answer within
-`timeout` raises TimeoutError; the client never hangs. Jobs are validated
-here, at the edge, so the broker loop only does cheap checks.
+`timeout` raises TimeoutError; the client never hangs. A broker that refuses
+the client's CURVE key raises AuthError instead, as soon as the handshake
+fails. Jobs are validated here, at the edge, so the broker loop only does
+cheap checks.
+
+A socket monitor also tells when the connection comes back after it was lost
+(a broker restart): the client then sends its pending reads again, a WAIT
+with what is left of its timeout, so a `wait` spanning a restart asks the new
+broker instead of timing out.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -19,8 +27,9 @@ import zmq.asyncio
 
 from . import protocol as p
 from .curve import apply_client_curve
-from .errors import BrokerError, BrokerUnreachable, JobCancelled, JobFailed
+from .errors import AuthError, BrokerError, BrokerUnreachable, JobCancelled, JobFailed
 from .functions import chunk_results, function_job, map_jobs, single_result
+from .link import WATCHED, Link
 from .models import validate_jobs
 from .sockets import cancel_and_wait, received
 
@@ -29,6 +38,12 @@ SUBMIT_CHUNK = 2000
 WAIT_SLICE_S = 30.0
 ALL_TYPES = ("job.", "log", "worker.")
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+# libzmq reconnects from 100 ms doubling to this cap, each interval with random jitter added.
+RECONNECT_IVL_MS = 100
+RECONNECT_IVL_MAX_MS = 5000
+# Requests that ask and change nothing: sent again to a broker that came back.
+RESENDABLE = frozenset({p.WAIT, p.GET, p.LIST, p.LOGS, p.EVENTS, p.STATS, p.PING, p.WORKERS,
+                        p.ARTIFACT})
 _OPTIONS = ("queue", "priority", "timeout_s", "max_retries", "retry_backoff_s", "run_at",
             "idempotency_key")
 
@@ -59,17 +74,43 @@ def _outcome(job: dict[str, Any]) -> Any:
     raise TimeoutError(f"job {job['id']} is still {status}")  # pragma: no cover - see _terminal
 
 
-def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> zmq.Socket:
+def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> tuple[zmq.Socket, zmq.Socket]:
+    """The DEALER to the frontend and the monitor socket watching its handshakes."""
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue a request for a broker that is not there
-    sock.setsockopt(zmq.RECONNECT_IVL, 100)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
     sock.sndhwm = sock.rcvhwm = 100_000
     if curve is not None:
         apply_client_curve(sock, curve)
+    monitor = sock.get_monitor_socket(WATCHED)  # before connect: no handshake goes unseen
     sock.connect(endpoint)
-    return sock
+    return sock, monitor
+
+
+def _close_dealer(sock: zmq.Socket, monitor: zmq.Socket) -> None:
+    if sock.closed:  # closing twice is fine
+        return
+    sock.disable_monitor()
+    monitor.close(linger=0)
+    sock.close(linger=0)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A request that may be sent again after a reconnect."""
+
+    command: bytes
+    body: Any
+    sent_mono: float
+
+    def again(self, rid: bytes, now: float) -> list[bytes]:
+        """The request's frames for a broker that came back; a WAIT waits what is left."""
+        body = self.body
+        if self.command == p.WAIT and isinstance(body.get("timeout"), int | float):
+            body = {**body, "timeout": max(body["timeout"] - (now - self.sent_mono), 0.0)}
+        return p.encode_request(self.command, rid, body)
 
 
 def _subscriber(ctx: zmq.Context, endpoint: str, curve: Any) -> zmq.Socket:
@@ -172,10 +213,12 @@ class Client(_Base):
         super().__init__(endpoint, timeout)
         self._ctx = zmq.Context.instance()
         self._curve = curve
-        self._sock = _dealer(self._ctx, endpoint, curve)
+        self._sock, self._monitor = _dealer(self._ctx, endpoint, curve)
+        self._link = Link(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
-        self._outstanding: set[bytes] = set()
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._outstanding: dict[bytes, _Pending | None] = {}
         self._early: dict[bytes, p.ClientReply] = {}
         self._events_endpoint = events_endpoint
 
@@ -186,11 +229,12 @@ class Client(_Base):
         self.close()
 
     def close(self) -> None:
-        self._sock.close(linger=0)
+        _close_dealer(self._sock, self._monitor)
 
     # ------------------------------------------------------------ transport
 
     def _send(self, command: bytes, body: Any, deadline: float) -> bytes:
+        self._check_link()
         rid = self._rid()
         frames = p.encode_request(command, rid, body)
         while True:
@@ -201,8 +245,31 @@ class Client(_Base):
                 if time.monotonic() >= deadline:
                     raise BrokerUnreachable(self.endpoint, self.timeout) from None
                 self._sock.poll(50, zmq.POLLOUT)
-        self._outstanding.add(rid)
+                self._check_link()
+        resendable = command in RESENDABLE
+        self._outstanding[rid] = _Pending(command, body, time.monotonic()) if resendable else None
         return rid
+
+    def _check_link(self) -> None:
+        """Read the monitor: raise AuthError if the broker refused us, resend after a reconnect."""
+        while True:
+            try:
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if self._link.note(frames):
+                self._resend()
+        if self._link.refused is not None:
+            raise AuthError(self._link.refused)
+
+    def _resend(self) -> None:
+        now = time.monotonic()
+        for rid, pending in self._outstanding.items():
+            if pending is not None and rid not in self._early:
+                try:
+                    self._sock.send_multipart(pending.again(rid, now), zmq.NOBLOCK)
+                except zmq.Again:
+                    return  # lost again already: the next reconnect sends them
 
     def _recv(self, rid: bytes, deadline: float) -> Any:
         try:
@@ -213,9 +280,11 @@ class Client(_Base):
                         raise BrokerUnreachable(self.endpoint, self.timeout)
                     continue
                 self._read_available()
+                if rid not in self._early:
+                    self._check_link()
             return _checked(self._early.pop(rid))
         finally:
-            self._outstanding.discard(rid)
+            self._outstanding.pop(rid, None)
 
     def _read_available(self) -> None:
         while True:
@@ -407,9 +476,12 @@ class AsyncClient(_Base):
         super().__init__(endpoint, timeout)
         self._ctx = zmq.asyncio.Context.instance()
         self._curve = curve
-        self._sock = _dealer(self._ctx, endpoint, curve)
+        self._sock, self._monitor = _dealer(self._ctx, endpoint, curve)
+        self._link = Link(endpoint)
         self._pending: dict[bytes, asyncio.Future] = {}
+        self._resendable: dict[bytes, _Pending] = {}
         self._reader: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
         self._events_endpoint = events_endpoint
 
     async def __aenter__(self) -> AsyncClient:
@@ -420,8 +492,9 @@ class AsyncClient(_Base):
 
     async def close(self) -> None:
         await cancel_and_wait(self._reader)
-        self._reader = None
-        self._sock.close(linger=0)
+        await cancel_and_wait(self._watcher)
+        self._reader = self._watcher = None
+        _close_dealer(self._sock, self._monitor)
 
     async def _read_replies(self) -> None:
         async for frames in received(self._sock):
@@ -433,28 +506,61 @@ class AsyncClient(_Base):
             if future is not None and not future.done():
                 future.set_result(reply)
 
-    async def _call(self, command: bytes, body: Any, timeout: float | None = None) -> Any:
+    async def _watch_link(self) -> None:
+        """Fail pending calls when the broker refuses our key; resend reads after a reconnect."""
+        async for frames in received(self._monitor):
+            back = self._link.note(frames)
+            if self._link.refused is not None:
+                for future in self._pending.values():
+                    if not future.done():
+                        future.set_exception(AuthError(self._link.refused))
+            elif back:
+                self._resend()
+
+    def _resend(self) -> None:
+        now = time.monotonic()
+        for rid, pending in self._resendable.items():
+            try:
+                self._sock.send_multipart(pending.again(rid, now), zmq.NOBLOCK)
+            except zmq.Again:
+                return  # lost again already: the next reconnect sends them
+
+    def _start_tasks(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read_replies())
+            self._reader = loop.create_task(self._read_replies())
+        if self._watcher is None:
+            self._watcher = loop.create_task(self._watch_link())
+
+    async def _call(self, command: bytes, body: Any, timeout: float | None = None) -> Any:
+        self._start_tasks()
         limit = self.timeout if timeout is None else timeout
         rid = self._rid()
         future = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         try:
             async with asyncio.timeout(limit):
-                while True:
-                    try:
-                        await self._sock.send_multipart(p.encode_request(command, rid, body),
-                                                        zmq.NOBLOCK)
-                        break
-                    except zmq.Again:
-                        await asyncio.sleep(0.05)
+                await self._send(command, rid, body)
                 reply = await future
         except TimeoutError:
             raise BrokerUnreachable(self.endpoint, limit) from None
         finally:
             self._pending.pop(rid, None)
+            self._resendable.pop(rid, None)
         return _checked(reply)
+
+    async def _send(self, command: bytes, rid: bytes, body: Any) -> None:
+        while True:
+            if self._link.refused is not None:
+                raise AuthError(self._link.refused)
+            try:
+                await self._sock.send_multipart(p.encode_request(command, rid, body),
+                                                zmq.NOBLOCK)
+                break
+            except zmq.Again:
+                await asyncio.sleep(0.05)
+        if command in RESENDABLE:
+            self._resendable[rid] = _Pending(command, body, time.monotonic())
 
     async def submit(self, task: str, *args: Any, queue: str = "default", priority: int = 0,
                      timeout_s: float | None = None, max_retries: int = 0,

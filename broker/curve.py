@@ -1,8 +1,18 @@
-"""CURVE security on the bus: key files, the server side with ZAP, the client side.
+"""CURVE security on the bus: key pairs per role, the server side with ZAP, the client side.
 
-`zjobs keys generate DIR` writes `DIR/broker.key(_secret)` and
-`DIR/client.key(_secret)`; the broker takes its secret key file and a
-directory of allowed public keys (ZAP via pyzmq's authenticator thread).
+`zjobs keys generate DIR` writes a key pair per role, `DIR/ROLE.key` (public)
+and `DIR/ROLE.key_secret`, for the roles broker, client, worker and api, and
+sorts the public keys by the socket that admits them:
+
+    DIR/allowed/frontend/   client.key, api.key   (submit, inspect, subscribe to events)
+    DIR/allowed/backend/    worker.key            (register, receive jobs and payloads)
+
+Each broker socket has its own ZAP domain, and the ZAP handler admits a key on
+a socket only if its public key is in that socket's directory: a client key
+cannot register as a worker, a worker key cannot submit. Every process loads
+its own role's key and never another's; a missing key is a `CurveError`.
+Adding a key is copying its `.key` file into the directory of its socket and
+restarting the broker.
 """
 
 from __future__ import annotations
@@ -11,17 +21,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from .errors import ZJobsError
+
+log = structlog.get_logger(__name__)
+
+ROLES = ("broker", "client", "worker", "api")
+# The ZAP domain of each broker socket and the roles it admits.
+FRONTEND = "frontend"
+BACKEND = "backend"
+ADMITTED = {FRONTEND: ("client", "api"), BACKEND: ("worker",)}
+
+
+class CurveError(ZJobsError):
+    """A CURVE key directory that lacks what a process needs."""
+
 
 @dataclass(slots=True, frozen=True)
 class CurveConfig:
-    """Server side: our secret key file and the directory of public keys allowed in."""
+    """Server side: our secret key file and, per socket (ZAP domain), the allowed keys' dir."""
 
     secret_key_file: str
-    allowed_keys_dir: str
+    allowed_dirs: dict[str, str]
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,30 +57,51 @@ class ClientCurve:
     server_public_key_file: str
 
 
-def generate(directory: str | Path, names: tuple[str, ...] = ("broker", "client")) -> list[Path]:
-    """Create key pairs (`NAME.key` public, `NAME.key_secret` secret) under `directory`."""
+def generate(directory: str | Path) -> list[Path]:
+    """Create a key pair per role under `directory` and the per-socket allowed directories."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     created = []
-    for name in names:
-        public, secret = zmq.auth.create_certificates(str(out), name)
+    for role in ROLES:
+        public, secret = zmq.auth.create_certificates(str(out), role)
         created += [Path(public), Path(secret)]
-    allowed = out / "allowed"
-    allowed.mkdir(exist_ok=True)
-    for name in names:
-        if name != "broker":
-            (allowed / f"{name}.key").write_bytes((out / f"{name}.key").read_bytes())
+    for domain, roles in ADMITTED.items():
+        allowed = out / "allowed" / domain
+        allowed.mkdir(parents=True, exist_ok=True)
+        for role in roles:
+            (allowed / f"{role}.key").write_bytes((out / f"{role}.key").read_bytes())
     return created
 
 
+class AllowedKeys:
+    """ZAP credentials for pyzmq's authenticator: the public keys each socket admits.
+
+    Runs in the authenticator's thread; a refusal is logged (`curve.refused`) with the
+    socket and the key, so an operator sees who knocked where.
+    """
+
+    def __init__(self, allowed_dirs: dict[str, str]) -> None:
+        self.keys = {domain: set(zmq.auth.load_certificates(path))
+                     for domain, path in allowed_dirs.items()}
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.keys.get(domain, ()):
+            return True
+        log.warning("curve.refused", socket=domain, key=key.decode("ascii", "replace"))
+        return False
+
+
 def apply_server_curve(ctx: zmq.Context, sock: zmq.Socket, config: CurveConfig,
-                       auth: ThreadAuthenticator | None) -> ThreadAuthenticator:
-    """Make `sock` a CURVE server; start the ZAP authenticator once per context."""
+                       auth: ThreadAuthenticator | None, domain: str) -> ThreadAuthenticator:
+    """Make `sock` a CURVE server in ZAP `domain`; start the authenticator once per context."""
     if auth is None:
         auth = ThreadAuthenticator(ctx)
         auth.start()
-        auth.configure_curve(domain="*", location=config.allowed_keys_dir)
+        allowed = AllowedKeys(config.allowed_dirs)
+        for name in config.allowed_dirs:
+            auth.configure_curve_callback(domain=name, credentials_provider=allowed)
     public, secret = zmq.auth.load_certificate(config.secret_key_file)
+    sock.zap_domain = domain.encode()
     sock.curve_publickey = public
     sock.curve_secretkey = secret
     sock.curve_server = True
@@ -81,15 +127,29 @@ def server_curve(curve_dir: str | None) -> CurveConfig | None:
     if not curve_dir:
         return None
     base = Path(curve_dir)
-    return CurveConfig(str(base / "broker.key_secret"), str(base / "allowed"))
+    _need(base / "broker.key_secret", "broker", base)
+    allowed = {domain: base / "allowed" / domain for domain in ADMITTED}
+    for path in allowed.values():
+        if not path.is_dir():
+            raise CurveError(f"{path} is missing: the key directory {base} predates the "
+                             f"per-socket allowed keys; make a new one with "
+                             f"'zjobs keys generate DIR'")
+    return CurveConfig(str(base / "broker.key_secret"),
+                       {domain: str(path) for domain, path in allowed.items()})
 
 
-def client_curve(curve_dir: str | None, name: str = "client") -> ClientCurve | None:
-    """A client's CURVE settings: `NAME.key_secret` if present, else `client.key_secret`."""
+def client_curve(curve_dir: str | None, role: str = "client") -> ClientCurve | None:
+    """The CURVE settings of a process in `role` (client, worker, api): its own key pair only."""
     if not curve_dir:
         return None
     base = Path(curve_dir)
-    secret = base / f"{name}.key_secret"
-    if not secret.exists():
-        secret = base / "client.key_secret"
+    secret = base / f"{role}.key_secret"
+    _need(secret, role, base)
+    _need(base / "broker.key", "broker's public", base)
     return ClientCurve(str(secret), str(base / "broker.key"))
+
+
+def _need(path: Path, role: str, base: Path) -> None:
+    if not path.exists():
+        raise CurveError(f"no {role} key in {base} (expected {path.name}); make the key pairs "
+                         f"with 'zjobs keys generate {base}'")

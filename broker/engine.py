@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import structlog
 
 from . import protocol as p
+from .artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
 from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, CommandError
 from .events import EventLog
 from .jobs import Job, JobState
@@ -51,6 +52,11 @@ class EngineConfig:
     attempt_grace_s: float = 10.0    # broker-side expiry of a silent attempt: timeout + grace
     default_timeout_s: float | None = None
     event_window: int = 100_000
+    max_artifact_bytes: int = 64 * 1024 * 1024  # per attempt, as the exec runner's cap
+
+
+# Errors that end the job whatever its retries: another attempt would fail the same way.
+FINAL_ERRORS = frozenset({"ResultTooLarge"})
 
 
 @dataclass(slots=True)
@@ -94,6 +100,8 @@ class Engine:
         self._dirty: dict[str, Job] = {}
         self._logs: list[tuple] = []
         self._artifacts: list[tuple] = []
+        self._chunks: list[tuple] = []
+        self.transfers = ArtifactTransfers(config.max_artifact_bytes)
         self._pending_keys: dict[str, str] = {}
         self.finished = RateCounter()
         self._recover()
@@ -342,30 +350,74 @@ class Engine:
         if job is None:
             self.stats["dropped_results"] += 1
             return
-        self._store_artifacts(job, body.get("artifacts"))
+        problem = self._store_artifacts(job, body.get("artifacts"))
+        if problem is not None:
+            self.stats["incomplete_artifacts"] += 1
+            body = {**body, "ok": False, "retry_in_s": None,
+                    "error": {"type": "ArtifactsIncomplete", "message": problem,
+                              "traceback": None}}
         if body["ok"]:
             worker.processed += 1
             self._finish(job, S.SUCCEEDED, result=p.pack(body.get("result")))
             return
         worker.failed += 1
+        self._on_failure(job, body)
+
+    def _on_failure(self, job: Job, body: dict[str, Any]) -> None:
         error = body.get("error")
         if not isinstance(error, dict):
             error = {"type": "Error", "message": str(error), "traceback": None}
         if error.get("type") == "Cancelled":
             self._finish(job, S.CANCELLED, error=p.pack(error))
             return
+        if error.get("type") in FINAL_ERRORS:
+            self._finish(job, S.FAILED, error=p.pack(error))
+            return
         retry = body.get("retry_in_s")
         self._fail_attempt(job, error, retry if isinstance(retry, int | float) else None)
 
-    def _store_artifacts(self, job: Job, artifacts: Any) -> None:
-        if not isinstance(artifacts, list):
-            return
-        for item in artifacts:
-            if isinstance(item, dict) and isinstance(item.get("name"), str) \
-                    and isinstance(item.get("data"), bytes):
-                content_type = item.get("content_type") or "application/octet-stream"
+    def _store_artifacts(self, job: Job, artifacts: Any) -> str | None:
+        """Keep the artifacts a RESULT lists: inline (`data`) or sent before it in chunks.
+
+        Returns why not, when a chunked one did not arrive whole; nothing is kept then.
+        """
+        items = [item for item in artifacts if isinstance(item, dict)
+                 and isinstance(item.get("name"), str)] if isinstance(artifacts, list) else []
+        chunked = [item for item in items if not isinstance(item.get("data"), bytes)]
+        rows, problem = self.transfers.complete(job.id, job.attempts, chunked)
+        if problem is not None:
+            return problem
+        for item in items:
+            if isinstance(item.get("data"), bytes):
+                content_type = item.get("content_type") or DEFAULT_CONTENT_TYPE
                 data = item["data"]
-                self._artifacts.append((job.id, item["name"], str(content_type), len(data), data))
+                rows.append((job.id, item["name"], str(content_type), len(data), data,
+                             job.attempts))
+        self._artifacts += rows
+        return None
+
+    def _on_artifact(self, worker: Worker, body: dict[str, Any]) -> None:
+        """One chunk of an artifact, stored with this turn's commit; the RESULT follows."""
+        job = self._current(worker, body)
+        row = None if job is None else self.transfers.chunk(job.id, body)
+        if row is None:
+            self.stats["dropped_artifact_chunks"] += 1
+            return
+        self._chunks.append(row)
+
+    def worker_oversized(self, identity: bytes, msg: p.WorkerMessage, limit: int) -> None:
+        """A message over the size limit, of which only the ids were read: a RESULT fails its
+        job with ResultTooLarge at once, anything else is dropped (and counted)."""
+        self.stats["too_large"] += 1
+        worker = self.workers.get(identity)
+        if worker is None or msg.command != p.RESULT:
+            return
+        worker.last_seen = self.clock.mono()
+        error = {"type": "ResultTooLarge", "traceback": None,
+                 "message": f"the result message exceeds the {limit} byte message limit"}
+        for body in msg.bodies:
+            if isinstance(body.get("job_id"), str) and isinstance(body.get("attempt"), int):
+                self._on_result(worker, {**body, "ok": False, "error": error})
 
     _WORKER_HANDLERS = {
         p.HEARTBEAT: lambda self, worker, body: None,
@@ -373,6 +425,7 @@ class Engine:
         p.LOG: _on_log,
         p.PROGRESS: _on_progress,
         p.RESULT: _on_result,
+        p.ARTIFACT_CHUNK: _on_artifact,
     }
 
     # ------------------------------------------------------------ endings
@@ -385,6 +438,7 @@ class Engine:
         if error is not None:
             job.error = error
         del self.active[job.id]
+        self.transfers.forget(job.id)
         self.finished.add(job.finished_at)
         self.stats[status] += 1
         extra: dict[str, Any] = {}
@@ -548,14 +602,16 @@ class Engine:
 
     def flush(self) -> None:
         """Commit this turn's changes in one transaction."""
-        if not (self._inserts or self._dirty or self._logs or self._artifacts
+        if not (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
                 or self.events.pending):
             return
         inserted = {j.id for j in self._inserts}
         updates = [j for j in self._dirty.values() if j.id not in inserted]
         meta = {"last_seq": self.events.last_seq, "order": self._order}
-        self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta)
+        self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta,
+                          self._chunks)
         self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
+        self._chunks = []
         self._pending_keys.clear()
 
     def forget_purged(self, purged: Counter[tuple[str, str]]) -> None:

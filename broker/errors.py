@@ -3,6 +3,7 @@
 ZJobsError
 ├── CommandError        a client command the broker refuses (has `code`)
 ├── BrokerError         the client's view of an ERR reply (has `code`)
+│   └── AuthError       the broker refused this client's CURVE key (code `auth_refused`)
 ├── BrokerUnreachable   the broker did not answer in time (also a TimeoutError)
 ├── JobFailed           `Client.result` of a job that failed (has `job`)
 ├── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
@@ -24,6 +25,7 @@ NOT_FOUND = "not_found"
 CONFLICT = "conflict"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
+AUTH_REFUSED = "auth_refused"
 
 
 class ZJobsError(Exception):
@@ -55,6 +57,13 @@ class BrokerUnreachable(ZJobsError, TimeoutError):
         super().__init__(f"broker not reachable at {endpoint} within {timeout_s:g} s")
         self.endpoint = endpoint
         self.timeout_s = timeout_s
+
+
+class AuthError(BrokerError):
+    """The broker refused the CURVE handshake: this key is not allowed on that socket."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(AUTH_REFUSED, message)
 
 
 class JobFailed(ZJobsError):

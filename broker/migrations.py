@@ -78,6 +78,17 @@ CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(queue, status, id);
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs(task, id);
 CREATE INDEX IF NOT EXISTS jobs_worker ON jobs(worker, id) WHERE worker IS NOT NULL;
 """),
+    (3, "artifacts sent in chunks: the attempt that made an artifact, and its chunks", """
+ALTER TABLE artifacts ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS artifact_chunks (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, name, attempt, idx)
+);
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -50,6 +50,7 @@ LOG = b"LOG"
 PROGRESS = b"PROGRESS"
 RESULT = b"RESULT"
 DISCONNECT = b"DISCONNECT"
+ARTIFACT_CHUNK = ARTIFACT  # worker -> broker: one chunk of an artifact, sent before the RESULT
 # broker -> worker
 JOB = b"JOB"
 CANCEL_JOB = b"CANCEL"
@@ -62,6 +63,8 @@ _WORKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
     LOG: {"job_id": str, "attempt": int, "stream": str, "data": str},
     PROGRESS: {"job_id": str, "fraction": (int, float)},
     RESULT: {"job_id": str, "attempt": int, "ok": bool},
+    ARTIFACT_CHUNK: {"job_id": str, "attempt": int, "name": str, "index": int, "data": bytes,
+                     "last": bool},
     DISCONNECT: {},
 }
 _BROKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
@@ -72,6 +75,14 @@ _BROKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
 }
 
 MAX_REQUEST_ID = 64
+
+# What a worker message spends besides its bodies: the header and the longest command frame.
+WORKER_ENVELOPE_BYTES = len(WORKER_HEADER) + 16
+# An artifact travels in chunks of at most this many bytes (fewer under a small message limit),
+# so no message nears the limit and the broker commits a large artifact over several turns.
+ARTIFACT_CHUNK_BYTES = 1024 * 1024
+# Room a chunk body keeps for its other fields (job id, name, content type...).
+_CHUNK_FIELDS_BYTES = 8 * 1024
 
 
 class ProtocolError(Exception):
@@ -230,6 +241,89 @@ def _check_fields(
         value = body.get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ProtocolError(f"{command.decode()}: field {key!r} missing or not {kind}")
+
+
+def max_body_bytes(max_message: int) -> int:
+    """The largest packed body a worker message of one body may carry under `max_message`."""
+    return max_message - WORKER_ENVELOPE_BYTES
+
+
+def chunk_bytes(max_message: int) -> int:
+    """The data bytes per ARTIFACT chunk under `max_message` (at least 1)."""
+    room = max_body_bytes(max_message) - _CHUNK_FIELDS_BYTES
+    return max(min(ARTIFACT_CHUNK_BYTES, room), 1)
+
+
+def artifact_chunks(job_id: str, attempt: int, artifact: dict[str, Any],
+                    max_message: int) -> list[dict[str, Any]]:
+    """The ARTIFACT bodies of one artifact `{name, content_type, data}`, in order.
+
+    An empty artifact is one chunk with no data; the last chunk says `last: True`.
+    """
+    data: bytes = artifact["data"]
+    step = chunk_bytes(max_message)
+    starts = range(0, len(data), step) if data else range(1)
+    return [
+        {"job_id": job_id, "attempt": attempt, "name": artifact["name"],
+         "content_type": artifact.get("content_type") or "application/octet-stream",
+         "index": index, "offset": start, "data": data[start:start + step],
+         "last": index == len(starts) - 1}
+        for index, start in enumerate(starts)
+    ]
+
+
+def split_batches(bodies: list[bytes], max_message: int) -> list[list[bytes]]:
+    """Group packed bodies into as few worker messages as fit under `max_message`, in order.
+
+    A body too large for any message is left out: the sender checks sizes before it packs.
+    """
+    room = max_body_bytes(max_message)
+    batches: list[list[bytes]] = []
+    current: list[bytes] = []
+    used = 0
+    for body in bodies:
+        size = len(body)
+        if size > room:
+            continue
+        if current and used + size > room:
+            batches.append(current)
+            current, used = [], 0
+        current.append(body)
+        used += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def peek_worker(frames: list[bytes], keys: tuple[str, ...] = ("job_id", "attempt")
+                ) -> WorkerMessage:
+    """The command and, per body, only the fields `keys` of a worker message too large to decode.
+
+    The bodies are walked without building their other values, so an oversized RESULT can
+    still fail its job by name. Raises ProtocolError for anything malformed.
+    """
+    if len(frames) < 2 or frames[0] != WORKER_HEADER:
+        raise ProtocolError("bad header: expected ZJW1")
+    command = bytes(frames[1])
+    if command not in _WORKER_BODY_SCHEMA:
+        raise ProtocolError(f"unknown worker command {command[:32]!r}")
+    return WorkerMessage(command, [_peek_map(frame, keys) for frame in frames[2:]])
+
+
+def _peek_map(data: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) or 1)
+    try:
+        unpacker.feed(data)
+        found: dict[str, Any] = {}
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key in keys:
+                found[key] = unpacker.unpack()
+            else:
+                unpacker.skip()
+    except Exception as exc:  # msgpack raises many types; all mean "malformed"
+        raise ProtocolError(f"malformed msgpack body: {type(exc).__name__}") from exc
+    return found
 
 
 # ---------------------------------------------------------------- events

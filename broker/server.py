@@ -18,7 +18,7 @@ import zmq
 
 from . import __version__, commands
 from . import protocol as p
-from .curve import CurveConfig, apply_server_curve
+from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
 from .errors import StartError
 from .sockets import NOBLOCK, send_frames
@@ -27,6 +27,9 @@ from .store import Store
 log = structlog.get_logger(__name__)
 
 BATCH = 2000
+# A turn stops draining a socket past this many bytes, so what the broker holds before its
+# commit stays bounded however many large messages (artifact chunks) are queued.
+BATCH_BYTES = 64 * 1024 * 1024
 STATS_EVERY_S = 5.0
 
 
@@ -63,9 +66,9 @@ class BrokerServer:
         self.engine = Engine(self.store, self.clock, engine_config)
         self.ctx = zmq.Context()
         self._auth: Any = None
-        self.frontend = self._router(config.frontend)
-        self.backend = self._router(config.backend)
-        self.publisher = self._socket(zmq.PUB, config.events)
+        self.frontend = self._router(config.frontend, FRONTEND)
+        self.backend = self._router(config.backend, BACKEND)
+        self.publisher = self._socket(zmq.PUB, config.events, FRONTEND)  # clients and the API
         self.info = commands.ServerInfo(self.publisher.getsockopt_string(zmq.LAST_ENDPOINT),
                                         __version__, time.monotonic())
         self._stop = threading.Event()
@@ -73,7 +76,8 @@ class BrokerServer:
 
     # ------------------------------------------------------------ sockets
 
-    def _socket(self, kind: int, endpoint: str) -> zmq.Socket:
+    def _socket(self, kind: int, endpoint: str, domain: str) -> zmq.Socket:
+        """A bound socket; under CURVE it admits the keys of ZAP `domain` only."""
         sock = self.ctx.socket(kind)
         sock.linger = 0
         # libzmq drops a peer whose frame passes this hard limit; up to it, an oversized
@@ -82,7 +86,8 @@ class BrokerServer:
         sock.sndhwm = 1_000_000
         sock.rcvhwm = 1_000_000
         if self.config.curve is not None:
-            self._auth = apply_server_curve(self.ctx, sock, self.config.curve, self._auth)
+            self._auth = apply_server_curve(self.ctx, sock, self.config.curve, self._auth,
+                                            domain)
         try:
             sock.bind(endpoint)
         except zmq.ZMQError as exc:
@@ -92,8 +97,8 @@ class BrokerServer:
                              ) from exc
         return sock
 
-    def _router(self, endpoint: str) -> zmq.Socket:
-        sock = self._socket(zmq.ROUTER, endpoint)
+    def _router(self, endpoint: str, domain: str) -> zmq.Socket:
+        sock = self._socket(zmq.ROUTER, endpoint, domain)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         return sock
 
@@ -137,12 +142,16 @@ class BrokerServer:
         return timeout_s
 
     def _drain(self, sock: zmq.Socket, handler: Any) -> None:
+        received = 0
         for _ in range(BATCH):
             try:
                 frames = sock.recv_multipart(NOBLOCK)
             except zmq.Again:
                 return
             handler(frames)
+            received += sum(len(f) for f in frames)
+            if received >= BATCH_BYTES:
+                return
 
     def _too_large(self, frames: list[bytes]) -> bool:
         return sum(len(f) for f in frames) > self.config.max_message
@@ -174,7 +183,7 @@ class BrokerServer:
         identity, rest = frames[0], frames[1:]
         engine = self.engine
         if self._too_large(rest):
-            engine.stats["too_large"] += 1
+            self._on_oversized_worker(identity, rest)
             return
         try:
             msg = p.decode_worker(rest)
@@ -186,6 +195,16 @@ class BrokerServer:
             engine.worker_message(identity, msg)
         except Exception:  # a bug must cost one message, never the broker
             log.exception("broker.worker_message_failed", command=msg.command.decode())
+
+    def _on_oversized_worker(self, identity: bytes, frames: list[bytes]) -> None:
+        try:
+            msg = p.peek_worker(frames)
+        except p.ProtocolError:
+            self.engine.stats["too_large"] += 1
+            return
+        log.warning("worker.message_too_large", command=msg.command.decode(),
+                    bytes=sum(len(f) for f in frames), limit=self.config.max_message)
+        self.engine.worker_oversized(identity, msg, self.config.max_message)
 
     def _housekeeping(self) -> None:
         mono = time.monotonic()

@@ -108,8 +108,15 @@ class Store:
         logs: list[tuple],
         artifacts: list[tuple],
         meta: dict[str, int],
+        chunks: list[tuple] | None = None,
     ) -> None:
-        """Write one loop turn's changes in a single transaction."""
+        """Write one loop turn's changes in a single transaction.
+
+        `chunks` are artifact chunks `(job_id, name, attempt, index, data)` as they arrive;
+        `artifacts` rows `(job_id, name, content_type, size, data, attempt)` are the artifacts
+        of an accepted result (`data` empty when it is in chunks). They replace those of the
+        job's earlier attempts, chunks included.
+        """
         db = self.db
         db.execute("BEGIN")
         try:
@@ -122,12 +129,14 @@ class Store:
                     "VALUES (?,?,?,?,?)",
                     logs,
                 )
-            if artifacts:
+            if chunks:
                 db.executemany(
-                    "INSERT OR REPLACE INTO artifacts (job_id, name, content_type, size, data) "
+                    "INSERT OR REPLACE INTO artifact_chunks (job_id, name, attempt, idx, data) "
                     "VALUES (?,?,?,?,?)",
-                    artifacts,
+                    chunks,
                 )
+            if artifacts:
+                _replace_artifacts(db, artifacts)
             if meta:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -156,6 +165,7 @@ class Store:
         self.db.execute("BEGIN")
         self.db.executemany("DELETE FROM logs WHERE job_id = ?", rows)
         self.db.executemany("DELETE FROM artifacts WHERE job_id = ?", rows)
+        self.db.executemany("DELETE FROM artifact_chunks WHERE job_id = ?", rows)
         self.db.executemany("DELETE FROM jobs WHERE id = ?", rows)
         self.db.execute("COMMIT")
         return purged
@@ -241,11 +251,30 @@ class Store:
         return [{"name": n, "content_type": c, "size": s} for n, c, s in cursor]
 
     def artifact(self, job_id: str, name: str) -> tuple[str, bytes] | None:
+        """(content type, data) of one artifact, its chunks joined."""
         row = self.db.execute(
-            "SELECT content_type, data FROM artifacts WHERE job_id = ? AND name = ?",
+            "SELECT content_type, data, attempt FROM artifacts WHERE job_id = ? AND name = ?",
             (job_id, name),
         ).fetchone()
-        return (row[0], bytes(row[1])) if row else None
+        if row is None:
+            return None
+        chunks = self.db.execute(
+            "SELECT data FROM artifact_chunks WHERE job_id = ? AND name = ? AND attempt = ? "
+            "ORDER BY idx",
+            (job_id, name, row[2]),
+        )
+        return row[0], b"".join([bytes(row[1]), *(bytes(c) for c, in chunks)])
+
+
+def _replace_artifacts(db: sqlite3.Connection, artifacts: list[tuple]) -> None:
+    attempts = {(row[0], row[5]) for row in artifacts}
+    for table in ("artifacts", "artifact_chunks"):
+        db.executemany(f"DELETE FROM {table} WHERE job_id = ? AND attempt < ?", attempts)
+    db.executemany(
+        "INSERT OR REPLACE INTO artifacts (job_id, name, content_type, size, data, attempt) "
+        "VALUES (?,?,?,?,?,?)",
+        artifacts,
+    )
 
 
 def _row_to_job(row: tuple) -> Job:

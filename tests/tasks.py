@@ -84,3 +84,16 @@ def retry_me(counter_path: str) -> int:
     if count == 0:
         raise Retry(delay_s=0.1)
     return count + 1
+
+
+@task
+def big_result(size: int) -> bytes:
+    """A return value of `size` bytes (over the message limit, when a test wants it)."""
+    return b"r" * size
+
+
+@task
+def shout(size: int) -> str:
+    """Prints one line of `size` bytes."""
+    print("x" * size)
+    return "shouted"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import sys
@@ -33,7 +34,9 @@ from .registry import REGISTRY, is_async, load_tasks
 
 log = structlog.get_logger(__name__)
 
-_FLUSH_ORDER = (p.STARTED, p.LOG, p.PROGRESS, p.RESULT)
+# Chunks before the RESULT that lists them: the broker completes the job only once they came.
+_FLUSH_ORDER = (p.STARTED, p.LOG, p.PROGRESS, p.ARTIFACT_CHUNK, p.RESULT)
+_TRUNCATED = " [line truncated: {size} bytes exceed the message limit]"
 
 
 @dataclass(slots=True)
@@ -46,7 +49,7 @@ class WorkerConfig:
     heartbeat_interval_s: float = 1.0
     heartbeat_liveness: int = 3
     reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 32.0
+    reconnect_max_s: float = 5.0  # a worker idles at most this long after the broker is back
     allow_exec: bool = False
     allow_pickle: bool = False
     default_timeout_s: float | None = None
@@ -105,9 +108,12 @@ class Worker:
         while not self._stop.is_set():
             self._connect()
             if await self._serve():
-                self.log.warning("broker.lost", reconnect_in_s=self._backoff_s)
+                # equal jitter: half the backoff fixed, half random, so workers that lost the
+                # same broker do not all come back in the same instant
+                delay_s = self._backoff_s / 2 + random.uniform(0, self._backoff_s / 2)
+                self.log.warning("broker.lost", reconnect_in_s=round(delay_s, 3))
                 self._disconnect_socket()
-                await self._sleep(self._backoff_s)
+                await self._sleep(delay_s)
                 self._backoff_s = min(self._backoff_s * 2, self.config.reconnect_max_s)
 
     async def _sleep(self, seconds: float) -> None:
@@ -319,8 +325,31 @@ class Worker:
         if retry_in_s is not None:
             body["retry_in_s"] = retry_in_s
         if artifacts:
-            body["artifacts"] = artifacts
-        self._queue(p.RESULT, body)
+            body["artifacts"] = self._send_artifacts(job_id, running.attempt, artifacts)
+        packed = p.pack(body)
+        if len(packed) > p.max_body_bytes(self.config.max_message):
+            packed = p.pack(self._too_large(job_id, running.attempt, len(packed)))
+        self._queue_packed(p.RESULT, packed)
+
+    def _send_artifacts(self, job_id: str, attempt: int,
+                        artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Queue the artifacts as ARTIFACT chunks; returns what the RESULT lists of them."""
+        listed = []
+        for artifact in artifacts:
+            for chunk in p.artifact_chunks(job_id, attempt, artifact, self.config.max_message):
+                self._queue(p.ARTIFACT_CHUNK, chunk)
+            listed.append({"name": artifact["name"], "size": len(artifact["data"]),
+                           "content_type": artifact.get("content_type")})
+        return listed
+
+    def _too_large(self, job_id: str, attempt: int, size: int) -> dict[str, Any]:
+        """The RESULT of an attempt whose result does not fit in a message: it fails at once."""
+        limit = self.config.max_message
+        self.log.warning("job.result_too_large", job_id=job_id, bytes=size, limit=limit)
+        message = (f"the result is {size} bytes packed, over the {limit} byte message limit "
+                   "(--max-message); return less, or write it to out/ as an artifact")
+        return {"job_id": job_id, "attempt": attempt, "ok": False,
+                "error": error("ResultTooLarge", message)}
 
     def _on_pool(self, message: tuple) -> None:
         kind = message[0]
@@ -336,17 +365,31 @@ class Worker:
             job_id, attempt, stream, line = payload
             if job_id in self._running:
                 self._queue(p.LOG, {"job_id": job_id, "attempt": attempt, "stream": stream,
-                                    "data": line})
+                                    "data": self._fitting(line)})
         elif kind == "progress":
             job_id, attempt, fraction, message = payload
             if job_id in self._running:
                 self._queue(p.PROGRESS, {"job_id": job_id, "attempt": attempt,
                                          "fraction": fraction, "message": message})
 
+    def _fitting(self, line: str) -> str:
+        """The log line, cut to what one message carries (with a note saying so)."""
+        room = p.max_body_bytes(self.config.max_message) - 1024
+        if len(line) * 4 <= room:  # cheap: no UTF-8 line this short can exceed the room
+            return line
+        data = line.encode("utf-8", "replace")
+        if len(data) <= room:
+            return line
+        note = _TRUNCATED.format(size=len(data))
+        return data[:max(room - len(note), 0)].decode("utf-8", "ignore") + note
+
     # ------------------------------------------------------------ outbox
 
     def _queue(self, command: bytes, body: dict[str, Any]) -> None:
-        self._out.setdefault(command, []).append(p.pack(body))
+        self._queue_packed(command, p.pack(body))
+
+    def _queue_packed(self, command: bytes, packed: bytes) -> None:
+        self._out.setdefault(command, []).append(packed)
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -366,9 +409,8 @@ class Worker:
             self._out.setdefault(p.STARTED, []).extend(started)
         out, self._out = self._out, {}
         for command in _FLUSH_ORDER:
-            bodies = out.get(command)
-            if bodies:
-                self._send_now(command, bodies)
+            for batch in p.split_batches(out.get(command) or [], self.config.max_message):
+                self._send_now(command, batch)
 
     def _send_now(self, command: bytes, bodies: list[bytes]) -> None:
         if self._sock is None:

@@ -47,8 +47,18 @@ def test_worker_frames_decode_to_checked_bodies(fs: list[bytes]) -> None:
     except p.ProtocolError:
         return
     assert msg.command in (p.READY, p.RESULT, p.LOG, p.HEARTBEAT, p.STARTED, p.PROGRESS,
-                           p.DISCONNECT)
+                           p.ARTIFACT_CHUNK, p.DISCONNECT)
     assert all(isinstance(b, dict) for b in msg.bodies)
+
+
+@settings(max_examples=400, deadline=None)
+@given(worker_frames)
+def test_oversized_worker_frames_peek_or_raise_protocol_error(fs: list[bytes]) -> None:
+    try:
+        msg = p.peek_worker(fs)
+    except p.ProtocolError:
+        return
+    assert all(set(b) <= {"job_id", "attempt"} for b in msg.bodies)
 
 
 @settings(max_examples=300, deadline=None)

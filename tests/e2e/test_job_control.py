@@ -1,4 +1,4 @@
-"""Retries, timeouts, cancellation, idempotency, late results, retention, CURVE: real processes."""
+"""Retries, timeouts, cancellation, idempotency, late results, retention: real processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from broker import BrokerError, Client, JobCancelled, JobFailed
-from broker.curve import ClientCurve, generate
 from tests.cluster import Cluster
 from tests.waiting import wait_until
 
@@ -163,29 +162,6 @@ def _missing(client: Client, job_id: str) -> bool:
     except BrokerError as exc:
         return exc.code == "not_found"
     return False
-
-
-def test_curve_only_known_keys_get_in(tmp_path: Path) -> None:
-    keys = tmp_path / "keys"
-    generate(keys, ("broker", "client", "worker"))
-    generate(tmp_path / "stranger", ("broker", "client"))
-    cluster = Cluster(tmp_path / "run", curve_dir=keys)
-    try:
-        cluster.start_broker()
-        cluster.start_worker("w1")
-        known = cluster.client()
-        assert known.result(known.submit("add", 1, 2), timeout=20) == 3
-        stranger_curve = ClientCurve(str(tmp_path / "stranger" / "client.key_secret"),
-                                     str(keys / "broker.key"))
-        with Client(cluster.frontend, curve=stranger_curve, timeout=2) as stranger:
-            with pytest.raises(TimeoutError):
-                stranger.submit("add", 1, 2)
-        with Client(cluster.frontend, timeout=2) as plain:
-            with pytest.raises(TimeoutError):
-                plain.ping()
-        assert known.stats()["counters"]["submitted"] == 1
-    finally:
-        cluster.close()
 
 
 def test_wait_raises_timeout_while_poll_returns_the_pending_job(cluster: Cluster) -> None:

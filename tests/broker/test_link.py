@@ -1,0 +1,31 @@
+"""The client's reading of its socket monitor (pure: monitor frames in, state out)."""
+
+from __future__ import annotations
+
+import struct
+
+import zmq
+
+from broker.link import Link
+
+
+def _event(kind: int, value: int = 0) -> list[bytes]:
+    return [struct.pack("=Hi", kind, value), b"tcp://127.0.0.1:1"]
+
+
+def test_refusal_names_the_endpoint_and_a_success_clears_it() -> None:
+    link = Link("tcp://127.0.0.1:1")
+    assert not link.note(_event(zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400))
+    assert link.refused == ("CURVE handshake refused by tcp://127.0.0.1:1: "
+                            "this key is not allowed on the frontend")
+    link.note(_event(zmq.EVENT_HANDSHAKE_SUCCEEDED))
+    assert link.refused is None
+
+
+def test_only_a_handshake_after_a_disconnect_is_a_reconnect() -> None:
+    link = Link("e")
+    assert not link.note(_event(zmq.EVENT_HANDSHAKE_SUCCEEDED))
+    assert not link.note(_event(zmq.EVENT_DISCONNECTED))
+    assert link.note(_event(zmq.EVENT_HANDSHAKE_SUCCEEDED))
+    assert not link.note(_event(zmq.EVENT_HANDSHAKE_SUCCEEDED))
+    assert not link.note([b"junk"])
