@@ -15,7 +15,7 @@ import click
 import pydantic
 import zmq
 
-from .errors import BrokerError, BrokerUnreachable, JobCancelled, JobFailed, ZJobsError
+from .errors import AuthError, BrokerError, BrokerUnreachable, JobCancelled, JobFailed, ZJobsError
 
 USAGE = 2
 FAILURE = 1
@@ -39,6 +39,9 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return exc.format_message(), FAILURE
     if isinstance(exc, BrokerUnreachable):
         return f"{exc}; is 'zjobs broker' (or 'zjobs up') running there?", FAILURE
+    if isinstance(exc, AuthError):
+        return (f"{exc.message}; give --curve-dir the directory from 'zjobs keys generate' "
+                "whose key is allowed there"), FAILURE
     if isinstance(exc, BrokerError):
         return _broker_error(exc), FAILURE
     if isinstance(exc, JobFailed | JobCancelled | ZJobsError):

@@ -91,3 +91,23 @@ def test_worker_without_its_own_key_stops_with_one_error_line(secured: Cluster,
     assert proc.wait(30) == 1
     lines = secured.log_text("worker-keyless").strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no worker key in"), lines
+
+
+def test_a_refused_key_on_the_command_line_is_one_error_line(secured: Cluster, tmp_path: Path,
+                                                             keys: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.cluster import ROOT
+
+    generate(tmp_path / "stranger")
+    mixed = tmp_path / "mixed"  # the right broker key, a client key nobody allowed
+    shutil.copytree(keys, mixed)
+    for suffix in ("key", "key_secret"):
+        shutil.copy(tmp_path / "stranger" / f"client.{suffix}", mixed / f"client.{suffix}")
+    env = {**secured.env(), "ZJOBS_CURVE_DIR": str(mixed)}
+    done = subprocess.run([sys.executable, "-m", "broker.cli", "status"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: CURVE handshake refused by tcp://") and "not allowed" in line
