@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -18,104 +17,9 @@ import click
 from .cli_errors import debug_wanted, report
 from .jobs import STATES
 from .logs import configure_logging
+from .settings import API, BROKER, CLIENT, SERVERS, UP, WORKER, config_values, options
 
-MIB = 1024 * 1024
-
-
-def _opt(*names: str, env: str, **kw: Any) -> Callable:
-    return click.option(*names, envvar=env, show_envvar=True, show_default=True, **kw)
-
-
-def bus_options(fn: Callable) -> Callable:
-    for option in reversed([
-        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555",
-             help="the broker's client socket (ROUTER)"),
-        _opt("--backend", env="ZJOBS_BACKEND", default="tcp://127.0.0.1:5556",
-             help="the broker's worker socket (ROUTER)"),
-        _opt("--events", env="ZJOBS_EVENTS", default="tcp://127.0.0.1:5557",
-             help="the broker's event socket (PUB)"),
-        _opt("--heartbeat-interval", env="ZJOBS_HEARTBEAT_INTERVAL",
-             type=click.FloatRange(min=0.01, max=3600), default=1.0,
-             help="seconds between heartbeats"),
-        _opt("--heartbeat-liveness", env="ZJOBS_HEARTBEAT_LIVENESS",
-             type=click.IntRange(min=1, max=1000), default=3,
-             help="missed heartbeats before a peer is declared dead"),
-        _opt("--max-message", env="ZJOBS_MAX_MESSAGE", type=click.IntRange(min=1024),
-             default=16 * MIB, help="largest message in bytes; larger ones are refused"),
-        _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None,
-             help="directory from `zjobs keys generate`: turns CURVE on"),
-        _opt("--log-json", env="ZJOBS_LOG_JSON", is_flag=True, default=False,
-             help="log JSON lines instead of readable ones"),
-        _opt("--log-level", env="ZJOBS_LOG_LEVEL", default="info",
-             type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-             help="the least severe log lines shown"),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def broker_options(fn: Callable) -> Callable:
-    for option in reversed([
-        _opt("--data-dir", env="ZJOBS_DATA_DIR", default="./.zjobs",
-             help="directory of the embedded SQLite store"),
-        _opt("--retention", env="ZJOBS_RETENTION", type=float, default=7 * 24 * 3600.0,
-             help="seconds a finished job, its logs and artifacts are kept"),
-        _opt("--purge-interval", env="ZJOBS_PURGE_INTERVAL", type=float, default=30.0,
-             help="seconds between retention sweeps"),
-        _opt("--event-window", env="ZJOBS_EVENT_WINDOW", type=click.IntRange(min=100_000),
-             default=100_000, help="recent events kept for replay"),
-        _opt("--sync", env="ZJOBS_SYNC", type=click.Choice(["NORMAL", "FULL"]), default="NORMAL",
-             help="SQLite synchronous mode: NORMAL survives a process crash, FULL a power cut"),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def worker_options(fn: Callable) -> Callable:
-    for option in reversed([
-        _opt("--queues", env="ZJOBS_QUEUES", default="default", help="comma-separated"),
-        _opt("--concurrency", env="ZJOBS_CONCURRENCY", type=click.IntRange(min=1), default=None,
-             help="jobs at once [default: CPU count]"),
-        _opt("--tasks", env="ZJOBS_TASKS", default=None,
-             help="comma-separated task modules [default: the demo tasks]"),
-        _opt("--name", env="ZJOBS_WORKER_NAME", default=None, help="[default: host-pid]"),
-        _opt("--allow-exec", env="ZJOBS_ALLOW_EXEC", is_flag=True, default=False,
-             help="run `exec` jobs (programs sent with their files)"),
-        _opt("--allow-pickle", env="ZJOBS_ALLOW_PICKLE", is_flag=True, default=False,
-             help="run `function` jobs (unpickling runs arbitrary code)"),
-        _opt("--default-timeout", env="ZJOBS_DEFAULT_TIMEOUT", type=float, default=None,
-             help="seconds an attempt may run when the job sets no timeout_s"),
-        _opt("--shutdown-grace", env="ZJOBS_SHUTDOWN_GRACE", type=float, default=5.0,
-             help="seconds running jobs get to finish on SIGTERM before being handed back"),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def api_options(fn: Callable) -> Callable:
-    for option in reversed([
-        _opt("--host", env="ZJOBS_HOST", default="127.0.0.1", help="HTTP address to listen on"),
-        _opt("--port", env="ZJOBS_PORT", type=click.IntRange(min=0, max=65535), default=8000,
-             help="HTTP port"),
-        _opt("--access-log", env="ZJOBS_ACCESS_LOG", is_flag=True, default=False,
-             help="log every HTTP request"),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def client_options(fn: Callable) -> Callable:
-    for option in reversed([
-        _opt("--frontend", env="ZJOBS_FRONTEND", default="tcp://127.0.0.1:5555",
-             help="the broker's client socket"),
-        _opt("--curve-dir", env="ZJOBS_CURVE_DIR", default=None,
-             help="directory from `zjobs keys generate`: turns CURVE on"),
-        _opt("--broker-timeout", "timeout", env="ZJOBS_BROKER_TIMEOUT",
-             type=click.FloatRange(min=0.1), default=10.0,
-             help="seconds to wait for the broker to answer"),
-    ]):
-        fn = option(fn)
-    return fn
+client_options = options(CLIENT)  # every setting is defined once, in broker/settings.py
 
 
 def _curve(curve_dir: str | None, role: str) -> Any:
@@ -129,10 +33,10 @@ def _curve(curve_dir: str | None, role: str) -> Any:
         sys.exit(1)
 
 
-def _client(frontend: str, curve_dir: str | None, timeout: float) -> Any:
+def _client(frontend: str, curve_dir: str | None, broker_timeout: float) -> Any:
     from .client import Client
 
-    return Client(frontend, curve=_curve(curve_dir, "client"), timeout=timeout)
+    return Client(frontend, curve=_curve(curve_dir, "client"), timeout=broker_timeout)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -160,21 +64,14 @@ def invoke(argv: list[str] | None = None) -> int:
 
 
 @main.command()
-@bus_options
-@broker_options
+@options(BROKER)
 def broker(**opts: Any) -> None:
     """Run the broker: frontend ROUTER, backend ROUTER, events PUB, durable store."""
     from .server import BrokerConfig, BrokerServer
 
     configure_logging(opts["log_json"], opts["log_level"])
-    config = BrokerConfig(
-        frontend=opts["frontend"], backend=opts["backend"], events=opts["events"],
-        data_dir=opts["data_dir"], heartbeat_interval_s=opts["heartbeat_interval"],
-        heartbeat_liveness=opts["heartbeat_liveness"], max_message=opts["max_message"],
-        event_window=opts["event_window"], retention_s=opts["retention"], sync=opts["sync"],
-        purge_interval_s=opts["purge_interval"],
-        curve=_curve(opts["curve_dir"], "broker"),
-    )
+    config = BrokerConfig(**config_values(BROKER, opts, BrokerConfig),
+                          curve=_curve(opts["curve_dir"], BROKER))
     server = BrokerServer(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop())
@@ -182,33 +79,21 @@ def broker(**opts: Any) -> None:
 
 
 @main.command()
-@bus_options
-@worker_options
+@options(WORKER)
 def worker(**opts: Any) -> None:
     """Run a worker: takes jobs from the broker's backend."""
-    from worker.registry import import_tasks, task_modules
+    from worker.registry import import_tasks
     from worker.runtime import WorkerConfig, run_worker
 
     configure_logging(opts["log_json"], opts["log_level"])
-    import_tasks(task_modules(opts["tasks"]))
-    config = WorkerConfig(
-        backend=opts["backend"], queues=[q.strip() for q in opts["queues"].split(",") if q],
-        tasks=task_modules(opts["tasks"]), heartbeat_interval_s=opts["heartbeat_interval"],
-        heartbeat_liveness=opts["heartbeat_liveness"], allow_exec=opts["allow_exec"],
-        allow_pickle=opts["allow_pickle"], default_timeout_s=opts["default_timeout"],
-        shutdown_grace_s=opts["shutdown_grace"], max_message=opts["max_message"],
-        curve=_curve(opts["curve_dir"], "worker"),  # never a client's key
-    )
-    if opts["concurrency"]:
-        config.concurrency = opts["concurrency"]
-    if opts["name"]:
-        config.name = opts["name"]
+    config = WorkerConfig(**config_values(WORKER, opts, WorkerConfig),
+                          curve=_curve(opts["curve_dir"], WORKER))  # never a client's key
+    import_tasks(config.tasks)
     run_worker(config)
 
 
 @main.command()
-@bus_options
-@api_options
+@options(API)
 def api(**opts: Any) -> None:
     """Run the HTTP API, SSE streams and dashboard (Starlette under uvicorn)."""
     from api.main import run_api
@@ -218,22 +103,14 @@ def api(**opts: Any) -> None:
 
 
 @main.command()
-@bus_options
-@broker_options
-@worker_options
-@api_options
-@click.option("--workers", "n_workers", type=click.IntRange(min=0, max=256), default=2,
-              show_default=True, help="worker processes to start")
-@_opt("--restart", env="ZJOBS_RESTART", default="always",
-      type=click.Choice(["always", "on-failure", "never"]),
-      help="restart a child that exits unasked (backoff 1 s doubling to 30 s); "
-           "never: stop everything when one exits")
-def up(n_workers: int, **opts: Any) -> None:
+@options(*SERVERS)
+@options(UP)
+def up(**opts: Any) -> None:
     """Broker + API + N workers on the embedded store, supervised; Ctrl-C stops them all."""
     from .up import run_up
 
     configure_logging(opts["log_json"], opts["log_level"])
-    sys.exit(run_up(n_workers, opts))
+    sys.exit(run_up(opts["workers"], opts))
 
 
 # ---------------------------------------------------------------- shell tools
@@ -275,7 +152,7 @@ def _show(value: Any) -> str:
               help="a second submit with the same key returns the first job")
 @click.option("--wait", is_flag=True, help="show progress and print the result")
 def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, frontend: str,
-           curve_dir: str | None, timeout: float, **options: Any) -> None:
+           curve_dir: str | None, broker_timeout: float, **job_options: Any) -> None:
     """Submit TASK with ARGS (JSON values, or plain strings)."""
     from .watch import wait_and_show
 
@@ -283,11 +160,11 @@ def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, fr
     for pair in kw:
         key, _, value = pair.partition("=")
         kwargs[key] = _parse_arg(value)
-    run_at = options.pop("run_at")
+    run_at = job_options.pop("run_at")
     if run_at is not None:
-        options["run_at"] = _parse_arg(run_at)
-    with _client(frontend, curve_dir, timeout) as client:
-        job_id = client.submit(task, *[_parse_arg(a) for a in args], **options, **kwargs)
+        job_options["run_at"] = _parse_arg(run_at)
+    with _client(frontend, curve_dir, broker_timeout) as client:
+        job_id = client.submit(task, *[_parse_arg(a) for a in args], **job_options, **kwargs)
         if not wait:
             click.echo(job_id)
             return
@@ -304,12 +181,12 @@ def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, fr
 @client_options
 @click.argument("job_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="raw JSON")
-def status(job_id: str | None, frontend: str, curve_dir: str | None, timeout: float,
+def status(job_id: str | None, frontend: str, curve_dir: str | None, broker_timeout: float,
            as_json: bool) -> None:
     """Queue depths and workers, or one job (with ID)."""
     from .watch import show_job, show_stats
 
-    with _client(frontend, curve_dir, timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout) as client:
         if job_id:
             show_job(client.get(job_id), as_json)
         else:
@@ -321,12 +198,12 @@ def status(job_id: str | None, frontend: str, curve_dir: str | None, timeout: fl
 @click.argument("job_id", required=False)
 @click.option("--types", default="job.,log,worker.", show_default=True,
               help="comma-separated event type prefixes to follow")
-def tail(job_id: str | None, frontend: str, curve_dir: str | None, timeout: float,
+def tail(job_id: str | None, frontend: str, curve_dir: str | None, broker_timeout: float,
          types: str) -> None:
     """Follow all events live, or one job's log (with ID) until it ends."""
     from .watch import follow_events, follow_log
 
-    with _client(frontend, curve_dir, timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout) as client:
         try:
             if job_id:
                 sys.exit(follow_log(client, job_id))
@@ -339,29 +216,29 @@ def tail(job_id: str | None, frontend: str, curve_dir: str | None, timeout: floa
 @client_options
 @click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
-def cancel(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, timeout: float,
+def cancel(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, broker_timeout: float,
            as_json: bool) -> None:
     """Cancel queued or running jobs."""
-    _each_job(job_ids, "cancel", frontend, curve_dir, timeout, as_json)
+    _each_job(job_ids, "cancel", frontend, curve_dir, broker_timeout, as_json)
 
 
 @main.command()
 @client_options
 @click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
-def retry(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, timeout: float,
+def retry(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, broker_timeout: float,
           as_json: bool) -> None:
     """Run failed or cancelled jobs again."""
-    _each_job(job_ids, "retry", frontend, curve_dir, timeout, as_json)
+    _each_job(job_ids, "retry", frontend, curve_dir, broker_timeout, as_json)
 
 
 def _each_job(job_ids: tuple[str, ...], action: str, frontend: str, curve_dir: str | None,
-              timeout: float, as_json: bool) -> None:
+              broker_timeout: float, as_json: bool) -> None:
     """Apply `action` to every id; report each refusal on its own line, exit 1 if any."""
     from .errors import BrokerError
 
     done, refused = [], 0
-    with _client(frontend, curve_dir, timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout) as client:
         for job_id in job_ids:
             try:
                 job = getattr(client, action)(job_id)
@@ -387,12 +264,12 @@ def _each_job(job_ids: tuple[str, ...], action: str, frontend: str, curve_dir: s
 @click.option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True,
               help="most jobs to show, newest first")
 @click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
-def list_jobs(frontend: str, curve_dir: str | None, timeout: float, as_json: bool,
+def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_json: bool,
               **filters: Any) -> None:
     """List jobs, newest first."""
     from .watch import show_jobs
 
-    with _client(frontend, curve_dir, timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout) as client:
         show_jobs(client.list(**filters), as_json)
 
 
@@ -414,7 +291,7 @@ def list_jobs(frontend: str, curve_dir: str | None, timeout: float, as_json: boo
 @click.option("--detach", is_flag=True, help="print the job id and return")
 def run(directory: str, entry: str, args: tuple[str, ...], inputs: tuple[str, ...],
         env_pairs: tuple[str, ...], artifacts_dir: str | None, detach: bool, frontend: str,
-        curve_dir: str | None, timeout: float, **options: Any) -> None:
+        curve_dir: str | None, broker_timeout: float, **job_options: Any) -> None:
     """Run ENTRY of the program in DIRECTORY on a worker (--allow-exec); follow its output.
 
     Everything after `--` goes to the program: `zjobs run ./app main.py -- --size 3`.
@@ -425,9 +302,9 @@ def run(directory: str, entry: str, args: tuple[str, ...], inputs: tuple[str, ..
     files = read_tree(directory)
     input_files = {os.path.basename(path): open(path, "rb").read() for path in inputs}
     env = dict(pair.partition("=")[::2] for pair in env_pairs)
-    with _client(frontend, curve_dir, timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout) as client:
         job_id = client.submit_exec(entry, files, input_files=input_files, args=list(args),
-                                    env=env, **options)
+                                    env=env, **job_options)
         if detach:
             click.echo(job_id)
             return

@@ -22,33 +22,19 @@ from urllib.parse import urlsplit
 import structlog
 
 from .errors import StartError
+from .settings import forwarded
 from .supervisor import Child, Supervisor
 
 log = structlog.get_logger(__name__)
 
-_BUS = ("frontend", "backend", "events", "heartbeat_interval", "heartbeat_liveness",
-        "max_message", "curve_dir", "log_level")
-_ROLE_OPTIONS = {
-    "broker": _BUS + ("data_dir", "retention", "purge_interval", "event_window", "sync"),
-    "worker": _BUS + ("queues", "concurrency", "tasks", "allow_exec", "allow_pickle",
-                      "default_timeout", "shutdown_grace"),
-    "api": _BUS + ("host", "port", "access_log"),
-}
 HEALTH_EVERY_S = 0.5
 
 
 def _argv(role: str, opts: dict[str, Any], extra: list[str] | None = None) -> list[str]:
-    argv = [sys.executable, "-P", "-m", "broker.cli", role]
-    for key in _ROLE_OPTIONS[role]:
-        value = opts.get(key)
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value not in (None, False):
-            argv += [flag, str(value)]
-    if opts.get("log_json"):
-        argv.append("--log-json")
-    return argv + (extra or [])
+    """`python -P -m broker.cli ROLE` with every setting of that role `up` was given."""
+    given = {k: v for k, v in opts.items() if k != "name"}  # workers get their own names
+    return [sys.executable, "-P", "-m", "broker.cli", role, *forwarded(role, given),
+            *(extra or [])]
 
 
 def children(n_workers: int, opts: dict[str, Any]) -> list[Child]:
