@@ -338,7 +338,17 @@ def keys_generate(directory: str) -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def bench(ctx: click.Context) -> None:
-    """The benchmarks of bench/ (see `zjobs bench --help`)."""
+    """The benchmarks of bench/ in a source checkout (see `zjobs bench --help`)."""
+    from pathlib import Path
+
+    from .errors import StartError
+
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "bench" / "__main__.py").exists():
+        raise StartError("zjobs bench runs from a source checkout of zjobs (bench/ is not "
+                         "installed with the package): run scripts/bench there")
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
     from bench.__main__ import main as bench_main
 
     sys.exit(bench_main(ctx.args))
