@@ -16,7 +16,6 @@ COPY pyproject.toml README.md ./
 COPY broker ./broker
 COPY worker ./worker
 COPY api ./api
-COPY bench ./bench
 RUN pip install . && rm -rf /src
 
 RUN useradd --create-home --uid 10001 zjobs && mkdir -p /data /app && chown zjobs /data /app
