@@ -79,7 +79,7 @@ def check_data(value: Any, name: str) -> None:
             children = item
         else:
             if isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
-                raise ValueError(f"{name}: an integer is outside the 64-bit range")
+                raise ValueError(f"an integer in {name} is outside the 64-bit range")
             continue
         if depth >= MAX_NESTING:
             raise ValueError(f"{name} nests deeper than {MAX_NESTING} levels")
