@@ -124,9 +124,9 @@ def retry(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    job = _job_or_404(engine, _str(body, "id"))
     since = _int(body, "since", 0)
     limit = _int(body, "limit", 10_000, 1, 100_000)
+    job = _job_or_404(engine, _str(body, "id"))
     lines = engine.store.logs(job["id"], since, limit)
     return {
         "lines": lines, "status": job["status"], "done": job["status"] in TERMINAL,
