@@ -81,6 +81,8 @@ def summarise(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:MAX_REPORTED_ERRORS]:
         where = ".".join(str(part) for part in error["loc"]) or "body"
+        if not where.isprintable():  # a client's own key, e.g. with a newline: one line still
+            where = repr(where)
         message = error["msg"].removeprefix("Value error, ")  # a validator's own words
         parts.append(f"{where}: {message}")
     more = exc.error_count() - MAX_REPORTED_ERRORS
