@@ -63,13 +63,6 @@ def test_an_exec_spec_form_field_with_nan_is_400(http: httpx.Client) -> None:
     assert "priority" in _error(response, 422, "invalid")
 
 
-def test_result_wait_of_nan_is_422(http: httpx.Client) -> None:
-    job = http.post("/jobs", json={"task": "noop"}).json()
-    for wait in ("nan", "inf", "-1"):
-        assert "wait" in _error(http.get(f"/jobs/{job['id']}/result", params={"wait": wait}),
-                                422, "invalid")
-
-
 @pytest.mark.parametrize("last_id", [str(2**64), str(2**63), "-1", "abc", "1e3", "٣", "9" * 5000])
 def test_a_resume_point_out_of_range_is_400_on_every_stream(http: httpx.Client,
                                                             last_id: str) -> None:

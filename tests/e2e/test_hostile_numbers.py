@@ -54,10 +54,10 @@ def job_total(cluster: Cluster) -> int:
 
 BAD_JOBS = [
     ("max_retries", 2**64 - 1), ("max_retries", -1), ("priority", 2**63),
-    ("priority", -(2**63)), ("timeout_s", math.nan), ("timeout_s", math.inf), ("timeout_s", 0),
+    ("priority", -(2**63)), ("timeout_s", math.nan), ("timeout_s", math.inf), ("timeout_s", 1e9),
     ("timeout_s", 1e300), ("retry_backoff_s", -1.0), ("retry_backoff_s", math.nan),
     ("run_at", math.inf), ("run_at", math.nan), ("run_at", 1e20), ("run_at", 2**64 - 1),
-    ("run_at", -5), ("run_at", "99999-01-01"), ("queue", "q" * 201), ("id", "i" * 129),
+    ("run_at", -5), ("run_at", "99999-01-01"), ("queue", "q" * 201), ("id", ""),
     ("idempotency_key", "k" * 501), ("task", "t" * 501),
 ]
 
