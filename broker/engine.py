@@ -208,20 +208,34 @@ class Engine:
                 built.append(build_job(spec, wall))
             except (TypeError, ValueError, OverflowError) as exc:
                 raise CommandError(BAD_REQUEST, f"job {index}: {exc}") from None
-        given = [isinstance(spec, dict) and spec.get("id") is not None for spec in specs]
-        return [self._admit(job, check_id) for job, check_id in zip(built, given, strict=True)]
+        self._check_ids([job for job, spec in zip(built, specs, strict=True)
+                          if spec.get("id") is not None])
+        return [self._admit(job) for job in built]
 
-    def _admit(self, job: Job, check_id: bool) -> str:
+    def _existing_for_key(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        return self._pending_keys.get(key) or self.store.find_idempotent(key)
+
+    def _check_ids(self, jobs: list[Job]) -> None:
+        """Refuse the batch before any of it is admitted (all or nothing) if an id its client
+        gave exists already or comes twice; a job its idempotency key finds is no conflict."""
+        seen: set[str] = set()
+        for job in jobs:
+            if self._existing_for_key(job.idempotency_key) is not None:
+                continue
+            if job.id in seen or self._live(job.id) is not None or self.store.exists(job.id):
+                raise CommandError(CONFLICT, f"a job with id {job.id} exists already")
+            seen.add(job.id)
+
+    def _admit(self, job: Job) -> str:
         key = job.idempotency_key
         if key is not None:
-            existing = self._pending_keys.get(key) or self.store.find_idempotent(key)
+            existing = self._existing_for_key(key)
             if existing is not None:
                 self.stats["idempotent_hits"] += 1
                 return existing
             self._pending_keys[key] = job.id
-        if check_id and (job.id in self.active or job.id in self._dirty
-                         or self.store.exists(job.id)):
-            raise CommandError(CONFLICT, f"a job with id {job.id} exists already")
         self._order += 1
         job.order = self._order
         self.active[job.id] = job

@@ -117,3 +117,14 @@ def test_a_nan_wait_leaves_other_waits_timing_out(hostile_cluster: Cluster,
         job = client.poll(job_id, timeout=0.5)
         assert job["status"] == "queued"
         assert time.monotonic() - started < 3.0, "the wait did not end at its timeout"
+
+
+def test_a_batch_refused_for_a_taken_id_leaves_nothing_behind(hostile_cluster: Cluster,
+                                                               dealer: zmq.Socket) -> None:
+    assert ask(dealer, p.SUBMIT, {"task": "noop", "id": "taken", "queue": "q"}).ok
+    before = job_total(hostile_cluster)
+    for batch in ([{"task": "noop"}, {"task": "noop", "id": "taken"}],
+                  [{"task": "noop", "id": "twice"}, {"task": "noop", "id": "twice"}]):
+        reply = ask(dealer, p.SUBMIT, {"jobs": batch})
+        assert (reply.ok, reply.body["code"]) == (False, "conflict")
+        assert job_total(hostile_cluster) == before
