@@ -68,19 +68,21 @@ def int_in(value: int, name: str, low: int, high: int) -> int:
 def check_data(value: Any, name: str) -> None:
     """ValueError unless `value` nests at most MAX_NESTING levels and its ints fit msgpack.
 
-    Iterative, so a hostile depth cannot exhaust the stack.
+    Iterative, so a hostile depth cannot exhaust the stack; it runs for every
+    submitted job, so flat data (the common case) costs one pass.
     """
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    if not isinstance(value, _CONTAINERS):
+        return  # a scalar nests nothing; its type is the caller's to check
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            if isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
-                raise ValueError(f"an integer in {name} is outside the 64-bit range")
-            continue
-        if depth >= MAX_NESTING:
+        if depth > MAX_NESTING:
             raise ValueError(f"{name} nests deeper than {MAX_NESTING} levels")
-        stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, _CONTAINERS):
+                stack.append((child, depth + 1))
+            elif isinstance(child, int) and not INT_MIN <= child <= INT_MAX:
+                raise ValueError(f"an integer in {name} is outside the 64-bit range")
+
+
+_CONTAINERS = (dict, list, tuple)
