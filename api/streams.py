@@ -10,7 +10,9 @@ Job and log streams end with `event: end`, data `{"status": ...}`.
 
 Resume: `Last-Event-ID: N` (or `?last_event_id=N`) replays every event
 after N the broker still holds, then goes live: no gap, no duplicate. A
-log stream resumes after line N.
+log stream resumes after line N. N must be an integer from 0 to 2^63-1
+(what the broker's sequence numbers hold), else the answer is 400 before
+any stream starts.
 
 A client that cannot keep up is resynced from the broker's replay (see
 `api.hub`); a stream whose broker stops answering is closed, and the

@@ -139,7 +139,7 @@ def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
         "submitted", "succeeded", "failed", "cancelled", "retried", "rerun",
         "dropped_results", "dropped_logs", "malformed", "too_large", "idempotent_hits",
         "purged", "expired_attempts", "unknown_worker_messages", "dropped_replies",
-        "dropped_events",
+        "dropped_events", "refused",
     )}
     return {
         "jobs": engine.job_counts(), "queues": engine.queue_depths(),
