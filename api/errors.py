@@ -7,6 +7,8 @@ Errors from the layers below are translated here, at the boundary, by one
 table each: `BROKER_STATUS` maps a `BrokerError.code` to an HTTP status;
 a broker that does not answer (TimeoutError) is 503; malformed JSON is 400;
 a pydantic ValidationError is 422; anything else is 500 with no traceback.
+Bodies that are not strict JSON (bad UTF-8, NaN, nesting that would exhaust
+the parser) are refused with 400 by `api.bodies`.
 """
 
 from __future__ import annotations
@@ -79,7 +81,10 @@ def summarise(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:MAX_REPORTED_ERRORS]:
         where = ".".join(str(part) for part in error["loc"]) or "body"
-        parts.append(f"{where}: {error['msg']}")
+        if not where.isprintable():  # a client's own key, e.g. with a newline: one line still
+            where = repr(where)
+        message = error["msg"].removeprefix("Value error, ")  # a validator's own words
+        parts.append(f"{where}: {message}")
     more = exc.error_count() - MAX_REPORTED_ERRORS
     if more > 0:
         parts.append(f"and {more} more")

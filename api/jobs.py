@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from broker.jobs import TERMINAL
 from broker.models import JobSpec
 
+from .bodies import parse_json
 from .context import context
 from .errors import ApiError
 from .feeds import LOG_PAGE
@@ -48,7 +48,7 @@ async def _jobs_from(request: Request, max_body: int) -> tuple[list[dict[str, An
     if content_type.startswith("multipart/form-data"):
         job = await exec_job_from_form(request, max_body)
         return [JobSpec.model_validate(job).to_wire()], False
-    body = json.loads(await request.body() or b"null")
+    body = parse_json(await request.body() or b"null")
     if not isinstance(body, dict):
         raise ApiError(422, 'body: must be a JSON object, a job or {"jobs": [...]}')
     if "jobs" in body:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from broker import __version__
+from broker.limits import SEQ_MAX
 
 from .render import Json
 from .schemas import DOCUMENTED, EventsQuery, ListQuery, ResultQuery
@@ -53,7 +54,7 @@ def _query(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 JOB_ID = _path_param("job_id", "the job's id")
 LAST_EVENT_ID = {"name": "Last-Event-ID", "in": "header", "required": False,
-                 "schema": {"type": "integer", "minimum": 0},
+                 "schema": {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
                  "description": "resume after this id (seq, or line for log streams)"}
 
 
@@ -113,11 +114,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/jobs/{job_id}/logs/stream"): _op(
         "SSE: every log line from the first, then live; `end` when the job ends", "streams",
         _sse("event: log (id = line), then event: end"), params=[JOB_ID, LAST_EVENT_ID],
-        errors=(404, 422, 503)),
+        errors=(400, 404, 503)),
     ("get", "/jobs/{job_id}/events"): _op(
         "SSE: the job's lifecycle events; `end` after the terminal one", "streams",
         _sse("job.* events, then event: end"), params=[JOB_ID, LAST_EVENT_ID],
-        errors=(404, 422, 503)),
+        errors=(400, 404, 503)),
     ("get", "/jobs/{job_id}/artifacts"): _op(
         "What an exec job produced", "jobs", _json(_ref("ArtifactList"), "the artifacts"),
         params=[JOB_ID], errors=(404, 503)),
@@ -130,10 +131,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         errors=(404, 503)),
     ("get", "/events"): _op(
         "SSE: every event, or those of ?types= prefixes", "streams", _sse("events by seq"),
-        params=[*_query(EventsQuery), LAST_EVENT_ID], errors=(422, 503)),
+        params=[*_query(EventsQuery), LAST_EVENT_ID], errors=(400, 422, 503)),
     ("get", "/events/workers/{name}"): _op(
         "SSE: one worker's events", "streams", _sse("events whose worker is {name}"),
-        params=[_path_param("name", "worker name"), LAST_EVENT_ID], errors=(422, 503)),
+        params=[_path_param("name", "worker name"), LAST_EVENT_ID], errors=(400, 503)),
     ("get", "/workers"): _op("Live workers", "cluster", _json(_ref("WorkerList"), "workers")),
     ("get", "/workers/{name}"): _op(
         "One live worker", "cluster", _json(_ref("Worker"), "the worker"),

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker import limits as lim
 from broker.models import JobSpec
 
 Status = Literal["scheduled", "queued", "running", "succeeded", "failed", "cancelled"]
@@ -42,14 +43,15 @@ class ExecForm(BaseModel):
                                     json_schema_extra={"items": {"format": "binary"}})
     input_files: list[bytes] = Field(default_factory=list, description="repeatable, as above",
                                      json_schema_extra={"items": {"format": "binary"}})
-    queue: str | None = None
-    priority: int | None = None
-    max_retries: int | None = None
-    retry_backoff_s: float | None = None
-    timeout_s: float | None = Field(default=None, description="hard limit of one attempt")
+    queue: str | None = Field(default=None, max_length=lim.QUEUE_MAX_LEN)
+    priority: int | None = Field(default=None, ge=lim.PRIORITY_MIN, le=lim.PRIORITY_MAX)
+    max_retries: int | None = Field(default=None, ge=0, le=lim.MAX_RETRIES_MAX)
+    retry_backoff_s: float | None = Field(default=None, ge=0, le=lim.RETRY_BACKOFF_MAX_S)
+    timeout_s: float | None = Field(default=None, gt=0, le=lim.TIMEOUT_MAX_S,
+                                    description="hard limit of one attempt")
     run_at: str | None = Field(default=None, description="epoch seconds or ISO-8601")
-    idempotency_key: str | None = None
-    id: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=lim.IDEMPOTENCY_KEY_MAX_LEN)
+    id: str | None = Field(default=None, max_length=lim.ID_MAX_LEN)
 
 
 class ListQuery(BaseModel):
@@ -68,7 +70,7 @@ class ListQuery(BaseModel):
 class ResultQuery(BaseModel):
     """`GET /jobs/{id}/result` query: seconds to wait for the job to end."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     wait: float = Field(default=0.0, ge=0.0, le=MAX_WAIT_S)
 
@@ -79,7 +81,7 @@ class EventsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     types: str | None = Field(default=None, description="e.g. job.,worker.")
-    last_event_id: int | None = Field(default=None, ge=0,
+    last_event_id: int | None = Field(default=None, ge=0, le=lim.SEQ_MAX,
                                       description="same as the Last-Event-ID header")
 
 

@@ -11,7 +11,9 @@ Job and log streams end with `event: end`, data `{"status": ...}`.
 
 Resume: `Last-Event-ID: N` (or `?last_event_id=N`) replays every event
 after N the broker still holds, then goes live: no gap, no duplicate. A
-log stream resumes after line N.
+log stream resumes after line N. N must be an integer from 0 to 2^63-1
+(what the broker's sequence numbers hold), else the answer is 400 before
+any stream starts.
 
 A client that cannot keep up is resynced from the broker's replay (see
 `api.hub`); a stream whose broker stops answering is closed, and the
@@ -31,6 +33,7 @@ from starlette.responses import Response
 
 from broker import BrokerError
 from broker.jobs import TERMINAL
+from broker.limits import SEQ_MAX
 
 from .context import ApiContext, context
 from .errors import ApiError
@@ -58,21 +61,21 @@ SHUTDOWN_GRACE_S = 2.0
 
 
 def _resume_point(request: Request) -> int | None:
-    """Last-Event-ID header, else `?last_event_id=`; 422 if it is not a count."""
+    """Last-Event-ID header, else `?last_event_id=`; 400 unless it is a count that fits the
+    broker's 64-bit sequence numbers (a larger one could not even be sent to it)."""
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, f"Last-Event-ID must be a non-negative integer, got {raw!r}") from None
-    if value < 0:
-        raise ApiError(422, f"Last-Event-ID must be a non-negative integer, got {raw!r}")
-    return value
+    text = raw.strip()
+    # 19 digits hold SEQ_MAX; checked first, as int() refuses very long digit strings anyway
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= SEQ_MAX:
+        return int(text)
+    raise ApiError(400, f"Last-Event-ID must be an integer from 0 to {SEQ_MAX}, "
+                        f"got {raw[:40]!r}")
 
 
 def _types(request: Request) -> tuple[str, ...] | None:
-    query = EventsQuery.model_validate(dict(request.query_params))
+    query = EventsQuery.model_validate({"types": request.query_params.get("types")})
     if not query.types:
         return None
     return tuple(t.strip() for t in query.types.split(",") if t.strip()) or None

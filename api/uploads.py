@@ -11,12 +11,12 @@ worker checks again.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from .bodies import parse_json
 from .errors import ApiError
 
 FILE_FIELDS = ("code_files", "input_files")
@@ -98,7 +98,7 @@ async def _add_file(into: dict[str, bytes], field: str, value: str | UploadFile)
 def _spec(value: str | UploadFile) -> dict[str, Any]:
     if not isinstance(value, str):
         raise ApiError(422, "spec: must be a form field holding JSON, not a file")
-    spec = json.loads(value)  # malformed JSON: 400 by the error handlers
+    spec = parse_json(value, "spec")  # malformed JSON: 400
     if not isinstance(spec, dict):
         raise ApiError(422, "spec: must be a JSON object")
     if not isinstance(spec.get("code_files", {}), dict) or \

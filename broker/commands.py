@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from . import protocol as p
 from .engine import Engine
 from .errors import BAD_REQUEST, NOT_FOUND, CommandError
 from .jobs import STATES, TERMINAL
+from .limits import is_number
 from .waits import WaitGroup
 
 MAX_LIST = 1000
@@ -32,12 +34,29 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 
 def _int(body: dict[str, Any], key: str, default: int, low: int = 0, high: int = 2**62) -> int:
+    """An integer field: below `low` is refused, above `high` is capped (a limit asked for
+    beyond the maximum gets the maximum)."""
     value = body.get(key, default)
     if value is None:
         return default
     if not isinstance(value, int) or isinstance(value, bool):
         raise CommandError(BAD_REQUEST, f"{key} must be an integer")
-    return min(max(value, low), high)
+    if value < low:
+        raise CommandError(BAD_REQUEST, f"{key} must be at least {low}, got {value}")
+    return min(value, high)
+
+
+def _seconds(body: dict[str, Any], key: str, default: float, high: float) -> float:
+    """A finite, non-negative number of seconds, capped at `high`."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if not is_number(value):
+        raise CommandError(BAD_REQUEST, f"{key} must be a number of seconds")
+    if not math.isfinite(value) or value < 0:
+        raise CommandError(BAD_REQUEST, f"{key} must be a finite, non-negative number of "
+                           f"seconds, got {value}")
+    return min(float(value), high)
 
 
 def _job_or_404(engine: Engine, job_id: str) -> dict[str, Any]:
@@ -105,9 +124,9 @@ def retry(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    job = _job_or_404(engine, _str(body, "id"))
     since = _int(body, "since", 0)
     limit = _int(body, "limit", 10_000, 1, 100_000)
+    job = _job_or_404(engine, _str(body, "id"))
     lines = engine.store.logs(job["id"], since, limit)
     return {
         "lines": lines, "status": job["status"], "done": job["status"] in TERMINAL,
@@ -120,7 +139,7 @@ def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
         "submitted", "succeeded", "failed", "cancelled", "retried", "rerun",
         "dropped_results", "dropped_logs", "malformed", "too_large", "idempotent_hits",
         "purged", "expired_attempts", "unknown_worker_messages", "dropped_replies",
-        "dropped_events",
+        "dropped_events", "refused",
     )}
     return {
         "jobs": engine.job_counts(), "queues": engine.queue_depths(),
@@ -174,6 +193,9 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
                                                              _events(engine, request.body)))
             return
         result = HANDLERS[request.command](engine, request.body, info)
+        if request.command == p.SUBMIT:  # answered once its jobs are committed
+            engine.hold_submit_reply(identity, request.request_id, result, result["ids"])
+            return
     except CommandError as exc:
         engine.outbox.reply(identity, p.encode_error(request.request_id, exc.code, exc.message))
         return
@@ -197,10 +219,7 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     ids = [_str(body, "id")] if single else body["ids"]
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise CommandError(BAD_REQUEST, "ids must be a non-empty list of job ids")
-    timeout = body.get("timeout")
-    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool)):
-        raise CommandError(BAD_REQUEST, "timeout must be a number of seconds")
-    timeout = MAX_WAIT_S if timeout is None else min(max(float(timeout), 0.0), MAX_WAIT_S)
+    timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
     ended = [job_id for job_id in ids if job_id not in engine.active]
     finished = engine.lookup_many(ended) if ended else {}
     for job_id in ended:

@@ -18,7 +18,7 @@ import structlog
 
 from . import protocol as p
 from .artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
-from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, CommandError
+from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError
 from .events import EventLog
 from .jobs import Job, JobState
 from .queues import ReadyQueues, Timeline
@@ -57,6 +57,17 @@ class EngineConfig:
 
 # Errors that end the job whatever its retries: another attempt would fail the same way.
 FINAL_ERRORS = frozenset({"ResultTooLarge"})
+
+
+_UNWRITABLE = (UNAVAILABLE, "the store could not be written; try again")
+
+
+@dataclass(slots=True)
+class _HeldSubmit:
+    identity: bytes
+    request_id: bytes
+    body: Any
+    ids: list[str]
 
 
 @dataclass(slots=True)
@@ -103,6 +114,7 @@ class Engine:
         self._chunks: list[tuple] = []
         self.transfers = ArtifactTransfers(config.max_artifact_bytes)
         self._pending_keys: dict[str, str] = {}
+        self._submits: list[_HeldSubmit] = []  # this turn's SUBMITs, answered after the commit
         self.finished = RateCounter()
         self._recover()
 
@@ -202,22 +214,36 @@ class Engine:
         for index, spec in enumerate(specs):
             try:
                 built.append(build_job(spec, wall))
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise CommandError(BAD_REQUEST, f"job {index}: {exc}") from None
-        given = [isinstance(spec, dict) and spec.get("id") is not None for spec in specs]
-        return [self._admit(job, check_id) for job, check_id in zip(built, given, strict=True)]
+        self._check_ids([job for job, spec in zip(built, specs, strict=True)
+                          if spec.get("id") is not None])
+        return [self._admit(job) for job in built]
 
-    def _admit(self, job: Job, check_id: bool) -> str:
+    def _existing_for_key(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        return self._pending_keys.get(key) or self.store.find_idempotent(key)
+
+    def _check_ids(self, jobs: list[Job]) -> None:
+        """Refuse the batch before any of it is admitted (all or nothing) if an id its client
+        gave exists already or comes twice; a job its idempotency key finds is no conflict."""
+        seen: set[str] = set()
+        for job in jobs:
+            if self._existing_for_key(job.idempotency_key) is not None:
+                continue
+            if job.id in seen or self._live(job.id) is not None or self.store.exists(job.id):
+                raise CommandError(CONFLICT, f"a job with id {job.id} exists already")
+            seen.add(job.id)
+
+    def _admit(self, job: Job) -> str:
         key = job.idempotency_key
         if key is not None:
-            existing = self._pending_keys.get(key) or self.store.find_idempotent(key)
+            existing = self._existing_for_key(key)
             if existing is not None:
                 self.stats["idempotent_hits"] += 1
                 return existing
             self._pending_keys[key] = job.id
-        if check_id and (job.id in self.active or job.id in self._dirty
-                         or self.store.exists(job.id)):
-            raise CommandError(CONFLICT, f"a job with id {job.id} exists already")
         self._order += 1
         job.order = self._order
         self.active[job.id] = job
@@ -228,6 +254,12 @@ class Engine:
         self.events.emit(kind, self._job_event(job, priority=job.priority, run_at=job.run_at))
         self._enqueue(job)
         return job.id
+
+    def hold_submit_reply(self, identity: bytes, request_id: bytes, body: Any,
+                          ids: list[str]) -> None:
+        """Answer a SUBMIT after the commit: OK if its jobs are stored, ERR if the store
+        refused them (then they are gone from memory too, see `_evict`)."""
+        self._submits.append(_HeldSubmit(identity, request_id, body, ids))
 
     # ------------------------------------------------------------ dispatch
 
@@ -601,10 +633,26 @@ class Engine:
     # ------------------------------------------------------------ commit
 
     def flush(self) -> None:
-        """Commit this turn's changes in one transaction."""
-        if not (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
+        """Commit this turn's changes in one transaction, then answer the turn's submits.
+
+        A failed commit costs the jobs the store would not take, never the broker: they
+        (and every submit batch they belong to) are taken back from memory, their submits
+        answered ERR, and the rest committed again. If the store cannot write at all, every
+        new job of the turn is refused that way and the other changes stay buffered for the
+        next turn's commit. Nothing acknowledged is lost: a submit is answered OK only after
+        its jobs are committed.
+        """
+        refused: dict[str, tuple[str, str]] = {}
+        if (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
                 or self.events.pending):
-            return
+            try:
+                self._write()
+            except Exception as exc:  # sqlite3.Error, OverflowError: see the docstring
+                log.error("store.commit_failed", error=repr(exc), jobs=len(self._inserts))
+                refused = self._commit_without_refused()
+        self._answer_submits(refused)
+
+    def _write(self) -> None:
         inserted = {j.id for j in self._inserts}
         updates = [j for j in self._dirty.values() if j.id not in inserted]
         meta = {"last_seq": self.events.last_seq, "order": self._order}
@@ -613,6 +661,81 @@ class Engine:
         self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
         self._chunks = []
         self._pending_keys.clear()
+
+    def _commit_without_refused(self) -> dict[str, tuple[str, str]]:
+        """Take back the jobs the store refuses (every new one if it refuses none: then the
+        store itself failed) and commit the rest. Returns job id -> (code, message)."""
+        try:
+            bad = self.store.refused_inserts(self._inserts)
+        except Exception:
+            bad = []
+        if bad:
+            refused = {job.id: (BAD_REQUEST, f"job {job.id} could not be stored: {why}")
+                       for job, why in bad}
+        else:
+            refused = {job.id: _UNWRITABLE for job in self._inserts}
+        self._evict_batches(refused)
+        try:
+            self._write()
+        except Exception as exc:  # the rest stays buffered for the next turn's commit
+            log.error("store.unwritable", error=repr(exc))
+            refused.update({job.id: _UNWRITABLE for job in self._inserts})
+            self._evict_batches(refused)
+            self._pending_keys.clear()
+        return refused
+
+    def _evict_batches(self, refused: dict[str, tuple[str, str]]) -> None:
+        """Evict this turn's jobs in `refused` and, a batch being all or nothing, every job
+        of this turn that shares a submit with one of them (added to `refused`)."""
+        pending = {job.id: job for job in self._inserts}
+        while self._add_batch_mates(refused, pending):
+            pass
+        for job_id, (_, reason) in refused.items():
+            job = pending.pop(job_id, None)
+            if job is not None:
+                self._evict(job, reason)
+        self._inserts = list(pending.values())
+
+    def _add_batch_mates(self, refused: dict[str, tuple[str, str]],
+                         pending: dict[str, Job]) -> bool:
+        grew = False
+        for held in self._submits:
+            reason = next((refused[i] for i in held.ids if i in refused), None)
+            if reason is None:
+                continue
+            for job_id in held.ids:
+                if job_id not in refused and job_id in pending:
+                    refused[job_id] = reason
+                    grew = True
+        return grew
+
+    def _evict(self, job: Job, reason: str) -> None:
+        """Take back a job that was never stored, hence never acknowledged: it leaves memory
+        entirely; a worker it was sent to this turn is told to cancel it; subscribers that
+        saw it submitted see it cancelled."""
+        self._dirty.pop(job.id, None)
+        self.active.pop(job.id, None)
+        self.counts[(job.queue, job.status)] -= 1
+        self.stats["submitted"] -= 1
+        self.stats["refused"] += 1
+        if job.status == S.RUNNING:
+            worker = self.workers.by_name(job.worker)
+            if worker is not None and self.workers.note_released(worker, job.id):
+                self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
+        error = {"type": "NotStored", "message": reason, "traceback": None}
+        self.events.emit("job.cancelled", {**self._job_event(job), "status": S.CANCELLED,
+                                           "error": error})
+        log.error("job.refused", job_id=job.id, reason=reason)
+
+    def _answer_submits(self, refused: dict[str, tuple[str, str]]) -> None:
+        for held in self._submits:
+            reason = next((refused[i] for i in held.ids if i in refused), None) \
+                if refused else None
+            if reason is None:
+                self.outbox.reply(held.identity, p.encode_reply(True, held.request_id, held.body))
+            else:
+                self.outbox.reply(held.identity, p.encode_error(held.request_id, *reason))
+        self._submits = []
 
     def forget_purged(self, purged: Counter[tuple[str, str]]) -> None:
         """Purged finished jobs leave the per-queue counts."""

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from .limits import RUN_AT_MAX, RUN_AT_MIN, finite_in
 from .protocol import unpack
 
 
@@ -146,16 +147,32 @@ def iso(ts: float | None) -> str | None:
 
 
 def parse_time(value: Any) -> float | None:
-    """Epoch seconds or an ISO-8601 string to epoch seconds; ValueError otherwise."""
+    """Epoch seconds or an ISO-8601 string to epoch seconds; ValueError otherwise.
+
+    The time must be finite and within `RUN_AT_MIN`..`RUN_AT_MAX`, so that it
+    can be stored and shown as an ISO-8601 string.
+    """
     if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError("run_at must be epoch seconds or an ISO-8601 string")
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        seconds: float = value
+    elif isinstance(value, str):
+        seconds = _iso_seconds(value)
+    else:
+        raise ValueError("run_at must be epoch seconds or an ISO-8601 string")
+    return finite_in(seconds, "run_at", RUN_AT_MIN, RUN_AT_MAX)
+
+
+def _iso_seconds(value: str) -> float:
+    try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"run_at is not an ISO-8601 time: {value[:40]!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    try:
         return dt.timestamp()
-    raise ValueError("run_at must be epoch seconds or an ISO-8601 string")
+    except (OverflowError, ValueError):
+        raise ValueError(f"run_at is out of range: {value[:40]!r}") from None

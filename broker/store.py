@@ -110,7 +110,7 @@ class Store:
         meta: dict[str, int],
         chunks: list[tuple] | None = None,
     ) -> None:
-        """Write one loop turn's changes in a single transaction.
+        """Write one loop turn's changes in a single transaction (all or nothing).
 
         `chunks` are artifact chunks `(job_id, name, attempt, index, data)` as they arrive;
         `artifacts` rows `(job_id, name, content_type, size, data, attempt)` are the artifacts
@@ -143,10 +143,32 @@ class Store:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     list(meta.items()),
                 )
+            db.execute("COMMIT")  # inside: a failed COMMIT must not leave the transaction open
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+
+    def refused_inserts(self, inserts: list[Job]) -> list[tuple[Job, str]]:
+        """The jobs whose row the store refuses, each with the reason.
+
+        Each row is tried in a transaction that is rolled back: nothing is written.
+        """
+        refused: list[tuple[Job, str]] = []
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            for job in inserts:
+                db.execute("SAVEPOINT probe")
+                try:
+                    db.execute(_INSERT, _insert_row(job))
+                except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
+                    refused.append((job, str(exc)))
+                db.execute("ROLLBACK TO probe")
+                db.execute("RELEASE probe")
+        finally:
+            db.execute("ROLLBACK")
+        return refused
 
     def purge_finished(self, before: float, limit: int = 5000) -> Counter[tuple[str, str]]:
         """Delete up to `limit` jobs that finished before `before`, with their logs and artifacts.

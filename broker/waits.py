@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -43,7 +44,13 @@ class WaitBook:
         self._count = 0
 
     def add(self, group: WaitGroup, finished: dict[str, dict[str, Any]]) -> bool:
-        """Register `group`; `finished` are its jobs already ended. True if it is complete now."""
+        """Register `group`; `finished` are its jobs already ended. True if it is complete now.
+
+        The deadline must be finite: a NaN compares false with everything, so it would sit
+        at the top of the heap for ever and no later deadline would expire.
+        """
+        if not math.isfinite(group.deadline):
+            raise ValueError(f"a wait deadline must be finite, got {group.deadline}")
         group.done.update(finished)
         group.pending.difference_update(finished)
         if not group.pending:

@@ -41,7 +41,7 @@ def test_invalid_fields_are_422_naming_the_field(http: httpx.Client) -> None:
     _error(http.get("/jobs", params={"status": "sleeping"}), 422, "invalid")
     _error(http.get("/jobs", params={"limit": 1001}), 422, "invalid")
     _error(http.get("/jobs/x/result", params={"wait": "soon"}), 422, "invalid")
-    _error(http.get("/events", headers={"Last-Event-ID": "abc"}), 422, "invalid")
+    _error(http.get("/events", headers={"Last-Event-ID": "abc"}), 400, "bad_request")
     _error(http.post("/jobs", data={"spec": '{"entry": ""}'},
                      files=[("code_files", ("a.py", b"", "text/plain"))]), 422, "invalid")
     _error(http.post("/jobs", data={"colour": "red"},
