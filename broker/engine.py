@@ -18,7 +18,7 @@ import structlog
 
 from . import protocol as p
 from .artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
-from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError
+from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError, Fenced
 from .events import EventLog
 from .jobs import Job, JobState
 from .queues import ReadyQueues, Timeline
@@ -647,6 +647,8 @@ class Engine:
                 or self.events.pending):
             try:
                 self._write()
+            except Fenced:
+                raise  # another broker leads now: this one must stop, not retry
             except Exception as exc:  # sqlite3.Error, OverflowError: see the docstring
                 log.error("store.commit_failed", error=repr(exc), jobs=len(self._inserts))
                 refused = self._commit_without_refused()

@@ -8,7 +8,8 @@ ZJobsError
 ├── JobFailed           `Client.result` of a job that failed (has `job`)
 ├── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
 ├── FunctionError       an item of `Client.map` raised (has `index`, `remote_traceback`)
-└── StartError          a process cannot start: a port in use, a store it cannot open
+├── StartError          a process cannot start: a port in use, a store it cannot open
+└── Fenced              this broker lost the lead: another broker's generation is current
 
 ProtocolError (in broker.protocol) is a malformed frame; it never leaves the
 broker loop. A broker that does not answer raises BrokerUnreachable, which is a
@@ -97,3 +98,7 @@ class FunctionError(ZJobsError):
 
 class StartError(ZJobsError):
     """A process cannot start; the message says why and what to do."""
+
+
+class Fenced(ZJobsError):
+    """This broker's leadership generation is no longer the current one: it must not write."""

@@ -14,7 +14,7 @@ and describe the layout change in its SQL.
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -93,37 +93,63 @@ CREATE TABLE IF NOT EXISTS artifact_chunks (
 VERSION = MIGRATIONS[-1][0]
 
 
-def version_of(db: sqlite3.Connection) -> int:
-    """The schema version of `db`: 0 for an empty database."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version == 0 and db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone():
-        return 1  # written before the schema carried a version
-    return version
+class Dialect:
+    """Where a database keeps its schema version, and how the DDL above reads in it.
+
+    The migrations are written once, in SQLite's words; `ddl` rewrites them for another
+    database (see `PostgresDialect` in broker/pgstore.py).
+    """
+
+    def version(self, db: Any) -> int:
+        """The schema version of `db`: 0 for an empty database."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone():
+            return 1  # written before the schema carried a version
+        return version
+
+    def begin(self, db: Any) -> None:
+        db.execute("BEGIN IMMEDIATE")
+
+    def set_version(self, db: Any, version: int) -> None:
+        db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def ddl(self, sql: str) -> str:
+        return sql
 
 
-def migrate(db: sqlite3.Connection, path: Path) -> list[int]:
-    """Bring `db` to `VERSION`; the versions applied, in order."""
-    current = version_of(db)
+SQLITE = Dialect()
+
+
+def version_of(db: Any, dialect: Dialect = SQLITE) -> int:
+    return dialect.version(db)
+
+
+def migrate(db: Any, where: object, dialect: Dialect = SQLITE) -> list[int]:
+    """Bring `db` to `VERSION`; the versions applied, in order. `where` names it in errors."""
+    current = dialect.version(db)
     if current > VERSION:
-        raise StartError(f"the store {path} has schema version {current}, newer than this zjobs "
-                         f"knows ({VERSION}); run a newer zjobs on it")
+        raise StartError(f"the store {where} has schema version {current}, newer than this "
+                         f"zjobs knows ({VERSION}); run a newer zjobs on it")
     applied = []
     for version, _, sql in MIGRATIONS:
         if version <= current:
             continue
-        db.execute("BEGIN IMMEDIATE")
+        dialect.begin(db)
         try:
-            for statement in _statements(sql):
+            if dialect.version(db) >= version:  # another broker migrated meanwhile
+                db.execute("COMMIT")
+                continue
+            for statement in _statements(dialect.ddl(sql)):
                 db.execute(statement)
-            db.execute(f"PRAGMA user_version = {version}")
+            dialect.set_version(db, version)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         applied.append(version)
     if current and applied:
-        _note_upgrade(path, current, applied[-1])
+        _note_upgrade(where, current, applied[-1])
     return applied
 
 
@@ -138,5 +164,5 @@ def _statements(script: str) -> list[str]:
     return [s for s in out if s]
 
 
-def _note_upgrade(path: Path, old: int, new: int) -> None:
-    log.info("store.upgraded", path=str(path), old=old, new=new)
+def _note_upgrade(where: object, old: int, new: int) -> None:
+    log.info("store.upgraded", store=str(where), old=old, new=new)

@@ -79,7 +79,13 @@ class Checkpointer(threading.Thread):
 
 
 class Store:
-    """SQLite-backed job store. Not thread-safe: the broker loop owns it."""
+    """SQLite-backed job store. Not thread-safe: the broker loop owns it.
+
+    Its SQL is the common dialect of SQLite and PostgreSQL (`?` placeholders, `ON CONFLICT`),
+    so `broker/pgstore.py` reuses every query and changes only the connection.
+    """
+
+    DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, data_dir: str | Path, *, sync: str = "NORMAL") -> None:
         path = Path(data_dir)
@@ -120,19 +126,21 @@ class Store:
         db = self.db
         db.execute("BEGIN")
         try:
+            self._fence()
             if inserts:
                 db.executemany(_INSERT, [_insert_row(j) for j in inserts])
             db.executemany(_UPDATE, [_update_row(j) for j in updates])
             if logs:
                 db.executemany(
-                    "INSERT OR IGNORE INTO logs (job_id, line, stream, data, ts) "
-                    "VALUES (?,?,?,?,?)",
+                    "INSERT INTO logs (job_id, line, stream, data, ts) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT DO NOTHING",
                     logs,
                 )
             if chunks:
                 db.executemany(
-                    "INSERT OR REPLACE INTO artifact_chunks (job_id, name, attempt, idx, data) "
-                    "VALUES (?,?,?,?,?)",
+                    "INSERT INTO artifact_chunks (job_id, name, attempt, idx, data) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT (job_id, name, attempt, idx) "
+                    "DO UPDATE SET data = excluded.data",
                     chunks,
                 )
             if artifacts:
@@ -149,6 +157,13 @@ class Store:
                 db.execute("ROLLBACK")
             raise
 
+    def _fence(self) -> None:
+        """Inside the commit's transaction: refuse to write if this store may no longer.
+
+        The embedded store has one writer by construction; the PostgreSQL store checks its
+        leadership generation here.
+        """
+
     def refused_inserts(self, inserts: list[Job]) -> list[tuple[Job, str]]:
         """The jobs whose row the store refuses, each with the reason.
 
@@ -162,7 +177,7 @@ class Store:
                 db.execute("SAVEPOINT probe")
                 try:
                     db.execute(_INSERT, _insert_row(job))
-                except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
+                except (*self.DB_ERRORS, OverflowError, ValueError, TypeError) as exc:
                     refused.append((job, str(exc)))
                 db.execute("ROLLBACK TO probe")
                 db.execute("RELEASE probe")
@@ -288,13 +303,15 @@ class Store:
         return row[0], b"".join([bytes(row[1]), *(bytes(c) for c, in chunks)])
 
 
-def _replace_artifacts(db: sqlite3.Connection, artifacts: list[tuple]) -> None:
+def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
     attempts = {(row[0], row[5]) for row in artifacts}
     for table in ("artifacts", "artifact_chunks"):
         db.executemany(f"DELETE FROM {table} WHERE job_id = ? AND attempt < ?", attempts)
     db.executemany(
-        "INSERT OR REPLACE INTO artifacts (job_id, name, content_type, size, data, attempt) "
-        "VALUES (?,?,?,?,?,?)",
+        "INSERT INTO artifacts (job_id, name, content_type, size, data, attempt) "
+        "VALUES (?,?,?,?,?,?) ON CONFLICT (job_id, name) DO UPDATE SET "
+        "content_type = excluded.content_type, size = excluded.size, data = excluded.data, "
+        "attempt = excluded.attempt",
         artifacts,
     )
 

@@ -1,0 +1,124 @@
+"""The PostgreSQL store: the same queries as the embedded store, on a PostgreSQL server.
+
+`Store`'s SQL is the common dialect of both databases, so this module only
+supplies a connection with sqlite3's face (`?` placeholders, `execute`,
+`executemany`), the schema in PostgreSQL's types, and the fence: every
+commit first checks, in its own transaction and under a row lock, that the
+leadership generation is still the one this broker took (see
+`broker/leadership.py`). A broker that lost the lead therefore cannot commit
+even one more turn: split brain is impossible, not unlikely.
+
+A turn is still one transaction; psycopg pipelines `executemany`, so a batch
+of thousands of inserts is a few round trips, not one per job.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import psycopg
+import structlog
+
+from .errors import Fenced, StartError
+from .migrations import Dialect, migrate
+from .store import Store
+
+log = structlog.get_logger(__name__)
+
+_TYPES = ((re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bBLOB\b"), "BYTEA"),
+          (re.compile(r"\bINTEGER\b"), "BIGINT"), (re.compile(r"\s*WITHOUT ROWID"), ""))
+MIGRATION_LOCK = 0x7A6A6F62_0001  # pg_advisory_xact_lock key: one broker migrates at a time
+
+
+@functools.lru_cache(maxsize=512)
+def _placeholders(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class PgConnection:
+    """A psycopg connection in autocommit mode that reads like a sqlite3 one."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 5.0) -> None:
+        self.conn = psycopg.connect(url, autocommit=True,
+                                    connect_timeout=max(int(connect_timeout_s), 1))
+
+    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor:
+        return self.conn.execute(_placeholders(sql), params)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        rows = list(rows)
+        if rows:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(_placeholders(sql), rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresDialect(Dialect):
+    """The schema version in a one-row table; SQLite's DDL in PostgreSQL's types."""
+
+    def version(self, db: Any) -> int:
+        db.execute("CREATE TABLE IF NOT EXISTS zjobs_schema (version BIGINT NOT NULL)")
+        row = db.execute("SELECT version FROM zjobs_schema").fetchone()
+        return row[0] if row else 0
+
+    def begin(self, db: Any) -> None:
+        db.execute("BEGIN")
+        db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+
+    def set_version(self, db: Any, version: int) -> None:
+        db.execute("DELETE FROM zjobs_schema")
+        db.execute("INSERT INTO zjobs_schema (version) VALUES (?)", (version,))
+
+    def ddl(self, sql: str) -> str:
+        for pattern, replacement in _TYPES:
+            sql = pattern.sub(replacement, sql)
+        return sql
+
+
+class PostgresStore(Store):
+    """The job store on PostgreSQL. `generation` (from the leadership) fences every commit."""
+
+    DB_ERRORS = (psycopg.Error,)
+
+    def __init__(self, url: str, *, generation: int | None = None) -> None:
+        self.path = _redacted(url)
+        try:
+            self.db = PgConnection(url)
+        except psycopg.OperationalError as exc:
+            raise StartError(f"cannot connect to PostgreSQL at {self.path}: "
+                             f"{str(exc).strip().splitlines()[-1]}; is it running, and may "
+                             "this user connect?") from exc
+        migrate(self.db, self.path, PostgresDialect())
+        self.generation = generation
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _fence(self) -> None:
+        if self.generation is None:
+            return
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE key = 'generation' FOR UPDATE").fetchone()
+        if row is None or row[0] != self.generation:
+            raise Fenced(f"leadership generation is {row[0] if row else None}, this broker "
+                         f"holds {self.generation}: another broker has taken over")
+
+    def commit(self, inserts: list, updates: Any, logs: list[tuple], artifacts: list[tuple],
+               meta: dict[str, int], chunks: list[tuple] | None = None) -> None:
+        # PostgreSQL's text cannot hold NUL; a log line with one must not block every commit.
+        logs = [row if "\x00" not in row[3] else (*row[:3], row[3].replace("\x00", "\ufffd"),
+                                                   row[4]) for row in logs]
+        super().commit(inserts, updates, logs, artifacts, meta, chunks)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -1,0 +1,167 @@
+"""One store test suite, run on both stores: the embedded SQLite one and PostgreSQL.
+
+Each test drives the store through the engine (as the broker does) or calls it
+directly, and checks what comes back after a reopen: what a restarted broker
+would see. The PostgreSQL server is private (initdb/pg_ctl on a free port).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from broker import protocol as p
+from broker.engine import Engine, EngineConfig
+from broker.pgstore import Fenced, PostgresStore
+from broker.store import Store
+from tests.broker.test_engine import FakeClock, ready, result, sent_jobs
+from tests.postgres import PostgresServer, pg_bin
+
+Opener = Callable[[], Store]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed: scripts/test installs Debian's postgresql")
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _empty(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    opened: list[Store] = []
+
+    if request.param == "sqlite":
+        def opener() -> Store:
+            opened.append(Store(tmp_path / "data"))
+            return opened[-1]
+    else:
+        server = request.getfixturevalue("postgres")
+        _empty(server.url)
+
+        def opener() -> Store:
+            opened.append(PostgresStore(server.url))
+            return opened[-1]
+    yield opener
+    for store in opened:
+        try:
+            store.close()
+        except Exception:  # noqa: BLE001 - already closed by the test
+            pass
+
+
+def _engine(store: Store) -> Engine:
+    return Engine(store, FakeClock(), EngineConfig(heartbeat_interval_s=1.0))
+
+
+def test_submitted_jobs_survive_a_reopen_in_order(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    ids = engine.submit([{"task": "add", "args": [i, i], "queue": "q", "priority": i % 3}
+                         for i in range(50)])
+    engine.flush()
+    engine.store.close()
+    again = open_store()
+    assert [j.id for j in again.load_active()] == ids
+    assert again.counts() == {("q", "queued"): 50}
+    assert again.get(ids[7])["priority"] == 1 and again.exists(ids[7])
+    assert set(again.get_many(ids[:3])) == set(ids[:3])
+
+
+def test_a_finished_job_keeps_its_result_logs_and_artifacts(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    [job_id] = engine.submit([{"task": "t", "idempotency_key": "k-1"}])
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    [job] = sent_jobs(engine)[b"w"]
+    engine.worker_message(b"w", p.WorkerMessage(p.LOG, [
+        {"job_id": job_id, "attempt": 1, "stream": "stdout", "line": 1, "data": "hello\x00"}]))
+    result(engine, b"w", job, value={"n": 2 ** 40})
+    engine.flush()
+    engine.store.close()
+    store = open_store()
+    stored = store.get(job_id)
+    assert (stored["status"], stored["result"], stored["attempts"]) == \
+        ("succeeded", {"n": 2 ** 40}, 1)
+    assert [line["data"].rstrip("\x00\ufffd") for line in store.logs(job_id, 0, 10)] == ["hello"]
+    assert store.find_idempotent("k-1") == job_id
+    assert store.list({"status": "succeeded"}, None, 10)[0]["id"] == job_id
+    assert store.load_active() == []
+
+
+def test_list_filters_and_pages_newest_first(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    ids = engine.submit([{"task": "a" if i % 2 else "b", "queue": "q"} for i in range(9)])
+    engine.flush()
+    store = engine.store
+    first = store.list({"task": "a"}, None, 2)
+    assert [j["id"] for j in first] == [ids[7], ids[5]]
+    rest = store.list({"task": "a"}, first[-1]["id"], 10)
+    assert [j["id"] for j in rest] == [ids[3], ids[1]]
+    assert store.list({"queue": "nowhere"}, None, 10) == []
+
+
+def test_artifacts_in_chunks_read_back_whole(open_store: Opener) -> None:
+    store = open_store()
+    engine = _engine(store)
+    [job_id] = engine.submit([{"task": "t"}])
+    engine.flush()
+    store.commit([], [], [], [(job_id, "a.bin", "application/octet-stream", 6, b"", 1)], {},
+                 [(job_id, "a.bin", 1, 0, b"abc"), (job_id, "a.bin", 1, 1, b"def")])
+    assert store.artifact(job_id, "a.bin") == ("application/octet-stream", b"abcdef")
+    assert store.artifacts(job_id) == [{"name": "a.bin", "content_type":
+                                        "application/octet-stream", "size": 6}]
+
+
+def test_meta_and_purge(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    ids = engine.submit([{"task": "t"} for _ in range(3)])
+    for job_id in ids[:2]:
+        engine.cancel(job_id)
+    engine.flush()
+    store = engine.store
+    assert store.meta()["last_seq"] == engine.events.last_seq
+    purged = store.purge_finished(before=engine.clock.wall() + 1)
+    assert purged == {("default", "cancelled"): 2}
+    assert [j.id for j in store.load_active()] == ids[2:]
+
+
+def test_a_row_the_store_refuses_is_named_and_nothing_is_written(open_store: Opener) -> None:
+    store = open_store()
+    engine = _engine(store)
+    engine.submit([{"task": "t", "id": "dup"}])
+    engine.flush()
+    from broker.jobs import Job
+
+    twin = store.load_job("dup")
+    fresh = Job(**{**{s: getattr(twin, s) for s in Job.__slots__}, "id": "fresh"})
+    refused = store.refused_inserts([twin, fresh])
+    assert [job.id for job, _ in refused] == ["dup"]
+    assert not store.exists("fresh")
+
+
+def test_a_fenced_postgres_store_does_not_commit(postgres: PostgresServer) -> None:
+    _empty(postgres.url)
+    store = PostgresStore(postgres.url)
+    store.commit([], [], [], [], {"generation": 3})
+    store.generation = 3
+    engine = _engine(store)
+    engine.submit([{"task": "t"}])
+    engine.flush()                      # generation 3 is current: committed
+    store.commit([], [], [], [], {"generation": 4})  # the way a new leader takes over
+    ids = engine.submit([{"task": "t"}])
+    with pytest.raises(Fenced):
+        engine.flush()
+    assert not PostgresStore(postgres.url).exists(ids[0])
