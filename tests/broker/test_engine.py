@@ -230,6 +230,9 @@ def test_restart_continues_log_numbering_of_a_running_job(tmp_path: Path) -> Non
     restarted = Engine(Store(tmp_path), clock, EngineConfig())  # the broker crashed mid-job
     assert restarted.lookup(job_id)["status"] == "queued"
     ready(restarted, b"w2", "w2")
+    clock.t += 6.1  # past the hold for its old worker to come back with it
+    restarted.worker_message(b"w2", p.WorkerMessage(p.HEARTBEAT, []))
+    restarted.tick()
     restarted.dispatch()
     [again] = sent_jobs(restarted)[b"w2"]
     restarted.worker_message(b"w2", p.WorkerMessage(p.LOG, [
