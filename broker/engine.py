@@ -398,7 +398,6 @@ class Engine:
         self._set_status(job, S.RUNNING)  # its entry in the ready heap is now stale
         job.worker = worker.name
         job.lost_count = orphan[2]
-        job.run_at = None
         self.workers.note_assigned(worker, job_id)
         timeout = self._timeout(job)
         if timeout is not None:
