@@ -32,6 +32,7 @@ log = structlog.get_logger(__name__)
 S = JobState
 
 MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
+MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
 
 
 class Clock(Protocol):
@@ -96,7 +97,9 @@ class Engine:
         # job id -> (worker name, attempt, lost_count before): requeued because that worker was
         # lost (or the broker restarted), so the worker may take it back if it reports it.
         self._orphans: dict[str, tuple[str, int, int]] = {}
-        self._told: OrderedDict[bytes, None] = OrderedDict()  # unknown peers sent DISCONNECT
+        # unknown peers sent DISCONNECT -> the results they sent since, replayed after their READY
+        self._told: OrderedDict[bytes, list[tuple[int, dict[str, Any]]]] = OrderedDict()
+        self._held_bytes = 0
         self.stats: Counter[str] = Counter()
         self._order = meta.get("order", 0)  # stored with every commit that adds jobs
         self._inserts: list[Job] = []
@@ -299,7 +302,7 @@ class Engine:
             return
         worker = self.workers.get(identity)
         if worker is None:
-            self._unknown_worker(identity, msg.command)
+            self._unknown_worker(identity, msg)
             return
         worker.last_seen = mono
         handler = self._WORKER_HANDLERS.get(msg.command)
@@ -313,20 +316,34 @@ class Engine:
             else:
                 self._drop_worker(worker, lost=False)
 
-    def _unknown_worker(self, identity: bytes, command: bytes) -> None:
+    def _unknown_worker(self, identity: bytes, msg: p.WorkerMessage) -> None:
         """A peer we do not know (we restarted, or declared it lost): make it re-register.
 
         One DISCONNECT per episode: every message it sends before its READY
         arrives would otherwise draw another DISCONNECT, and another READY.
+        Its RESULTs are held (within a byte budget) and applied after that
+        READY: a stalled worker's job that ended while it was unknown then
+        counts once instead of running again.
         """
         self.stats["unknown_worker_messages"] += 1
-        told = self._told
-        if command == p.DISCONNECT or identity in told:
+        if msg.command == p.DISCONNECT:
             return
-        told[identity] = None
-        if len(told) > MAX_TOLD_TO_REGISTER:
-            told.popitem(last=False)
-        self.outbox.to_worker(identity, p.DISCONNECT)
+        held = self._told.get(identity)
+        if held is None:
+            held = self._told[identity] = []
+            if len(self._told) > MAX_TOLD_TO_REGISTER:
+                self._release_held(self._told.popitem(last=False)[1])
+            self.outbox.to_worker(identity, p.DISCONNECT)
+        if msg.command == p.RESULT:
+            for body in msg.bodies:
+                size = len(p.pack(body))
+                if self._held_bytes + size <= MAX_HELD_RESULT_BYTES:
+                    self._held_bytes += size
+                    held.append((size, body))
+
+    def _release_held(self, held: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        self._held_bytes -= sum(size for size, _ in held)
+        return [body for _, body in held]
 
     def _register(self, identity: bytes, ready: dict[str, Any]) -> None:
         try:
@@ -336,7 +353,7 @@ class Engine:
         if "name" not in ready or reported is None:
             self.stats["malformed"] += 1
             return
-        self._told.pop(identity, None)
+        held = self._release_held(self._told.pop(identity, []))
         mono = self.clock.mono()
         interval = ready.get("heartbeat_interval_s") or self.config.heartbeat_interval_s
         expiry = float(interval) * self.config.heartbeat_liveness
@@ -346,6 +363,8 @@ class Engine:
         for job_id in kept:
             self.workers.note_assigned(worker, job_id)
         self._adopt(worker, reported, kept)
+        for body in held:
+            self._on_result(worker, body)
         # Acknowledge at once: the worker's silence clock runs from its connect.
         self.outbox.to_worker(identity, p.HEARTBEAT)
         worker.last_sent = mono

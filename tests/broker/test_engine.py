@@ -450,3 +450,16 @@ def test_unserved_counts_queues_nobody_serves_and_unknown_tasks(engine: Engine) 
     ready(engine, b"a", "a", capacity=0, tasks=["x"])
     depths = engine.queue_depths()
     assert (depths["default"]["unserved"], depths["nowhere"]["unserved"]) == (1, 1)
+
+
+def test_result_sent_before_the_ready_is_applied_after_it(engine: Engine) -> None:
+    job_id, job = _lose(engine, b"w", "w")
+    result(engine, b"w", job, value="ended while unknown")  # draws the DISCONNECT
+    assert b"w" in sent(engine, p.DISCONNECT)
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    assert sent_jobs(engine) == {}
+    found = engine.lookup(job_id)
+    assert (found["status"], found["attempts"], found["result"]) == (
+        "succeeded", 1, "ended while unknown")
+    assert engine._held_bytes == 0
