@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,11 +26,14 @@ from .rates import RateCounter
 from .store import Store
 from .submit import build_job
 from .waits import WaitBook
-from .workers import Worker, WorkerRegistry
+from .workers import Worker, WorkerRegistry, requirement
 
 log = structlog.get_logger(__name__)
 
 S = JobState
+
+MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
+MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
 
 
 class Clock(Protocol):
@@ -53,6 +56,9 @@ class EngineConfig:
     default_timeout_s: float | None = None
     event_window: int = 100_000
     max_artifact_bytes: int = 64 * 1024 * 1024  # per attempt, as the exec runner's cap
+    # After a restart, jobs that were running wait this long (default: twice the heartbeat
+    # liveness window) for their worker to re-register with them before anyone else gets them.
+    recovery_hold_s: float | None = None
 
 
 # Errors that end the job whatever its retries: another attempt would fail the same way.
@@ -104,7 +110,13 @@ class Engine:
         self.timeline = Timeline()
         self.workers = WorkerRegistry()
         self.waits = WaitBook()
-        self._expiries: list[tuple[float, str, int, bytes]] = []  # (mono, job, attempt, worker)
+        self._expiries: list[tuple[float, str, int, str]] = []  # (mono, job, attempt, worker)
+        # job id -> (worker name, attempt, lost_count before): requeued because that worker was
+        # lost (or the broker restarted), so the worker may take it back if it reports it.
+        self._orphans: dict[str, tuple[str, int, int]] = {}
+        # unknown peers sent DISCONNECT -> the results they sent since, replayed after their READY
+        self._told: OrderedDict[bytes, list[tuple[int, dict[str, Any]]]] = OrderedDict()
+        self._held_bytes = 0
         self.stats: Counter[str] = Counter()
         self._order = meta.get("order", 0)  # stored with every commit that adds jobs
         self._inserts: list[Job] = []
@@ -121,14 +133,26 @@ class Engine:
     # ------------------------------------------------------------ restart
 
     def _recover(self) -> None:
-        """Resume every unfinished job; the workers that ran some are gone."""
+        """Resume every unfinished job.
+
+        A job that was running is requeued, but held back for a while: its
+        worker may still run it and re-register with it (see `_reclaim`).
+        """
+        config = self.config
+        hold_s = config.recovery_hold_s
+        if hold_s is None:
+            hold_s = 2 * config.heartbeat_interval_s * config.heartbeat_liveness
         for job in self.store.load_active():
             self.active[job.id] = job
-            if job.status == S.RUNNING:
-                self._set_status(job, S.QUEUED)
-                job.worker = None
-                self.events.emit("job.retrying", self._job_event(job, reason="broker_restart"))
-            self._enqueue(job)
+            if job.status != S.RUNNING:
+                self._enqueue(job)
+                continue
+            if job.worker is not None:
+                self._orphans[job.id] = (job.worker, job.attempts, job.lost_count)
+            self._set_status(job, S.QUEUED)
+            job.worker = None
+            self.events.emit("job.retrying", self._job_event(job, reason="broker_restart"))
+            self.timeline.add(self.clock.wall() + hold_s, job.order, job.id)
         if self.active:
             log.info("broker.recovered", jobs=len(self.active))
 
@@ -138,16 +162,19 @@ class Engine:
         job = self.active.get(job_id)
         return job is not None and job.status == S.QUEUED
 
-    def _set_status(self, job: Job, new: str, persist: bool = True) -> None:
-        """Move the job; `persist=False` for `running`, which is never written on its own:
-        a restarted broker requeues running jobs anyway, and reads overlay live state."""
+    def _set_status(self, job: Job, new: str) -> None:
+        """Move the job; it is written with the turn's one commit.
+
+        `running` is written too, so the store keeps the attempt count and the
+        worker: a job run twice across a broker crash says so in `attempts`,
+        and a restarted broker knows which worker may still hold it.
+        """
         old = job.status
         job.move(new)
         counts = self.counts
         counts[(job.queue, old)] -= 1
         counts[(job.queue, new)] += 1
-        if persist:
-            self._dirty[job.id] = job
+        self._dirty[job.id] = job
 
     def _touch(self, job: Job) -> None:
         self._dirty[job.id] = job
@@ -159,7 +186,11 @@ class Engine:
         else:
             if job.status == S.SCHEDULED:
                 self._set_status(job, S.QUEUED)
-            self.ready.push(job.queue, job.priority, job.order, job.id)
+            self._make_ready(job)
+
+    def _make_ready(self, job: Job) -> None:
+        self.ready.push(job.queue, requirement(job.kind, job.task), job.priority, job.order,
+                        job.id)
 
     def _job_event(self, job: Job, **extra: Any) -> dict[str, Any]:
         event = {
@@ -264,25 +295,31 @@ class Engine:
     # ------------------------------------------------------------ dispatch
 
     def dispatch(self) -> None:
-        """Hand queued jobs to free workers, least recently used first, one job per pass."""
+        """Hand queued jobs to free workers, least recently used first, one job per pass.
+
+        A worker takes only jobs it can run (its tasks, its exec/pickle flags);
+        a job no live worker can run waits in its queue (see `unserved`).
+        """
         if not self.ready.any_work():
             return
         progress = True
         while progress:
             progress = False
             for worker in self.workers.free_in_lru_order():
-                job_id = self.ready.pop_best(worker.queues)
+                job_id = self.ready.pop_best(worker.queues, worker.pick)
                 if job_id is not None:
                     self._assign(self.active[job_id], worker)
                     progress = True
 
     def _assign(self, job: Job, worker: Worker) -> None:
-        self._set_status(job, S.RUNNING, persist=False)
+        self._set_status(job, S.RUNNING)
+        if self._orphans:
+            self._orphans.pop(job.id, None)  # started elsewhere: its old worker cannot have it
         job.attempts += 1
         job.worker = worker.name
         job.started_at = self.clock.wall()
         self.workers.note_assigned(worker, job.id)
-        timeout = job.timeout_s if job.timeout_s is not None else self.config.default_timeout_s
+        timeout = self._timeout(job)
         body = {
             "id": job.id, "kind": job.kind, "task": job.task, "attempt": job.attempts,
             "timeout_s": timeout, "queue": job.queue, "payload": job.payload,
@@ -293,6 +330,9 @@ class Engine:
             self._expire_at(timeout + self.config.attempt_grace_s, job, worker)
         self.events.emit("job.started", self._job_event(job))
 
+    def _timeout(self, job: Job) -> float | None:
+        return job.timeout_s if job.timeout_s is not None else self.config.default_timeout_s
+
     # ------------------------------------------------------------ worker messages
 
     def worker_message(self, identity: bytes, msg: p.WorkerMessage) -> None:
@@ -302,9 +342,7 @@ class Engine:
             return
         worker = self.workers.get(identity)
         if worker is None:
-            # Unknown peer (we restarted, or it was declared lost): make it re-register.
-            self.outbox.to_worker(identity, p.DISCONNECT)
-            self.stats["unknown_worker_messages"] += 1
+            self._unknown_worker(identity, msg)
             return
         worker.last_seen = mono
         handler = self._WORKER_HANDLERS.get(msg.command)
@@ -318,31 +356,129 @@ class Engine:
             else:
                 self._drop_worker(worker, lost=False)
 
+    def _unknown_worker(self, identity: bytes, msg: p.WorkerMessage) -> None:
+        """A peer we do not know (we restarted, or declared it lost): make it re-register.
+
+        One DISCONNECT per episode: every message it sends before its READY
+        arrives would otherwise draw another DISCONNECT, and another READY.
+        Its RESULTs are held (within a byte budget) and applied after that
+        READY: a stalled worker's job that ended while it was unknown then
+        counts once instead of running again.
+        """
+        self.stats["unknown_worker_messages"] += 1
+        if msg.command == p.DISCONNECT:
+            return
+        held = self._told.get(identity)
+        if held is None:
+            held = self._told[identity] = []
+            if len(self._told) > MAX_TOLD_TO_REGISTER:
+                self._release_held(self._told.popitem(last=False)[1])
+            self.outbox.to_worker(identity, p.DISCONNECT)
+        if msg.command == p.RESULT:
+            for body in msg.bodies:
+                size = len(p.pack(body))
+                if self._held_bytes + size <= MAX_HELD_RESULT_BYTES:
+                    self._held_bytes += size
+                    held.append((size, body))
+
+    def _release_held(self, held: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        self._held_bytes -= sum(size for size, _ in held)
+        return [body for _, body in held]
+
     def _register(self, identity: bytes, ready: dict[str, Any]) -> None:
-        if "name" not in ready:
+        try:
+            reported = p.ready_running(ready)
+        except p.ProtocolError:
+            reported = None
+        if "name" not in ready or reported is None:
             self.stats["malformed"] += 1
             return
-        old = self.workers.get(identity)
-        if old is not None:
-            self._drop_worker(old, lost=True)
+        held = self._release_held(self._told.pop(identity, []))
+        mono = self.clock.mono()
         interval = ready.get("heartbeat_interval_s") or self.config.heartbeat_interval_s
         expiry = float(interval) * self.config.heartbeat_liveness
-        worker = Worker(identity, ready, self.clock.mono(), self.clock.wall(), expiry)
+        worker = Worker(identity, ready, mono, self.clock.wall(), expiry)
+        kept = self._retire(identity, worker.name, reported)
         self.workers.add(worker)
+        for job_id in kept:
+            self.workers.note_assigned(worker, job_id)
+        self._adopt(worker, reported, kept)
+        for body in held:
+            self._on_result(worker, body)
+        # Acknowledge at once: the worker's silence clock runs from its connect.
+        self.outbox.to_worker(identity, p.HEARTBEAT)
+        worker.last_sent = mono
         self.events.emit("worker.joined", {
             "worker": worker.name, "host": worker.host, "queues": list(worker.queues),
-            "capacity": worker.capacity, "pid": worker.pid,
+            "capacity": worker.capacity, "pid": worker.pid, "running": sorted(worker.running),
         })
         log.info("worker.joined", worker=worker.name, queues=worker.queues,
-                 capacity=worker.capacity)
+                 capacity=worker.capacity, kept=len(worker.running))
+
+    def _retire(self, identity: bytes, name: str, reported: dict[str, int]) -> set[str]:
+        """Drop the earlier registrations of this identity or this name (a worker that
+        reconnected); the jobs its READY still reports running stay with it."""
+        kept: set[str] = set()
+        for old in {self.workers.get(identity), self.workers.by_name(name)}:
+            if old is None:
+                continue
+            keep = {job_id for job_id in old.running
+                    if self._runs(job_id, name, reported.get(job_id))}
+            kept |= keep
+            self._drop_worker(old, lost=True, keep=keep)
+        return kept
+
+    def _runs(self, job_id: str, name: str, attempt: int | None) -> bool:
+        job = self.active.get(job_id)
+        return (job is not None and job.status == S.RUNNING and job.worker == name
+                and job.attempts == attempt)
+
+    def _adopt(self, worker: Worker, reported: dict[str, int], kept: set[str]) -> None:
+        """Jobs a (re-)registering worker runs: keep what the broker still has for it,
+        cancel the rest (ended meanwhile, or started elsewhere)."""
+        for job_id, attempt in reported.items():
+            if job_id in kept or self._reclaim(worker, job_id, attempt):
+                continue
+            self.stats["cancelled_on_register"] += 1
+            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+
+    def _reclaim(self, worker: Worker, job_id: str, attempt: int) -> bool:
+        """Give a job requeued by this worker's loss back to it, as if never lost.
+
+        Only while it waits in its queue with the same attempt: once it has
+        started elsewhere (or ended) the returning worker is told to cancel.
+        """
+        job = self.active.get(job_id)
+        orphan = self._orphans.get(job_id)
+        if (job is None or orphan is None or job.status != S.QUEUED
+                or orphan[:2] != (worker.name, attempt) or job.attempts != attempt):
+            return False
+        del self._orphans[job_id]
+        self._set_status(job, S.RUNNING)  # its entry in the ready heap is now stale
+        job.worker = worker.name
+        job.lost_count = orphan[2]
+        self.workers.note_assigned(worker, job_id)
+        timeout = self._timeout(job)
+        if timeout is not None:
+            left = (job.started_at or self.clock.wall()) + timeout - self.clock.wall()
+            self._expire_at(max(left, 0.0) + self.config.attempt_grace_s, job, worker)
+        self.stats["reclaimed"] += 1
+        self.events.emit("job.started", self._job_event(job, resumed=True))
+        log.info("job.reclaimed", job_id=job_id, worker=worker.name, attempt=attempt)
+        return True
 
     def _current(self, worker: Worker, body: dict[str, Any]) -> Job | None:
-        """The running job this message is about, if it is still this worker's attempt."""
+        """The running job this message is about, if it is still this worker's attempt
+        (or one its loss requeued and it can take back: a result sent after its READY)."""
         job = self.active.get(body["job_id"])
-        if (job is None or job.status != S.RUNNING or job.worker != worker.name
-                or job.id not in worker.running):
+        if job is None:
             return None
         attempt = body.get("attempt")
+        if job.status != S.RUNNING:
+            reclaimed = isinstance(attempt, int) and self._reclaim(worker, job.id, attempt)
+            return job if reclaimed else None
+        if job.worker != worker.name or job.id not in worker.running:
+            return None
         if attempt is not None and attempt != job.attempts:
             return None
         return job
@@ -471,6 +607,8 @@ class Engine:
             job.error = error
         del self.active[job.id]
         self.transfers.forget(job.id)
+        if self._orphans:
+            self._orphans.pop(job.id, None)
         self.finished.add(job.finished_at)
         self.stats[status] += 1
         extra: dict[str, Any] = {}
@@ -501,24 +639,28 @@ class Engine:
         job.worker = None
         self._enqueue(job)
 
-    def _drop_worker(self, worker: Worker, *, lost: bool) -> None:
-        """Forget a worker; its running jobs go back to the queue (lost attempts counted)."""
+    def _drop_worker(self, worker: Worker, *, lost: bool, keep: set[str] | None = None) -> None:
+        """Forget a worker; its running jobs go back to the queue (lost attempts counted),
+        but those in `keep`, which its new registration holds."""
         self.workers.remove(worker.identity)
         requeued = []
         for job_id in list(worker.running):
             job = self.active.get(job_id)
-            if job is None or job.status != S.RUNNING:
+            if job is None or job.status != S.RUNNING or (keep and job_id in keep):
                 continue
             requeued.append(job_id)
+            lost_before = job.lost_count
             if lost:
                 job.lost_count += 1
             if job.lost_count > job.max_retries + self.config.lost_allowance:
                 error = {"type": "WorkerLost", "message": f"worker {worker.name} was lost "
                          f"{job.lost_count} times running this job", "traceback": None}
                 self._finish(job, S.FAILED, error=p.pack(error))
-            else:
-                self._requeue(job, 0, reason="worker_lost" if lost else "worker_left",
-                              lost_worker=worker.name)
+                continue
+            if lost:
+                self._orphans[job_id] = (worker.name, job.attempts, lost_before)
+            self._requeue(job, 0, reason="worker_lost" if lost else "worker_left",
+                          lost_worker=worker.name)
         kind = "worker.lost" if lost else "worker.left"
         self.events.emit(kind, {"worker": worker.name, "requeued": requeued})
         log.warning(kind, worker=worker.name, requeued=len(requeued)) if lost else \
@@ -526,7 +668,7 @@ class Engine:
 
     def _expire_at(self, delay_s: float, job: Job, worker: Worker) -> None:
         heapq.heappush(self._expiries, (self.clock.mono() + delay_s, job.id, job.attempts,
-                                        worker.identity))
+                                        worker.name))
 
     def _expire_attempts(self, mono: float) -> None:
         """Attempts their worker has said nothing about for timeout + grace end here.
@@ -536,11 +678,11 @@ class Engine:
         """
         heap = self._expiries
         while heap and heap[0][0] <= mono:
-            _, job_id, attempt, identity = heapq.heappop(heap)
-            worker = self.workers.get(identity)
+            _, job_id, attempt, name = heapq.heappop(heap)
+            worker = self.workers.by_name(name)
             if worker is None or not self.workers.note_released(worker, job_id):
                 continue
-            self.outbox.to_worker(identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
             job = self.active.get(job_id)
             if job is not None and job.status == S.RUNNING and job.attempts == attempt:
                 self.stats["expired_attempts"] += 1
@@ -549,11 +691,30 @@ class Engine:
                     f"worker {worker.name} did not report on attempt {attempt} within its "
                     "timeout plus the grace period"), "traceback": None}, None)
 
-    def worker_unreachable(self, identity: bytes) -> None:
-        """A send to this worker failed (ROUTER_MANDATORY): it is gone."""
+    def worker_unreachable(self, identity: bytes, unsent_jobs: list[bytes] | None = None
+                           ) -> None:
+        """A send to this worker failed (ROUTER_MANDATORY): its identity is gone, now.
+
+        `unsent_jobs` are the packed JOB bodies of the failed send: they never
+        reached a worker, so they go back to their queue with the attempt
+        undone and no loss counted. What it was sent before is lost as usual.
+        """
         worker = self.workers.get(identity)
-        if worker is not None:
-            self._drop_worker(worker, lost=True)
+        if worker is None:
+            return
+        for packed in unsent_jobs or ():
+            body = p.unpack(packed)
+            self._undeliver(worker, body["id"], body["attempt"])
+        self._drop_worker(worker, lost=True)
+
+    def _undeliver(self, worker: Worker, job_id: str, attempt: int) -> None:
+        job = self.active.get(job_id)
+        if job is None or job.status != S.RUNNING or job.attempts != attempt \
+                or not self.workers.note_released(worker, job_id):
+            return
+        job.attempts -= 1
+        self.stats["undelivered"] += 1
+        self._requeue(job, 0, reason="not_delivered", lost_worker=worker.name)
 
     # ------------------------------------------------------------ client actions
 
@@ -603,7 +764,7 @@ class Engine:
                     and (job.run_at is None or job.run_at <= wall):
                 if job.status == S.SCHEDULED:
                     self._set_status(job, S.QUEUED)
-                self.ready.push(job.queue, job.priority, job.order, job.id)
+                self._make_ready(job)
         self._check_workers(mono)
         self._expire_attempts(mono)
         self.waits.expire(mono, self.lookup, self.outbox)
@@ -747,11 +908,29 @@ class Engine:
     # ------------------------------------------------------------ views
 
     def queue_depths(self) -> dict[str, dict[str, int]]:
+        """Jobs per queue and state, plus `unserved`: those of its queued jobs that no
+        live worker can run (no worker serves the queue, or none has the task or flag)."""
         depths: dict[str, dict[str, int]] = {}
         for (queue, status), n in self.counts.items():
             row = depths.setdefault(queue, {s.value: 0 for s in JobState})
             row[status] = n
+        for row in depths.values():
+            row["unserved"] = 0
+        for queue, n in self.unserved().items():
+            depths.setdefault(queue, {s.value: 0 for s in JobState})["unserved"] = n
         return depths
+
+    def unserved(self) -> Counter[str]:
+        """Ready jobs per queue that no live worker can run; computed on demand, for views.
+
+        Looks at each (queue, requirement) heap once and counts the entries of
+        those no worker serves; a served heap costs one check, not a walk.
+        """
+        workers = self.workers
+        counts: Counter[str] = Counter()
+        for queue, _ in self.ready.ready_ids(lambda q, need: not workers.any_can_run(q, need)):
+            counts[queue] += 1
+        return counts
 
     def job_counts(self) -> dict[str, int]:
         totals = {s.value: 0 for s in JobState}

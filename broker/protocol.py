@@ -326,6 +326,26 @@ def _peek_map(data: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
     return found
 
 
+def ready_running(body: dict[str, Any]) -> dict[str, int]:
+    """The jobs a READY says its worker is running, as job_id -> attempt.
+
+    `running` is optional (`[{job_id, attempt}, ...]`); a worker that
+    re-registers lists what it still runs so the broker keeps it there.
+    """
+    running = body.get("running")
+    if running is None:
+        return {}
+    if not isinstance(running, list):
+        raise ProtocolError("READY: field 'running' is not a list")
+    jobs: dict[str, int] = {}
+    for item in running:
+        if not isinstance(item, dict):
+            raise ProtocolError("READY: a 'running' entry is not a map")
+        _check_fields(item, {"job_id": str, "attempt": int}, READY)
+        jobs[item["job_id"]] = item["attempt"]
+    return jobs
+
+
 # ---------------------------------------------------------------- events
 
 

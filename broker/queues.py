@@ -3,53 +3,73 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 
 
 class ReadyQueues:
-    """One heap per named queue of (-priority, order, job_id).
+    """Heaps of (-priority, order, job_id), one per (queue, requirement).
 
-    Entries are never removed in place: a cancelled job's entry stays until
-    it reaches the top and `is_ready` says it no longer is.
+    A job's requirement is what it needs from a worker (its task name, or
+    the exec/pickle permission), so a worker only looks at the heaps it can
+    serve and a job no live worker can run simply stays in its heap. Entries
+    are never removed in place: a cancelled job's entry stays until it
+    reaches the top and `is_ready` says it no longer is. An emptied heap
+    leaves its queue's map, so the keys there are the non-empty ones.
     """
 
     def __init__(self, is_ready: Callable[[str], bool]) -> None:
-        self._heaps: dict[str, list[tuple[int, int, str]]] = {}
+        self._heaps: dict[str, dict[str, list[tuple[int, int, str]]]] = {}
         self._is_ready = is_ready
 
-    def push(self, queue: str, priority: int, order: int, job_id: str) -> None:
-        heap = self._heaps.get(queue)
+    def push(self, queue: str, need: str, priority: int, order: int, job_id: str) -> None:
+        by_need = self._heaps.get(queue)
+        if by_need is None:
+            by_need = self._heaps[queue] = {}
+        heap = by_need.get(need)
         if heap is None:
-            heap = self._heaps[queue] = []
+            heap = by_need[need] = []
         heapq.heappush(heap, (-priority, order, job_id))
 
-    def _top(self, queue: str) -> tuple[int, int, str] | None:
-        heap = self._heaps.get(queue)
+    def _top(self, by_need: dict[str, list[tuple[int, int, str]]], need: str
+             ) -> tuple[int, int, str] | None:
+        heap = by_need[need]
         while heap:
             entry = heap[0]
             if self._is_ready(entry[2]):
                 return entry
             heapq.heappop(heap)
+        del by_need[need]
         return None
 
-    def pop_best(self, queues: tuple[str, ...]) -> str | None:
-        """The highest-priority, oldest job over `queues`, removed; None when all are empty."""
+    def pop_best(self, queues: tuple[str, ...],
+                 pick: Callable[[Collection[str]], list[str]]) -> str | None:
+        """The highest-priority, oldest job over `queues` among the requirements `pick`
+        chooses from each queue's non-empty ones, removed; None when there is none."""
         best: tuple[int, int, str] | None = None
-        best_queue = ""
+        best_heap: list[tuple[int, int, str]] = []
         for queue in queues:
-            top = self._top(queue)
-            if top is not None and (best is None or top < best):
-                best, best_queue = top, queue
+            by_need = self._heaps.get(queue)
+            if not by_need:
+                continue
+            for need in pick(by_need.keys()):
+                top = self._top(by_need, need)
+                if top is not None and (best is None or top < best):
+                    best, best_heap = top, by_need[need]
         if best is None:
             return None
-        heapq.heappop(self._heaps[best_queue])
+        heapq.heappop(best_heap)
         return best[2]
-
-    def has_work(self, queues: tuple[str, ...]) -> bool:
-        return any(self._heaps.get(q) for q in queues)
 
     def any_work(self) -> bool:
         return any(self._heaps.values())
+
+    def ready_ids(self, heaps: Callable[[str, str], bool]) -> Iterator[tuple[str, str]]:
+        """(queue, job_id) of each ready entry in the heaps `heaps(queue, requirement)`
+        selects; for views, not dispatch."""
+        for queue, by_need in self._heaps.items():
+            for need, heap in by_need.items():
+                if heaps(queue, need):
+                    yield from ((queue, e[2]) for e in heap if self._is_ready(e[2]))
 
 
 class Timeline:

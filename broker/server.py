@@ -242,13 +242,16 @@ class BrokerServer:
                 self.engine.stats["dropped_events"] += 1
 
     def _send_worker(self, identity: bytes, batches: dict[bytes, list[bytes]]) -> None:
+        jobs_sent = False
         for command, bodies in batches.items():
             try:
                 send_frames(self.backend, [identity, *p.encode_worker_packed(command, bodies)])
             except zmq.ZMQError as exc:
                 log.warning("worker.unreachable", error=str(exc))
-                self.engine.worker_unreachable(identity)
+                unsent = [] if jobs_sent else batches.get(p.JOB, [])
+                self.engine.worker_unreachable(identity, unsent)
                 return
+            jobs_sent = jobs_sent or command == p.JOB
 
     def close(self) -> None:
         self.engine.flush()

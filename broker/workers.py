@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
+
+# What a job needs from a worker, as one string per job: its task name for kind `task`,
+# or one of these for the kinds a worker runs only when started with the matching flag.
+EXEC = "<exec>"
+PICKLE = "<pickle>"
+_FLAG_NEEDS = {"exec": EXEC, "pickle": PICKLE}
+FLAG_NEEDS = frozenset(_FLAG_NEEDS.values())
+_KIND_NEEDS = {"exec": EXEC, "function": PICKLE}
+
+
+def requirement(kind: str, task: str | None) -> str:
+    """The one capability a job of this kind (and task) needs from a worker."""
+    return _KIND_NEEDS.get(kind) or task or ""
 
 
 class Worker:
     __slots__ = (
         "identity", "name", "host", "pid", "queues", "capacity", "tasks", "version",
         "flags", "running", "last_seen", "last_sent", "expiry_s", "joined_at", "processed",
-        "failed",
+        "failed", "serves", "any_task",
     )
 
     def __init__(self, identity: bytes, ready: dict[str, Any], mono: float, wall: float,
@@ -25,6 +38,10 @@ class Worker:
         self.tasks = [str(t) for t in ready.get("tasks") or []]
         self.version = str(ready.get("version", ""))
         self.flags = [str(f) for f in ready.get("flags") or []]
+        # A READY without a `tasks` list (an older or foreign worker) serves every task name.
+        self.any_task = ready.get("tasks") is None
+        self.serves = frozenset(self.tasks) | {_FLAG_NEEDS[f] for f in self.flags
+                                               if f in _FLAG_NEEDS}
         self.running: set[str] = set()
         self.last_seen = mono
         self.last_sent = mono
@@ -36,6 +53,22 @@ class Worker:
     @property
     def credit(self) -> int:
         return self.capacity - len(self.running)
+
+    def can_run(self, need: str) -> bool:
+        return need in self.serves or (self.any_task and need not in FLAG_NEEDS)
+
+    def pick(self, needs: Collection[str]) -> list[str]:
+        """Those of `needs` (a queue's non-empty requirement keys) this worker can run.
+
+        Iterates the smaller side: a worker with hundreds of tasks facing a
+        queue that holds jobs of one task looks at one key, not hundreds.
+        """
+        if self.any_task:
+            return [n for n in needs if self.can_run(n)]
+        serves = self.serves
+        if len(needs) <= len(serves):
+            return [n for n in needs if n in serves]
+        return [n for n in serves if n in needs]
 
     def to_wire(self, mono: float) -> dict[str, Any]:
         return {
@@ -56,21 +89,32 @@ class WorkerRegistry:
 
     def __init__(self) -> None:
         self._by_identity: dict[bytes, Worker] = {}
+        self._by_name: dict[str, bytes] = {}  # an index of _by_identity: names are unique
         self._free: OrderedDict[bytes, None] = OrderedDict()
 
     def add(self, worker: Worker) -> None:
+        """Register `worker`; the caller has removed any other registration of its name."""
         self._by_identity[worker.identity] = worker
+        self._by_name[worker.name] = worker.identity
         self._refresh(worker)
 
     def remove(self, identity: bytes) -> Worker | None:
         self._free.pop(identity, None)
-        return self._by_identity.pop(identity, None)
+        worker = self._by_identity.pop(identity, None)
+        if worker is not None and self._by_name.get(worker.name) == identity:
+            del self._by_name[worker.name]
+        return worker
 
     def get(self, identity: bytes) -> Worker | None:
         return self._by_identity.get(identity)
 
-    def by_name(self, name: str) -> Worker | None:
-        return next((w for w in self._by_identity.values() if w.name == name), None)
+    def by_name(self, name: str | None) -> Worker | None:
+        identity = self._by_name.get(name) if name is not None else None
+        return self._by_identity.get(identity) if identity is not None else None
+
+    def any_can_run(self, queue: str, need: str) -> bool:
+        """Whether some live worker serves `queue` and can run jobs needing `need`."""
+        return any(queue in w.queues and w.can_run(need) for w in self._by_identity.values())
 
     def __iter__(self) -> Iterator[Worker]:
         return iter(list(self._by_identity.values()))

@@ -97,3 +97,13 @@ def shout(size: int) -> str:
     """Prints one line of `size` bytes."""
     print("x" * size)
     return "shouted"
+
+
+@task
+def count_then_wait(runs: str, release: str, timeout: float = 60.0) -> int:
+    """Appends a line to `runs` each time it starts (a test counts executions), then blocks
+    until `release` exists; returns how many times it has started."""
+    with open(runs, "a") as out:
+        out.write(f"{os.getpid()}\n")
+    wait_for_file(release, timeout)
+    return len(Path(runs).read_text().splitlines())

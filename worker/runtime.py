@@ -133,8 +133,11 @@ class Worker:
         self._sock = sock
         self._last_recv = time.monotonic()
         self._send_ready()
+        self._flush()  # what ended while disconnected follows the READY that names the rest
 
     def _send_ready(self) -> None:
+        """Register, naming the jobs still running here so the broker keeps them on us
+        (after our reconnect, its restart, or a stall it took for our death)."""
         flags = [f for f, on in (("exec", self.config.allow_exec),
                                  ("pickle", self.config.allow_pickle)) if on]
         ready = {
@@ -142,11 +145,13 @@ class Worker:
             "queues": self.config.queues, "capacity": self.config.concurrency,
             "tasks": sorted(REGISTRY), "version": __version__, "flags": flags,
             "heartbeat_interval_s": self.config.heartbeat_interval_s,
+            "running": [{"job_id": job_id, "attempt": running.attempt}
+                        for job_id, running in self._running.items()],
         }
         self._send_now(p.READY, [p.pack(ready)])
         self.registrations += 1
         self.log.info("worker.ready", queues=self.config.queues,
-                      capacity=self.config.concurrency)
+                      capacity=self.config.concurrency, running=len(self._running))
 
     def _disconnect_socket(self) -> None:
         if self._sock is not None:

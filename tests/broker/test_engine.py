@@ -28,14 +28,30 @@ def engine(tmp_path: Path) -> Engine:
     return Engine(Store(tmp_path), FakeClock(), EngineConfig(heartbeat_interval_s=1.0))
 
 
-def ready(engine: Engine, identity: bytes, name: str, queues=("default",), capacity=1) -> None:
-    body = {"name": name, "queues": list(queues), "capacity": capacity}
+def ready(engine: Engine, identity: bytes, name: str, queues=("default",), capacity=1,
+          **extra) -> None:
+    body = {"name": name, "queues": list(queues), "capacity": capacity, **extra}
     engine.worker_message(identity, p.WorkerMessage(p.READY, [body]))
+
+
+def heartbeat(engine: Engine, identity: bytes) -> None:
+    engine.worker_message(identity, p.WorkerMessage(p.HEARTBEAT, []))
+
+
+def sent(engine: Engine, command: bytes) -> dict[bytes, list[dict]]:
+    _, to_workers = engine.outbox.take()
+    return {ident: [p.unpack(b) for b in cmds[command]] for ident, cmds in to_workers.items()
+            if command in cmds}
+
+
+def event_types(engine: Engine) -> list[str]:
+    return [p.unpack(body)["type"] for _, body in engine.events.take_pending()]
 
 
 def sent_jobs(engine: Engine) -> dict[bytes, list[dict]]:
     _, to_workers = engine.outbox.take()
-    return {ident: [p.unpack(b) for b in cmds.get(p.JOB, [])] for ident, cmds in to_workers.items()}
+    return {ident: [p.unpack(b) for b in cmds[p.JOB]] for ident, cmds in to_workers.items()
+            if cmds.get(p.JOB)}
 
 
 def result(engine: Engine, identity: bytes, job: dict, ok: bool = True, value=None) -> None:
@@ -230,6 +246,9 @@ def test_restart_continues_log_numbering_of_a_running_job(tmp_path: Path) -> Non
     restarted = Engine(Store(tmp_path), clock, EngineConfig())  # the broker crashed mid-job
     assert restarted.lookup(job_id)["status"] == "queued"
     ready(restarted, b"w2", "w2")
+    clock.t += 6.1  # past the hold for its old worker to come back with it
+    restarted.worker_message(b"w2", p.WorkerMessage(p.HEARTBEAT, []))
+    restarted.tick()
     restarted.dispatch()
     [again] = sent_jobs(restarted)[b"w2"]
     restarted.worker_message(b"w2", p.WorkerMessage(p.LOG, [
@@ -238,3 +257,209 @@ def test_restart_continues_log_numbering_of_a_running_job(tmp_path: Path) -> Non
     lines = restarted.store.logs(job_id, 0, 10)
     assert [(line["line"], line["data"]) for line in lines] == [(1, "one"), (2, "two"),
                                                                 (3, "three")]
+
+
+# ------------------------------------------------------------ registration (issues #10, #9)
+
+
+def test_ready_is_acknowledged_at_once(engine: Engine) -> None:
+    ready(engine, b"w", "w")
+    assert b"w" in sent(engine, p.HEARTBEAT)  # not one interval later: the worker's clock runs
+
+
+def test_job_whose_send_failed_goes_back_with_its_attempt_undone(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, b"gone", "w")
+    engine.dispatch()
+    _, to_workers = engine.outbox.take()
+    engine.worker_unreachable(b"gone", to_workers[b"gone"][p.JOB])
+    job = engine.lookup(job_id)
+    assert (job["status"], job["attempts"], engine.active[job_id].lost_count) == ("queued", 0, 0)
+    assert engine.workers.get(b"gone") is None
+    ready(engine, b"w2", "w2")
+    engine.dispatch()
+    assert [j["attempt"] for j in sent_jobs(engine)[b"w2"]] == [1]
+
+
+def test_same_name_replaces_its_old_registration(engine: Engine) -> None:
+    ready(engine, b"old", "w")
+    ready(engine, b"new", "w")  # reconnected under a new identity
+    assert len(engine.workers) == 1 and engine.workers.by_name("w").identity == b"new"
+    engine.submit([{"task": "t"}])
+    engine.dispatch()
+    assert list(sent_jobs(engine)) == [b"new"]
+
+
+def test_second_ready_keeps_the_jobs_it_reports(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    [job] = sent_jobs(engine)[b"w"]
+    engine.events.take_pending()
+    ready(engine, b"w", "w", running=[{"job_id": job_id, "attempt": 1}])
+    engine.dispatch()
+    assert sent_jobs(engine).get(b"w", []) == []
+    assert "job.retrying" not in event_types(engine)
+    assert engine.workers.get(b"w").running == {job_id}
+    result(engine, b"w", job, value=1)
+    assert engine.lookup(job_id)["status"] == "succeeded"
+
+
+def test_unknown_worker_is_told_to_register_once_per_episode(engine: Engine) -> None:
+    for _ in range(3):
+        heartbeat(engine, b"stranger")
+    assert len(sent(engine, p.DISCONNECT)) == 1
+    heartbeat(engine, b"stranger")
+    assert sent(engine, p.DISCONNECT) == {}
+    ready(engine, b"stranger", "s")
+    engine.clock.t += 3.5
+    engine.tick()  # lost
+    engine.outbox.take()
+    heartbeat(engine, b"stranger")
+    assert b"stranger" in sent(engine, p.DISCONNECT)  # a new episode
+
+
+def _lose(engine: Engine, identity: bytes, name: str) -> tuple[str, dict]:
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, identity, name)
+    engine.dispatch()
+    [job] = sent_jobs(engine)[identity]
+    engine.clock.t += 3.5
+    engine.tick()
+    assert engine.lookup(job_id)["status"] == "queued"
+    return job_id, job
+
+
+def test_stalled_worker_takes_back_its_requeued_job(engine: Engine) -> None:
+    job_id, job = _lose(engine, b"w", "w")
+    heartbeat(engine, b"w")  # SIGCONT: the broker no longer knows it
+    assert b"w" in sent(engine, p.DISCONNECT)
+    ready(engine, b"w", "w", running=[{"job_id": job_id, "attempt": 1}])
+    ready(engine, b"w2", "w2")
+    engine.dispatch()
+    assert sent_jobs(engine) == {}
+    live = engine.active[job_id]
+    assert (live.status, live.attempts, live.lost_count, live.worker) == ("running", 1, 0, "w")
+    result(engine, b"w", job, value="once")
+    assert engine.lookup(job_id)["result"] == "once"
+
+
+def test_result_sent_after_the_ready_is_taken_back_too(engine: Engine) -> None:
+    job_id, job = _lose(engine, b"w", "w")
+    ready(engine, b"w-new", "w")  # it ended while disconnected: not in `running`
+    result(engine, b"w-new", job, value="done")
+    found = engine.lookup(job_id)
+    assert (found["status"], found["attempts"]) == ("succeeded", 1)
+
+
+def test_returning_worker_cancels_a_job_started_elsewhere(engine: Engine) -> None:
+    job_id, first = _lose(engine, b"w", "w")
+    ready(engine, b"w2", "w2")
+    engine.dispatch()
+    [second] = sent_jobs(engine)[b"w2"]
+    ready(engine, b"w", "w", running=[{"job_id": job_id, "attempt": 1}])
+    assert sent(engine, p.CANCEL_JOB)[b"w"] == [{"job_id": job_id}]
+    result(engine, b"w", first, value="late")
+    result(engine, b"w2", second, value="w2")
+    assert engine.lookup(job_id)["result"] == "w2"
+    assert engine.workers.by_name("w").running == set()
+
+
+def test_returning_worker_cancels_a_job_that_ended_meanwhile(engine: Engine) -> None:
+    job_id, _ = _lose(engine, b"w", "w")
+    engine.cancel(job_id)
+    ready(engine, b"w", "w", running=[{"job_id": job_id, "attempt": 1}])
+    assert sent(engine, p.CANCEL_JOB)[b"w"] == [{"job_id": job_id}]
+    assert engine.lookup(job_id)["status"] == "cancelled"
+
+
+def test_dispatch_stores_the_attempt(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t"}])
+    engine.flush()
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    engine.flush()
+    row = engine.store.get(job_id)
+    assert (row["status"], row["attempts"], row["worker"]) == ("running", 1, "w")
+
+
+def test_restarted_broker_leaves_a_running_job_to_its_worker(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = Engine(Store(tmp_path), clock, EngineConfig())
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    [job] = sent_jobs(engine)[b"w"]
+    engine.flush()
+    restarted = Engine(Store(tmp_path), clock, EngineConfig())  # the broker crashed mid-job
+    ready(restarted, b"other", "other")  # registers first: must not get it
+    restarted.tick()
+    restarted.dispatch()
+    assert sent_jobs(restarted) == {}
+    ready(restarted, b"w-again", "w", running=[{"job_id": job_id, "attempt": 1}])
+    restarted.dispatch()
+    assert sent_jobs(restarted) == {}
+    result(restarted, b"w-again", job, value=7)
+    restarted.flush()
+    row = restarted.store.get(job_id)
+    assert (row["status"], row["attempts"], row["result"]) == ("succeeded", 1, 7)
+
+
+def test_job_of_a_broker_crash_with_no_worker_back_runs_after_the_hold(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = Engine(Store(tmp_path), clock, EngineConfig())
+    engine.submit([{"task": "t"}])
+    engine.flush()  # stored as queued; the dispatch below is a later turn
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    engine.flush()
+    restarted = Engine(Store(tmp_path), clock, EngineConfig())
+    ready(restarted, b"other", "other")
+    clock.t += 6.1
+    heartbeat(restarted, b"other")
+    restarted.tick()
+    restarted.dispatch()
+    assert [j["attempt"] for j in sent_jobs(restarted)[b"other"]] == [2]  # it ran twice: says so
+
+
+# ------------------------------------------------------------ capabilities (issue #9)
+
+
+def test_jobs_go_only_to_workers_that_can_run_them(engine: Engine) -> None:
+    x, y, run, fn = engine.submit([
+        {"task": "x"}, {"task": "y"},
+        {"kind": "exec", "spec": {"entry": "main.py", "code_files": {"main.py": b""}}},
+        {"kind": "function", "function": b"pickled"},
+    ])
+    ready(engine, b"a", "a", capacity=5, tasks=["x"])
+    ready(engine, b"b", "b", capacity=5, tasks=["y"], flags=["pickle"])
+    engine.dispatch()
+    jobs = sent_jobs(engine)
+    assert [j["id"] for j in jobs[b"a"]] == [x]
+    assert sorted(j["id"] for j in jobs[b"b"]) == sorted([y, fn])
+    assert engine.lookup(run)["status"] == "queued"
+    assert engine.queue_depths()["default"]["unserved"] == 1
+    ready(engine, b"c", "c", tasks=[], flags=["exec"])
+    assert engine.queue_depths()["default"]["unserved"] == 0
+    engine.dispatch()
+    assert [j["id"] for j in sent_jobs(engine)[b"c"]] == [run]
+
+
+def test_unserved_counts_queues_nobody_serves_and_unknown_tasks(engine: Engine) -> None:
+    engine.submit([{"task": "nope"}, {"task": "x", "queue": "nowhere"}, {"task": "x"}])
+    ready(engine, b"a", "a", capacity=0, tasks=["x"])
+    depths = engine.queue_depths()
+    assert (depths["default"]["unserved"], depths["nowhere"]["unserved"]) == (1, 1)
+
+
+def test_result_sent_before_the_ready_is_applied_after_it(engine: Engine) -> None:
+    job_id, job = _lose(engine, b"w", "w")
+    result(engine, b"w", job, value="ended while unknown")  # draws the DISCONNECT
+    assert b"w" in sent(engine, p.DISCONNECT)
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    assert sent_jobs(engine) == {}
+    found = engine.lookup(job_id)
+    assert (found["status"], found["attempts"], found["result"]) == (
+        "succeeded", 1, "ended while unknown")
+    assert engine._held_bytes == 0

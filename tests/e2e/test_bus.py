@@ -7,10 +7,8 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 import zmq
 
-from broker import JobFailed
 from broker import protocol as p
 from tests.cluster import Cluster
 from tests.waiting import wait_until
@@ -124,13 +122,16 @@ def test_delayed_job_never_starts_before_run_at(cluster: Cluster) -> None:
     assert job["started_at"] >= run_at
 
 
-def test_unknown_task_fails_naming_the_task(cluster: Cluster) -> None:
+def test_unknown_task_waits_unserved_until_a_worker_has_it(cluster: Cluster) -> None:
     cluster.start_worker("w1")
     client = cluster.client()
-    with pytest.raises(JobFailed) as caught:
-        client.result(client.submit("no_such_task", 1), timeout=20)
-    assert caught.value.error["type"] == "UnknownTask"
-    assert "no_such_task" in caught.value.error["message"]
+    job_id = client.submit("echo", 1)  # a demo task: not in tests.tasks
+    wait_until(lambda: client.stats()["queues"]["default"]["unserved"] == 1, 10,
+               message="the job counted as unserved")
+    assert (client.get(job_id)["status"], client.get(job_id)["attempts"]) == ("queued", 0)
+    cluster.start_worker("demo", "--tasks", "worker.demo")
+    assert client.result(job_id, timeout=20) == 1
+    assert client.get(job_id)["worker"] == "demo"
 
 
 def test_progress_and_logs_are_kept_with_the_job(cluster: Cluster) -> None:

@@ -69,8 +69,8 @@ def test_submit_status_and_tail_from_the_shell(cluster: Cluster) -> None:
     assert (done.returncode, done.stdout.strip()) == (0, "3")
     job_id = zjobs("submit", "add", "1", "[2]", env=env)
     assert job_id.returncode == 0
-    failed = zjobs("submit", "nope", "--wait", env=env)
-    assert failed.returncode == 1 and "UnknownTask" in failed.stderr
+    failed = zjobs("submit", "flaky", str(cluster.data_dir / "count"), "1", "--wait", env=env)
+    assert failed.returncode == 1 and "ValueError" in failed.stderr
     jobs = cluster.client().list(task="chatty")
     log = zjobs("tail", jobs[0]["id"], env=env)
     assert log.stdout.splitlines() == ["line 1", "line 2", "line 3"]

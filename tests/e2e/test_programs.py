@@ -149,12 +149,14 @@ def test_submit_function(programs: Cluster) -> None:
     assert client.result(job_id, timeout=20) == {"sum": 7}
 
 
-def test_workers_without_the_flags_refuse_naming_the_flag(cluster: Cluster) -> None:
+def test_jobs_needing_a_flag_wait_for_a_worker_that_has_it(cluster: Cluster) -> None:
     cluster.start_worker("plain")
     client = cluster.client()
-    with pytest.raises(JobFailed) as caught:
-        client.result(client.submit_exec("main.py", {"main.py": b"print(1)"}), timeout=20)
-    assert "--allow-exec" in caught.value.error["message"]
-    with pytest.raises(JobFailed) as caught:
-        client.result(client.submit_function(abs, -1), timeout=20)
-    assert "--allow-pickle" in caught.value.error["message"]
+    program = client.submit_exec("main.py", {"main.py": b"print(1)"})
+    function = client.submit_function(abs, -1)
+    wait_until(lambda: client.stats()["queues"]["default"]["unserved"] == 2, 10,
+               message="both jobs counted as unserved")
+    assert [client.get(j)["attempts"] for j in (program, function)] == [0, 0]
+    cluster.start_worker("pickler", "--allow-pickle")
+    assert client.result(function, timeout=20) == 1
+    assert client.get(program)["status"] == "queued"
