@@ -432,7 +432,10 @@
     if (jobs) state.counts = normCounts(jobs);
     if (queues) {
       const next = {};
-      for (const [name, c] of Object.entries(queues)) next[name] = normCounts(c);
+      for (const [name, c] of Object.entries(queues)) {
+        next[name] = normCounts(c);
+        next[name].unserved = num(c.unserved);  // a level, not a count events move
+      }
       state.queues = next;
     }
     if (counters) state.counters = { ...counters };
@@ -1008,8 +1011,10 @@
       metaVals[s] = b;
       meta.append(span);
     }
-    root.append(title, depth, bar, meta);
-    return { root, depthNum, seg, metaVals };
+    const unserved = el('div', 'queue-unserved');
+    unserved.hidden = true;
+    root.append(title, depth, bar, meta, unserved);
+    return { root, depthNum, seg, metaVals, unserved };
   }
 
   function updateQueueRow(row, c, maxActive) {
@@ -1022,6 +1027,11 @@
       row.seg[s].title = `${s}: ${pos(c[s])}`;
     }
     for (const s of STATUSES) setText(row.metaVals[s], String(Math.round(pos(c[s]))));
+    // queued jobs no live worker can run (their task, or the exec/pickle flag, is served nowhere)
+    const unserved = Math.round(pos(c.unserved));
+    row.unserved.hidden = unserved === 0;
+    setAttr(row.root, 'data-unserved', String(unserved));
+    setText(row.unserved, unserved ? `${unserved} waiting for a worker that can run them` : '');
   }
 
   function renderQueueOptions() {

@@ -103,3 +103,18 @@ def test_a_dead_broker_is_shown_as_unreachable(cluster: Cluster, browser_page,
     cluster.start_broker()
     page.wait_for_selector("#conn-status[data-state='open'][data-broker='up']", timeout=30_000)
     assert page.locator("#conn-status .conn-label").inner_text() == "Live"
+
+
+def test_a_job_no_worker_can_run_shows_as_waiting(cluster: Cluster, browser_page) -> None:
+    cluster.start_worker("w1")
+    api = start_api(cluster)
+    page = browser_page
+    page.goto(api.base_url + "/")
+    with api.client() as http:
+        assert http.post("/jobs", json={"task": "nobody_has_this", "queue": "lonely"}
+                         ).status_code == 201
+        row = "#queues .queue-row[data-queue='lonely'][data-unserved='1']"
+        page.wait_for_selector(row, timeout=20_000)
+        assert page.locator(f"{row} .queue-unserved").inner_text() == \
+            "1 waiting for a worker that can run them"
+        assert http.get("/queues").json()["queues"]["lonely"]["unserved"] == 1
