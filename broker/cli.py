@@ -66,16 +66,21 @@ def invoke(argv: list[str] | None = None) -> int:
 @main.command()
 @options(BROKER)
 def broker(**opts: Any) -> None:
-    """Run the broker: frontend ROUTER, backend ROUTER, events PUB, durable store."""
-    from .server import BrokerConfig, BrokerServer
+    """Run the broker: frontend ROUTER, backend ROUTER, events PUB, durable store.
+
+    On a PostgreSQL --store, start several on different hosts: one is primary, the others
+    stand by and take over when it dies.
+    """
+    from .server import BrokerConfig
+    from .standby import Broker
 
     configure_logging(opts["log_json"], opts["log_level"])
     config = BrokerConfig(**config_values(BROKER, opts, BrokerConfig),
                           curve=_curve(opts["curve_dir"], BROKER))
-    server = BrokerServer(config)
+    process = Broker(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: server.stop())
-    server.run()
+        signal.signal(sig, lambda *_: process.stop())
+    process.run()
 
 
 @main.command()

@@ -20,7 +20,7 @@ from . import __version__, commands
 from . import protocol as p
 from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
-from .errors import StartError
+from .errors import Fenced, StartError
 from .sockets import NOBLOCK, send_frames
 from .store import Store
 
@@ -49,13 +49,23 @@ class BrokerConfig:
     attempt_grace_s: float = 10.0
     sync: str = "NORMAL"
     curve: CurveConfig | None = None
+    store: str | None = None          # sqlite:///dir or postgresql://...; None: data_dir
+    store_wait: bool = False          # PostgreSQL unreachable at start: wait instead of exit
 
 
 class BrokerServer:
-    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+    """The broker while it serves: its store, engine and bound sockets.
+
+    On PostgreSQL, `broker/standby.py` makes one of these each time the broker becomes
+    primary, with a store fenced by its leadership generation.
+    """
+
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None,
+                 store: Store | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.store = Store(config.data_dir, sync=config.sync)
+        self.store = store or Store(config.data_dir, sync=config.sync)
+        self._lost = False
         engine_config = EngineConfig(
             heartbeat_interval_s=config.heartbeat_interval_s,
             heartbeat_liveness=config.heartbeat_liveness,
@@ -114,6 +124,15 @@ class BrokerServer:
     def stop(self) -> None:
         self._stop.set()
 
+    def lose(self) -> None:
+        """The lead is gone: stop serving at once, and never commit again."""
+        self._lost = True
+        self._stop.set()
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
     def run(self) -> None:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
@@ -125,6 +144,9 @@ class BrokerServer:
             while not self._stop.is_set():
                 ready = dict(poller.poll(max(int(timeout_s * 1000), 1) if timeout_s else 0))
                 timeout_s = self.turn(ready)
+        except Fenced as exc:
+            log.error("broker.fenced", reason=str(exc))
+            self.lose()
         finally:
             self.close()
 
@@ -254,7 +276,11 @@ class BrokerServer:
             jobs_sent = jobs_sent or command == p.JOB
 
     def close(self) -> None:
-        self.engine.flush()
+        if not self._lost:
+            try:
+                self.engine.flush()
+            except Fenced:
+                self._lost = True
         for sock in (self.frontend, self.backend, self.publisher):
             sock.close(linger=0)
         if self._auth is not None:

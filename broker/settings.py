@@ -82,6 +82,11 @@ SETTINGS: tuple[Setting, ...] = (
             click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
     # the broker
     Setting("data_dir", "./.zjobs", "directory of the embedded SQLite store", (BROKER,)),
+    Setting("store", None, "sqlite:///path/dir, or postgresql://user:password@host:port/db "
+            "for a primary and standbys on one database [default: SQLite in --data-dir]",
+            (BROKER,)),
+    Setting("store_wait", False, "PostgreSQL unreachable at start: wait for it with backoff "
+            "instead of exiting", (BROKER,), is_flag=True),
     Setting("retention", 7 * 24 * 3600.0, "seconds a finished job, its logs and artifacts "
             "are kept", (BROKER,), SECONDS, field="retention_s"),
     Setting("purge_interval", 30.0, "seconds between retention sweeps", (BROKER,), SECONDS,

@@ -13,6 +13,14 @@ MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
 NOBLOCK = int(zmq.NOBLOCK)
 
 
+def endpoint_list(endpoints: str) -> list[str]:
+    """`tcp://a:5556,tcp://b:5556` as a list: a primary broker and its standbys."""
+    found = [e.strip() for e in endpoints.split(",") if e.strip()]
+    if not found:
+        raise ValueError(f"no endpoint in {endpoints!r}")
+    return found
+
+
 def send_frames(sock: zmq.Socket, frames: list[bytes]) -> None:
     """send_multipart without blocking; a multipart message is queued whole or not at all.
 

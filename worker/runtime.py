@@ -25,6 +25,7 @@ import zmq.asyncio
 from broker import __version__
 from broker import protocol as p
 from broker.curve import apply_client_curve
+from broker.sockets import endpoint_list
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
@@ -81,6 +82,7 @@ class Worker:
         self._last_recv = self._last_sent = time.monotonic()
         self._backoff_s = config.reconnect_initial_s
         self.registrations = 0
+        self._connects = 0  # which endpoint of a primary/standby list is next
 
     # ------------------------------------------------------------ lifecycle
 
@@ -129,7 +131,14 @@ class Worker:
         sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message + 65536)
         if self.config.curve is not None:
             apply_client_curve(sock, self.config.curve)
-        sock.connect(self.config.backend)
+        # One broker at a time, as the Binary Star pattern's clients do: with a standby in the
+        # list, a broker that falls silent sends us on to the next endpoint.
+        endpoints = endpoint_list(self.config.backend)
+        endpoint = endpoints[self._connects % len(endpoints)]
+        self._connects += 1
+        sock.connect(endpoint)
+        if len(endpoints) > 1:
+            self.log.info("broker.connecting", endpoint=endpoint)
         self._sock = sock
         self._last_recv = time.monotonic()
         self._send_ready()

@@ -1,0 +1,86 @@
+"""`zjobs broker` on either store: serve at once (SQLite), or as primary or standby (PostgreSQL).
+
+`--store sqlite:///dir` (or no `--store`: the `--data-dir`) is the embedded
+store: one broker, serving at once. `--store postgresql://...` makes the
+broker one of possibly several on the same database: it waits as a standby,
+binding no socket, until it holds the leadership lock (`broker/leadership.py`),
+then loads every unfinished job and serves; if it loses the lock it stops
+serving at once and waits again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from urllib.parse import urlsplit
+
+import structlog
+
+from .errors import StartError
+from .server import BrokerConfig, BrokerServer
+
+log = structlog.get_logger(__name__)
+
+
+def store_kind(config: BrokerConfig) -> tuple[str, str]:
+    """("sqlite", data dir) or ("postgresql", url) from `--store` / `--data-dir`."""
+    url = config.store
+    if not url:
+        return "sqlite", config.data_dir
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url.split("://", 1)[1]
+        return "sqlite", path if path.startswith("/") and not path.startswith("//") \
+            else path.lstrip("/") or config.data_dir
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql", url
+    raise StartError(f"unknown store {url!r}: use sqlite:///path/dir or "
+                     "postgresql://user:password@host:port/db")
+
+
+class Broker:
+    """The broker process; `stop()` from a signal handler ends `run()`."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self._stop = threading.Event()
+        self._server: BrokerServer | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.stop()
+
+    def run(self) -> None:
+        kind, where = store_kind(self.config)
+        if kind == "sqlite":
+            self._server = BrokerServer(dataclasses.replace(self.config, data_dir=where))
+            self._server.run()
+            return
+        self._run_replicated(where)
+
+    def _run_replicated(self, url: str) -> None:
+        from .leadership import Leadership
+        from .pgstore import PostgresStore
+
+        leadership = Leadership(url, wait_for_database=self.config.store_wait)
+        first = True
+        while not self._stop.is_set():
+            generation = leadership.acquire(self._stop, first=first)
+            first = False
+            if generation is None:
+                break
+            try:
+                server = BrokerServer(self.config, store=PostgresStore(url, generation=generation))
+            except StartError:
+                leadership.release()  # the database went away between the lock and the load
+                continue
+            self._server = server
+            leadership.watch(server.lose)
+            if self._stop.is_set():
+                server.stop()
+            server.run()
+            self._server = None
+            leadership.release()
+            if server.lost:
+                log.warning("broker.standing_by", reason="lost the leadership lock")

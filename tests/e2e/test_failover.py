@@ -1,0 +1,123 @@
+"""Two brokers on one private PostgreSQL: one primary, one standby that takes over.
+
+Workers and the client list both brokers' endpoints and follow whichever is
+primary; the database's advisory lock decides which one that is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from broker import BrokerUnreachable, Client
+from tests.cluster import Cluster
+from tests.postgres import PostgresServer, pg_bin
+from tests.waiting import free_port, wait_until
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed: scripts/test installs Debian's postgresql")
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Pair(Cluster):
+    """A Cluster whose broker is two brokers, A and B, on one PostgreSQL store."""
+
+    def __init__(self, data_dir: Path, url: str) -> None:
+        super().__init__(data_dir)
+        self.url = url
+        self.ends = {name: {role: f"tcp://127.0.0.1:{free_port()}"
+                            for role in ("frontend", "backend", "events")} for name in "AB"}
+        self.frontend = ",".join(self.ends[n]["frontend"] for n in "AB")
+        self.backend = ",".join(self.ends[n]["backend"] for n in "AB")
+        self.events = ",".join(self.ends[n]["events"] for n in "AB")
+        self.brokers: dict[str, object] = {}
+
+    def start_one(self, name: str) -> object:
+        env = {**self.env(), "ZJOBS_STORE": self.url,
+               **{f"ZJOBS_{role.upper()}": end for role, end in self.ends[name].items()}}
+        self.brokers[name] = self.spawn(["broker"], f"broker-{name}", env=env)
+        return self.brokers[name]
+
+    def only(self, name: str, timeout: float = 2.0) -> Client:
+        client = Client(self.ends[name]["frontend"], timeout=timeout)
+        self._clients.append(client)
+        return client
+
+    def serves(self, name: str) -> bool:
+        try:
+            return bool(self.only(name, timeout=0.5).ping())
+        except TimeoutError:
+            return False
+
+
+@pytest.fixture
+def pair(tmp_path: Path, postgres: PostgresServer) -> Iterator[Pair]:
+    cluster = Pair(tmp_path, postgres.url)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _lock_holder(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                           ).fetchone()
+    return row[0]
+
+
+def test_the_standby_takes_over_and_nothing_acknowledged_is_lost(pair: Pair) -> None:
+    pair.start_one("A")
+    wait_until(lambda: pair.serves("A"), 30, message="broker A to become primary")
+    pair.start_one("B")
+    wait_until(lambda: "broker.standby" in pair.log_text("broker-B"), 30,
+               message="broker B to stand by")
+    with pytest.raises(BrokerUnreachable):  # a standby serves nothing: no submit gets in
+        pair.only("B", timeout=1.0).submit("add", 1, 1)
+    pair.start_worker("w1")
+    pair.start_worker("w2")
+    client = pair.client(timeout=20)
+    first = client.submit_many({"task": "add", "args": [i, i]} for i in range(300))
+    pair.kill(pair.brokers["A"])                       # kill -9 of the primary
+    second = client.submit_many({"task": "add", "args": [i, 1]} for i in range(300))
+    jobs = client.wait_many(first + second, timeout=90)
+    assert [j["status"] for j in jobs] == ["succeeded"] * 600
+    assert [j["result"] for j in jobs] == [2 * i for i in range(300)] + [i + 1 for i in
+                                                                          range(300)]
+    assert pair.serves("B") and not pair.serves("A")
+
+
+def test_a_primary_whose_session_is_cut_stops_serving_and_never_commits(pair: Pair) -> None:
+    pair.start_one("A")
+    wait_until(lambda: pair.serves("A"), 30, message="broker A to become primary")
+    pair.start_one("B")
+    wait_until(lambda: "broker.standby" in pair.log_text("broker-B"), 30,
+               message="broker B to stand by")
+    pair.start_worker("w1")
+    client = pair.client(timeout=20)
+    before = client.submit_many({"task": "add", "args": [i, i]} for i in range(50))
+    with psycopg.connect(pair.url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (_lock_holder(pair.url),))
+    wait_until(lambda: pair.serves("B"), 30, message="broker B to take over")
+    wait_until(lambda: not pair.serves("A"), 10, message="broker A to stop serving")
+    assert "broker.lost_lead" in pair.log_text("broker-A")
+    after = client.submit_many({"task": "add", "args": [i, 1]} for i in range(50))
+    jobs = client.wait_many(before + after, timeout=60)
+    assert [j["status"] for j in jobs] == ["succeeded"] * 100
+    with psycopg.connect(pair.url, autocommit=True) as conn:
+        generation = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    assert generation[0] == 2  # B's; A, back as a standby, has not taken the lead again
+    # A stands by: when B dies, A takes over in its turn
+    pair.kill(pair.brokers["B"])
+    wait_until(lambda: pair.serves("A"), 30, message="broker A to take over again")
+    assert client.result(client.submit("add", 20, 22), timeout=30) == 42
