@@ -135,7 +135,7 @@ class _BaseClient:
         self.timeout = timeout
         self._ctx = ctx
         self._curve = curve
-        self._plans = Plans(timeout, events_endpoint, self.subscriber)
+        self._plans = Plans(events_endpoint, self.subscriber)
         self._sock, self._monitor = _dealer(ctx, endpoint, curve)
         self._link = Link(endpoint)
         self._outstanding = Outstanding()
@@ -161,7 +161,8 @@ class _BaseClient:
                 return  # lost again already: the next reconnect sends them
 
     def _limit(self, call: Call) -> float:
-        return self.timeout if call.timeout is None else call.timeout
+        """How long the answer to `call` may take."""
+        return (self.timeout if call.timeout is None else call.timeout) + call.wait_s
 
     def _close_dealer(self) -> None:
         if self._sock.closed:  # closing twice is fine

@@ -46,6 +46,7 @@ class Call:
     command: bytes
     body: Any
     timeout: float | None = None  # None: the client's timeout
+    wait_s: float = 0.0  # how long the broker holds the request before it answers, on top
 
 
 @dataclass(slots=True, frozen=True)
@@ -207,10 +208,8 @@ class Plans:
     asyncio), subscribed to every event; `clock` is monotonic seconds.
     """
 
-    def __init__(self, timeout: float, events_endpoint: str | None,
-                 subscriber: Callable[[str], zmq.Socket],
+    def __init__(self, events_endpoint: str | None, subscriber: Callable[[str], zmq.Socket],
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.timeout = timeout
         self.events_endpoint = events_endpoint
         self.subscriber = subscriber
         self.clock = clock
@@ -330,11 +329,12 @@ class Plans:
         return outcome((yield from self.wait(job_id, timeout)))
 
     def _wait(self, body: dict[str, Any], timeout: float | None) -> Plan:
-        """WAIT in slices of at most WAIT_SLICE_S, each answered within the client's timeout."""
+        """WAIT in slices of at most WAIT_SLICE_S, each answered within the client's timeout
+        after the slice."""
         end = None if timeout is None else self.clock() + timeout
         while True:
             left = WAIT_SLICE_S if end is None else max(min(end - self.clock(), WAIT_SLICE_S), 0)
-            reply = yield Call(p.WAIT, {**body, "timeout": left}, left + self.timeout)
+            reply = yield Call(p.WAIT, {**body, "timeout": left}, wait_s=left)
             if all_terminal(reply) or (end is not None and self.clock() >= end):
                 return reply
 

@@ -88,7 +88,7 @@ class Clock:
 
 
 def _plans(clock: Clock | None = None, subscriber: Any = None) -> Plans:
-    return Plans(10.0, "tcp://127.0.0.1:1", subscriber or (lambda endpoint: nullcontext("sub")),
+    return Plans("tcp://127.0.0.1:1", subscriber or (lambda endpoint: nullcontext("sub")),
                  clock or Clock())
 
 
@@ -137,8 +137,8 @@ def test_a_long_wait_is_sent_in_slices_and_times_out_on_the_clock() -> None:
 
     with pytest.raises(TimeoutError, match="still running"):
         value(_plans(clock).wait("j", timeout=45), answer)
-    assert [(c.command, c.body["timeout"], c.timeout) for c in sent] == [
-        (p.WAIT, 30.0, 40.0), (p.WAIT, 15.0, 25.0)]
+    assert [(c.command, c.body["timeout"], c.wait_s) for c in sent] == [
+        (p.WAIT, 30.0, 30.0), (p.WAIT, 15.0, 15.0)]
 
 
 def test_result_maps_a_terminal_job_to_its_value_or_exception() -> None:
