@@ -99,8 +99,7 @@ class EventFeed:
             yield Truncated(self.last)
             return
         first_page = True
-        while True:
-            page = await self.client.replay(self.last, self.types)
+        async for page in self.client.replay_pages(self.last, self.types):
             if first_page and page["truncated"]:
                 yield Truncated(self.last)
             first_page = False
@@ -110,8 +109,6 @@ class EventFeed:
                     self.last = event["seq"]
                     yield event
             self.last = max(self.last, page["last"])
-            if not page["more"]:
-                return
 
 
 @functools.lru_cache(maxsize=256)

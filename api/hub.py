@@ -264,17 +264,13 @@ class EventHub:
             self.last_seq = seq - 1
 
     async def _replay_into_subscribers(self, since: int) -> None:
-        while True:
-            page = await self.client.replay(since)
+        async for page in self.client.replay_pages(since):
             if page["truncated"]:
                 self._lost()  # before the replayed events, so streams see the hole
             for event in page["events"]:
                 if self.last_seq is None or event["seq"] > self.last_seq:
                     self.stats.replayed += 1
                     self._deliver(event)
-            since = max(since, page["last"])
-            if not page["more"]:
-                return
 
     def _lost(self) -> None:
         """Events are missing that the hub cannot deliver: every subscriber resyncs itself."""

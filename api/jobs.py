@@ -14,7 +14,6 @@ from broker.models import JobSpec
 from .bodies import parse_json
 from .context import context
 from .errors import ApiError
-from .feeds import LOG_PAGE
 from .render import Json, job_json, result_json
 from .schemas import JobBatchIn, ListQuery, ResultQuery
 from .uploads import check_exec_files, exec_job_from_form
@@ -91,16 +90,8 @@ async def job_result(request: Request) -> Response:
 
 async def job_logs(request: Request) -> Response:
     """Every line so far, joined with newlines."""
-    client = context(request).client
-    job_id = _job_id(request)
-    lines: list[str] = []
-    since = 0
-    while True:
-        page = await client.logs_page(job_id, since=since, limit=LOG_PAGE)
-        lines += [line["data"] for line in page["lines"]]
-        if len(page["lines"]) < LOG_PAGE:
-            return PlainTextResponse("\n".join(lines))
-        since = page["next"]
+    lines = await context(request).client.logs(_job_id(request))
+    return PlainTextResponse("\n".join(line["data"] for line in lines))
 
 
 # ---------------------------------------------------------------- artifacts

@@ -35,6 +35,6 @@ def save_artifacts(client: Any, job_id: str, directory: str | Path) -> list[Path
         if not target.is_relative_to(out):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(client.download(job_id, item["name"]))
+        target.write_bytes(client.download(job_id, item["name"])["data"])
         saved.append(target)
     return saved

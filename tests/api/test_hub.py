@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import zmq
@@ -46,6 +46,14 @@ class FakeBroker:
                 picked.append(event)
         return {"events": picked, "truncated": since + 1 < self.first_kept, "more": more,
                 "last": last, "last_seq": len(self.events)}
+
+    async def replay_pages(self, since: int,
+                           types: tuple[str, ...] | None = None) -> AsyncIterator[dict[str, Any]]:
+        more = True
+        while more:
+            page = await self.replay(since, types)
+            yield page
+            since, more = page["last"], page["more"]
 
 
 def run(test: Callable[[zmq.asyncio.Socket, EventHub, FakeBroker], Awaitable[None]],

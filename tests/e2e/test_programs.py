@@ -59,7 +59,7 @@ def test_exec_job_streams_output_and_returns_artifacts(programs: Cluster) -> Non
     assert stdout == ["n=1", "n=2", "n=3", "done"]
     assert stderr == ["err 1", "err 2", "err 3"]
     assert [a["name"] for a in client.artifacts(job_id)] == ["sub/result.bin"]
-    assert client.download(job_id, "sub/result.bin") == bytes(range(256)) * 4
+    assert client.download(job_id, "sub/result.bin")["data"] == bytes(range(256)) * 4
 
 
 @pytest.mark.parametrize("stop", ["timeout", "cancel"])
