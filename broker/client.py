@@ -38,7 +38,7 @@ from .curve import apply_client_curve
 from .errors import AuthError, BrokerError, BrokerUnreachable
 from .link import WATCHED, Link, Outstanding
 from .plans import Batch, Call, Emit, Live, Plan, Plans, Steps, operations, returning
-from .sockets import cancel_and_wait, received
+from .sockets import cancel_and_wait, endpoint_list, received
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -59,7 +59,8 @@ def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> tuple[zmq.Socket, zm
     if curve is not None:
         apply_client_curve(sock, curve)
     monitor = sock.get_monitor_socket(WATCHED)  # before connect: no handshake goes unseen
-    sock.connect(endpoint)
+    for one in endpoint_list(endpoint):  # a primary and its standbys: only one is bound
+        sock.connect(one)
     return sock, monitor
 
 
@@ -149,7 +150,8 @@ class _BaseClient:
         if self._curve is not None:
             apply_client_curve(sock, self._curve)
         sock.setsockopt(zmq.SUBSCRIBE, b"")  # all topics: seq must be contiguous to see gaps
-        sock.connect(endpoint)
+        for one in endpoint_list(endpoint):  # whichever broker is primary publishes
+            sock.connect(one)
         return sock
 
     def _resend(self, skip: Container[bytes] = ()) -> None:

@@ -3,8 +3,8 @@
 A broker on a PostgreSQL store first waits for the lock, on a connection of
 its own, serving nothing meanwhile (a standby binds no socket, so clients and
 workers that list every broker reach only the primary). Once it holds the
-lock it bumps the leadership generation stored beside the jobs and passes
-the new value to its store, which checks it inside every commit (see
+lock it bumps the leadership generation stored beside the jobs; its store
+keeps the new value, which checks it inside every commit (see
 `broker/pgstore.py`): a broker that lost the lock without noticing is fenced
 at its next commit, so two primaries can never both write.
 
@@ -44,12 +44,14 @@ class Leadership:
 
     # ------------------------------------------------------------ taking the lead
 
-    def acquire(self, stop: threading.Event, first: bool = True) -> int | None:
-        """Wait until this broker holds the lock (or `stop` is set: None); its generation."""
+    def acquire(self, stop: threading.Event, first: bool = True) -> bool:
+        """Wait until this broker holds the lock: True; False if `stop` was set first.
+
+        The new primary then bumps the generation (`PostgresStore.take_lead`)."""
         delay = self.poll_s
         while not stop.is_set():
             try:
-                generation = self._try_acquire()
+                held = self._try_acquire()
             except psycopg.OperationalError as exc:
                 self._drop()
                 if first and not self.wait_for_database:
@@ -60,24 +62,18 @@ class Leadership:
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if generation is not None:
-                return generation
+            if held:
+                return True
             stop.wait(self.poll_s)
-        return None
+        return False
 
-    def _try_acquire(self) -> int | None:
+    def _try_acquire(self) -> bool:
         if self._conn is None:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5,
                                          application_name=f"{self.name}-lock")
             log.info("broker.standby", store=_redacted(self.url))
-        held = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
-        if not held:
-            return None
-        row = self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('generation', 1) ON CONFLICT (key) "
-            "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchone()
-        log.info("broker.primary", generation=row[0])
-        return int(row[0])
+        return bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)
+                                       ).fetchone()[0])
 
     # ------------------------------------------------------------ keeping it
 

@@ -102,6 +102,19 @@ class PostgresStore(Store):
     def close(self) -> None:
         self.db.close()
 
+    def take_lead(self) -> int:
+        """Become the writer: bump the stored generation and fence every commit with it.
+
+        The UPDATE waits for an old primary's commit in flight (it holds the row), and
+        every later commit of that primary sees a generation that is no longer its own.
+        """
+        row = self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', 1) ON CONFLICT (key) "
+            "DO UPDATE SET value = meta.value + 1 RETURNING value").fetchone()
+        self.generation = int(row[0])
+        log.info("broker.primary", generation=self.generation)
+        return self.generation
+
     def _fence(self) -> None:
         if self.generation is None:
             return

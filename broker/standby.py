@@ -66,12 +66,13 @@ class Broker:
         leadership = Leadership(url, wait_for_database=self.config.store_wait)
         first = True
         while not self._stop.is_set():
-            generation = leadership.acquire(self._stop, first=first)
-            first = False
-            if generation is None:
+            if not leadership.acquire(self._stop, first=first):
                 break
+            first = False
             try:
-                server = BrokerServer(self.config, store=PostgresStore(url, generation=generation))
+                store = PostgresStore(url)
+                store.take_lead()
+                server = BrokerServer(self.config, store=store)
             except StartError:
                 leadership.release()  # the database went away between the lock and the load
                 continue
