@@ -121,3 +121,19 @@ def test_a_primary_whose_session_is_cut_stops_serving_and_never_commits(pair: Pa
     pair.kill(pair.brokers["B"])
     wait_until(lambda: pair.serves("A"), 30, message="broker A to take over again")
     assert client.result(client.submit("add", 20, 22), timeout=30) == 42
+
+
+def test_postgres_unreachable_at_start_is_one_error_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.cluster import ROOT
+
+    url = f"postgresql://zjobs@127.0.0.1:{free_port()}/zjobs"
+    done = subprocess.run([sys.executable, "-m", "broker.cli", "broker", "--store", url,
+                           "--frontend", f"tcp://127.0.0.1:{free_port()}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert errors[0].startswith(f"error: cannot connect to PostgreSQL at {url}")
