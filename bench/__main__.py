@@ -3,7 +3,8 @@
 Scenarios (all by default, or name some): throughput, throughput-sync, latency,
 limit (the bare pyzmq relay), peers (Celery, RQ, Dramatiq, arq, majortomo:
 `bash scripts/install_peers.sh` first), scale, http, faults (what a killed,
-stalled or late process and garbage input cost under load). A scenario run alone
+stalled or late process and garbage input cost under load), ha (PostgreSQL beside
+SQLite, failover time, failovers under load, PgQueuer and procrastinate). A scenario run alone
 updates its part of bench/results/latest.json and the tables and charts.
 """
 
@@ -21,7 +22,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from . import report, scenarios
 
 SCENARIOS = ("throughput", "throughput-sync", "latency", "limit", "peers", "scale", "http",
-             "faults")
+             "faults", "ha")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -67,6 +68,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Callable],
         "http": ("http", lambda p: scenarios.http(args.rest_jobs, 16, args.sse_clients,
                                                   args.sse_jobs, p)),
         "faults": ("faults", _faults),
+        "ha": ("ha", lambda p: _ha(min(n, 20_000), p)),
     }
     chosen = args.scenarios or list(SCENARIOS)
     return [(name, *plan[name]) for name in chosen]
@@ -83,6 +85,12 @@ def _faults(progress: Callable[[float], None]) -> dict[str, Any]:
     from .faults import faults
 
     return faults(progress)
+
+
+def _ha(n: int, progress: Callable[[float], None]) -> dict[str, Any]:
+    from .ha import ha
+
+    return ha(n, progress)
 
 
 def _peers(n: int, workers: int, progress: Callable[[float], None]) -> list[dict[str, Any]]:

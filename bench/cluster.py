@@ -86,11 +86,14 @@ def _until(condition, timeout_s: float) -> None:
 
 
 @contextmanager
-def bench_cluster(workers: int = 2, concurrency: int = 256, api: bool = False
-                  ) -> Iterator[BenchCluster]:
-    """Broker on a fresh durable store, `workers` workers, optionally the API."""
+def bench_cluster(workers: int = 2, concurrency: int = 256, api: bool = False,
+                  store: str | None = None) -> Iterator[BenchCluster]:
+    """Broker on a fresh durable store (SQLite, or the PostgreSQL URL `store`), `workers`
+    workers, optionally the API."""
     with tempfile.TemporaryDirectory(prefix="zjobs-bench-") as data_dir:
         cluster = BenchCluster(data_dir)
+        if store:
+            cluster.env["ZJOBS_STORE"] = store
         try:
             cluster.start("broker", "broker")
             with cluster.client() as client:

@@ -47,7 +47,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def _rest_md(results: dict[str, Any]) -> list[str]:
     return (_latency_md(results) + _scale_md(results.get("scale")) + _http_md(results.get("http"))
-            + _faults_md(results.get("faults")))
+            + _faults_md(results.get("faults")) + _ha_md(results.get("ha")))
 
 
 def _latency_md(results: dict[str, Any]) -> list[str]:
@@ -98,6 +98,27 @@ def _faults_md(faults: dict[str, Any] | None) -> list[str]:
            "| --- |" + " ---: |" * len(FAULT_COLUMNS)]
     for row in faults["rows"]:
         out.append(f"| {row['case']} | " + " | ".join(str(row[c]) for c in FAULT_COLUMNS) + " |")
+    return out
+
+
+def _ha_md(ha: dict[str, Any] | None) -> list[str]:
+    if not ha:
+        return []
+    out = ["\n## High availability: PostgreSQL and a standby broker\n", f"{ha['note']}.\n",
+           "| system | jobs | jobs/s | note |", "| --- | ---: | ---: | --- |"]
+    for row in ha["throughput"]:
+        if "skipped" in row:
+            out.append(f"| {row['name']} | - | - | skipped: {row['skipped']} |")
+        else:
+            out.append(f"| {row['name']} | {row['jobs']} | {row['jobs_per_s']:,.0f} | "
+                       f"{row.get('note', '')} |")
+    load = ha["under_load"]
+    out += [f"\n- failover, `kill -9` of the primary to the first job finished on the standby: "
+            f"median {ha['failover_median_s']} s, max {ha['failover_max_s']} s over "
+            f"{len(ha['failover_s'])} kills (target {ha['failover_target_s']} s)",
+            f"- {load['case']}: {load['acknowledged']} acknowledged, {load['lost']} lost, "
+            f"{load['executed_twice']} executed twice, {load['failed_without_running']} failed "
+            f"without running, {load['client_errors']} client errors"]
     return out
 
 

@@ -43,13 +43,16 @@ def _submit_and_collect(client: Client, n_jobs: int, task: str, progress: Progre
 
 
 def throughput(n_jobs: int, workers: int, progress: Progress, *, task: str = "noop",
-               concurrency: int = 256) -> dict[str, Any]:
-    with bench_cluster(workers, concurrency) as cluster, cluster.client() as client:
+               concurrency: int = 256, store: str | None = None) -> dict[str, Any]:
+    with bench_cluster(workers, concurrency, store=store) as cluster, cluster.client() as client:
         seconds = _submit_and_collect(client, n_jobs, task, progress)
     name = "zjobs" if task == "noop" else "zjobs (sync pool)"
+    where = "PostgreSQL" if store else "SQLite"
+    if store:
+        name += " on PostgreSQL"
     return {"name": name, "jobs": n_jobs, "seconds": round(seconds, 3),
             "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers,
-            "note": f"durable SQLite store, {workers} workers x concurrency {concurrency}, "
+            "note": f"durable {where} store, {workers} workers x concurrency {concurrency}, "
                     f"task `{task}`"}
 
 
