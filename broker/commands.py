@@ -11,8 +11,9 @@ from typing import Any
 from . import protocol as p
 from .engine import Engine
 from .errors import BAD_REQUEST, NOT_FOUND, CommandError
-from .jobs import STATES, TERMINAL
+from .jobs import TERMINAL
 from .limits import is_number
+from .schema import STATES
 from .waits import WaitGroup
 
 MAX_LIST = 1000

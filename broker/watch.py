@@ -12,7 +12,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .client import Client
-from .jobs import STATES, TERMINAL
+from .jobs import TERMINAL
+from .schema import STATES
 
 _err = Console(stderr=True)
 _out = Console()
