@@ -7,10 +7,12 @@ import time
 from typing import Any
 
 from .protocol import unpack
-from .schema import STORED, WIRE_COLUMNS, WIRE_PACKED, JobState
+from .schema import STATES, STORED, WIRE_COLUMNS, WIRE_PACKED, JobState
 
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 """The states a job ends in: the one list of them (a finished job is in one of these)."""
+TERMINAL_IN_ORDER = tuple(state for state in STATES if state in TERMINAL)  # to list them
+TERMINAL_EVENTS = frozenset(f"job.{state}" for state in TERMINAL)  # what the engine publishes
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     JobState.SCHEDULED: frozenset({JobState.QUEUED, JobState.CANCELLED}),
