@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +162,63 @@ def test_every_field_says_what_it_is() -> None:
         assert field.help and field.set_by in ("submitter", "broker"), field.name
         assert not (field.option and field.set_by != "submitter"), field.name
         assert not (field.in_payload and field.sql), field.name
+
+
+ADD_A_FIELD = r'''
+import importlib.util, sys
+from pathlib import Path
+
+# The one edit: a new entry in the schema's table, before anything derives from it.
+path = Path("broker/schema.py")
+source = path.read_text().replace("    # bookkeeping\n", """\
+    JobField("tags", str | None, None, "labels the submitter gives", SUBMITTER, sql="TEXT",
+             max_len=20),
+    # bookkeeping
+""", 1)
+package_spec = importlib.util.find_spec("broker")
+package = importlib.util.module_from_spec(package_spec)
+sys.modules["broker"] = package
+schema = importlib.util.module_from_spec(
+    importlib.util.spec_from_file_location("broker.schema", path))
+sys.modules["broker.schema"] = schema
+exec(compile(source, str(path), "exec"), schema.__dict__)
+package_spec.loader.exec_module(package)
+
+# The migration, appended.
+from broker import migrations
+migrations.VERSION += 1
+migrations.MIGRATIONS.append((migrations.VERSION, "jobs.tags",
+                              "ALTER TABLE jobs ADD COLUMN tags TEXT;"))
+
+# Nothing else: every way in and out knows the field.
+import pydantic
+from api.schemas import Job as RestJob
+from broker.models import JobSpec
+from broker.store import Store
+from broker.submit import build_job
+
+store = Store(sys.argv[1])
+job = build_job(JobSpec.model_validate({"task": "add", "tags": "a,b"}).to_wire(), 1.0e9)
+store.commit([job], [], [], [], {})
+assert store.get(job.id)["tags"] == "a,b"
+assert store.load_job(job.id).tags == "a,b"
+assert "tags" in RestJob.model_fields
+for refuse in (lambda: build_job({"task": "add", "tags": "x" * 21}, 1.0e9),
+               lambda: JobSpec.model_validate({"task": "add", "tags": "x" * 21})):
+    try:
+        refuse()
+    except (ValueError, TypeError, pydantic.ValidationError):
+        continue
+    raise AssertionError("a tag over its bound was accepted")
+store.close()
+print("ok")
+'''
+
+
+def test_adding_a_field_is_one_entry_in_the_table_plus_a_migration(tmp_path: Path) -> None:
+    """In a fresh interpreter: the table edited and a migration appended, nothing else."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", ADD_A_FIELD, str(tmp_path)], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
