@@ -1,4 +1,10 @@
-"""Pydantic models of the job at the edges (client and API). The broker loop never uses them."""
+"""Pydantic models of the job at the edges (client and API). The broker loop never uses them.
+
+`JobSpec`'s fields, types, defaults, bounds and descriptions come from the job
+schema (`broker.schema`), the table `build_job` checks with too, so the two
+cannot disagree; what is written here is only what spans fields (a task job
+needs `task`) and the exec spec's own model.
+"""
 
 from __future__ import annotations
 
