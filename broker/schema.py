@@ -25,7 +25,7 @@ import enum
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import limits as lim
@@ -68,28 +68,26 @@ class JobField:
     low_open: bool = False         # the lowest value itself is refused (a timeout above 0)
     max_len: int | None = None     # strings: 1 to max_len characters
     parse: Callable[[Any], Any] | None = None  # a parser that does the whole check (run_at)
+    # derived from the above once, in __post_init__: `check` runs for every submitted job
+    base: Any = field(init=False, repr=False, compare=False)     # str for a Literal, list...
+    choices: tuple[str, ...] | None = field(init=False, repr=False, compare=False)
+    nullable: bool = field(init=False, repr=False, compare=False)
+    _accepts: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        inner = _not_none(self.type)
+        literal = typing.get_origin(inner) is Literal
+        base = str if literal else typing.get_origin(inner) or inner
+        derived = {"base": base, "choices": typing.get_args(inner) if literal else None,
+                   "nullable": self.type is Any or type(None) in typing.get_args(self.type),
+                   "_accepts": _ACCEPTS.get(base, base)}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @property
     def stored_as(self) -> str:
         """Its column in the store's `jobs` table."""
         return self.column or self.name
-
-    @property
-    def base(self) -> Any:
-        """The plain type of a value (str for a Literal, list for list[Any], ...)."""
-        inner = _not_none(self.type)
-        if typing.get_origin(inner) is Literal:
-            return str
-        return typing.get_origin(inner) or inner
-
-    @property
-    def choices(self) -> tuple[str, ...] | None:
-        inner = _not_none(self.type)
-        return typing.get_args(inner) if typing.get_origin(inner) is Literal else None
-
-    @property
-    def nullable(self) -> bool:
-        return self.type is Any or type(None) in typing.get_args(self.type)
 
     def fresh_default(self) -> Any:
         """The default, a new one each time when it is a list or a dict."""
@@ -102,10 +100,11 @@ class JobField:
             return self.fresh_default()
         if self.parse is not None:
             return self.parse(value)
-        accepts = _ACCEPTS.get(self.base, self.base)
-        if not isinstance(value, accepts) or isinstance(value, bool):
+        if not isinstance(value, self._accepts) or value.__class__ is bool:
             raise TypeError(f"{self.name} must be {_NOUNS.get(self.base, 'a value')}")
-        return self._in_bounds(value)
+        if self.base is str or self.low is not None:
+            return self._in_bounds(value)
+        return value
 
     def _in_bounds(self, value: Any) -> Any:
         if self.choices is not None and value not in self.choices:
