@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker import AsyncClient
+from broker.jobs import TERMINAL_EVENTS
 
 from .hub import CLOSED, RESYNC, Event, EventHub, Filter
 
-TERMINAL_TYPES = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
 LOG_PAGE = 10_000
 
 
@@ -130,7 +130,7 @@ def job_filter(job_id: str) -> Filter:
 
 def job_log_filter(job_id: str) -> Filter:
     return lambda event: event.get("job_id") == job_id and (
-        event["type"] == "log" or event["type"] in TERMINAL_TYPES)
+        event["type"] == "log" or event["type"] in TERMINAL_EVENTS)
 
 
 class LogFeed:

@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from broker.jobs import TERMINAL, TERMINAL_IN_ORDER
+
 if TYPE_CHECKING:
     from .hub import EventHub
 
@@ -28,8 +30,7 @@ TRACKED_JOBS = 100_000
 WAIT_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
                   900, 3600)
 RUN_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-TERMINAL = {"job.succeeded": "succeeded", "job.failed": "failed", "job.cancelled": "cancelled"}
-FINISHED = ("succeeded", "failed", "cancelled")
+ENDED = {f"job.{state}": state for state in TERMINAL}  # event type -> the state it ends in
 
 
 def _bounded_put(table: OrderedDict[str, float], key: str, value: float) -> None:
@@ -98,7 +99,7 @@ def _broker_counters(counters: dict[str, int]) -> Iterator[Metric]:
     yield submitted
     finished = CounterMetricFamily("zjobs_jobs_finished", "jobs finished since broker start",
                                    labels=["status"])
-    for status in FINISHED:
+    for status in TERMINAL_IN_ORDER:
         finished.add_metric([status], counters.get(status, 0))
     yield finished
     retried = CounterMetricFamily("zjobs_jobs_retried", "failed attempts sent back to the queue")
@@ -146,8 +147,8 @@ class ApiMetrics:
             if enqueued is not None:
                 self.queue_wait.labels(queue).observe(max(ts - enqueued, 0.0))
             _bounded_put(self._started, job_id, ts)
-        elif kind in TERMINAL:
+        elif kind in ENDED:
             self._enqueued.pop(job_id, None)
             started = self._started.pop(job_id, None)
             if started is not None:
-                self.run_time.labels(queue, TERMINAL[kind]).observe(max(ts - started, 0.0))
+                self.run_time.labels(queue, ENDED[kind]).observe(max(ts - started, 0.0))

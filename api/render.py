@@ -15,9 +15,10 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from broker.jobs import iso
+from broker.schema import TIMES
+from broker.times import iso
 
-JOB_TIMES = ("created_at", "started_at", "finished_at", "run_at")
+JOB_TIMES = TIMES  # the job fields that are times, from the job schema
 WORKER_TIMES = ("joined_at",)
 RESULT_FIELDS = ("id", "status", "result", "error")
 

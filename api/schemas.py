@@ -3,19 +3,20 @@
 Requests are validated with them (jobs with the broker's own `JobSpec`, so
 the API and the Python client accept exactly the same jobs); the response
 models document the shapes in the OpenAPI schema and are not used to
-re-validate what the broker sends back.
+re-validate what the broker sends back. The job's models (`JobSpec`, the
+multipart `ExecForm` and the REST `Job`) are built from the job schema
+(`broker.schema`): their fields, types, bounds and help are its.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from broker import limits as lim
-from broker.models import JobSpec
-
-Status = Literal["scheduled", "queued", "running", "succeeded", "failed", "cancelled"]
+from broker.models import JobSpec, pydantic_field
+from broker.schema import BY_NAME, SUBMIT_OPTIONS, WIRE, JobField, Status
 
 MAX_LIST = 1000
 DEFAULT_LIST = 50
@@ -33,25 +34,26 @@ class JobBatchIn(BaseModel):
     jobs: list[JobSpec] = Field(min_length=1)
 
 
-class ExecForm(BaseModel):
-    """`POST /jobs` as multipart/form-data: an `exec` job and its files."""
+FORM_FIELDS = (*SUBMIT_OPTIONS, BY_NAME["id"])  # an exec job's options, and its id
 
-    spec: str = Field(description='the exec spec as JSON, e.g. {"entry": "main.py", '
-                                  '"args": [], "env": {}, "timeout_s": 20}')
-    code_files: list[bytes] = Field(default_factory=list, description="repeatable; the upload's "
-                                    "filename is the file's path in the job directory",
-                                    json_schema_extra={"items": {"format": "binary"}})
-    input_files: list[bytes] = Field(default_factory=list, description="repeatable, as above",
-                                     json_schema_extra={"items": {"format": "binary"}})
-    queue: str | None = Field(default=None, max_length=lim.QUEUE_MAX_LEN)
-    priority: int | None = Field(default=None, ge=lim.PRIORITY_MIN, le=lim.PRIORITY_MAX)
-    max_retries: int | None = Field(default=None, ge=0, le=lim.MAX_RETRIES_MAX)
-    retry_backoff_s: float | None = Field(default=None, ge=0, le=lim.RETRY_BACKOFF_MAX_S)
-    timeout_s: float | None = Field(default=None, gt=0, le=lim.TIMEOUT_MAX_S,
-                                    description="hard limit of one attempt")
-    run_at: str | None = Field(default=None, description="epoch seconds or ISO-8601")
-    idempotency_key: str | None = Field(default=None, max_length=lim.IDEMPOTENCY_KEY_MAX_LEN)
-    id: str | None = Field(default=None, max_length=lim.ID_MAX_LEN)
+
+def _form_field(field: JobField) -> tuple[Any, Any]:
+    """A job option as a form field: absent means the job's default; a time is text."""
+    return pydantic_field(field, (str if field.time else field.type) | None, default=None)
+
+
+ExecForm = create_model(
+    "ExecForm", __module__=__name__,
+    __doc__="`POST /jobs` as multipart/form-data: an `exec` job and its files.",
+    spec=(str, Field(description='the exec spec as JSON, e.g. {"entry": "main.py", '
+                                 '"args": [], "env": {}, "timeout_s": 20}')),
+    code_files=(list[bytes], Field(default_factory=list, description="repeatable; the upload's "
+                                   "filename is the file's path in the job directory",
+                                   json_schema_extra={"items": {"format": "binary"}})),
+    input_files=(list[bytes], Field(default_factory=list, description="repeatable, as above",
+                                    json_schema_extra={"items": {"format": "binary"}})),
+    **{f.name: _form_field(f) for f in FORM_FIELDS},
+)
 
 
 class ListQuery(BaseModel):
@@ -108,31 +110,29 @@ class Progress(BaseModel):
     message: str | None = None
 
 
-class Job(BaseModel):
-    """A job as REST shows it: times are ISO-8601 UTC strings, bytes are base64."""
+# How REST shows a job field when not as its schema type: times as ISO-8601 strings, the
+# error and progress maps with their keys, the exec spec with file sizes for contents.
+_REST_TYPES: dict[str, tuple[Any, str | None]] = {
+    "error": (JobError | None, None),
+    "progress": (Progress | None, None),
+    "spec": (dict[str, Any] | None, "exec spec; files as sizes"),
+}
 
-    id: str
-    queue: str
-    kind: Literal["task", "exec", "function"]
-    task: str | None = None
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    spec: dict[str, Any] | None = Field(default=None, description="exec spec; files as sizes")
-    priority: int = 0
-    timeout_s: float | None = None
-    max_retries: int = 0
-    retry_backoff_s: float = 1.0
-    run_at: str | None = None
-    idempotency_key: str | None = None
-    status: Status
-    attempts: int = 0
-    worker: str | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    result: Any = None
-    error: JobError | None = None
-    progress: Progress | None = None
+
+def _rest_field(field: JobField) -> tuple[Any, Any]:
+    """A shown job field as REST documents it: always present unless its value may be null."""
+    annotation, description = _REST_TYPES.get(field.name, (None, field.help))
+    if annotation is None:
+        annotation = field.type if not field.time else str | None if field.nullable else str
+    default = None if field.nullable else ...
+    return annotation, Field(default=default, description=description)
+
+
+Job = create_model(
+    "Job", __module__=__name__,
+    __doc__="A job as REST shows it: times are ISO-8601 UTC strings, bytes are base64.",
+    **{f.name: _rest_field(f) for f in WIRE},
+)
 
 
 class JobBatch(BaseModel):

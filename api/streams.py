@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from broker import BrokerError
-from broker.jobs import TERMINAL
+from broker.jobs import TERMINAL, TERMINAL_EVENTS
 from broker.limits import SEQ_MAX
 
 from .context import ApiContext, context
@@ -40,7 +40,6 @@ from .errors import ApiError
 from .feeds import (
     CAUGHT_UP,
     FLUSH,
-    TERMINAL_TYPES,
     EventFeed,
     FeedItem,
     LogFeed,
@@ -211,7 +210,7 @@ async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentE
             message = _encoded(item)
             if message is not None:
                 yield message
-            if isinstance(item, dict) and item["type"] in TERMINAL_TYPES:
+            if isinstance(item, dict) and item["type"] in TERMINAL_EVENTS:
                 status, ended = item["status"], True
                 if live:
                     yield _end(status)

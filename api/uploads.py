@@ -2,9 +2,8 @@
 
 A multipart `POST /jobs` carries `spec` (the exec spec as JSON), repeatable
 `code_files` / `input_files` uploads whose filename is the path inside the
-job directory, and optional job options as plain fields (`queue`,
-`priority`, `max_retries`, `retry_backoff_s`, `timeout_s`, `run_at`,
-`idempotency_key`, `id`). File names that could leave the job directory
+job directory, and optional job options as plain fields (the job schema's
+submit options and `id`: `api.schemas.FORM_FIELDS`). File names that could leave the job directory
 (`..`, absolute, backslash, NUL, empty) are refused with 422 here; the
 worker checks again.
 """
@@ -18,10 +17,10 @@ from starlette.requests import Request
 
 from .bodies import parse_json
 from .errors import ApiError
+from .schemas import FORM_FIELDS
 
 FILE_FIELDS = ("code_files", "input_files")
-OPTION_FIELDS = frozenset({"queue", "priority", "max_retries", "retry_backoff_s", "timeout_s",
-                           "run_at", "idempotency_key", "id"})
+OPTION_FIELDS = frozenset(f.name for f in FORM_FIELDS)
 MAX_FILES = 1000
 MAX_FIELDS = 100
 

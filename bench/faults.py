@@ -29,6 +29,7 @@ from typing import Any
 import zmq
 
 from broker import BrokerError, Client
+from broker.jobs import TERMINAL
 
 from .cluster import BenchCluster, _pings, _until
 
@@ -38,7 +39,6 @@ DEAD_AFTER_S = HEARTBEAT_S * LIVENESS
 LOAD_S = 6.0
 BATCH = 10
 GARBAGE = 10_000
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 class Load(threading.Thread):

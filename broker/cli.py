@@ -10,13 +10,14 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from .cli_errors import debug_wanted, report
-from .jobs import STATES
 from .logs import configure_logging
+from .schema import STATES, SUBMIT_OPTIONS
 from .settings import API, BROKER, CLIENT, SERVERS, UP, WORKER, config_values, options
 
 client_options = options(CLIENT)  # every setting is defined once, in broker/settings.py
@@ -135,6 +136,19 @@ def _parse_arg(text: str) -> Any:
         return text
 
 
+_CLICK_TYPES = {int: int, float: float}
+
+
+def job_options(fn: Callable) -> Callable:
+    """The job options of `zjobs submit`: the job schema's submit options, with their help."""
+    for field in reversed(SUBMIT_OPTIONS):
+        kind = str if field.time else _CLICK_TYPES.get(field.base, str)
+        fn = click.option("--" + field.name.replace("_", "-"), field.name, type=kind,
+                          default=field.default, show_default=field.default is not None,
+                          help=field.help)(fn)
+    return fn
+
+
 def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=None, default=str)
 
@@ -144,17 +158,7 @@ def _show(value: Any) -> str:
 @click.argument("task")
 @click.argument("args", nargs=-1)
 @click.option("--kw", multiple=True, help="a keyword argument KEY=VALUE (repeatable)")
-@click.option("--queue", default="default", show_default=True, help="the queue to put the job in")
-@click.option("--priority", type=int, default=0, show_default=True, help="higher runs first")
-@click.option("--timeout-s", type=float, default=None,
-              help="seconds one attempt may run [default: the worker's --default-timeout]")
-@click.option("--max-retries", type=int, default=0, show_default=True,
-              help="attempts after the first when it fails")
-@click.option("--retry-backoff-s", type=float, default=1.0, show_default=True,
-              help="delay before the first retry; doubles each attempt, with jitter")
-@click.option("--run-at", default=None, help="not before this time: epoch seconds or ISO-8601")
-@click.option("--idempotency-key", default=None,
-              help="a second submit with the same key returns the first job")
+@job_options
 @click.option("--wait", is_flag=True, help="show progress and print the result")
 def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, frontend: str,
            curve_dir: str | None, broker_timeout: float, **job_options: Any) -> None:
@@ -165,9 +169,9 @@ def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, fr
     for pair in kw:
         key, _, value = pair.partition("=")
         kwargs[key] = _parse_arg(value)
-    run_at = job_options.pop("run_at")
-    if run_at is not None:
-        job_options["run_at"] = _parse_arg(run_at)
+    for field in SUBMIT_OPTIONS:
+        if field.time and job_options[field.name] is not None:  # epoch seconds or ISO-8601
+            job_options[field.name] = _parse_arg(job_options[field.name])
     with _client(frontend, curve_dir, broker_timeout) as client:
         job_id = client.submit(task, *[_parse_arg(a) for a in args], **job_options, **kwargs)
         if not wait:

@@ -11,8 +11,9 @@ from typing import Any
 from . import protocol as p
 from .engine import Engine
 from .errors import BAD_REQUEST, NOT_FOUND, CommandError
-from .jobs import STATES, TERMINAL
+from .jobs import TERMINAL, TERMINAL_IN_ORDER
 from .limits import is_number
+from .schema import STATES
 from .waits import WaitGroup
 
 MAX_LIST = 1000
@@ -136,7 +137,7 @@ def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     counters = {key: engine.stats.get(key, 0) for key in (
-        "submitted", "succeeded", "failed", "cancelled", "retried", "rerun",
+        "submitted", *TERMINAL_IN_ORDER, "retried", "rerun",
         "dropped_results", "dropped_logs", "malformed", "too_large", "idempotent_hits",
         "purged", "expired_attempts", "unknown_worker_messages", "dropped_replies",
         "dropped_events", "refused",

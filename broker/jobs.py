@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from .limits import RUN_AT_MAX, RUN_AT_MIN, finite_in
 from .protocol import unpack
-
-
-class JobState(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
+from .schema import STATES, STORED, WIRE_COLUMNS, WIRE_PACKED, JobState
 
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
-STATES = tuple(s.value for s in JobState)
+"""The states a job ends in: the one list of them (a finished job is in one of these)."""
+TERMINAL_IN_ORDER = tuple(state for state in STATES if state in TERMINAL)  # to list them
+TERMINAL_EVENTS = frozenset(f"job.{state}" for state in TERMINAL)  # what the engine publishes
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     JobState.SCHEDULED: frozenset({JobState.QUEUED, JobState.CANCELLED}),
@@ -35,7 +25,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     JobState.CANCELLED: frozenset({JobState.QUEUED}),
 }
 
-KINDS = frozenset({"task", "exec", "function"})
+_DEFAULTS = tuple((f.name, f.default) for f in STORED)  # scalar defaults: nothing to copy
 
 
 class IllegalTransition(Exception):
@@ -50,22 +40,12 @@ class Job:
     it on the hot path.
     """
 
-    __slots__ = (
-        "id", "queue", "kind", "task", "priority", "timeout_s", "max_retries",
-        "retry_backoff_s", "run_at", "idempotency_key", "status", "attempts", "worker",
-        "created_at", "started_at", "finished_at", "payload", "result", "error",
-        "progress", "log_lines", "order", "lost_count",
-    )
+    __slots__ = tuple(f.name for f in STORED)  # broker.schema: every stored field
 
     def __init__(self, **fields: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, fields.get(name))
-        if self.attempts is None:
-            self.attempts = 0
-        if self.log_lines is None:
-            self.log_lines = 0
-        if self.lost_count is None:
-            self.lost_count = 0
+        for name, default in _DEFAULTS:
+            value = fields.get(name)
+            setattr(self, name, default if value is None else value)
 
     def move(self, new: str) -> None:
         """Change state, refusing what the lifecycle forbids."""
@@ -79,20 +59,13 @@ class Job:
         return self.status in TERMINAL
 
     def to_wire(self) -> dict[str, Any]:
-        """The job as clients see it (times are epoch seconds)."""
-        data = {name: getattr(self, name) for name in _PUBLIC}
+        """The job as clients see it (times are epoch seconds): the fields the schema shows."""
+        data = {name: getattr(self, name) for name in WIRE_COLUMNS}
         data.update(payload_view(self.payload))
-        data["result"] = unpack(self.result) if self.result is not None else None
-        data["error"] = unpack(self.error) if self.error is not None else None
-        data["progress"] = unpack(self.progress) if self.progress is not None else None
+        for name in WIRE_PACKED:
+            value = getattr(self, name)
+            data[name] = unpack(value) if value is not None else None
         return data
-
-
-_PUBLIC = (
-    "id", "queue", "kind", "task", "priority", "timeout_s", "max_retries", "retry_backoff_s",
-    "run_at", "idempotency_key", "status", "attempts", "worker", "created_at", "started_at",
-    "finished_at",
-)
 
 
 def payload_view(payload: bytes | None) -> dict[str, Any]:
@@ -138,41 +111,3 @@ def new_job_id() -> str:
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds to an ISO-8601 UTC string (REST)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds or an ISO-8601 string to epoch seconds; ValueError otherwise.
-
-    The time must be finite and within `RUN_AT_MIN`..`RUN_AT_MAX`, so that it
-    can be stored and shown as an ISO-8601 string.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("run_at must be epoch seconds or an ISO-8601 string")
-    if isinstance(value, int | float):
-        seconds: float = value
-    elif isinstance(value, str):
-        seconds = _iso_seconds(value)
-    else:
-        raise ValueError("run_at must be epoch seconds or an ISO-8601 string")
-    return finite_in(seconds, "run_at", RUN_AT_MIN, RUN_AT_MAX)
-
-
-def _iso_seconds(value: str) -> float:
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"run_at is not an ISO-8601 time: {value[:40]!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    try:
-        return dt.timestamp()
-    except (OverflowError, ValueError):
-        raise ValueError(f"run_at is out of range: {value[:40]!r}") from None

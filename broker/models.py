@@ -1,4 +1,10 @@
-"""Pydantic models of the job at the edges (client and API). The broker loop never uses them."""
+"""Pydantic models of the job at the edges (client and API). The broker loop never uses them.
+
+`JobSpec`'s fields, types, defaults, bounds and descriptions come from the job
+schema (`broker.schema`), the table `build_job` checks with too, so the two
+cannot disagree; what is written here is only what spans fields (a task job
+needs `task`) and the exec spec's own model.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,14 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from . import limits as lim
-from .jobs import parse_time
+from .schema import BY_NAME, SUBMITTED, JobField
+from .times import parse_time
 
 
 class ExecSpec(BaseModel):
@@ -27,42 +35,39 @@ class ExecSpec(BaseModel):
     entry: str = Field(min_length=1)
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float | None = Field(default=None, gt=0, le=lim.TIMEOUT_MAX_S)
+    timeout_s: float | None = Field(default=None, **BY_NAME["timeout_s"].constraints())
     runtime: str | None = None
     net_policy: Literal["inherit", "none"] = "inherit"
     code_files: dict[str, bytes] = Field(default_factory=dict)
     input_files: dict[str, bytes] = Field(default_factory=dict)
 
 
-class JobSpec(BaseModel):
-    """A job as submitted: `{"task": "add", "args": [1, 2]}` and the options of the job model."""
+def pydantic_field(field: JobField, annotation: Any = None, **extra: Any) -> tuple[Any, Any]:
+    """`(annotation, FieldInfo)` of a job field for `create_model`: its type, default, bounds
+    and help from the job schema (`annotation` overrides the type)."""
+    if isinstance(field.default, list | dict):
+        extra["default_factory"] = type(field.default)
+    else:
+        extra.setdefault("default", field.default)
+    if annotation is None:
+        optional = extra.get("default", ...) is None and not field.nullable
+        annotation = field.type | None if optional else field.type
+    return annotation, Field(description=field.help, **field.constraints(), **extra)
+
+
+class _JobSpecChecks(BaseModel):
+    """What a submitted job must satisfy beyond its fields' types and bounds."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: str | None = Field(default=None, min_length=1, max_length=lim.ID_MAX_LEN)
-    queue: str = Field(default="default", min_length=1, max_length=lim.QUEUE_MAX_LEN)
-    kind: Literal["task", "exec", "function"] = "task"
-    task: str | None = Field(default=None, min_length=1, max_length=lim.TASK_MAX_LEN)
-    args: list[Any] = Field(default_factory=list)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    spec: ExecSpec | None = None
-    function: bytes | None = None
-    priority: int = Field(default=0, ge=lim.PRIORITY_MIN, le=lim.PRIORITY_MAX)
-    timeout_s: float | None = Field(default=None, gt=0, le=lim.TIMEOUT_MAX_S)
-    max_retries: int = Field(default=0, ge=0, le=lim.MAX_RETRIES_MAX)
-    retry_backoff_s: float = Field(default=1.0, ge=0, le=lim.RETRY_BACKOFF_MAX_S)
-    run_at: float | None = None
-    idempotency_key: str | None = Field(default=None, min_length=1,
-                                        max_length=lim.IDEMPOTENCY_KEY_MAX_LEN)
-
-    @field_validator("args", "kwargs", mode="before")
+    @field_validator("args", "kwargs", mode="before", check_fields=False)
     @classmethod
     def _data(cls, value: Any, info: ValidationInfo) -> Any:
         """Before pydantic walks it: too deep a structure would exhaust its stack."""
         lim.check_data(value, info.field_name or "data")
         return value
 
-    @field_validator("run_at", mode="before")
+    @field_validator("run_at", mode="before", check_fields=False)
     @classmethod
     def _run_at(cls, value: Any) -> float | None:
         if isinstance(value, datetime):
@@ -70,7 +75,7 @@ class JobSpec(BaseModel):
         return parse_time(value)
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> JobSpec:
+    def _kind_fields(self) -> Any:
         if self.kind == "task" and not self.task:
             raise ValueError("a task job needs `task`, the registered task name")
         if self.kind == "exec" and self.spec is None:
@@ -89,6 +94,16 @@ class JobSpec(BaseModel):
         if self.kind == "task":
             data["task"] = self.task
         return data
+
+
+_OVERRIDES = {"spec": ExecSpec | None}  # the exec spec is checked in full at the edge
+
+JobSpec = create_model(
+    "JobSpec", __base__=_JobSpecChecks, __module__=__name__,
+    __doc__="A job as submitted: `{\"task\": \"add\", \"args\": [1, 2]}` and the options of "
+            "the job model.",
+    **{f.name: pydantic_field(f, _OVERRIDES.get(f.name)) for f in SUBMITTED},
+)
 
 
 JOB_LIST = TypeAdapter(list[JobSpec])

@@ -24,8 +24,3 @@ class RateCounter:
         cutoff = int(now) - window_s
         return sum(n for second, n in self._buckets if second > cutoff)
 
-    def series(self, now: float, window_s: int) -> list[tuple[int, int]]:
-        """(second, count) for each of the last `window_s` seconds, zeros included."""
-        counts = {second: n for second, n in self._buckets}
-        end = int(now)
-        return [(s, counts.get(s, 0)) for s in range(end - window_s + 1, end + 1)]

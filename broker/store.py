@@ -8,6 +8,7 @@ after the turn's commit, so they see every acknowledged change.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 from collections import Counter
@@ -17,34 +18,17 @@ from typing import Any
 
 from .jobs import TERMINAL, Job
 from .migrations import migrate
+from .schema import MUTABLE, STORED
 
-_COLUMNS = (
-    "id", "queue", "kind", "task", "priority", "timeout_s", "max_retries", "retry_backoff_s",
-    "run_at", "idempotency_key", "status", "attempts", "worker", "created_at", "started_at",
-    "finished_at", "payload", "result", "error", "progress", "log_lines", "ord", "lost_count",
-)
+# Derived from the job schema (broker/schema.py): the stored fields, their columns, and
+# the ones written again after the insert. attrgetter builds each row tuple in C.
+_ATTRS = tuple(f.name for f in STORED)
+_COLUMNS = tuple(f.stored_as for f in STORED)
 _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_MUTABLE = (
-    "status", "attempts", "worker", "started_at", "finished_at", "result", "error", "progress",
-    "run_at", "log_lines", "lost_count",
-)
+_MUTABLE = tuple(f.stored_as for f in MUTABLE)
 _UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
-
-
-def _insert_row(job: Job) -> tuple:
-    return (
-        job.id, job.queue, job.kind, job.task, job.priority, job.timeout_s, job.max_retries,
-        job.retry_backoff_s, job.run_at, job.idempotency_key, job.status, job.attempts,
-        job.worker, job.created_at, job.started_at, job.finished_at, job.payload, job.result,
-        job.error, job.progress, job.log_lines, job.order, job.lost_count,
-    )
-
-
-def _update_row(job: Job) -> tuple:
-    return (
-        job.status, job.attempts, job.worker, job.started_at, job.finished_at, job.result,
-        job.error, job.progress, job.run_at, job.log_lines, job.lost_count, job.id,
-    )
+_insert_row = operator.attrgetter(*_ATTRS)
+_update_row = operator.attrgetter(*(f.name for f in MUTABLE), "id")
 
 
 class Checkpointer(threading.Thread):
@@ -317,7 +301,5 @@ def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
 
 
 def _row_to_job(row: tuple) -> Job:
-    fields = dict(zip(_COLUMNS, row, strict=True))
-    fields["order"] = fields.pop("ord")
-    return Job(**fields)
+    return Job(**dict(zip(_ATTRS, row, strict=True)))
 

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .client import Client
-from .jobs import STATES, TERMINAL
+from .jobs import TERMINAL, TERMINAL_EVENTS
+from .schema import STATES
 
 _err = Console(stderr=True)
 _out = Console()
@@ -126,7 +127,7 @@ def follow_log(client: Client, job_id: str) -> int:
         if event["type"] == "log" and event["line"] > printed:
             _print_line(event)
             printed = event["line"]
-        elif event["type"] in ("job.succeeded", "job.failed", "job.cancelled"):
+        elif event["type"] in TERMINAL_EVENTS:
             return _final(client, job_id)
     return 0
 
