@@ -54,6 +54,15 @@ class Pair(FaultCluster):
         finally:
             self.env = saved
 
+    def start_all(self) -> None:
+        """A (primary once it serves), then B (standby) and two workers listing both."""
+        self.start_one("A")
+        _until(lambda: self.serves("A"), 30)
+        self.start_one("B")
+        self.start_worker(0)
+        self.start_worker(1)
+        self.wait_workers(2)
+
     def only(self, name: str, timeout: float = 0.5) -> Client:
         return Client(self.ends[name]["frontend"], timeout=timeout)
 
@@ -88,12 +97,7 @@ def failover_times(url: str, rounds: int) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="zjobs-ha-") as tmp:
         pair = Pair(str(Path(tmp) / "store"), url)
         try:
-            pair.start_one("A")
-            _until(lambda: pair.serves("A"), 30)
-            pair.start_one("B")
-            pair.start_worker(0)
-            pair.start_worker(1)
-            pair.wait_workers(2)
+            pair.start_all()
             times = []
             for _ in range(rounds):
                 primary = pair.primary()
@@ -113,12 +117,7 @@ def failovers_under_load(url: str, rounds: int) -> dict[str, Any]:
         pair = Pair(str(Path(tmp) / "store"), url)
         executions = str(Path(tmp) / "executions")
         try:
-            pair.start_one("A")
-            _until(lambda: pair.serves("A"), 30)
-            pair.start_one("B")
-            pair.start_worker(0)
-            pair.start_worker(1)
-            pair.wait_workers(2)
+            pair.start_all()
             load = Load(pair.frontend, executions)
             load.start()
             for _ in range(rounds):

@@ -13,6 +13,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.waiting import free_port, wait_until
@@ -74,3 +75,16 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop",
                       check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def started_postgres() -> Iterator[PostgresServer]:
+    """For a fixture: a started server, stopped afterwards; a clear failure if not installed."""
+    import pytest
+
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed: scripts/test installs Debian's postgresql")
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -18,20 +18,14 @@ from broker.engine import Engine, EngineConfig
 from broker.pgstore import Fenced, PostgresStore
 from broker.store import Store
 from tests.broker.test_engine import FakeClock, ready, result, sent_jobs
-from tests.postgres import PostgresServer, pg_bin
+from tests.postgres import PostgresServer, started_postgres
 
 Opener = Callable[[], Store]
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    if pg_bin() is None:
-        pytest.fail("PostgreSQL is not installed: scripts/test installs Debian's postgresql")
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from started_postgres()
 
 
 def _empty(url: str) -> None:

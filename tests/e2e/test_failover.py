@@ -14,19 +14,13 @@ import pytest
 
 from broker import BrokerUnreachable, Client
 from tests.cluster import Cluster
-from tests.postgres import PostgresServer, pg_bin
+from tests.postgres import PostgresServer, started_postgres
 from tests.waiting import free_port, wait_until
 
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    if pg_bin() is None:
-        pytest.fail("PostgreSQL is not installed: scripts/test installs Debian's postgresql")
-    server = PostgresServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from started_postgres()
 
 
 class Pair(Cluster):
@@ -47,6 +41,14 @@ class Pair(Cluster):
                **{f"ZJOBS_{role.upper()}": end for role, end in self.ends[name].items()}}
         self.brokers[name] = self.spawn(["broker"], f"broker-{name}", env=env)
         return self.brokers[name]
+
+    def start_primary_and_standby(self) -> None:
+        """A first, until it serves; then B, until it stands by."""
+        self.start_one("A")
+        wait_until(lambda: self.serves("A"), 30, message="broker A to become primary")
+        self.start_one("B")
+        wait_until(lambda: "broker.standby" in self.log_text("broker-B"), 30,
+                   message="broker B to stand by")
 
     def only(self, name: str, timeout: float = 2.0) -> Client:
         client = Client(self.ends[name]["frontend"], timeout=timeout)
@@ -77,11 +79,7 @@ def _lock_holder(url: str) -> int:
 
 
 def test_the_standby_takes_over_and_nothing_acknowledged_is_lost(pair: Pair) -> None:
-    pair.start_one("A")
-    wait_until(lambda: pair.serves("A"), 30, message="broker A to become primary")
-    pair.start_one("B")
-    wait_until(lambda: "broker.standby" in pair.log_text("broker-B"), 30,
-               message="broker B to stand by")
+    pair.start_primary_and_standby()
     with pytest.raises(BrokerUnreachable):  # a standby serves nothing: no submit gets in
         pair.only("B", timeout=1.0).submit("add", 1, 1)
     pair.start_worker("w1")
@@ -98,11 +96,7 @@ def test_the_standby_takes_over_and_nothing_acknowledged_is_lost(pair: Pair) -> 
 
 
 def test_a_primary_whose_session_is_cut_stops_serving_and_never_commits(pair: Pair) -> None:
-    pair.start_one("A")
-    wait_until(lambda: pair.serves("A"), 30, message="broker A to become primary")
-    pair.start_one("B")
-    wait_until(lambda: "broker.standby" in pair.log_text("broker-B"), 30,
-               message="broker B to stand by")
+    pair.start_primary_and_standby()
     pair.start_worker("w1")
     client = pair.client(timeout=20)
     before = client.submit_many({"task": "add", "args": [i, i]} for i in range(50))
