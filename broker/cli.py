@@ -221,24 +221,20 @@ def tail(job_id: str | None, frontend: str, curve_dir: str | None, broker_timeou
             pass
 
 
-@main.command()
-@client_options
-@click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
-def cancel(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, broker_timeout: float,
-           as_json: bool) -> None:
-    """Cancel queued or running jobs."""
-    _each_job(job_ids, "cancel", frontend, curve_dir, broker_timeout, as_json)
+def _job_action(action: str, doc: str) -> None:
+    """`zjobs cancel ID...` / `zjobs retry ID...`: the client method `action` on each id."""
+
+    @main.command(action, help=doc)
+    @client_options
+    @click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
+    @click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
+    def command(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None,
+                broker_timeout: float, as_json: bool) -> None:
+        _each_job(job_ids, action, frontend, curve_dir, broker_timeout, as_json)
 
 
-@main.command()
-@client_options
-@click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
-def retry(job_ids: tuple[str, ...], frontend: str, curve_dir: str | None, broker_timeout: float,
-          as_json: bool) -> None:
-    """Run failed or cancelled jobs again."""
-    _each_job(job_ids, "retry", frontend, curve_dir, broker_timeout, as_json)
+_job_action("cancel", "Cancel queued or running jobs.")
+_job_action("retry", "Run failed or cancelled jobs again.")
 
 
 def _each_job(job_ids: tuple[str, ...], action: str, frontend: str, curve_dir: str | None,

@@ -47,8 +47,8 @@ def become_subreaper() -> bool:
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-def children_of(pid: int) -> list[int]:
-    """Live (not zombie) processes whose parent is `pid`, from /proc."""
+def processes() -> list[tuple[int, str, int, int, int]]:
+    """(pid, state, ppid, process group, session) of every process, from /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -58,6 +58,11 @@ def children_of(pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.append(int(entry.name))
+        found.append((int(entry.name), fields[0], int(fields[1]), int(fields[2]),
+                      int(fields[3])))
     return found
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is `pid`."""
+    return [p for p, state, ppid, _, _ in processes() if ppid == pid and state != "Z"]

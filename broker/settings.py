@@ -96,8 +96,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync", "NORMAL", "SQLite synchronous mode: NORMAL survives a process crash, FULL "
             "a power cut", (BROKER,), click.Choice(["NORMAL", "FULL"])),
     Setting("default_timeout", None, "seconds an attempt may run when the job sets no "
-            "timeout_s [default: no limit]", (BROKER, WORKER), SECONDS,
-            field="default_timeout_s"),
+            "timeout_s; the broker decides every attempt's limit and the worker enforces it "
+            "[default: no limit]", (BROKER,), SECONDS, field="default_timeout_s"),
     # the worker
     Setting("queues", "default", "comma-separated queues to serve", (WORKER,), split=True),
     Setting("concurrency", None, "jobs at once [default: CPU count]", (WORKER,),

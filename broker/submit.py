@@ -26,10 +26,25 @@ def build_job(spec: Any, wall: float) -> Job:
     if fields["kind"] == "task" and not fields["task"]:
         raise ValueError("task must name a registered task")
     fields["id"] = fields["id"] or new_job_id()
+    payload = _payload(spec, fields["kind"])
+    if fields["timeout_s"] is None and fields["kind"] == "exec":
+        fields["timeout_s"] = exec_backstop(spec["spec"].get("timeout_s"))
     run_at = fields["run_at"]
     status = JobState.SCHEDULED if run_at is not None and run_at > wall else JobState.QUEUED
-    return Job(**fields, status=status, attempts=0, created_at=wall,
-               payload=_payload(spec, fields["kind"]), order=0)
+    return Job(**fields, status=status, attempts=0, created_at=wall, payload=payload, order=0)
+
+
+EXEC_BACKSTOP_S = 5.0
+
+
+def exec_backstop(program_timeout_s: float | None) -> float | None:
+    """The attempt limit of an `exec` job that sets none: a little after its program's own.
+
+    The runner stops the program at `spec.timeout_s` itself (keeping the artifacts written
+    so far); the attempt's limit only backs that up. Decided here, at the broker's edge,
+    so an exec job gets it however it was submitted (Python client, REST, CLI).
+    """
+    return None if program_timeout_s is None else program_timeout_s + EXEC_BACKSTOP_S
 
 
 def _payload(spec: dict[str, Any], kind: str) -> bytes:

@@ -53,7 +53,6 @@ class WorkerConfig:
     reconnect_max_s: float = 5.0  # a worker idles at most this long after the broker is back
     allow_exec: bool = False
     allow_pickle: bool = False
-    default_timeout_s: float | None = None
     shutdown_grace_s: float = 5.0
     max_message: int = 16 * 1024 * 1024
     curve: Any = None
@@ -249,7 +248,7 @@ class Worker:
         if refusal is not None:
             self._finish(job_id, attempt, (False, refusal, None))
             return
-        timeout = job.get("timeout_s") or self.config.default_timeout_s
+        timeout = job.get("timeout_s")  # the broker decides each attempt's limit
         if timeout and job_id in self._running:
             running.timer = asyncio.get_running_loop().call_later(
                 timeout, self._stop_job, job_id, "Timeout",

@@ -463,3 +463,17 @@ def test_result_sent_before_the_ready_is_applied_after_it(engine: Engine) -> Non
     assert (found["status"], found["attempts"], found["result"]) == (
         "succeeded", 1, "ended while unknown")
     assert engine._held_bytes == 0
+
+
+def test_the_broker_decides_every_attempts_time_limit(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path), FakeClock(), EngineConfig(default_timeout_s=7.0))
+    plain, own, program = engine.submit([
+        {"task": "t"}, {"task": "t", "timeout_s": 2.0},
+        {"kind": "exec", "spec": {"entry": "main.py", "timeout_s": 3.0}},  # as REST sends it
+    ])
+    assert engine.lookup(program)["timeout_s"] == 8.0  # the program's limit, backed up
+    engine.worker_message(b"w", p.WorkerMessage(p.READY, [{
+        "name": "w", "queues": ["default"], "capacity": 3, "flags": ["exec"]}]))
+    engine.dispatch()
+    sent = {job["id"]: job["timeout_s"] for job in sent_jobs(engine)[b"w"]}
+    assert sent == {plain: 7.0, own: 2.0, program: 8.0}

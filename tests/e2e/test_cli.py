@@ -94,3 +94,18 @@ def test_every_option_of_every_command_has_help_text() -> None:
 
     walk(main, "zjobs")
     assert missing == []
+
+
+def test_cancel_retry_and_list_from_the_shell(cluster: Cluster) -> None:
+    env = cluster.env()
+    job_id = zjobs("submit", "sleep", "30", "--queue", "idle", env=env).stdout.strip()
+    done = zjobs("cancel", job_id, env=env)
+    assert (done.returncode, done.stdout.strip()) == (0, f"{job_id} cancelled"), done.stderr
+    listed = zjobs("list", "--status", "cancelled", "--queue", "idle", "--json", env=env)
+    assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
+    again = zjobs("retry", job_id, "--json", env=env)
+    assert json.loads(again.stdout)[0]["status"] == "queued"
+    missing = zjobs("cancel", "no-such-job", job_id, env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines() == ["error: no-such-job: no job no-such-job"]
+    assert missing.stdout.strip() == f"{job_id} cancelled"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from broker.orphans import processes
 from tests.cluster import ROOT
 from tests.waiting import free_port, wait_until
 
@@ -17,19 +18,8 @@ ZJOBS = Path(sys.executable).parent / "zjobs"  # the console script, as users ru
 
 
 def session_processes(sid: int) -> list[int]:
-    """Live (not zombie) processes of session `sid`, from /proc."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
+    """Live (not zombie) processes of session `sid`."""
+    return [pid for pid, state, _, _, session in processes() if session == sid and state != "Z"]
 
 
 def http_ok(url: str) -> bool:
