@@ -102,7 +102,8 @@ class Engine:
         self.clock = clock
         self.config = config
         meta = store.meta()
-        self.events = events or EventLog(meta.get("last_seq", 0), config.event_window)
+        self.events = events or EventLog(meta.get("last_seq", 0), config.event_window,
+                                         clock.wall)
         self.outbox = Outbox()
         self.active: dict[str, Job] = {}
         self.counts: Counter[tuple[str, str]] = Counter(store.counts())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .protocol import pack, packed_array, packed_map
@@ -16,7 +17,9 @@ class EventLog:
     commit, so nothing is published that the store could still lose.
     """
 
-    def __init__(self, last_seq: int = 0, window: int = 100_000) -> None:
+    def __init__(self, last_seq: int = 0, window: int = 100_000,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.wall = wall  # the engine's injected clock: tests see the times they set
         self.last_seq = last_seq
         self.window: deque[tuple[int, str, bytes]] = deque(maxlen=max(window, 1))
         self.pending: list[tuple[bytes, bytes]] = []
@@ -24,7 +27,7 @@ class EventLog:
     def emit(self, type_: str, fields: dict[str, Any]) -> None:
         self.last_seq += 1
         fields["seq"] = self.last_seq
-        fields["ts"] = time.time()
+        fields["ts"] = self.wall()
         fields["type"] = type_
         body = pack(fields)
         self.window.append((self.last_seq, type_, body))

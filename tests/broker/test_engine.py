@@ -477,3 +477,9 @@ def test_the_broker_decides_every_attempts_time_limit(tmp_path: Path) -> None:
     engine.dispatch()
     sent = {job["id"]: job["timeout_s"] for job in sent_jobs(engine)[b"w"]}
     assert sent == {plain: 7.0, own: 2.0, program: 8.0}
+
+
+def test_events_carry_the_engines_clock(engine: Engine) -> None:
+    engine.submit([{"task": "t"}])
+    [(_, body)] = engine.events.take_pending()
+    assert p.unpack(body)["ts"] == engine.clock.wall()
