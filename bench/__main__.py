@@ -1,10 +1,11 @@
 """`zjobs bench` / `python -m bench [SCENARIO ...]`: run, print a table, save to bench/results/.
 
 Scenarios (all by default, or name some): throughput, throughput-sync, latency,
-limit (the bare pyzmq relay), peers (Celery, RQ, Dramatiq, arq, majortomo:
-`bash scripts/install_peers.sh` first), scale, http, faults (what a killed,
-stalled or late process and garbage input cost under load), ha (PostgreSQL beside
-SQLite, failover time, failovers under load, PgQueuer and procrastinate). A scenario run alone
+limit (the bare pyzmq relay), peers (Celery, RQ, Dramatiq, arq, majortomo,
+PgQueuer, procrastinate: `bash scripts/install_peers.sh` first), scale, http,
+faults (what a killed, stalled or late process and garbage input cost under
+load), ha (PostgreSQL beside SQLite, failover time, failovers under load, the
+PostgreSQL peers). A scenario run alone
 updates its part of bench/results/latest.json and the tables and charts.
 """
 

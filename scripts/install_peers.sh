@@ -2,10 +2,11 @@
 # Install the job queues that the zjobs benchmark compares against ("peers").
 #
 # They go into their own virtualenv (default .bench-venv/ at the repo root,
-# override with ZJOBS_PEER_VENV) so that celery, rq, dramatiq, arq and
-# majortomo never end up in the environment zjobs itself is tested in.
-# redis-server (for Celery, RQ, Dramatiq and arq) comes from Debian's package
-# when it is missing. Every step tolerates failure with a message: the
+# override with ZJOBS_PEER_VENV) so that celery, rq, dramatiq, arq, majortomo,
+# pgqueuer and procrastinate never end up in the environment zjobs itself is
+# tested in. redis-server (for Celery, RQ, Dramatiq and arq) and PostgreSQL
+# (initdb/pg_ctl, for PgQueuer and procrastinate) come from Debian's packages
+# when they are missing. Every step tolerates failure with a message: the
 # benchmark then reports the peers it cannot run as skipped.
 set -u
 
@@ -16,7 +17,8 @@ PYTHON="${PYTHON:-python3}"
 # below 6 while the newest kombu (Celery's transport) wants 6.4 or later, and
 # installed one by one the last install silently breaks an earlier one. With
 # arq kept at 0.26+ (rather than an old arq without the pin) pip settles on a
-# Celery/kombu 5.6 that accepts redis-py 5.
+# Celery/kombu 5.6 that accepts redis-py 5. pgqueuer drives PostgreSQL through
+# asyncpg (an optional driver, so named here); procrastinate brings psycopg 3.
 PEER_PACKAGES=(
     "celery[redis]"
     "rq"
@@ -25,6 +27,9 @@ PEER_PACKAGES=(
     "majortomo"
     "msgpack"
     "pyzmq"
+    "pgqueuer"
+    "asyncpg"
+    "procrastinate"
 )
 
 status=0
@@ -58,6 +63,33 @@ install_redis() {
     return 0
 }
 
+install_postgres() {
+    if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
+        echo "install_peers: PostgreSQL found ($(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1))"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install_peers: PostgreSQL missing and apt-get unavailable;" \
+             "the PostgreSQL-based peers will be skipped" >&2
+        return 1
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    echo "install_peers: installing postgresql with apt-get"
+    $sudo apt-get update -q || echo "install_peers: apt-get update failed" >&2
+    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+            postgresql; then
+        echo "install_peers: apt-get install postgresql failed;" \
+             "the PostgreSQL-based peers will be skipped" >&2
+        return 1
+    fi
+    # Debian's package may start a cluster on 5432; the benchmark starts its own
+    # private server (initdb + pg_ctl) on a free port and never uses that one.
+    return 0
+}
+
 install_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         echo "install_peers: creating virtualenv $VENV"
@@ -87,6 +119,7 @@ install_venv() {
 }
 
 install_redis || status=1
+install_postgres || status=1
 install_venv || status=1
 
 echo "install_peers: peer python is $VENV/bin/python"

@@ -71,8 +71,8 @@ def require_modules(*modules: str) -> None:
         raise PeerUnavailable(f"{', '.join(modules)} not importable in {peer_venv()}: {last}")
 
 
-def peer_env(redis_url: str | None = None) -> dict[str, str]:
-    """Environment of every peer process: venv_side importable, redis URL, no .pyc noise."""
+def peer_env(redis_url: str | None = None, pg_url: str | None = None) -> dict[str, str]:
+    """Environment of every peer process: venv_side importable, store URL, no .pyc noise."""
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
     env["PYTHONPATH"] = str(VENV_SIDE)
@@ -82,6 +82,8 @@ def peer_env(redis_url: str | None = None) -> dict[str, str]:
     env["PATH"] = f"{peer_venv() / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     if redis_url:
         env["ZJP_REDIS_URL"] = redis_url
+    if pg_url:
+        env["ZJP_PG_URL"] = pg_url
     return env
 
 
@@ -162,6 +164,16 @@ def started_all(cmds: Sequence[Sequence[str]], env: dict[str, str]) -> Iterator[
         yield
 
 
+def run_once(cmd: Sequence[str], env: dict[str, str], timeout: float = 120) -> None:
+    """Run a one-off setup command of a peer (a schema install); raise with its output."""
+    proc = subprocess.run(
+        list(cmd), env=env, cwd=VENV_SIDE, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        output = (proc.stderr or proc.stdout)[-800:]
+        raise RuntimeError(f"{' '.join(cmd[:3])} exited {proc.returncode}: {output}")
+
+
 def drive(peer: str, n_jobs: int, n_workers: int, env: dict[str, str], *args: str) -> dict:
     """Run the producer of ``peer`` in the peer virtualenv; return its JSON record."""
     cmd = [str(peer_python()), str(VENV_SIDE / "zjp_drive.py"), peer, str(n_jobs), str(n_workers)]
@@ -190,7 +202,8 @@ def result(name: str, record: dict, note: str) -> dict:
 # --------------------------------------------------------------------- redis
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -223,7 +236,7 @@ def redis_server() -> Iterator[str]:
         raise PeerUnavailable(
             "redis-server not found: apt-get install redis-server (scripts/install_peers.sh)"
         )
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="zjobs-redis-") as workdir:
         cmd = [
             binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",

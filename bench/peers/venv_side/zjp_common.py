@@ -23,6 +23,31 @@ def redis_url() -> str:
     return os.environ["ZJP_REDIS_URL"]
 
 
+def pg_url() -> str:
+    """The private PostgreSQL the benchmark started for this run."""
+    return os.environ["ZJP_PG_URL"]
+
+
+def mark_worker(directory: str) -> None:
+    """The identity job of a queue without a result store: leave this worker's pid in a file."""
+    with open(os.path.join(directory, str(os.getpid())), "w"):
+        pass
+
+
+def marked_workers(directory: str) -> list[str]:
+    """The pids ``mark_worker`` left in ``directory``."""
+    return os.listdir(directory)
+
+
+def check_statuses(statuses: Iterable[str], done: str, n_jobs: int) -> None:
+    """For queues that keep no return values: every job must have ended ``done``."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    if counts.get(done, 0) != n_jobs:
+        raise RuntimeError(f"not every job ended {done!r}: {counts}")
+
+
 def wait_for_workers(identify: Callable[[int], Iterable[Any]], n_workers: int) -> int:
     """Run identity jobs until ``n_workers`` distinct workers have answered.
 
