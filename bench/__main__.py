@@ -22,8 +22,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from . import report, scenarios
 
-SCENARIOS = ("throughput", "throughput-sync", "latency", "limit", "peers", "scale", "http",
-             "faults", "ha")
+SCENARIOS = ("throughput", "throughput-sync", "throughput-thread", "latency", "limit", "peers",
+             "scale", "http", "faults", "ha")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -61,6 +61,8 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Callable],
         "throughput": ("throughput", lambda p: scenarios.throughput(n, w, p)),
         "throughput-sync": ("throughput_sync", lambda p: scenarios.throughput(
             min(n, 20_000), w, p, task="noop_sync", concurrency=2)),
+        "throughput-thread": ("throughput_thread", lambda p: scenarios.throughput(
+            min(n, 20_000), w, p, task="noop_thread", concurrency=2)),
         "latency": ("latency", lambda p: scenarios.latency(args.latency_jobs, w, p)),
         "limit": ("relay", lambda p: _relay(relay, n, w, args.latency_jobs)),
         "peers": ("peers", lambda p: _peers(peer_n, w, p)),

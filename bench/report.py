@@ -21,7 +21,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 def throughput_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every measured jobs/s, zjobs first, with zjobs / that."""
     rows = [r for r in (results.get("throughput"), results.get("throughput_sync"),
-                        results.get("relay")) if r]
+                        results.get("throughput_thread"), results.get("relay")) if r]
     rows += results.get("peers", [])
     zjobs = (results.get("throughput") or {}).get("jobs_per_s")
     for row in rows:

@@ -46,7 +46,8 @@ def throughput(n_jobs: int, workers: int, progress: Progress, *, task: str = "no
                concurrency: int = 256, store: str | None = None) -> dict[str, Any]:
     with bench_cluster(workers, concurrency, store=store) as cluster, cluster.client() as client:
         seconds = _submit_and_collect(client, n_jobs, task, progress)
-    name = "zjobs" if task == "noop" else "zjobs (sync pool)"
+    name = {"noop": "zjobs", "noop_sync": "zjobs (sync pool)",
+            "noop_thread": "zjobs (sync, pool=\"thread\")"}.get(task, f"zjobs ({task})")
     where = "PostgreSQL" if store else "SQLite"
     if store:
         name += " on PostgreSQL"

@@ -17,6 +17,12 @@ def noop_sync(x: int) -> int:
     return x
 
 
+@task(pool="thread")
+def noop_thread(x: int) -> int:
+    """Sync, in the worker's threads: no pipe to a pool process, no pickling."""
+    return x
+
+
 @task
 def record(path: str, x: int, seconds: float = 0.02) -> int:
     """Sync: append `x` to the file at `path` (one line per execution), then take a moment.

@@ -107,3 +107,20 @@ def count_then_wait(runs: str, release: str, timeout: float = 60.0) -> int:
         out.write(f"{os.getpid()}\n")
     wait_for_file(release, timeout)
     return len(Path(runs).read_text().splitlines())
+
+
+@task(pool="thread")
+def in_a_thread(x: Any) -> dict[str, Any]:
+    """A sync task run in the worker's threads: says where it ran, logs and reports progress."""
+    import threading
+
+    print(f"thread got {x}")
+    progress(0.5, "halfway")
+    return {"x": x, "thread": threading.current_thread().name, "pid": os.getpid()}
+
+
+@task(pool="thread")
+def thread_sleep(seconds: float) -> float:
+    """Blocks its thread (a timeout cannot kill it)."""
+    time.sleep(seconds)  # noqa - the job's own work, not synchronisation
+    return seconds

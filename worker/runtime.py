@@ -9,12 +9,14 @@ results travels as one message.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import random
 import signal
 import socket
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +33,7 @@ from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
 from .exec_job import run_exec_job
 from .pool import ProcessPool
-from .registry import REGISTRY, is_async, load_tasks
+from .registry import REGISTRY, THREADED, is_async, load_tasks
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +84,7 @@ class Worker:
         self._backoff_s = config.reconnect_initial_s
         self.registrations = 0
         self._connects = 0  # which endpoint of a primary/standby list is next
+        self._threads: ThreadPoolExecutor | None = None  # for pool="thread" tasks, lazily
 
     # ------------------------------------------------------------ lifecycle
 
@@ -226,6 +229,9 @@ class Worker:
     def _close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)  # a stuck thread must not
+            # hold the worker: its attempt was handed back or reported already
         self._disconnect_socket()
         self._ctx.term()
         self.log.info("worker.stopped")
@@ -266,6 +272,9 @@ class Worker:
             if is_async(fn):
                 running.task = asyncio.ensure_future(self._run_async(job_id, attempt, fn, args,
                                                                      kwargs))
+            elif task in THREADED:
+                running.task = asyncio.ensure_future(self._run_in_thread(job_id, attempt, fn,
+                                                                         args, kwargs))
             else:
                 self._pool.submit((job_id, attempt, "task", task, args, kwargs, None))
             return None
@@ -295,6 +304,29 @@ class Worker:
         finally:
             self._flush_output(ctx)
             leave(token)
+        self._finish(job_id, attempt, outcome)
+
+    async def _run_in_thread(self, job_id: str, attempt: int, fn: Any, args: list,
+                             kwargs: dict) -> None:
+        """A `pool="thread"` task: in a worker thread, its logs and progress sent back to
+        the loop's thread (the only one that touches the socket and the buffers)."""
+        loop = asyncio.get_running_loop()
+        ctx = JobContext(job_id, attempt,
+                         lambda kind, payload: loop.call_soon_threadsafe(self._emit, kind, payload))
+
+        def call() -> Outcome:
+            token = enter(ctx)
+            try:
+                return success(fn(*args, **kwargs))
+            except Exception as exc:  # the task's failure is the job's result
+                return failure(exc)
+            finally:
+                self._flush_output(ctx)
+                leave(token)
+
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.config.concurrency, "zjobs-task")
+        outcome = await loop.run_in_executor(self._threads, contextvars.copy_context().run, call)
         self._finish(job_id, attempt, outcome)
 
     async def _run_exec(self, job_id: str, attempt: int, payload: dict[str, Any]) -> None:
@@ -437,3 +469,11 @@ class Worker:
 
 def run_worker(config: WorkerConfig) -> None:
     asyncio.run(Worker(config).run())
+    import threading
+
+    if any(t.name.startswith("zjobs-task") and t.is_alive() for t in threading.enumerate()):
+        # a pool="thread" task that never returns: its attempt is over, and the interpreter
+        # would wait for its thread at exit forever
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
