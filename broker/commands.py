@@ -13,6 +13,7 @@ from .engine import Engine
 from .errors import BAD_REQUEST, NOT_FOUND, CommandError
 from .jobs import TERMINAL, TERMINAL_IN_ORDER
 from .limits import is_number
+from .schedules import build_schedule
 from .schema import STATES
 from .waits import WaitGroup
 
@@ -175,11 +176,39 @@ def artifact(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     return {"name": name, "content_type": found[0], "data": found[1]}
 
 
+def schedule(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    """Create or replace the schedule `name`; the schedule."""
+    try:
+        built = build_schedule(body.get("name"), body, engine.clock.wall())
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CommandError(BAD_REQUEST, str(exc)) from None
+    return engine.schedules.put(built, engine.clock.wall()).to_wire()
+
+
+def schedules(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    """`{"schedules": [...]}`, or the one schedule `name`."""
+    name = body.get("name")
+    if name is None:
+        return {"schedules": [s.to_wire() for s in engine.schedules.all()]}
+    found = engine.schedules.get(_str(body, "name"))
+    if found is None:
+        raise CommandError(NOT_FOUND, f"no schedule {name}")
+    return found.to_wire()
+
+
+def unschedule(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    name = _str(body, "name")
+    if not engine.schedules.remove(name):
+        raise CommandError(NOT_FOUND, f"no schedule {name}")
+    return {"removed": name}
+
+
 Handler = Callable[[Engine, dict[str, Any], ServerInfo], Any]
 
 HANDLERS: dict[bytes, Handler] = {
     p.SUBMIT: submit, p.GET: get, p.LIST: list_jobs, p.CANCEL: cancel, p.RETRY: retry,
     p.LOGS: logs, p.STATS: stats, p.PING: ping, p.WORKERS: workers, p.ARTIFACT: artifact,
+    p.SCHEDULE: schedule, p.SCHEDULES: schedules, p.UNSCHEDULE: unschedule,
 }
 
 

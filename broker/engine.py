@@ -23,6 +23,7 @@ from .events import EventLog
 from .jobs import Job, JobState
 from .queues import ReadyQueues, Timeline
 from .rates import RateCounter
+from .schedules import ScheduleBook
 from .store import Store
 from .submit import build_job
 from .waits import WaitBook
@@ -129,6 +130,7 @@ class Engine:
         self._pending_keys: dict[str, str] = {}
         self._submits: list[_HeldSubmit] = []  # this turn's SUBMITs, answered after the commit
         self.finished = RateCounter()
+        self.schedules = ScheduleBook(store.load_schedules(), self.events, self._submit_scheduled)
         self._recover()
 
     # ------------------------------------------------------------ restart
@@ -286,6 +288,14 @@ class Engine:
         self.events.emit(kind, self._job_event(job, priority=job.priority, run_at=job.run_at))
         self._enqueue(job)
         return job.id
+
+    def _submit_scheduled(self, spec: dict[str, Any], name: str) -> str | None:
+        """A schedule's firing: its job, unless its slot (the idempotency key) has one."""
+        if self._existing_for_key(spec["idempotency_key"]) is not None:
+            return None
+        job = build_job(spec, self.clock.wall())
+        job.schedule = name
+        return self._admit(job)
 
     def hold_submit_reply(self, identity: bytes, request_id: bytes, body: Any,
                           ids: list[str]) -> None:
@@ -759,6 +769,7 @@ class Engine:
         Returns the seconds until the next one is due.
         """
         mono, wall = self.clock.mono(), self.clock.wall()
+        self.schedules.fire_due(wall)
         for job_id in self.timeline.pop_due(wall):
             job = self.active.get(job_id)
             if job is not None and job.status in (S.SCHEDULED, S.QUEUED) \
@@ -782,9 +793,9 @@ class Engine:
 
     def _next_deadline(self, mono: float, wall: float) -> float:
         delay = self.config.heartbeat_interval_s / 2
-        due = self.timeline.next_due()
-        if due is not None:
-            delay = min(delay, max(due - wall, 0.0))
+        for due in (self.timeline.next_due(), self.schedules.next_due()):
+            if due is not None:
+                delay = min(delay, max(due - wall, 0.0))
         if self._expiries:
             delay = min(delay, max(self._expiries[0][0] - mono, 0.0))
         wait_due = self.waits.next_deadline()
@@ -806,7 +817,7 @@ class Engine:
         """
         refused: dict[str, tuple[str, str]] = {}
         if (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
-                or self.events.pending):
+                or self.events.pending or self.schedules.dirty):
             try:
                 self._write()
             except Fenced:
@@ -820,8 +831,10 @@ class Engine:
         inserted = {j.id for j in self._inserts}
         updates = [j for j in self._dirty.values() if j.id not in inserted]
         meta = {"last_seq": self.events.last_seq, "order": self._order}
+        schedules = self.schedules.changes() if self.schedules.dirty else None
         self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta,
-                          self._chunks)
+                          self._chunks, schedules=schedules)
+        self.schedules.committed()
         self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
         self._chunks = []
         self._pending_keys.clear()

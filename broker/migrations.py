@@ -89,6 +89,24 @@ CREATE TABLE IF NOT EXISTS artifact_chunks (
     PRIMARY KEY (job_id, name, attempt, idx)
 );
 """),
+    (4, "schedules: periodic jobs; jobs.schedule: the schedule that submitted a job", """
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    args BLOB NOT NULL,
+    kwargs BLOB NOT NULL,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    timeout_s REAL,
+    max_retries INTEGER NOT NULL,
+    cron TEXT,
+    every_s REAL,
+    next_run_at REAL NOT NULL,
+    last_run_at REAL,
+    created_at REAL NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN schedule TEXT;
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 

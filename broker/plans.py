@@ -381,6 +381,40 @@ class Plans:
         """The broker's events endpoint, version and last event seq."""
         return (yield Call(p.PING, {}, timeout))
 
+    # ------------------------------------------------------------ schedules
+
+    @call
+    def schedule(self, name: str, task: str, *args: Any, cron: str | None = None,
+                 every_s: float | None = None, queue: str = "default", priority: int = 0,
+                 timeout_s: float | None = None, max_retries: int = 0,
+                 **kwargs: Any) -> dict[str, Any]:
+        """Create or replace the schedule `name`: submit `task(*args, **kwargs)` on the
+        5-field UTC `cron` expression or every `every_s` seconds; the schedule."""
+        body = {"name": name, "task": task, "args": list(args), "kwargs": kwargs,
+                "cron": cron, "every_s": every_s, "queue": queue, "priority": priority,
+                "timeout_s": timeout_s, "max_retries": max_retries}
+        return (yield Call(p.SCHEDULE, without_none(body)))
+
+    @call
+    def schedule_put(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace the schedule `name` from a REST-shaped body; the schedule."""
+        return (yield Call(p.SCHEDULE, {**body, "name": name}))
+
+    @call
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule, by name."""
+        return (yield Call(p.SCHEDULES, {}))["schedules"]
+
+    @call
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        """One schedule (BrokerError `not_found` if there is none)."""
+        return (yield Call(p.SCHEDULES, {"name": name}))
+
+    @call
+    def unschedule(self, name: str) -> None:
+        """Remove the schedule `name` (BrokerError `not_found` if there is none)."""
+        yield Call(p.UNSCHEDULE, {"name": name})
+
     # ------------------------------------------------------------ events
 
     @call

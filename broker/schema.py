@@ -178,6 +178,8 @@ FIELDS: tuple[JobField, ...] = (
              mutable=True, time=True),
     JobField("finished_at", float | None, None, "when it ended", sql="REAL", mutable=True,
              time=True),
+    JobField("schedule", str | None, None, "the schedule that submitted it, if one did",
+             sql="TEXT"),
     JobField("payload", bytes | None, None, "the packed args, kwargs, spec and function: what "
              "only the worker reads", sql="BLOB", wire=False),
     # what the submitter gives that only the worker reads: inside `payload`

@@ -18,6 +18,9 @@ from typing import Any
 
 from .jobs import TERMINAL, Job
 from .migrations import migrate
+from .schedules import COLUMNS as SCHEDULE_COLUMNS
+from .schedules import Schedule
+from .schedules import from_row as schedule_from_row
 from .schema import MUTABLE, STORED
 
 # Derived from the job schema (broker/schema.py): the stored fields, their columns, and
@@ -99,6 +102,7 @@ class Store:
         artifacts: list[tuple],
         meta: dict[str, int],
         chunks: list[tuple] | None = None,
+        schedules: tuple[list[tuple], list[str]] | None = None,
     ) -> None:
         """Write one loop turn's changes in a single transaction (all or nothing).
 
@@ -106,6 +110,7 @@ class Store:
         `artifacts` rows `(job_id, name, content_type, size, data, attempt)` are the artifacts
         of an accepted result (`data` empty when it is in chunks). They replace those of the
         job's earlier attempts, chunks included.
+        `schedules` are the schedule rows to write and the names of those to delete.
         """
         db = self.db
         db.execute("BEGIN")
@@ -129,6 +134,8 @@ class Store:
                 )
             if artifacts:
                 _replace_artifacts(db, artifacts)
+            if schedules:
+                _write_schedules(db, *schedules)
             if meta:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -237,6 +244,11 @@ class Store:
                 found[job.id] = job.to_wire()
         return found
 
+    def load_schedules(self) -> list[Schedule]:
+        cursor = self.db.execute(
+            f"SELECT {', '.join(_SCHEDULE_COLUMNS)} FROM schedules ORDER BY name")
+        return [schedule_from_row(tuple(row)) for row in cursor]
+
     def find_idempotent(self, key: str) -> str | None:
         row = self.db.execute("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
         return row[0] if row else None
@@ -285,6 +297,20 @@ class Store:
             (job_id, name, row[2]),
         )
         return row[0], b"".join([bytes(row[1]), *(bytes(c) for c, in chunks)])
+
+
+_SCHEDULE_COLUMNS = ("name", *SCHEDULE_COLUMNS)
+_SCHEDULE_UPSERT = (
+    f"INSERT INTO schedules ({', '.join(_SCHEDULE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_SCHEDULE_COLUMNS))}) ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in SCHEDULE_COLUMNS))
+
+
+def _write_schedules(db: Any, rows: list[tuple], deletes: list[str]) -> None:
+    if rows:
+        db.executemany(_SCHEDULE_UPSERT, rows)
+    if deletes:
+        db.executemany("DELETE FROM schedules WHERE name = ?", [(n,) for n in deletes])
 
 
 def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:

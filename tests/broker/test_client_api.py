@@ -63,6 +63,10 @@ INTERFACE = {
     "stats": "(self)",
     "events": '(self, types=("job.", "log", "worker."), since=None)',
     "map": '(self, fn, iterable, *, queue="default", chunksize=1, timeout=None)',
+    "schedule": '(self, name, task, *args, cron=None, every_s=None, queue="default", '
+                'priority=0, timeout_s=None, max_retries=0, **kwargs)',
+    "schedules": "(self)",
+    "unschedule": "(self, name)",
 }
 
 
