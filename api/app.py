@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import jobs, openapi, pages, status, streams
+from . import jobs, openapi, pages, schedules, status, streams
 from .auth import TokenAuth
 from .context import MIB, STATIC_DIR, ApiContext, Settings
 from .errors import HANDLERS
@@ -34,6 +34,10 @@ def routes(static_dir: Path) -> list[BaseRoute]:
         Route("/jobs/{job_id}/events", streams.job_events, methods=["GET"]),
         Route("/jobs/{job_id}/artifacts", jobs.list_artifacts, methods=["GET"]),
         Route("/jobs/{job_id}/artifacts/{name:path}", jobs.get_artifact, methods=["GET"]),
+        Route("/schedules", schedules.list_schedules, methods=["GET"]),
+        Route("/schedules/{name}", schedules.put_schedule, methods=["PUT"]),
+        Route("/schedules/{name}", schedules.get_schedule, methods=["GET"]),
+        Route("/schedules/{name}", schedules.delete_schedule, methods=["DELETE"]),
         Route("/events", streams.events, methods=["GET"]),
         Route("/events/workers/{name}", streams.worker_events, methods=["GET"]),
         Route("/workers", status.list_workers, methods=["GET"]),

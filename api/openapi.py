@@ -26,7 +26,8 @@ from .schemas import DOCUMENTED, EventsQuery, ListQuery, ResultQuery
 
 SSE = "text/event-stream"
 ERROR_TEXT = {
-    400: "malformed JSON", 401: "missing or wrong token", 404: "no such job, worker or route",
+    400: "malformed JSON", 401: "missing or wrong token",
+    404: "no such job, worker, schedule or route",
     409: "the job is in the wrong state", 413: "body over the size limit",
     422: "invalid fields", 503: "the broker did not answer",
 }
@@ -53,6 +54,7 @@ def _query(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 JOB_ID = _path_param("job_id", "the job's id")
+SCHEDULE_NAME = _path_param("name", "the schedule's name")
 LAST_EVENT_ID = {"name": "Last-Event-ID", "in": "header", "required": False,
                  "schema": {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
                  "description": "resume after this id (seq, or line for log streams)"}
@@ -129,6 +131,19 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                                               "format": "binary"}}}},
         params=[JOB_ID, _path_param("name", "the artifact's path under out/")],
         errors=(404, 503)),
+    ("get", "/schedules"): _op("Every schedule, by name", "schedules",
+                               _json(_ref("ScheduleList"), "the schedules")),
+    ("put", "/schedules/{name}"): _op(
+        "Create or replace a schedule (cron or every_s)", "schedules",
+        _json(_ref("Schedule"), "the schedule"), params=[SCHEDULE_NAME],
+        body={"required": True, "content": {"application/json": {"schema": _ref(
+            "ScheduleIn")}}}, errors=(400, 422, 503)),
+    ("get", "/schedules/{name}"): _op("One schedule", "schedules",
+                                      _json(_ref("Schedule"), "the schedule"),
+                                      params=[SCHEDULE_NAME], errors=(404, 503)),
+    ("delete", "/schedules/{name}"): _op(
+        "Remove a schedule", "schedules", {"description": "removed"}, status=204,
+        params=[SCHEDULE_NAME], errors=(404, 503)),
     ("get", "/events"): _op(
         "SSE: every event, or those of ?types= prefixes", "streams", _sse("events by seq"),
         params=[*_query(EventsQuery), LAST_EVENT_ID], errors=(400, 422, 503)),

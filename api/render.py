@@ -20,6 +20,7 @@ from broker.times import iso
 
 JOB_TIMES = TIMES  # the job fields that are times, from the job schema
 WORKER_TIMES = ("joined_at",)
+SCHEDULE_TIMES = ("next_run_at", "last_run_at", "created_at")
 RESULT_FIELDS = ("id", "status", "result", "error")
 
 
@@ -66,6 +67,10 @@ def job_json(job: dict[str, Any]) -> dict[str, Any]:
 
 def worker_json(worker: dict[str, Any]) -> dict[str, Any]:
     return _with_iso(worker, WORKER_TIMES)
+
+
+def schedule_json(schedule: dict[str, Any]) -> dict[str, Any]:
+    return _with_iso(schedule, SCHEDULE_TIMES)
 
 
 def result_json(job: dict[str, Any]) -> dict[str, Any]:

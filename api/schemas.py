@@ -204,5 +204,36 @@ class Health(BaseModel):
     error: ErrorDetail | None = None
 
 
+class ScheduleIn(BaseModel):
+    """`PUT /schedules/{name}`: the job each firing submits, and exactly one of `cron` and
+    `every_s`."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: str = Field(min_length=1, max_length=lim.TASK_MAX_LEN,
+                      description="the registered task's name")
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    cron: str | None = Field(None, description="a standard 5-field cron expression, in UTC")
+    every_s: float | None = Field(None, description="seconds between firings, above 0; "
+                                  "slots are multiples of it since the epoch")
+    queue: str | None = None
+    priority: int | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
+
+
+class Schedule(ScheduleIn):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    next_run_at: str = Field(description="when it fires next (ISO-8601, UTC)")
+    last_run_at: str | None = Field(None, description="the slot it fired for last")
+    created_at: str
+
+
+class ScheduleList(BaseModel):
+    schedules: list[Schedule]
+
+
 DOCUMENTED = (JobSpec, JobBatchIn, ExecForm, ErrorBody, Job, JobBatch, JobPage, JobResult,
-              ArtifactList, WorkerList, Worker, Queues, Stats, Health)
+              ArtifactList, WorkerList, Worker, Queues, Stats, Health, ScheduleIn, Schedule,
+              ScheduleList)

@@ -321,6 +321,62 @@ def run(directory: str, entry: str, args: tuple[str, ...], inputs: tuple[str, ..
 
 
 @main.group()
+def schedule() -> None:
+    """Periodic jobs: add (or replace), list and remove schedules."""
+
+
+@schedule.command("add")
+@client_options
+@click.argument("name")
+@click.argument("task")
+@click.argument("args", nargs=-1)
+@click.option("--kw", multiple=True, help="a keyword argument KEY=VALUE (repeatable)")
+@click.option("--cron", default=None, help="a 5-field cron expression, in UTC")
+@click.option("--every", "every_s", type=float, default=None, help="fire every SECONDS")
+@click.option("--queue", default="default", show_default=True, help="the jobs' queue")
+@click.option("--priority", type=int, default=0, show_default=True, help="the jobs' priority")
+@click.option("--timeout-s", "timeout_s", type=float, default=None, help="each job's timeout")
+@click.option("--max-retries", "max_retries", type=int, default=0, show_default=True,
+              help="each job's retries")
+@click.option("--json", "as_json", is_flag=True, help="print the schedule as JSON")
+def schedule_add(name: str, task: str, args: tuple[str, ...], kw: tuple[str, ...],
+                 frontend: str, curve_dir: str | None, broker_timeout: float, as_json: bool,
+                 **options: Any) -> None:
+    """Submit TASK with ARGS on a cron expression (--cron) or every SECONDS (--every)."""
+    from .watch import show_schedules
+
+    if (options["cron"] is None) == (options["every_s"] is None):
+        raise click.UsageError("give exactly one of --cron and --every")
+    kwargs = {key: _parse_arg(value) for key, _, value in (p.partition("=") for p in kw)}
+    with _client(frontend, curve_dir, broker_timeout) as client:
+        shown = client.schedule(name, task, *[_parse_arg(a) for a in args], **options, **kwargs)
+    show_schedules([shown], as_json)
+
+
+@schedule.command("list")
+@client_options
+@click.option("--json", "as_json", is_flag=True, help="print the schedules as JSON")
+def schedule_list(frontend: str, curve_dir: str | None, broker_timeout: float,
+                  as_json: bool) -> None:
+    """Every schedule, with its next and last run."""
+    from .watch import show_schedules
+
+    with _client(frontend, curve_dir, broker_timeout) as client:
+        show_schedules(client.schedules(), as_json)
+
+
+@schedule.command("remove")
+@client_options
+@click.argument("name")
+def schedule_remove(name: str, frontend: str, curve_dir: str | None,
+                    broker_timeout: float) -> None:
+    """Remove the schedule NAME; the jobs it submitted stay."""
+    with _client(frontend, curve_dir, broker_timeout) as client:
+        client.unschedule(name)
+    click.echo(f"removed {name}")
+
+
+@main.group()
 def keys() -> None:
     """CURVE key pairs for the bus."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -66,6 +66,26 @@ def show_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:
         table.add_row(job["id"], status, job["queue"], job.get("task") or job["kind"],
                       str(job["attempts"]), job.get("worker") or "-", created)
     _out.print(table)
+
+
+def show_schedules(schedules: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(schedules, default=str, indent=2))
+        return
+    table = Table(box=None)
+    for column in ("name", "task", "when", "queue", "next run (UTC)", "last run (UTC)"):
+        table.add_column(column)
+    for found in schedules:
+        when = found["cron"] if found["cron"] is not None else f"every {found['every_s']:g} s"
+        table.add_row(found["name"], found["task"], when, found["queue"],
+                      _utc(found["next_run_at"]), _utc(found["last_run_at"]))
+    _out.print(table)
+
+
+def _utc(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).isoformat(sep=" ", timespec="seconds")
 
 
 def show_stats(stats: dict[str, Any], workers: list[dict[str, Any]], as_json: bool) -> None:

@@ -1,0 +1,44 @@
+"""The /schedules routes: create or replace, list, inspect and remove periodic jobs.
+
+The broker checks a schedule (the cron expression with its parser, `every_s`
+above 0, exactly one of them, the job as a submitted one); what it refuses
+comes back as 422 with its message.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .bodies import parse_json
+from .context import context
+from .errors import ApiError
+from .render import Json, schedule_json
+from .schemas import ScheduleIn
+
+
+def _name(request: Request) -> str:
+    return request.path_params["name"]
+
+
+async def put_schedule(request: Request) -> Response:
+    """Create or replace the schedule; 200 with it."""
+    body = parse_json(await request.body() or b"null")
+    if not isinstance(body, dict):
+        raise ApiError(422, "body: must be a JSON object, a schedule")
+    spec = ScheduleIn.model_validate(body).model_dump(exclude_none=True)
+    return Json(schedule_json(await context(request).client.schedule_put(_name(request), spec)))
+
+
+async def list_schedules(request: Request) -> Response:
+    found = await context(request).client.schedules()
+    return Json({"schedules": [schedule_json(s) for s in found]})
+
+
+async def get_schedule(request: Request) -> Response:
+    return Json(schedule_json(await context(request).client.get_schedule(_name(request))))
+
+
+async def delete_schedule(request: Request) -> Response:
+    await context(request).client.unschedule(_name(request))
+    return Response(status_code=204)
