@@ -159,3 +159,19 @@ def test_a_fenced_postgres_store_does_not_commit(postgres: PostgresServer) -> No
     with pytest.raises(Fenced):
         engine.flush()
     assert not PostgresStore(postgres.url).exists(ids[0])
+
+
+def test_schedules_are_written_replaced_and_removed(open_store: Opener) -> None:
+    from broker.schedules import build_schedule
+
+    store = open_store()
+    beat = build_schedule("beat", {"task": "noop", "args": [1, "x"], "kwargs": {"k": None},
+                                   "every_s": 1.5, "timeout_s": 2.0}, 1_700_000_000.0)
+    beat.next_run_at = 1_700_000_001.5
+    nightly = build_schedule("nightly", {"task": "noop", "cron": "0 3 * * *"}, 1_700_000_000.0)
+    store.commit([], [], [], [], {}, schedules=([beat.row(), nightly.row()], []))
+    beat.last_run_at = 1_700_000_001.5
+    store.commit([], [], [], [], {}, schedules=([beat.row()], ["nightly"]))
+    store.close()
+    [again] = open_store().load_schedules()
+    assert again.to_wire() == beat.to_wire()
