@@ -89,6 +89,9 @@ CREATE TABLE IF NOT EXISTS artifact_chunks (
     PRIMARY KEY (job_id, name, attempt, idx)
 );
 """),
+    (4, "jobs.depends_on: the ids of the jobs a job waits for, packed", """
+ALTER TABLE jobs ADD COLUMN depends_on BLOB;
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -237,6 +237,17 @@ class Store:
                 found[job.id] = job.to_wire()
         return found
 
+    def statuses(self, ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of `ids` the store holds (job id -> status)."""
+        ids = list(ids)
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            cursor = self.db.execute(
+                f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update(dict(cursor))
+        return found
+
     def find_idempotent(self, key: str) -> str | None:
         row = self.db.execute("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
         return row[0] if row else None
