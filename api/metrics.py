@@ -138,7 +138,7 @@ class ApiMetrics:
             return
         kind, ts = event["type"], float(event.get("ts") or 0.0)
         queue = str(event.get("queue") or "default")
-        if kind in ("job.submitted", "job.scheduled", "job.retrying"):
+        if kind in ("job.submitted", "job.scheduled", "job.queued", "job.retrying"):
             due = event.get("run_at") or event.get("next_attempt_at") or ts
             _bounded_put(self._enqueued, job_id, max(ts, float(due)))
             self._started.pop(job_id, None)

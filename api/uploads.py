@@ -21,6 +21,7 @@ from .schemas import FORM_FIELDS
 
 FILE_FIELDS = ("code_files", "input_files")
 OPTION_FIELDS = frozenset(f.name for f in FORM_FIELDS)
+LIST_FIELDS = frozenset(f.name for f in FORM_FIELDS if f.base is list)
 MAX_FILES = 1000
 MAX_FIELDS = 100
 
@@ -72,7 +73,10 @@ async def _job_from(form: FormData) -> dict[str, Any]:
             spec = _spec(value)
         elif key in OPTION_FIELDS:
             if isinstance(value, str) and value != "":
-                options[key] = value
+                if key in LIST_FIELDS:  # repeatable: depends_on=a&depends_on=b
+                    options.setdefault(key, []).append(value)
+                else:
+                    options[key] = value
         else:
             raise ApiError(422, f"unknown form field {key!r}")
     if spec is None:

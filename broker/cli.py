@@ -145,7 +145,7 @@ def job_options(fn: Callable) -> Callable:
         kind = str if field.time else _CLICK_TYPES.get(field.base, str)
         fn = click.option("--" + field.name.replace("_", "-"), field.name, type=kind,
                           default=field.default, show_default=field.default is not None,
-                          help=field.help)(fn)
+                          multiple=field.base is list, help=field.help)(fn)
     return fn
 
 

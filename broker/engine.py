@@ -20,7 +20,7 @@ from . import protocol as p
 from .artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
 from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError, Fenced
 from .events import EventLog
-from .jobs import Job, JobState
+from .jobs import TERMINAL, Job, JobState
 from .queues import ReadyQueues, Timeline
 from .rates import RateCounter
 from .schedules import ScheduleBook
@@ -129,6 +129,10 @@ class Engine:
         self.transfers = ArtifactTransfers(config.max_artifact_bytes)
         self._pending_keys: dict[str, str] = {}
         self._submits: list[_HeldSubmit] = []  # this turn's SUBMITs, answered after the commit
+        # dependencies, in memory only (rebuilt from the store in _recover): a dependency's
+        # id -> the deferred jobs waiting on it, and a deferred job -> the ones it still awaits
+        self._dependents: dict[str, set[str]] = {}
+        self._awaiting: dict[str, set[str]] = {}
         self.finished = RateCounter()
         self.schedules = ScheduleBook(store.load_schedules(), self.events, self._submit_scheduled)
         self._recover()
@@ -145,8 +149,12 @@ class Engine:
         hold_s = config.recovery_hold_s
         if hold_s is None:
             hold_s = 2 * config.heartbeat_interval_s * config.heartbeat_liveness
+        deferred = []
         for job in self.store.load_active():
             self.active[job.id] = job
+            if job.status == S.DEFERRED:
+                deferred.append(job)
+                continue
             if job.status != S.RUNNING:
                 self._enqueue(job)
                 continue
@@ -156,8 +164,16 @@ class Engine:
             job.worker = None
             self.events.emit("job.retrying", self._job_event(job, reason="broker_restart"))
             self.timeline.add(self.clock.wall() + hold_s, job.order, job.id)
+        self._rewire(deferred)
         if self.active:
             log.info("broker.recovered", jobs=len(self.active))
+
+    def _rewire(self, deferred: list[Job]) -> None:
+        """Rebuild the dependency index of the deferred jobs a restarted broker loaded."""
+        needed = {dep for job in deferred for dep in p.unpack(job.depends_on)}
+        ended = self.store.statuses(dep for dep in needed if dep not in self.active)
+        for job in deferred:
+            self._defer(job, ended)
 
     # ------------------------------------------------------------ state helpers
 
@@ -252,7 +268,22 @@ class Engine:
                 raise CommandError(BAD_REQUEST, f"job {index}: {exc}") from None
         self._check_ids([job for job, spec in zip(built, specs, strict=True)
                           if spec.get("id") is not None])
+        self._check_dependencies(built)
         return [self._admit(job) for job in built]
+
+    def _check_dependencies(self, built: list[Job]) -> None:
+        """Refuse the batch if a job depends on itself or on a job that is not known: not
+        held, not stored, not an earlier job of this batch."""
+        earlier: set[str] = set()
+        for index, job in enumerate(built):
+            for dep in p.unpack(job.depends_on) if job.depends_on is not None else ():
+                if dep == job.id:
+                    raise CommandError(BAD_REQUEST, f"job {index}: depends_on names the job "
+                                       "itself")
+                if dep not in earlier and self._live(dep) is None \
+                        and not self.store.exists(dep):
+                    raise CommandError(NOT_FOUND, f"job {index}: depends_on: no job {dep}")
+            earlier.add(job.id)
 
     def _existing_for_key(self, key: str | None) -> str | None:
         if key is None:
@@ -286,7 +317,10 @@ class Engine:
         self.stats["submitted"] += 1
         kind = "job.scheduled" if job.status == S.SCHEDULED else "job.submitted"
         self.events.emit(kind, self._job_event(job, priority=job.priority, run_at=job.run_at))
-        self._enqueue(job)
+        if job.status == S.DEFERRED:
+            self._defer(job)
+        else:
+            self._enqueue(job)
         return job.id
 
     def _submit_scheduled(self, spec: dict[str, Any], name: str) -> str | None:
@@ -296,6 +330,80 @@ class Engine:
         job = build_job(spec, self.clock.wall())
         job.schedule = name
         return self._admit(job)
+
+    # ------------------------------------------------------------ dependencies
+
+    def _defer(self, job: Job, ended: dict[str, str] | None = None) -> None:
+        """Index a deferred job under the dependencies it still awaits; promote it if it
+        awaits none, cancel it if one has failed or been cancelled. `ended`: the stored
+        status of dependencies not in memory (looked up in the store if not given)."""
+        unmet = set()
+        for dep in p.unpack(job.depends_on):
+            status = self._dependency_status(dep, ended)
+            if status == S.SUCCEEDED:
+                continue
+            if status is None or status in TERMINAL:
+                self._end_dependent(job, dep, status)
+                self._settle(job.id, S.CANCELLED)
+                return
+            unmet.add(dep)
+        if not unmet:
+            self._promote(job)
+            return
+        self._awaiting[job.id] = unmet
+        for dep in unmet:
+            self._dependents.setdefault(dep, set()).add(job.id)
+
+    def _dependency_status(self, dep: str, ended: dict[str, str] | None) -> str | None:
+        live = self._live(dep)
+        if live is not None:
+            return live.status
+        if ended is None:
+            ended = self.store.statuses([dep])
+        return ended.get(dep)
+
+    def _promote(self, job: Job) -> None:
+        """Every dependency has succeeded: the job waits for its run_at, or for a worker."""
+        due = job.run_at is not None and job.run_at > self.clock.wall()
+        self._set_status(job, S.SCHEDULED if due else S.QUEUED)
+        self.events.emit(f"job.{job.status}", self._job_event(
+            job, priority=job.priority, run_at=job.run_at, reason="dependencies_met"))
+        self._enqueue(job)
+
+    def _end_dependent(self, job: Job, dep: str, status: str | None) -> None:
+        what = f"ended {status}" if status is not None else "is not known"
+        error = {"type": "DependencyFailed", "message": f"dependency {dep} {what}",
+                 "traceback": None}
+        self._end(job, S.CANCELLED, error=p.pack(error))
+
+    def _settle(self, job_id: str, status: str) -> None:
+        """A job ended: its dependents are promoted once it was the last they awaited, or
+        cancelled, and theirs in turn, down the chain (a loop: a chain may be long)."""
+        ended = [(job_id, status)]
+        while ended:
+            done, status = ended.pop()
+            for child_id in self._dependents.pop(done, ()):
+                unmet = self._awaiting.get(child_id)
+                child = self.active.get(child_id)
+                if unmet is None or child is None:
+                    continue
+                if status != S.SUCCEEDED:
+                    self._end_dependent(child, done, status)
+                    ended.append((child_id, S.CANCELLED))
+                    continue
+                unmet.discard(done)
+                if not unmet:
+                    del self._awaiting[child_id]
+                    self._promote(child)
+
+    def _forget_awaiting(self, job_id: str) -> None:
+        """A deferred job ended (cancelled, or taken back): it awaits nothing any more."""
+        for dep in self._awaiting.pop(job_id, ()):
+            waiting = self._dependents.get(dep)
+            if waiting is not None:
+                waiting.discard(job_id)
+                if not waiting:
+                    del self._dependents[dep]
 
     def hold_submit_reply(self, identity: bytes, request_id: bytes, body: Any,
                           ids: list[str]) -> None:
@@ -611,6 +719,15 @@ class Engine:
 
     def _finish(self, job: Job, status: str, *, result: bytes | None = None,
                 error: bytes | None = None) -> None:
+        """End the job, then settle the jobs that depend on it."""
+        self._end(job, status, result=result, error=error)
+        if self._dependents:
+            self._settle(job.id, status)
+
+    def _end(self, job: Job, status: str, *, result: bytes | None = None,
+             error: bytes | None = None) -> None:
+        if self._awaiting:
+            self._forget_awaiting(job.id)
         self._set_status(job, status)
         job.finished_at = self.clock.wall()
         job.result = result
@@ -623,7 +740,7 @@ class Engine:
         self.finished.add(job.finished_at)
         self.stats[status] += 1
         extra: dict[str, Any] = {}
-        if status == S.FAILED:
+        if status == S.FAILED or (status == S.CANCELLED and job.depends_on is not None):
             extra["error"] = p.unpack(job.error) if job.error else None
         self.events.emit(f"job.{status}", self._job_event(job, **extra))
         self.waits.job_done(job.id, job.to_wire, self.outbox)
@@ -892,6 +1009,8 @@ class Engine:
         saw it submitted see it cancelled."""
         self._dirty.pop(job.id, None)
         self.active.pop(job.id, None)
+        self._forget_awaiting(job.id)
+        self._settle(job.id, S.CANCELLED)  # a job of this turn that depends on it
         self.counts[(job.queue, job.status)] -= 1
         self.stats["submitted"] -= 1
         self.stats["refused"] += 1

@@ -15,6 +15,7 @@ TERMINAL_IN_ORDER = tuple(state for state in STATES if state in TERMINAL)  # to 
 TERMINAL_EVENTS = frozenset(f"job.{state}" for state in TERMINAL)  # what the engine publishes
 
 TRANSITIONS: dict[str, frozenset[str]] = {
+    JobState.DEFERRED: frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.CANCELLED}),
     JobState.SCHEDULED: frozenset({JobState.QUEUED, JobState.CANCELLED}),
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.SCHEDULED}),
     JobState.RUNNING: frozenset(

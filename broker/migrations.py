@@ -107,6 +107,9 @@ CREATE TABLE IF NOT EXISTS schedules (
 );
 ALTER TABLE jobs ADD COLUMN schedule TEXT;
 """),
+    (5, "jobs.depends_on: the ids of the jobs a job waits for, packed", """
+ALTER TABLE jobs ADD COLUMN depends_on BLOB;
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -27,7 +27,7 @@ import zmq
 from . import protocol as p
 from .errors import JobCancelled, JobFailed
 from .functions import chunk_results, function_job, map_jobs, single_result
-from .jobs import TERMINAL
+from .jobs import TERMINAL, new_job_id
 from .models import validate_jobs
 
 SUBMIT_CHUNK = 2000
@@ -195,6 +195,17 @@ def outcome(job: dict[str, Any]) -> Any:
     return job["result"]
 
 
+def chained(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`jobs` with ids, each also depending on the one before it."""
+    linked: list[dict[str, Any]] = []
+    for job in jobs:
+        job = {**job, "id": job.get("id") or new_job_id()}
+        if linked:
+            job["depends_on"] = [*(job.get("depends_on") or ()), linked[-1]["id"]]
+        linked.append(job)
+    return linked
+
+
 def without_none(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
@@ -218,11 +229,15 @@ class Plans:
     def submit(self, task: str, *args: Any, queue: str = "default", priority: int = 0,
                timeout_s: float | None = None, max_retries: int = 0,
                retry_backoff_s: float = 1.0, run_at: Any = None,
-               idempotency_key: str | None = None, **kwargs: Any) -> str:
-        """Submit `task(*args, **kwargs)`; the job id. The options are keyword-only."""
+               idempotency_key: str | None = None, depends_on: list[str] | None = None,
+               **kwargs: Any) -> str:
+        """Submit `task(*args, **kwargs)`; the job id. The options are keyword-only.
+
+        `depends_on`: ids of jobs that must succeed first (the job is `deferred` until then).
+        """
         options = dict(queue=queue, priority=priority, timeout_s=timeout_s,
                        max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
-                       idempotency_key=idempotency_key)
+                       idempotency_key=idempotency_key, depends_on=depends_on)
         job = validate_jobs([job_dict(task, args, kwargs, options)])[0]
         return (yield Call(p.SUBMIT, job))["id"]
 
@@ -234,6 +249,14 @@ class Plans:
         """
         replies = yield Batch(tuple(Call(p.SUBMIT, {"jobs": chunk}) for chunk in chunks(jobs)))
         return [job_id for reply in replies for job_id in reply["ids"]]
+
+    @call
+    def chain(self, jobs: Iterable[dict[str, Any]]) -> list[str]:
+        """Submit jobs (dicts as for `submit_many`) each depending on the one before; the ids.
+
+        Each job gets its id here (unless it has one), so the chain is one request.
+        """
+        return (yield from self.submit_many(chained(jobs)))
 
     @call
     def submit_validated(self, jobs: list[dict[str, Any]]) -> list[str]:

@@ -26,13 +26,17 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Len
 
 from . import limits as lim
+from .protocol import pack
 from .times import parse_time
 
 
 class JobState(enum.StrEnum):
+    DEFERRED = "deferred"
     SCHEDULED = "scheduled"
     QUEUED = "queued"
     RUNNING = "running"
@@ -139,6 +143,19 @@ _ACCEPTS: dict[Any, Any] = {float: (int, float), list: (list, tuple), Any: objec
 _NOUNS = {str: "a string", int: "an integer", float: "a number", list: "a list",
           dict: "a map", bytes: "bytes"}
 
+def parse_depends_on(value: Any) -> bytes | None:
+    """`depends_on` as the broker keeps it: the ids packed (None for no dependencies)."""
+    if not isinstance(value, list | tuple):
+        raise TypeError("depends_on must be a list of job ids")
+    if len(value) > lim.DEPENDS_ON_MAX:
+        raise ValueError(f"depends_on must name at most {lim.DEPENDS_ON_MAX} jobs")
+    for job_id in value:
+        if not isinstance(job_id, str) or not 0 < len(job_id) <= lim.ID_MAX_LEN:
+            raise ValueError(f"depends_on must hold job ids of 1 to {lim.ID_MAX_LEN} characters")
+    return pack(list(dict.fromkeys(value))) if value else None
+
+
+JobId = Annotated[str, Len(1, lim.ID_MAX_LEN)]  # bounds the edge models see too
 Kind = Literal[KINDS]  # type: ignore[valid-type]
 Status = Literal[STATES]  # type: ignore[valid-type]
 
@@ -198,6 +215,10 @@ FIELDS: tuple[JobField, ...] = (
              sql="BLOB", mutable=True, packed=True),
     JobField("progress", dict[str, Any] | None, None, "the last {fraction, message} the task "
              "reported", sql="BLOB", mutable=True, packed=True),
+    # what the submitter gives that the broker keeps packed: shown last
+    JobField("depends_on", list[JobId] | None, None, "ids of jobs that must succeed first; "
+             "until they have, the job is deferred", SUBMITTER, option=True, sql="BLOB",
+             packed=True, parse=parse_depends_on),
     JobField("log_lines", int, 0, "lines logged so far", sql="INTEGER", mutable=True,
              wire=False),
     JobField("order", int, 0, "submission order: FIFO within a priority", sql="INTEGER",

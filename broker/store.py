@@ -249,6 +249,17 @@ class Store:
             f"SELECT {', '.join(_SCHEDULE_COLUMNS)} FROM schedules ORDER BY name")
         return [schedule_from_row(tuple(row)) for row in cursor]
 
+    def statuses(self, ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of `ids` the store holds (job id -> status)."""
+        ids = list(ids)
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            cursor = self.db.execute(
+                f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update(dict(cursor))
+        return found
+
     def find_idempotent(self, key: str) -> str | None:
         row = self.db.execute("SELECT id FROM jobs WHERE idempotency_key = ?", (key,)).fetchone()
         return row[0] if row else None

@@ -31,6 +31,8 @@ def build_job(spec: Any, wall: float) -> Job:
         fields["timeout_s"] = exec_backstop(spec["spec"].get("timeout_s"))
     run_at = fields["run_at"]
     status = JobState.SCHEDULED if run_at is not None and run_at > wall else JobState.QUEUED
+    if fields["depends_on"] is not None:
+        status = JobState.DEFERRED  # until the engine has looked at its dependencies
     return Job(**fields, status=status, attempts=0, created_at=wall, payload=payload, order=0)
 
 

@@ -10,6 +10,7 @@ import httpx
 
 from api.app import create_app
 from api.openapi import document, openapi_path
+from broker.jobs import STATES
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -191,9 +192,9 @@ def test_workers_queues_and_stats(http: httpx.Client) -> None:
     missing = http.get("/workers/nobody")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
+    assert http.post("/jobs", json={"task": "add", "args": [1, 1]}).status_code == 201
     queues = http.get("/queues").json()["queues"]
-    assert set(queues["default"]) == {"scheduled", "queued", "running", "succeeded", "failed",
-                                      "cancelled", "unserved"}
+    assert set(queues["default"]) == {*STATES, "unserved"}  # every state, even at 0
     stats = http.get("/stats").json()
     assert stats["workers"] >= 1 and stats["counters"]["submitted"] >= 1
     assert stats["api"]["last_seq"] is not None
@@ -214,3 +215,23 @@ def test_openapi_lists_every_route_and_the_pages_load(http: httpx.Client) -> Non
     assert docs.status_code == 200 and "openapi.json" in docs.text
     home = http.get("/")
     assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+
+
+def test_depends_on_over_rest_defers_then_runs_and_an_unknown_id_is_404(
+        http: httpx.Client) -> None:
+    parent = http.post("/jobs", json={"task": "noop", "queue": _queue("parent")}).json()
+    batch = http.post("/jobs", json={"jobs": [
+        {"task": "add", "args": [1, 2], "id": f"child-{parent['id']}",
+         "depends_on": [parent["id"]]},
+        {"task": "add", "args": [3, 4], "depends_on": [f"child-{parent['id']}"]}]})
+    assert batch.status_code == 201, batch.text
+    child, grandchild = batch.json()["jobs"]
+    assert http.get(f"/jobs/{grandchild['id']}").json()["status"] == "deferred"
+    assert http.get(f"/jobs/{child['id']}").json()["depends_on"] == [parent["id"]]
+    http.post(f"/jobs/{parent['id']}/cancel")
+    done = http.get(f"/jobs/{grandchild['id']}/result", params={"wait": 30}).json()
+    assert done["status"] == "cancelled" and done["error"]["type"] == "DependencyFailed"
+
+    refused = http.post("/jobs", json={"task": "noop", "depends_on": ["no-such-job"]})
+    assert refused.status_code == 404
+    assert "no-such-job" in refused.text

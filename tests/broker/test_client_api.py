@@ -52,8 +52,10 @@ INTERFACE = {
     "__init__": '(self, endpoint="tcp://127.0.0.1:5555", *, curve=None, timeout=10.0, '
                 'events_endpoint=None)',
     "submit": '(self, task, *args, queue="default", priority=0, timeout_s=None, max_retries=0, '
-              'retry_backoff_s=1.0, run_at=None, idempotency_key=None, **kwargs)',
+              'retry_backoff_s=1.0, run_at=None, idempotency_key=None, depends_on=None, '
+              '**kwargs)',
     "submit_many": "(self, jobs)",
+    "chain": "(self, jobs)",
     "get": "(self, job_id)",
     "wait": "(self, job_id, timeout=None)",
     "result": "(self, job_id, timeout=None)",

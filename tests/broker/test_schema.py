@@ -38,7 +38,7 @@ NOW = 1_700_000_000.0
 WIRE_KEYS = [
     "id", "queue", "kind", "task", "priority", "timeout_s", "max_retries", "retry_backoff_s",
     "run_at", "idempotency_key", "status", "attempts", "worker", "created_at", "started_at",
-    "finished_at", "schedule", "args", "kwargs", "result", "error", "progress",
+    "finished_at", "schedule", "args", "kwargs", "result", "error", "progress", "depends_on",
 ]
 
 

@@ -74,6 +74,18 @@ def test_submitted_jobs_survive_a_reopen_in_order(open_store: Opener) -> None:
     assert set(again.get_many(ids[:3])) == set(ids[:3])
 
 
+def test_depends_on_and_deferred_jobs_come_back_after_a_reopen(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    parent, child = engine.submit([{"task": "t", "id": "p"},
+                                   {"task": "t", "id": "c", "depends_on": ["p"]}])
+    engine.flush()
+    engine.store.close()
+    again = _engine(open_store())
+    assert again.store.statuses([parent, child, "none"]) == {"p": "queued", "c": "deferred"}
+    assert again.lookup(child)["depends_on"] == [parent]
+    assert again.job_counts()["deferred"] == 1
+
+
 def test_a_finished_job_keeps_its_result_logs_and_artifacts(open_store: Opener) -> None:
     engine = _engine(open_store())
     [job_id] = engine.submit([{"task": "t", "idempotency_key": "k-1"}])
