@@ -89,6 +89,13 @@ CREATE TABLE IF NOT EXISTS artifact_chunks (
     PRIMARY KEY (job_id, name, attempt, idx)
 );
 """),
+    (4, "queues: the settings of a queue (paused, rate limit), kept across restarts", """
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL DEFAULT 0,
+    rate_limit REAL
+);
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -125,11 +125,12 @@ class PostgresStore(Store):
                          f"holds {self.generation}: another broker has taken over")
 
     def commit(self, inserts: list, updates: Any, logs: list[tuple], artifacts: list[tuple],
-               meta: dict[str, int], chunks: list[tuple] | None = None) -> None:
+               meta: dict[str, int], chunks: list[tuple] | None = None,
+               queues: list[tuple] | None = None) -> None:
         # PostgreSQL's text cannot hold NUL; a log line with one must not block every commit.
         logs = [row if "\x00" not in row[3] else (*row[:3], row[3].replace("\x00", "\ufffd"),
                                                    row[4]) for row in logs]
-        super().commit(inserts, updates, logs, artifacts, meta, chunks)
+        super().commit(inserts, updates, logs, artifacts, meta, chunks, queues)
 
 
 def _redacted(url: str) -> str:

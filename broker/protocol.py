@@ -35,8 +35,11 @@ STATS = b"STATS"
 PING = b"PING"
 WORKERS = b"WORKERS"
 ARTIFACT = b"ARTIFACT"
+QUEUE = b"QUEUE"  # change a queue's settings: {"name", "paused"?, "rate_limit"?}
+PURGE = b"PURGE"  # cancel a queue's waiting jobs: {"name"}
 CLIENT_COMMANDS = frozenset(
-    {SUBMIT, GET, LIST, CANCEL, RETRY, WAIT, LOGS, EVENTS, STATS, PING, WORKERS, ARTIFACT}
+    {SUBMIT, GET, LIST, CANCEL, RETRY, WAIT, LOGS, EVENTS, STATS, PING, WORKERS, ARTIFACT,
+     QUEUE, PURGE}
 )
 
 OK = b"OK"

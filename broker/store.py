@@ -99,13 +99,15 @@ class Store:
         artifacts: list[tuple],
         meta: dict[str, int],
         chunks: list[tuple] | None = None,
+        queues: list[tuple] | None = None,
     ) -> None:
         """Write one loop turn's changes in a single transaction (all or nothing).
 
         `chunks` are artifact chunks `(job_id, name, attempt, index, data)` as they arrive;
         `artifacts` rows `(job_id, name, content_type, size, data, attempt)` are the artifacts
         of an accepted result (`data` empty when it is in chunks). They replace those of the
-        job's earlier attempts, chunks included.
+        job's earlier attempts, chunks included. `queues` rows `(name, paused, rate_limit)`
+        are queue settings, each replacing the queue's row.
         """
         db = self.db
         db.execute("BEGIN")
@@ -129,6 +131,13 @@ class Store:
                 )
             if artifacts:
                 _replace_artifacts(db, artifacts)
+            if queues:
+                db.executemany(
+                    "INSERT INTO queues (name, paused, rate_limit) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+                    "rate_limit = excluded.rate_limit",
+                    queues,
+                )
             if meta:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -195,6 +204,11 @@ class Store:
 
     def meta(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT key, value FROM meta"))
+
+    def queue_settings(self) -> dict[str, tuple[bool, float | None]]:
+        """Each configured queue's (paused, rate_limit)."""
+        cursor = self.db.execute("SELECT name, paused, rate_limit FROM queues")
+        return {name: (bool(paused), rate) for name, paused, rate in cursor}
 
     def load_active(self) -> list[Job]:
         """Every job not yet finished, oldest first: what a restarted broker resumes."""

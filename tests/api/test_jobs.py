@@ -193,7 +193,7 @@ def test_workers_queues_and_stats(http: httpx.Client) -> None:
 
     queues = http.get("/queues").json()["queues"]
     assert set(queues["default"]) == {"scheduled", "queued", "running", "succeeded", "failed",
-                                      "cancelled", "unserved"}
+                                      "cancelled", "unserved", "paused", "rate_limit"}
     stats = http.get("/stats").json()
     assert stats["workers"] >= 1 and stats["counters"]["submitted"] >= 1
     assert stats["api"]["last_seq"] is not None
