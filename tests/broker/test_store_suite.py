@@ -159,3 +159,18 @@ def test_a_fenced_postgres_store_does_not_commit(postgres: PostgresServer) -> No
     with pytest.raises(Fenced):
         engine.flush()
     assert not PostgresStore(postgres.url).exists(ids[0])
+
+
+def test_queue_settings_survive_a_reopen(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    engine.configure_queue("q", paused=True, rate_limit=2.5)
+    engine.configure_queue("r", rate_limit=4)
+    engine.flush()
+    engine.configure_queue("r", rate_limit=0)
+    engine.flush()
+    engine.store.close()
+    store = open_store()
+    assert store.queue_settings() == {"q": (True, 2.5), "r": (False, None)}
+    depths = _engine(store).queue_depths()
+    assert (depths["q"]["paused"], depths["q"]["rate_limit"]) == (True, 2.5)
+    assert (depths["r"]["paused"], depths["r"]["rate_limit"]) == (False, None)
