@@ -765,6 +765,8 @@ class Engine:
                         rate_limit: float | None = None) -> dict[str, Any]:
         """Change the queue's settings that are given (`rate_limit` 0 removes the limit);
         stored with the turn's commit and announced as `queue.updated`. Its settings."""
+        if paused is None and rate_limit is None:
+            return self.throttle.view(name)  # nothing to change: a read
         try:
             queue = self.throttle.configure(name, self.clock.mono(), paused=paused,
                                             rate_limit=rate_limit)

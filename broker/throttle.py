@@ -53,14 +53,16 @@ class Throttle:
 
     def configure(self, name: str, mono: float, *, paused: bool | None = None,
                   rate_limit: float | None = None) -> QueueSettings:
-        """Change what is given (`rate_limit` 0 removes the limit); a new limit starts full."""
+        """Change what is given (`rate_limit` 0 removes the limit); a new limit starts full.
+        ValueError, and nothing changed, for a rate that is negative or not finite."""
+        rate = rate_or_none(rate_limit) if rate_limit is not None else None
         queue = self.settings.get(name)
         if queue is None:
             queue = self.settings[name] = QueueSettings()
         if paused is not None:
             queue.paused = paused
         if rate_limit is not None:
-            queue.rate_limit = rate_or_none(rate_limit)
+            queue.rate_limit = rate
             queue.tokens, queue.refilled_at = queue.burst(), mono
             if queue.rate_limit is None:
                 self._limited.pop(name, None)

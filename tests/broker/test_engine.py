@@ -604,8 +604,10 @@ def test_bad_rate_limits_are_refused(engine: Engine) -> None:
         with pytest.raises(CommandError) as caught:
             engine.configure_queue("q", rate_limit=rate)
         assert caught.value.code == "bad_request"
-    assert "q" not in engine.throttle.settings or \
-        engine.throttle.settings["q"].rate_limit is None
+    assert "q" not in engine.throttle.settings and "q" not in engine.queue_depths()
+    engine.events.take_pending()
+    assert engine.configure_queue("q") == {"name": "q", "paused": False, "rate_limit": None}
+    assert event_types(engine) == [] and "q" not in engine.queue_depths()
 
 
 def test_purge_cancels_the_waiting_jobs_not_the_running_one(engine: Engine) -> None:
