@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import jobs, openapi, pages, schedules, status, streams
+from . import jobs, openapi, pages, queues, schedules, status, streams
 from .auth import TokenAuth
 from .context import MIB, STATIC_DIR, ApiContext, Settings
 from .errors import HANDLERS
@@ -43,6 +43,8 @@ def routes(static_dir: Path) -> list[BaseRoute]:
         Route("/workers", status.list_workers, methods=["GET"]),
         Route("/workers/{name}", status.get_worker, methods=["GET"]),
         Route("/queues", status.queues, methods=["GET"]),
+        Route("/queues/{name}", queues.configure_queue, methods=["PATCH"]),
+        Route("/queues/{name}/purge", queues.purge_queue, methods=["POST"]),
         Route("/stats", status.stats, methods=["GET"]),
         Route("/health", status.health, methods=["GET"]),
         Route("/metrics", status.metrics, methods=["GET"]),

@@ -26,6 +26,7 @@ from broker.jobs import TERMINAL, TERMINAL_IN_ORDER
 if TYPE_CHECKING:
     from .hub import EventHub
 
+QUEUE_SETTINGS = ("paused", "rate_limit")  # in a queue's row of STATS beside its counts
 TRACKED_JOBS = 100_000
 WAIT_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
                   900, 3600)
@@ -79,10 +80,15 @@ def _broker_families(stats: dict[str, Any]) -> Iterator[Metric]:
     yield jobs
     queues = GaugeMetricFamily("zjobs_queue_jobs", "jobs by queue and state",
                                labels=["queue", "state"])
+    paused = GaugeMetricFamily("zjobs_queue_paused", "1 if the queue is paused",
+                               labels=["queue"])
     for queue, row in stats.get("queues", {}).items():
         for state, n in row.items():
-            queues.add_metric([queue, state], n)
+            if state not in QUEUE_SETTINGS:
+                queues.add_metric([queue, state], n)
+        paused.add_metric([queue], 1 if row.get("paused") else 0)
     yield queues
+    yield paused
     workers = GaugeMetricFamily("zjobs_workers", "live workers")
     workers.add_metric([], stats.get("workers", 0))
     yield workers

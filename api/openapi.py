@@ -55,6 +55,7 @@ def _query(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 JOB_ID = _path_param("job_id", "the job's id")
 SCHEDULE_NAME = _path_param("name", "the schedule's name")
+QUEUE_NAME = _path_param("name", "the queue's name")
 LAST_EVENT_ID = {"name": "Last-Event-ID", "in": "header", "required": False,
                  "schema": {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
                  "description": "resume after this id (seq, or line for log streams)"}
@@ -156,6 +157,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         params=[_path_param("name", "worker name")], errors=(404, 503)),
     ("get", "/queues"): _op("Depth per queue and state", "cluster",
                             _json(_ref("Queues"), "queues")),
+    ("patch", "/queues/{name}"): _op(
+        "Pause, resume or rate-limit a queue", "cluster",
+        _json(_ref("QueueSettings"), "the queue's settings"), params=[QUEUE_NAME],
+        body={"required": True, "content": {"application/json": {
+            "schema": _ref("QueuePatch")}}}, errors=(400, 422, 503)),
+    ("post", "/queues/{name}/purge"): _op(
+        "Cancel every queued or scheduled job of a queue", "cluster",
+        _json(_ref("Purged"), "how many were cancelled"), params=[QUEUE_NAME]),
     ("get", "/stats"): _op("Broker and API statistics", "cluster", _json(_ref("Stats"), "stats")),
     ("get", "/health"): {**_op("200 when the broker answers", "cluster",
                               _json(_ref("Health"), "the broker answers"), errors=(),

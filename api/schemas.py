@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from broker import limits as lim
 from broker.models import JobSpec, pydantic_field
@@ -85,6 +85,18 @@ class EventsQuery(BaseModel):
     types: str | None = Field(default=None, description="e.g. job.,worker.")
     last_event_id: int | None = Field(default=None, ge=0, le=lim.SEQ_MAX,
                                       description="same as the Last-Event-ID header")
+
+
+class QueuePatch(BaseModel):
+    """`PATCH /queues/{name}`: the settings to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    paused: StrictBool | None = Field(
+        default=None, description="a paused queue accepts jobs but starts none")
+    rate_limit: float | None = Field(
+        default=None, ge=0.0, description="at most this many job starts per second over "
+        "all workers; 0 or null removes the limit")
 
 
 # ---------------------------------------------------------------- responses
@@ -183,12 +195,23 @@ class WorkerList(BaseModel):
 
 
 class Queues(BaseModel):
-    queues: dict[str, dict[str, int]] = Field(description="queue -> state -> count")
+    queues: dict[str, dict[str, Any]] = Field(
+        description="queue -> state -> count, plus `unserved`, `paused` and `rate_limit`")
+
+
+class QueueSettings(BaseModel):
+    name: str
+    paused: bool
+    rate_limit: float | None = Field(description="job starts per second; null: no limit")
+
+
+class Purged(BaseModel):
+    cancelled: int = Field(description="the queued and scheduled jobs cancelled")
 
 
 class Stats(BaseModel):
     jobs: dict[str, int]
-    queues: dict[str, dict[str, int]]
+    queues: dict[str, dict[str, Any]]
     workers: int
     counters: dict[str, int]
     throughput_per_s: float
@@ -235,5 +258,5 @@ class ScheduleList(BaseModel):
 
 
 DOCUMENTED = (JobSpec, JobBatchIn, ExecForm, ErrorBody, Job, JobBatch, JobPage, JobResult,
-              ArtifactList, WorkerList, Worker, Queues, Stats, Health, ScheduleIn, Schedule,
-              ScheduleList)
+              ArtifactList, WorkerList, Worker, Queues, QueuePatch, QueueSettings, Purged, Stats,
+              Health, ScheduleIn, Schedule, ScheduleList)

@@ -260,6 +260,55 @@ def _each_job(job_ids: tuple[str, ...], action: str, frontend: str, curve_dir: s
         sys.exit(1)
 
 
+@main.group()
+def queue() -> None:
+    """Pause, resume, purge or rate-limit a queue (settings survive broker restarts)."""
+
+
+def _configure(name: str, frontend: str, curve_dir: str | None, broker_timeout: float,
+               **change: Any) -> None:
+    from .watch import queue_line
+
+    with _client(frontend, curve_dir, broker_timeout) as client:
+        click.echo(queue_line(client.configure_queue(name, **change)))
+
+
+@queue.command("pause")
+@client_options
+@click.argument("name")
+def queue_pause(name: str, frontend: str, curve_dir: str | None, broker_timeout: float) -> None:
+    """Start no job of queue NAME until it is resumed (it still accepts jobs)."""
+    _configure(name, frontend, curve_dir, broker_timeout, paused=True)
+
+
+@queue.command("resume")
+@client_options
+@click.argument("name")
+def queue_resume(name: str, frontend: str, curve_dir: str | None, broker_timeout: float) -> None:
+    """Start the jobs of queue NAME again."""
+    _configure(name, frontend, curve_dir, broker_timeout, paused=False)
+
+
+@queue.command("limit")
+@client_options
+@click.argument("name")
+@click.argument("rate", type=float)
+def queue_limit(name: str, rate: float, frontend: str, curve_dir: str | None,
+                broker_timeout: float) -> None:
+    """Start at most RATE jobs of queue NAME per second over all workers; 0 removes it."""
+    _configure(name, frontend, curve_dir, broker_timeout, rate_limit=rate)
+
+
+@queue.command("purge")
+@client_options
+@click.argument("name")
+def queue_purge(name: str, frontend: str, curve_dir: str | None, broker_timeout: float) -> None:
+    """Cancel every queued or scheduled job of queue NAME (running ones go on)."""
+    with _client(frontend, curve_dir, broker_timeout) as client:
+        cancelled = client.purge(name)
+    click.echo(f"queue {name}: {cancelled} job{'' if cancelled == 1 else 's'} cancelled")
+
+
 @main.command("list")
 @client_options
 @click.option("--status", type=click.Choice(STATES), help="only jobs in this state")

@@ -203,12 +203,28 @@ def unschedule(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     return {"removed": name}
 
 
+def configure_queue(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    paused = body.get("paused")
+    if paused is not None and not isinstance(paused, bool):
+        raise CommandError(BAD_REQUEST, "paused must be true or false")
+    rate = body.get("rate_limit")
+    if rate is not None and (not is_number(rate) or not math.isfinite(rate) or rate < 0):
+        raise CommandError(BAD_REQUEST, f"rate_limit must be a finite number of jobs per "
+                           f"second, at least 0 (0 removes the limit), got {rate!r}")
+    return engine.configure_queue(_str(body, "name"), paused=paused, rate_limit=rate)
+
+
+def purge(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    return {"cancelled": engine.purge(_str(body, "name"))}
+
+
 Handler = Callable[[Engine, dict[str, Any], ServerInfo], Any]
 
 HANDLERS: dict[bytes, Handler] = {
     p.SUBMIT: submit, p.GET: get, p.LIST: list_jobs, p.CANCEL: cancel, p.RETRY: retry,
     p.LOGS: logs, p.STATS: stats, p.PING: ping, p.WORKERS: workers, p.ARTIFACT: artifact,
     p.SCHEDULE: schedule, p.SCHEDULES: schedules, p.UNSCHEDULE: unschedule,
+    p.QUEUE: configure_queue, p.PURGE: purge,
 }
 
 

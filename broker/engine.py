@@ -26,6 +26,7 @@ from .rates import RateCounter
 from .schedules import ScheduleBook
 from .store import Store
 from .submit import build_job
+from .throttle import Throttle
 from .waits import WaitBook
 from .workers import Worker, WorkerRegistry, requirement
 
@@ -135,6 +136,8 @@ class Engine:
         self._awaiting: dict[str, set[str]] = {}
         self.finished = RateCounter()
         self.schedules = ScheduleBook(store.load_schedules(), self.events, self._submit_scheduled)
+        self.throttle = Throttle(store.queue_settings(), clock.mono())
+        self._queue_rows: dict[str, tuple] = {}  # settings changed this turn, by queue
         self._recover()
 
     # ------------------------------------------------------------ restart
@@ -421,13 +424,18 @@ class Engine:
         """
         if not self.ready.any_work():
             return
+        throttle = self.throttle
+        throttle.refill(self.clock.mono())
+        closed = throttle.closed
         progress = True
         while progress:
             progress = False
             for worker in self.workers.free_in_lru_order():
-                job_id = self.ready.pop_best(worker.queues, worker.pick)
+                job_id = self.ready.pop_best(worker.queues, worker.pick, closed)
                 if job_id is not None:
-                    self._assign(self.active[job_id], worker)
+                    job = self.active[job_id]
+                    self._assign(job, worker)
+                    throttle.started(job.queue)
                     progress = True
 
     def _assign(self, job: Job, worker: Worker) -> None:
@@ -878,6 +886,38 @@ class Engine:
         self._requeue(job, 0, reason="rerun")
         return job.to_wire()
 
+    # ------------------------------------------------------------ queue controls
+
+    def configure_queue(self, name: str, *, paused: bool | None = None,
+                        rate_limit: float | None = None) -> dict[str, Any]:
+        """Change the queue's settings that are given (`rate_limit` 0 removes the limit);
+        stored with the turn's commit and announced as `queue.updated`. Its settings."""
+        if paused is None and rate_limit is None:
+            return self.throttle.view(name)  # nothing to change: a read
+        try:
+            queue = self.throttle.configure(name, self.clock.mono(), paused=paused,
+                                            rate_limit=rate_limit)
+        except ValueError as exc:
+            raise CommandError(BAD_REQUEST, str(exc)) from None
+        self._queue_rows[name] = (name, int(queue.paused), queue.rate_limit)
+        settings = queue.to_wire(name)
+        self.events.emit("queue.updated", {"queue": name, "paused": queue.paused,
+                                           "rate_limit": queue.rate_limit})
+        log.info("queue.updated", queue=name, paused=queue.paused, rate_limit=queue.rate_limit)
+        return settings
+
+    def purge(self, name: str) -> int:
+        """Cancel every job of the queue that waits to start (queued or scheduled), each
+        with its `job.cancelled`; running jobs go on. How many were cancelled."""
+        waiting = [job for job in self.active.values()
+                   if job.queue == name and job.status in (S.QUEUED, S.SCHEDULED)]
+        error = p.pack({"type": "Cancelled", "message": f"queue {name} was purged",
+                        "traceback": None})
+        for job in waiting:
+            self._finish(job, S.CANCELLED, error=error)
+        log.info("queue.purged", queue=name, cancelled=len(waiting))
+        return len(waiting)
+
     # ------------------------------------------------------------ time
 
     def tick(self) -> float:
@@ -897,6 +937,7 @@ class Engine:
         self._check_workers(mono)
         self._expire_attempts(mono)
         self.waits.expire(mono, self.lookup, self.outbox)
+        self.throttle.refill(mono)
         return self._next_deadline(mono, wall)
 
     def _check_workers(self, mono: float) -> None:
@@ -918,6 +959,9 @@ class Engine:
         wait_due = self.waits.next_deadline()
         if wait_due is not None:
             delay = min(delay, max(wait_due - mono, 0.0))
+        refill_s = self.throttle.next_refill_s(mono)
+        if refill_s is not None:
+            delay = min(delay, refill_s)
         return delay
 
     # ------------------------------------------------------------ commit
@@ -934,7 +978,7 @@ class Engine:
         """
         refused: dict[str, tuple[str, str]] = {}
         if (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
-                or self.events.pending or self.schedules.dirty):
+                or self._queue_rows or self.events.pending or self.schedules.dirty):
             try:
                 self._write()
             except Fenced:
@@ -950,10 +994,11 @@ class Engine:
         meta = {"last_seq": self.events.last_seq, "order": self._order}
         schedules = self.schedules.changes() if self.schedules.dirty else None
         self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta,
-                          self._chunks, schedules=schedules)
+                          self._chunks, schedules=schedules,
+                          queues=list(self._queue_rows.values()))
         self.schedules.committed()
         self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
-        self._chunks = []
+        self._chunks, self._queue_rows = [], {}
         self._pending_keys.clear()
 
     def _commit_without_refused(self) -> dict[str, tuple[str, str]]:
@@ -1040,17 +1085,23 @@ class Engine:
 
     # ------------------------------------------------------------ views
 
-    def queue_depths(self) -> dict[str, dict[str, int]]:
+    def queue_depths(self) -> dict[str, dict[str, Any]]:
         """Jobs per queue and state, plus `unserved`: those of its queued jobs that no
-        live worker can run (no worker serves the queue, or none has the task or flag)."""
-        depths: dict[str, dict[str, int]] = {}
+        live worker can run (no worker serves the queue, or none has the task or flag), and
+        its settings `paused` and `rate_limit`; a configured queue shows with no jobs."""
+        depths: dict[str, dict[str, Any]] = {}
         for (queue, status), n in self.counts.items():
             row = depths.setdefault(queue, {s.value: 0 for s in JobState})
             row[status] = n
+        for queue in self.throttle.settings:
+            depths.setdefault(queue, {s.value: 0 for s in JobState})
         for row in depths.values():
             row["unserved"] = 0
         for queue, n in self.unserved().items():
             depths.setdefault(queue, {s.value: 0 for s in JobState})["unserved"] = n
+        for queue, row in depths.items():
+            settings = self.throttle.view(queue)
+            row["paused"], row["rate_limit"] = settings["paused"], settings["rate_limit"]
         return depths
 
     def unserved(self) -> Counter[str]:

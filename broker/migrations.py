@@ -110,6 +110,13 @@ ALTER TABLE jobs ADD COLUMN schedule TEXT;
     (5, "jobs.depends_on: the ids of the jobs a job waits for, packed", """
 ALTER TABLE jobs ADD COLUMN depends_on BLOB;
 """),
+    (6, "queues: the settings of a queue (paused, rate limit), kept across restarts", """
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL DEFAULT 0,
+    rate_limit REAL
+);
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -126,11 +126,12 @@ class PostgresStore(Store):
 
     def commit(self, inserts: list, updates: Any, logs: list[tuple], artifacts: list[tuple],
                meta: dict[str, int], chunks: list[tuple] | None = None,
-               schedules: tuple[list[tuple], list[str]] | None = None) -> None:
+               schedules: tuple[list[tuple], list[str]] | None = None,
+               queues: list[tuple] | None = None) -> None:
         # PostgreSQL's text cannot hold NUL; a log line with one must not block every commit.
         logs = [row if "\x00" not in row[3] else (*row[:3], row[3].replace("\x00", "\ufffd"),
                                                    row[4]) for row in logs]
-        super().commit(inserts, updates, logs, artifacts, meta, chunks, schedules)
+        super().commit(inserts, updates, logs, artifacts, meta, chunks, schedules, queues)
 
 
 def _redacted(url: str) -> str:

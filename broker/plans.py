@@ -387,6 +387,22 @@ class Plans:
         """One artifact: `{"name", "content_type", "data"}` (`data` is bytes)."""
         return (yield Call(p.ARTIFACT, {"id": job_id, "name": name}))
 
+    # ------------------------------------------------------------ queues
+
+    @call
+    def configure_queue(self, name: str, *, paused: bool | None = None,
+                        rate_limit: float | None = None) -> dict[str, Any]:
+        """Change what is given: `paused` (a paused queue takes jobs but starts none),
+        `rate_limit` (job starts per second over all workers; 0 removes it). The queue's
+        settings: `{"name", "paused", "rate_limit"}`."""
+        body = without_none({"name": name, "paused": paused, "rate_limit": rate_limit})
+        return (yield Call(p.QUEUE, body))
+
+    @call
+    def purge(self, name: str) -> int:
+        """Cancel every job of the queue that waits to start; how many were cancelled."""
+        return (yield Call(p.PURGE, {"name": name}))["cancelled"]
+
     # ------------------------------------------------------------ cluster
 
     @call

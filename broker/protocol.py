@@ -38,9 +38,11 @@ ARTIFACT = b"ARTIFACT"
 SCHEDULE = b"SCHEDULE"      # create or replace a schedule
 SCHEDULES = b"SCHEDULES"    # every schedule, or the one named
 UNSCHEDULE = b"UNSCHEDULE"  # remove a schedule
+QUEUE = b"QUEUE"  # change a queue's settings: {"name", "paused"?, "rate_limit"?}
+PURGE = b"PURGE"  # cancel a queue's waiting jobs: {"name"}
 CLIENT_COMMANDS = frozenset(
     {SUBMIT, GET, LIST, CANCEL, RETRY, WAIT, LOGS, EVENTS, STATS, PING, WORKERS, ARTIFACT,
-     SCHEDULE, SCHEDULES, UNSCHEDULE}
+     SCHEDULE, SCHEDULES, UNSCHEDULE, QUEUE, PURGE}
 )
 
 OK = b"OK"

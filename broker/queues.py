@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Container, Iterator
 
 
 class ReadyQueues:
@@ -42,14 +42,16 @@ class ReadyQueues:
         return None
 
     def pop_best(self, queues: tuple[str, ...],
-                 pick: Callable[[Collection[str]], list[str]]) -> str | None:
-        """The highest-priority, oldest job over `queues` among the requirements `pick`
+                 pick: Callable[[Collection[str]], list[str]],
+                 closed: Container[str] = ()) -> str | None:
+        """The highest-priority, oldest job over `queues` but those in `closed`
+        (paused, or out of tokens: one set lookup each), among the requirements `pick`
         chooses from each queue's non-empty ones, removed; None when there is none."""
         best: tuple[int, int, str] | None = None
         best_heap: list[tuple[int, int, str]] = []
         for queue in queues:
             by_need = self._heaps.get(queue)
-            if not by_need:
+            if not by_need or queue in closed:
                 continue
             for need in pick(by_need.keys()):
                 top = self._top(by_need, need)

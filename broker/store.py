@@ -103,6 +103,7 @@ class Store:
         meta: dict[str, int],
         chunks: list[tuple] | None = None,
         schedules: tuple[list[tuple], list[str]] | None = None,
+        queues: list[tuple] | None = None,
     ) -> None:
         """Write one loop turn's changes in a single transaction (all or nothing).
 
@@ -111,6 +112,8 @@ class Store:
         of an accepted result (`data` empty when it is in chunks). They replace those of the
         job's earlier attempts, chunks included.
         `schedules` are the schedule rows to write and the names of those to delete.
+        `queues` rows `(name, paused, rate_limit)` are queue settings, each replacing the
+        queue's row.
         """
         db = self.db
         db.execute("BEGIN")
@@ -136,6 +139,13 @@ class Store:
                 _replace_artifacts(db, artifacts)
             if schedules:
                 _write_schedules(db, *schedules)
+            if queues:
+                db.executemany(
+                    "INSERT INTO queues (name, paused, rate_limit) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+                    "rate_limit = excluded.rate_limit",
+                    queues,
+                )
             if meta:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -202,6 +212,11 @@ class Store:
 
     def meta(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT key, value FROM meta"))
+
+    def queue_settings(self) -> dict[str, tuple[bool, float | None]]:
+        """Each configured queue's (paused, rate_limit)."""
+        cursor = self.db.execute("SELECT name, paused, rate_limit FROM queues")
+        return {name: (bool(paused), rate) for name, paused, rate in cursor}
 
     def load_active(self) -> list[Job]:
         """Every job not yet finished, oldest first: what a restarted broker resumes."""

@@ -111,6 +111,14 @@ def show_stats(stats: dict[str, Any], workers: list[dict[str, Any]], as_json: bo
                f"event seq {stats['seq']}")
 
 
+def queue_line(settings: dict[str, Any]) -> str:
+    """One line for a queue's settings: `queue q paused, at most 5 jobs/s`."""
+    state = "paused" if settings["paused"] else "running"
+    rate = settings["rate_limit"]
+    limit = f"at most {rate:g} jobs/s" if rate is not None else "no rate limit"
+    return f"queue {settings['name']} {state}, {limit}"
+
+
 def format_event(event: dict[str, Any]) -> str:
     ts = datetime.fromtimestamp(event["ts"]).strftime("%H:%M:%S.%f")[:-3]
     kind = event["type"]

@@ -23,6 +23,19 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)  # noqa
 
 
+def holds_for(condition: Callable[[], object], duration: float, interval: float = 0.05,
+              message: str = "condition") -> None:
+    """Check that `condition()` stays truthy for `duration` seconds; AssertionError the
+    first time it is not. For what must *not* happen (a paused queue starting a job)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if not condition():
+            raise AssertionError(f"{message} stopped holding before {duration} s")
+        time.sleep(interval)  # noqa - the poll interval of a bounded check, as in wait_until
+    if not condition():
+        raise AssertionError(f"{message} stopped holding at {duration} s")
+
+
 def free_port() -> int:
     import socket
 

@@ -483,3 +483,147 @@ def test_events_carry_the_engines_clock(engine: Engine) -> None:
     engine.submit([{"task": "t"}])
     [(_, body)] = engine.events.take_pending()
     assert p.unpack(body)["ts"] == engine.clock.wall()
+
+
+# ------------------------------------------------------------ queue controls
+
+
+def test_paused_queue_takes_jobs_but_starts_none_until_resumed(engine: Engine) -> None:
+    engine.configure_queue("default", paused=True)
+    ids = engine.submit([{"task": "t"} for _ in range(3)])
+    ready(engine, b"w1", "w1", capacity=3)
+    engine.dispatch()
+    assert sent_jobs(engine) == {}
+    assert engine.queue_depths()["default"]["queued"] == 3
+    assert engine.queue_depths()["default"]["paused"] is True
+    settings = engine.configure_queue("default", paused=False)
+    assert settings == {"name": "default", "paused": False, "rate_limit": None}
+    engine.dispatch()
+    assert [j["id"] for j in sent_jobs(engine)[b"w1"]] == ids
+
+
+def test_pausing_one_queue_leaves_the_others_running(engine: Engine) -> None:
+    engine.configure_queue("slow", paused=True)
+    engine.submit([{"task": "t", "queue": "slow"}])
+    fast = engine.submit([{"task": "t", "queue": "fast"}])
+    ready(engine, b"w1", "w1", queues=("slow", "fast"), capacity=2)
+    engine.dispatch()
+    assert [j["id"] for j in sent_jobs(engine)[b"w1"]] == fast
+
+
+def test_token_bucket_starts_a_burst_then_rate_per_second(engine: Engine) -> None:
+    engine.configure_queue("default", rate_limit=2)
+    engine.submit([{"task": "t"} for _ in range(6)])
+    ready(engine, b"w1", "w1", capacity=10)
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"w1"]) == 2  # the burst: max(1, rate)
+    engine.dispatch()
+    assert sent_jobs(engine) == {}
+    delay = engine.tick()
+    assert delay == pytest.approx(0.5)  # the refill of one token is the next deadline
+    engine.clock.t += 0.5
+    engine.tick()
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"w1"]) == 1
+    engine.clock.t += 1.0
+    engine.tick()
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"w1"]) == 2
+
+
+def test_a_fractional_rate_waits_whole_seconds(engine: Engine) -> None:
+    engine.configure_queue("default", rate_limit=0.5)
+    engine.submit([{"task": "t"} for _ in range(2)])
+    ready(engine, b"w1", "w1", capacity=2)
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"w1"]) == 1  # burst is at least one
+    assert engine.tick() == pytest.approx(0.5)  # the heartbeat's half interval comes first
+    engine.clock.t += 1.9
+    engine.tick()
+    engine.dispatch()
+    assert sent_jobs(engine) == {}
+    engine.clock.t += 0.1
+    engine.tick()
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"w1"]) == 1
+
+
+def test_removing_the_limit_restores_full_speed(engine: Engine) -> None:
+    engine.configure_queue("default", rate_limit=1)
+    engine.submit([{"task": "t"} for _ in range(5)])
+    ready(engine, b"w1", "w1", capacity=5)
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"w1"]) == 1
+    assert engine.configure_queue("default", rate_limit=0)["rate_limit"] is None
+    engine.dispatch()
+    assert len(sent_jobs(engine)[b"w1"]) == 4
+    assert engine.tick() == pytest.approx(0.5)  # no refill deadline left
+
+
+def test_an_idle_limited_queue_does_not_spin_the_loop(engine: Engine) -> None:
+    engine.configure_queue("default", rate_limit=1)
+    engine.submit([{"task": "t"}])
+    ready(engine, b"w1", "w1")
+    engine.dispatch()
+    sent_jobs(engine)
+    assert engine.tick() == pytest.approx(0.5)
+    engine.clock.t += 1.0
+    assert engine.tick() == pytest.approx(0.5)  # refilled: no deadline of its own
+
+
+def test_a_paused_limited_queue_sets_no_refill_deadline(engine: Engine) -> None:
+    engine.configure_queue("default", rate_limit=4, paused=True)
+    engine.submit([{"task": "t"}])
+    assert engine.tick() == pytest.approx(0.5)
+
+
+def test_queue_settings_survive_a_restart(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path), FakeClock(), EngineConfig())
+    engine.configure_queue("q", paused=True, rate_limit=3)
+    engine.flush()
+    engine.configure_queue("q", rate_limit=5)
+    engine.flush()
+    engine.store.close()
+    again = Engine(Store(tmp_path), FakeClock(), EngineConfig())
+    assert again.queue_depths()["q"]["paused"] is True
+    assert again.queue_depths()["q"]["rate_limit"] == 5
+    assert "q" in again.throttle.closed
+
+
+def test_queue_updated_event_carries_the_settings(engine: Engine) -> None:
+    engine.events.take_pending()
+    engine.configure_queue("q", rate_limit=2.5)
+    events = [p.unpack(body) for _, body in engine.events.take_pending()]
+    assert [e["type"] for e in events] == ["queue.updated"]
+    assert {k: events[0][k] for k in ("queue", "paused", "rate_limit")} == {
+        "queue": "q", "paused": False, "rate_limit": 2.5}
+
+
+def test_bad_rate_limits_are_refused(engine: Engine) -> None:
+    for rate in (-1, float("nan"), float("inf")):
+        with pytest.raises(CommandError) as caught:
+            engine.configure_queue("q", rate_limit=rate)
+        assert caught.value.code == "bad_request"
+    assert "q" not in engine.throttle.settings and "q" not in engine.queue_depths()
+    engine.events.take_pending()
+    assert engine.configure_queue("q") == {"name": "q", "paused": False, "rate_limit": None}
+    assert event_types(engine) == [] and "q" not in engine.queue_depths()
+
+
+def test_purge_cancels_the_waiting_jobs_not_the_running_one(engine: Engine) -> None:
+    running = engine.submit([{"task": "t"}])[0]
+    ready(engine, b"w1", "w1")
+    engine.dispatch()
+    waiting = engine.submit([{"task": "t"} for _ in range(3)])
+    scheduled = engine.submit([{"task": "t", "run_at": engine.clock.wall() + 60}])
+    other = engine.submit([{"task": "t", "queue": "other"}])
+    engine.events.take_pending()
+    assert engine.purge("default") == 4
+    for job_id in [*waiting, *scheduled]:
+        assert engine.lookup(job_id)["status"] == "cancelled"
+    assert engine.lookup(running)["status"] == "running"
+    assert engine.lookup(other[0])["status"] == "queued"
+    assert event_types(engine) == ["job.cancelled"] * 4
+    engine.clock.t += 61
+    engine.tick()
+    assert engine.lookup(scheduled[0])["status"] == "cancelled"

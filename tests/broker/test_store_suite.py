@@ -187,3 +187,18 @@ def test_schedules_are_written_replaced_and_removed(open_store: Opener) -> None:
     store.close()
     [again] = open_store().load_schedules()
     assert again.to_wire() == beat.to_wire()
+
+
+def test_queue_settings_survive_a_reopen(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    engine.configure_queue("q", paused=True, rate_limit=2.5)
+    engine.configure_queue("r", rate_limit=4)
+    engine.flush()
+    engine.configure_queue("r", rate_limit=0)
+    engine.flush()
+    engine.store.close()
+    store = open_store()
+    assert store.queue_settings() == {"q": (True, 2.5), "r": (False, None)}
+    depths = _engine(store).queue_depths()
+    assert (depths["q"]["paused"], depths["q"]["rate_limit"]) == (True, 2.5)
+    assert (depths["r"]["paused"], depths["r"]["rate_limit"]) == (False, None)

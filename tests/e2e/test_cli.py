@@ -109,3 +109,27 @@ def test_cancel_retry_and_list_from_the_shell(cluster: Cluster) -> None:
     assert missing.returncode == 1
     assert missing.stderr.splitlines() == ["error: no-such-job: no job no-such-job"]
     assert missing.stdout.strip() == f"{job_id} cancelled"
+
+
+def test_queue_verbs_from_the_shell(cluster: Cluster) -> None:
+    env = cluster.env()
+    paused = zjobs("queue", "pause", "shell-q", env=env)
+    assert (paused.returncode, paused.stdout) == (0, "queue shell-q paused, no rate limit\n")
+    limited = zjobs("queue", "limit", "shell-q", "2.5", env=env)
+    assert limited.stdout == "queue shell-q paused, at most 2.5 jobs/s\n", limited.stderr
+    zjobs("submit", "noop", "1", "--queue", "shell-q", env=env)
+    zjobs("submit", "noop", "2", "--queue", "shell-q", env=env)
+    purged = zjobs("queue", "purge", "shell-q", env=env)
+    assert (purged.returncode, purged.stdout) == (0, "queue shell-q: 2 jobs cancelled\n")
+    resumed = zjobs("queue", "resume", "shell-q", env=env)
+    assert resumed.stdout == "queue shell-q running, at most 2.5 jobs/s\n"
+    unlimited = zjobs("queue", "limit", "shell-q", "0", env=env)
+    assert unlimited.stdout == "queue shell-q running, no rate limit\n"
+    for bad, status in ((["nan"], 1), (["--", "-1"], 1), (["fast"], 2)):
+        refused = zjobs("queue", "limit", "shell-q", *bad, env=env)
+        assert (refused.returncode, refused.stdout) == (status, ""), refused.stderr
+        assert len(refused.stderr.splitlines()) == 1
+        assert refused.stderr.startswith("error:"), refused.stderr
+    assert "rate_limit must be" in zjobs("queue", "limit", "shell-q", "--", "-1", env=env).stderr
+    missing = zjobs("queue", "limit", "shell-q", env=env)
+    assert missing.returncode == 2 and missing.stderr.startswith("error:")
