@@ -21,6 +21,8 @@ from .server import BrokerConfig, BrokerServer
 
 log = structlog.get_logger(__name__)
 
+STEP_BACK_S = 1.0
+
 
 def store_kind(config: BrokerConfig) -> tuple[str, str]:
     """("sqlite", data dir) or ("postgresql", url) from `--store` / `--data-dir`."""
@@ -84,4 +86,8 @@ class Broker:
             self._server = None
             leadership.release()
             if server.lost:
-                log.warning("broker.standing_by", reason="lost the leadership lock")
+                # Step back before contending again, so that a standby already waiting wins
+                # the lock rather than the broker that just lost it (it polls every 0.25 s).
+                log.warning("broker.standing_by", reason="lost the leadership lock",
+                            retry_in_s=STEP_BACK_S)
+                self._stop.wait(STEP_BACK_S)
