@@ -34,33 +34,36 @@ PEER_PACKAGES=(
 
 status=0
 
-install_redis() {
-    if command -v redis-server >/dev/null 2>&1; then
-        echo "install_peers: redis-server found at $(command -v redis-server)"
-        return 0
-    fi
+# apt_install PACKAGE PEERS: Debian's PACKAGE, unless it is there already; PEERS names the
+# peers that are skipped without it.
+apt_install() {
+    local package="$1" peers="$2"
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install_peers: redis-server missing and apt-get unavailable;" \
-             "the redis-based peers will be skipped" >&2
+        echo "install_peers: $package missing and apt-get unavailable; the $peers peers will be skipped" >&2
         return 1
     fi
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         sudo="sudo"
     fi
-    echo "install_peers: installing redis-server with apt-get"
-    if ! $sudo apt-get update -q; then
-        echo "install_peers: apt-get update failed" >&2
-    fi
+    echo "install_peers: installing $package with apt-get"
+    $sudo apt-get update -q || echo "install_peers: apt-get update failed" >&2
     if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-            redis-server; then
-        echo "install_peers: apt-get install redis-server failed;" \
-             "the redis-based peers will be skipped" >&2
+            "$package"; then
+        echo "install_peers: apt-get install $package failed; the $peers peers will be skipped" >&2
         return 1
     fi
-    # Debian's package may start a system redis on 6379; the benchmark starts
-    # its own private server on a free port and never uses that one.
+    # Debian's package may start a system server on its usual port; the benchmark starts
+    # private servers on free ports and never uses that one.
     return 0
+}
+
+install_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "install_peers: redis-server found at $(command -v redis-server)"
+        return 0
+    fi
+    apt_install redis-server redis-based
 }
 
 install_postgres() {
@@ -68,26 +71,7 @@ install_postgres() {
         echo "install_peers: PostgreSQL found ($(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1))"
         return 0
     fi
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install_peers: PostgreSQL missing and apt-get unavailable;" \
-             "the PostgreSQL-based peers will be skipped" >&2
-        return 1
-    fi
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo="sudo"
-    fi
-    echo "install_peers: installing postgresql with apt-get"
-    $sudo apt-get update -q || echo "install_peers: apt-get update failed" >&2
-    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-            postgresql; then
-        echo "install_peers: apt-get install postgresql failed;" \
-             "the PostgreSQL-based peers will be skipped" >&2
-        return 1
-    fi
-    # Debian's package may start a cluster on 5432; the benchmark starts its own
-    # private server (initdb + pg_ctl) on a free port and never uses that one.
-    return 0
+    apt_install postgresql PostgreSQL-based
 }
 
 install_venv() {

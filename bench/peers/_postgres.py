@@ -48,8 +48,9 @@ def pg_bin() -> Path | None:
 class _Cluster:
     """initdb/pg_ctl/createdb on one temporary data directory."""
 
-    def __init__(self, bindir: Path, root: Path, port: int) -> None:
+    def __init__(self, bindir: Path, root: Path, port: int, fsync: bool = True) -> None:
         self.bindir = bindir
+        self.fsync = fsync
         self.root = root
         self.port = port
         self.data = root / "data"
@@ -83,9 +84,10 @@ class _Cluster:
     def start(self) -> None:
         self.run("initdb", "-D", str(self.data), "-U", PG_USER, "-A", "trust", "-E", "UTF8",
                  "--no-sync")  # fmt: skip
+        durable = "on" if self.fsync else "off"  # on for every measurement (the default)
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=on -c synchronous_commit=on"  # explicit: the defaults, kept on
+            f"-c fsync={durable} -c synchronous_commit={durable}"
         )
         self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                  "-w", "-t", "60", "start")  # fmt: skip
@@ -98,14 +100,18 @@ class _Cluster:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """A private PostgreSQL (fsync on) on a free loopback port; yields its URL."""
+def postgres_server(fsync: bool = True) -> Iterator[str]:
+    """A private PostgreSQL on a free loopback port; yields its URL.
+
+    `fsync=False` is for the test suite only (tests/postgres.py), where durability across a
+    power cut is not what is tested and speed is welcome; every benchmark keeps it on.
+    """
     bindir = pg_bin()
     if bindir is None:
         raise PeerUnavailable("PostgreSQL not found: apt-get install postgresql")
     root = Path(tempfile.mkdtemp(prefix="zjobs-peer-pg-"))
     try:
-        cluster = _Cluster(bindir, root, free_port())
+        cluster = _Cluster(bindir, root, free_port(), fsync)
         try:
             cluster.start()
             yield f"postgresql://{PG_USER}@127.0.0.1:{cluster.port}/{PG_DB}"
