@@ -6,9 +6,11 @@ the seq, or the log line number, drops the duplicate): no gap, no
 duplicate. On `RESYNC` (its queue overflowed, or the hub lost events) a
 feed replays from the last thing it sent.
 
-- `EventFeed`: bus events filtered by a predicate; items are event dicts,
-  `Truncated` (the broker no longer holds events the client asked for) and
-  `CAUGHT_UP` (a replay is done; what follows is live).
+- `EventFeed`: bus events filtered by a predicate; items are event dicts
+  (replayed), `Burst`s (live: every wanted event the hub had, shared with the
+  other feeds of the same filter), `Truncated` (the broker no longer holds
+  events the client asked for) and `CAUGHT_UP` (a replay is done; what
+  follows is live).
 - `LogFeed`: one job's log lines from line 1 (or a resume point), then live,
   until the job is terminal.
 """
@@ -24,7 +26,7 @@ from typing import Any
 from broker import AsyncClient
 from broker.jobs import TERMINAL_EVENTS
 
-from .hub import CLOSED, RESYNC, Event, EventHub, Filter
+from .hub import CLOSED, RESYNC, Burst, Event, EventHub, Filter
 
 LOG_PAGE = 10_000
 
@@ -44,15 +46,9 @@ class _CaughtUp:
 CAUGHT_UP = _CaughtUp()
 
 
-class _Flush:
-    def __repr__(self) -> str:
-        return "FLUSH"
+BURST = 1000  # live events a stream writes at most in one chunk
 
-
-FLUSH = _Flush()  # the end of a burst of live events: a stream writes what it has so far
-BURST = 1000
-
-FeedItem = Event | Truncated | _CaughtUp | _Flush
+FeedItem = Event | Burst | Truncated | _CaughtUp
 
 
 class EventFeed:
@@ -77,21 +73,30 @@ class EventFeed:
                         yield item
             yield CAUGHT_UP
             while True:
-                burst = [await sub.next(), *sub.drain(BURST)]
-                for event in burst:
-                    if event is CLOSED:
-                        return
-                    if event is RESYNC:
-                        async with aclosing(self._replay()) as replayed:
-                            async for item in replayed:
-                                yield item
-                        yield CAUGHT_UP
-                    elif self.last is None or event["seq"] > self.last:
-                        self.last = event["seq"]
-                        yield event
-                yield FLUSH
+                burst = await sub.next_burst(BURST)
+                if isinstance(burst, Burst):
+                    if (unseen := self._unseen(burst)).events:
+                        yield unseen
+                    continue
+                if burst[0] is CLOSED:
+                    return
+                if burst[0] is RESYNC:
+                    async with aclosing(self._replay()) as replayed:
+                        async for item in replayed:
+                            yield item
+                    yield CAUGHT_UP
         finally:
             self.hub.unsubscribe(sub)
+
+    def _unseen(self, burst: Burst) -> Burst:
+        """The burst without what a replay already sent: the shared burst itself when all of
+        it is new (the usual case), so its SSE bytes are shared with the other streams."""
+        events, last = burst.events, self.last
+        if last is None or events[0]["seq"] > last:
+            self.last = events[-1]["seq"]
+            return burst
+        self.last = max(last, events[-1]["seq"])
+        return Burst([event for event in events if event["seq"] > last])
 
     async def _replay(self) -> AsyncIterator[FeedItem]:
         if self.last is None:  # lost our place before any event: say so, go on from now

@@ -79,6 +79,24 @@ class HubStats:
         return asdict(self)
 
 
+class Burst:
+    """A slice of the ring that one drain read: the events a filter wanted, in seq order.
+
+    Subscribers with the same filter and cursor get the same `Burst` object in
+    a burst of events, so whatever a stream derives from it (its SSE bytes)
+    is made once and shared by all of them (`memo`).
+    """
+
+    __slots__ = ("events", "memo")
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.memo: Any = None
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
 class Subscription:
     """One SSE client's view of the hub: a filter and a cursor into the hub's shared ring.
 
@@ -120,7 +138,12 @@ class Subscription:
         return None
 
     def drain(self, limit: int) -> list[Event | _Marker]:
-        """What is there already (up to `limit`), without waiting: a burst, sent as one write."""
+        """What is there already (up to `limit`), without waiting."""
+        burst = self.take(limit)
+        return burst if isinstance(burst, list) else list(burst.events)
+
+    def take(self, limit: int) -> Burst | list[_Marker]:
+        """What is there already (up to `limit` events) as a shared `Burst`, or `[marker]`."""
         marker = self._marker()
         if marker is not None:
             return [marker]
@@ -128,11 +151,12 @@ class Subscription:
         key = (self.wants, self.cursor, hub.ring_end, limit)
         hit = hub.drain_cache.get(key)
         if hit is None:  # in a burst, every client with this filter reads the same slice
-            hit = hub.drain_cache[key] = self._scan(limit)
+            events, cursor = self._scan(limit)
+            hit = hub.drain_cache[key] = (Burst(events), cursor)
             if len(hub.drain_cache) > 512:
                 hub.drain_cache.clear()
-        items, self.cursor = hit
-        return list(items)
+        burst, self.cursor = hit
+        return burst
 
     def _scan(self, limit: int) -> tuple[list[Event], int]:
         hub, wants, items = self.hub, self.wants, []
@@ -152,9 +176,21 @@ class Subscription:
             items = self.drain(1)
             if items:
                 return items[0]
-            self._wake.clear()
-            self.hub.waiting.add(self)
-            await self._wake.wait()
+            await self._wait()
+
+    async def next_burst(self, limit: int) -> Burst | list[_Marker]:
+        """Every wanted event there is (up to `limit`), waiting for at least one; or
+        `[RESYNC]` after a hole, `[CLOSED]` at shutdown."""
+        while True:
+            burst = self.take(limit)
+            if burst:
+                return burst
+            await self._wait()
+
+    async def _wait(self) -> None:
+        self._wake.clear()
+        self.hub.waiting.add(self)
+        await self._wake.wait()
 
 
 class EventHub:
@@ -171,7 +207,7 @@ class EventHub:
         self.ring: deque[Event] = deque()  # the last `queue_size` events, shared by all clients
         self.ring_start = 0                # absolute index of ring[0]
         self.waiting: set[Subscription] = set()
-        self.drain_cache: dict[tuple, tuple[list[Event], int]] = {}
+        self.drain_cache: dict[tuple, tuple[Burst, int]] = {}
         self._observers: list[Observer] = []
         self._job_first_seq: OrderedDict[str, int] = OrderedDict()
         self._task: asyncio.Task | None = None

@@ -39,7 +39,6 @@ from .context import ApiContext, context
 from .errors import ApiError
 from .feeds import (
     CAUGHT_UP,
-    FLUSH,
     EventFeed,
     FeedItem,
     LogFeed,
@@ -48,6 +47,7 @@ from .feeds import (
     type_filter,
     worker_filter,
 )
+from .hub import Burst, Event
 from .render import dumps
 from .schemas import EventsQuery
 
@@ -84,40 +84,57 @@ _ENCODED: OrderedDict[int, bytes] = OrderedDict()
 _ENCODED_KEEP = 50_000
 
 
-def _encoded(item: FeedItem) -> bytes | None:
-    """The SSE bytes of a feed item. A bus event is encoded once, whatever the number of
-    clients: the bytes are kept by seq for the next client that sends the same event."""
-    if item is CAUGHT_UP or item is FLUSH:
-        return None
-    if isinstance(item, Truncated):
-        return ServerSentEvent(event="truncated", data=dumps({"since": item.since})).encode()
-    seq = item["seq"]
+def _encoded(event: Event) -> bytes:
+    """The SSE bytes of a bus event, encoded once whatever the number of clients: the bytes
+    are kept by seq for the next client that sends the same event."""
+    seq = event["seq"]
     cached = _ENCODED.get(seq)
     if cached is None:
-        cached = f"id: {seq}\r\nevent: {item['type']}\r\ndata: {dumps(item)}\r\n\r\n".encode()
+        cached = f"id: {seq}\r\nevent: {event['type']}\r\ndata: {dumps(event)}\r\n\r\n".encode()
         _ENCODED[seq] = cached
         if len(_ENCODED) > _ENCODED_KEEP:
             _ENCODED.popitem(last=False)
     return cached
 
 
+def _encoded_burst(burst: Burst) -> bytes:
+    """A live burst as one write. Streams with the same filter share the burst object, so
+    the join is done once for all of them, not once per client."""
+    if burst.memo is None:
+        burst.memo = b"".join([_encoded(event) for event in burst.events])
+    return burst.memo
+
+
+def _truncated(item: Truncated) -> bytes:
+    return ServerSentEvent(event="truncated", data=dumps({"since": item.since})).encode()
+
+
 class _Chunks:
-    """Collects encoded events; a burst goes out as one write, not one per event."""
+    """Collects replayed events; they go out as one write per `limit`, not one per event."""
 
     def __init__(self, limit: int = 500) -> None:
         self.parts: list[bytes] = []
         self.limit = limit
 
-    def add(self, item: FeedItem) -> bool:
+    def add(self, item: Event | Truncated) -> bool:
         """Add the item; True when the chunk should be written now."""
-        data = _encoded(item)
-        if data is not None:
-            self.parts.append(data)
-        return bool(self.parts) and (item is FLUSH or len(self.parts) >= self.limit)
+        self.parts.append(_truncated(item) if isinstance(item, Truncated) else _encoded(item))
+        return len(self.parts) >= self.limit
 
     def take(self) -> bytes:
         chunk, self.parts = b"".join(self.parts), []
         return chunk
+
+
+async def _flat(items: AsyncIterator[FeedItem]) -> AsyncIterator[FeedItem]:
+    """Feed items with live bursts taken apart, for streams that look at every event."""
+    async with aclosing(items) as inner:
+        async for item in inner:
+            if isinstance(item, Burst):
+                for event in item.events:
+                    yield event
+            else:
+                yield item
 
 
 def _end(status: str | None) -> ServerSentEvent:
@@ -152,11 +169,14 @@ async def _events(feed: EventFeed) -> AsyncIterator[ServerSentEvent | bytes]:
     chunks = _Chunks()
     async with aclosing(feed.items()) as items:
         async for item in items:
-            if item is CAUGHT_UP and not live:
+            if isinstance(item, Burst):
+                yield _encoded_burst(item)
+            elif item is CAUGHT_UP:
                 if chunks.parts:
                     yield chunks.take()
-                live = True
-                yield LIVE
+                if not live:
+                    live = True
+                    yield LIVE
             elif chunks.add(item):
                 yield chunks.take()
 
@@ -197,7 +217,7 @@ async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentE
     first live terminal event."""
     ended = status in TERMINAL
     live = False
-    async with aclosing(feed.items()) as items:
+    async with aclosing(_flat(feed.items())) as items:
         async for item in items:
             if item is CAUGHT_UP:
                 if ended:
@@ -207,10 +227,11 @@ async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentE
                     live = True
                     yield LIVE
                 continue
-            message = _encoded(item)
-            if message is not None:
-                yield message
-            if isinstance(item, dict) and item["type"] in TERMINAL_EVENTS:
+            if isinstance(item, Truncated):
+                yield _truncated(item)
+                continue
+            yield _encoded(item)
+            if item["type"] in TERMINAL_EVENTS:
                 status, ended = item["status"], True
                 if live:
                     yield _end(status)
