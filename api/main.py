@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,23 +21,42 @@ from broker.settings import API, config_values
 
 from .app import create_app
 from .context import MIB, Settings
+from .processes import serve_processes
 
 GRACEFUL_SHUTDOWN_S = 5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run_api(opts: dict[str, Any]) -> None:
-    """Serve the API until SIGINT/SIGTERM; `opts` are the `api` settings of broker/settings.py."""
+    """Serve the API until SIGINT/SIGTERM; `opts` are the `api` settings of broker/settings.py.
+
+    With `api_workers` above 1, that many processes share the port (see api/processes.py)."""
+    n = int(opts.get("api_workers") or 1)
+    if n <= 1:
+        serve(opts, None)
+        return
+    listener = uvicorn.Config("api.app:create_app", host=opts.get("host") or "127.0.0.1",
+                              port=int(opts.get("port") or 8000)).bind_socket()
+    status = serve_processes(opts, n, listener, serve)
+    if status:
+        raise SystemExit(status)
+
+
+def serve(opts: dict[str, Any], listener: socket.socket | None) -> None:
+    """One API process: on `listener` (shared with its siblings) or on its own socket."""
+    _Server(_config(opts)).run(sockets=[listener] if listener is not None else None)
+
+
+def _config(opts: dict[str, Any]) -> uvicorn.Config:
     values = config_values(API, opts, Settings)
     app = create_app(**values, curve=client_curve(opts.get("curve_dir"), "api"),
                      max_body=opts.get("max_message") or 16 * MIB)
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app, host=opts.get("host") or "127.0.0.1", port=int(opts.get("port") or 8000),
         log_config=None, access_log=bool(opts.get("access_log")), lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    _Server(config).run()
 
 
 class _Server(uvicorn.Server):

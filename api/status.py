@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -44,7 +46,8 @@ async def health(request: Request) -> Response:
     from the API's own pings every second, so the dashboard can say how long it has been.
     """
     ctx = context(request)
-    api = {"last_seq": ctx.hub.last_seq, "sse_clients": ctx.hub.subscribers}
+    api = {"last_seq": ctx.hub.last_seq, "sse_clients": ctx.hub.subscribers,
+           "pid": os.getpid()}  # which process answered, under --api-workers
     pong = await ctx.reachability.ping(ctx.client, ctx.settings.health_timeout_s)
     broker = ctx.reachability.as_dict()
     if pong is None:

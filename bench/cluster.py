@@ -87,9 +87,9 @@ def _until(condition, timeout_s: float) -> None:
 
 @contextmanager
 def bench_cluster(workers: int = 2, concurrency: int = 256, api: bool = False,
-                  store: str | None = None) -> Iterator[BenchCluster]:
+                  store: str | None = None, api_workers: int = 1) -> Iterator[BenchCluster]:
     """Broker on a fresh durable store (SQLite, or the PostgreSQL URL `store`), `workers`
-    workers, optionally the API."""
+    workers, optionally the API (in `api_workers` processes)."""
     with tempfile.TemporaryDirectory(prefix="zjobs-bench-") as data_dir:
         cluster = BenchCluster(data_dir)
         if store:
@@ -101,7 +101,7 @@ def bench_cluster(workers: int = 2, concurrency: int = 256, api: bool = False,
             if workers:
                 cluster.start_workers(workers, concurrency)
             if api:
-                cluster.start("api", "api")
+                cluster.start("api", "api", "--api-workers", str(api_workers))
                 _until(lambda: _http_up(cluster.http_port), 30)
             yield cluster
         finally:

@@ -81,9 +81,10 @@ def _http_md(http: dict[str, Any] | None) -> list[str]:
     return ["\n## HTTP\n",
             f"- REST submits: {http['rest_submit_per_s']:,.0f}/s with "
             f"{http['rest_clients']} concurrent clients ({http['rest_submits']} jobs)",
-            f"- {http['sse_clients']} SSE clients following `/events` while "
-            f"{http['sse_jobs']:,} jobs ran: worst lag {http['sse_max_lag_s']} s "
-            f"(median client's worst {http['sse_median_client_lag_s']} s)"]
+            *[f"- {row['sse_clients']} SSE clients following `/events` while "
+              f"{row['sse_jobs']:,} jobs ran, `--api-workers {row.get('api_workers', 1)}`: "
+              f"worst lag {row['sse_max_lag_s']} s (median client's worst "
+              f"{row['sse_median_client_lag_s']} s)" for row in http.get("sse", [http])]]
 
 
 FAULT_COLUMNS = ("acknowledged", "lost", "executed_twice", "failed_without_running", "failed",

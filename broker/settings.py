@@ -120,6 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
             (API,), SECONDS, env="ZJOBS_API_SSE_PING", field="sse_ping_s"),
     Setting("api_broker_timeout", 5.0, "seconds before a silent broker makes a request 503",
             (API,), SECONDS, field="broker_timeout_s"),
+    Setting("api_workers", 1, "API processes sharing the HTTP port, each with its own event "
+            "hub (more SSE clients; one core each)", (API,), click.IntRange(min=1, max=64)),
     Setting("api_token", None, "bearer token every route but /health requires", (API,),
             flag=False, field="token"),
     # `zjobs up` itself

@@ -37,13 +37,16 @@ async def received(sock: zmq.asyncio.Socket) -> AsyncIterator[list[bytes]]:
     """Every message of an asyncio socket, forever.
 
     Poll, then receive without blocking: cancelling a pending `recv()` can
-    lose a message, cancelling a `poll()` cannot.
+    lose a message, cancelling a `poll()` cannot. The receives go through a
+    plain (shadow) socket: a non-blocking receive on the asyncio socket makes
+    a future per message, a quarter of the API's time in a burst of events.
     """
+    reader = zmq.Socket.shadow(sock.underlying)
     while True:
         await sock.poll()
         while True:
             try:
-                frames = await sock.recv_multipart(NOBLOCK)
+                frames = reader.recv_multipart(NOBLOCK)
             except zmq.Again:
                 break
             yield frames
