@@ -60,7 +60,11 @@ async def _jobs_from(request: Request, max_body: int) -> tuple[list[dict[str, An
 
 async def list_jobs(request: Request) -> Response:
     """Newest first; `next_cursor` pages on."""
-    query = ListQuery.model_validate(dict(request.query_params))
+    params: dict[str, Any] = dict(request.query_params)
+    statuses = [s.strip() for value in request.query_params.getlist("status")
+                for s in value.split(",") if s.strip()]
+    params["status"] = statuses or None
+    query = ListQuery.model_validate(params)
     page = await context(request).client.list_page(**query.model_dump(exclude_none=True))
     return Json({"jobs": [job_json(job) for job in page["jobs"]],
                  "next_cursor": page.get("next_cursor")})

@@ -57,11 +57,13 @@ ExecForm = create_model(
 
 
 class ListQuery(BaseModel):
-    """`GET /jobs` query: filters, page size and the `next_cursor` of the previous page."""
+    """`GET /jobs` query: filters, page size and the `next_cursor` of the previous page.
+    `status` may be given several times (`?status=failed&status=cancelled`), or as a
+    comma-separated list: a job with any of them matches."""
 
     model_config = ConfigDict(extra="ignore")
 
-    status: Status | None = None
+    status: list[Status] | None = None
     queue: str | None = None
     task: str | None = None
     worker: str | None = None

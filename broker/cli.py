@@ -311,7 +311,8 @@ def queue_purge(name: str, frontend: str, curve_dir: str | None, broker_timeout:
 
 @main.command("list")
 @client_options
-@click.option("--status", type=click.Choice(STATES), help="only jobs in this state")
+@click.option("--status", type=click.Choice(STATES), multiple=True,
+              help="only jobs in this state (repeatable: any of them)")
 @click.option("--queue", help="only jobs of this queue")
 @click.option("--task", help="only jobs of this task")
 @click.option("--worker", help="only jobs run by this worker")
@@ -323,6 +324,7 @@ def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_js
     """List jobs, newest first."""
     from .watch import show_jobs
 
+    filters["status"] = list(filters["status"]) or None
     with _client(frontend, curve_dir, broker_timeout) as client:
         show_jobs(client.list(**filters), as_json)
 

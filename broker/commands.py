@@ -83,38 +83,54 @@ def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    """Newest first. `status` is one status or a list of them (any of which matches)."""
     filters = {}
-    for key in ("status", "queue", "task", "worker"):
+    for key in ("queue", "task", "worker"):
         value = body.get(key)
         if value is not None and not isinstance(value, str):
             raise CommandError(BAD_REQUEST, f"{key} must be a string")
         filters[key] = value
-    if filters["status"] is not None and filters["status"] not in STATES:
-        raise CommandError(BAD_REQUEST, f"status must be one of {', '.join(STATES)}")
+    statuses = _statuses(body.get("status"))
     cursor = body.get("cursor")
     if cursor is not None and not isinstance(cursor, str):
         raise CommandError(BAD_REQUEST, "cursor must be a string")
     limit = _int(body, "limit", 100, 1, MAX_LIST)
-    if filters["status"] == "running":  # never stored on its own: live jobs are in memory
-        return _list_running(engine, filters, cursor, limit)
-    rows = engine.store.list(filters, cursor, limit + 1)
+    stored = statuses - {"running"} if statuses else None
+    rows = [] if stored == set() else engine.store.list(
+        {**filters, "status": sorted(stored) if stored else None}, cursor, limit + 1)
+    if statuses and "running" in statuses:  # never stored on its own: live jobs are in memory
+        rows = _newest_first(rows + _running(engine, filters, cursor, limit + 1))
     next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
     jobs = engine.overlay(rows[:limit])
-    if filters["status"] is not None:
-        jobs = [j for j in jobs if j["status"] == filters["status"]]
+    if statuses:
+        jobs = [j for j in jobs if j["status"] in statuses]
     return {"jobs": jobs, "next_cursor": next_cursor}
 
 
-def _list_running(engine: Engine, filters: dict[str, Any], cursor: str | None,
-                  limit: int) -> dict[str, Any]:
+def _statuses(value: Any) -> set[str] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or len(values) > len(STATES) \
+            or not all(isinstance(v, str) and v in STATES for v in values):
+        raise CommandError(BAD_REQUEST, f"status must be one of {', '.join(STATES)}, "
+                                        "or a list of them")
+    return set(values)
+
+
+def _running(engine: Engine, filters: dict[str, Any], cursor: str | None,
+             limit: int) -> list[dict[str, Any]]:
     matching = sorted(
         (job for job in engine.active.values() if job.status == "running"
          and all(getattr(job, k) == v for k, v in filters.items() if v is not None)
          and (cursor is None or job.id < cursor)),
         key=lambda job: job.id, reverse=True)
-    page = matching[:limit]
-    next_cursor = page[-1].id if len(matching) > limit else None
-    return {"jobs": [job.to_wire() for job in page], "next_cursor": next_cursor}
+    return [job.to_wire() for job in matching[:limit]]
+
+
+def _newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    unique = {row["id"]: row for row in rows}
+    return [unique[job_id] for job_id in sorted(unique, reverse=True)]
 
 
 def cancel(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:

@@ -36,6 +36,7 @@ S = JobState
 
 MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
 MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
+PURGEABLE = frozenset({S.QUEUED, S.SCHEDULED, S.DEFERRED})  # what a purge cancels
 
 
 class Clock(Protocol):
@@ -907,14 +908,17 @@ class Engine:
         return settings
 
     def purge(self, name: str) -> int:
-        """Cancel every job of the queue that waits to start (queued or scheduled), each
-        with its `job.cancelled`; running jobs go on. How many were cancelled."""
+        """Cancel every job of the queue that waits to start (queued, scheduled or deferred),
+        each with its `job.cancelled`; running jobs go on. Their dependents elsewhere are
+        cancelled with `DependencyFailed`, as for any cancel. How many of the queue's jobs
+        were cancelled."""
         waiting = [job for job in self.active.values()
-                   if job.queue == name and job.status in (S.QUEUED, S.SCHEDULED)]
+                   if job.queue == name and job.status in PURGEABLE]
         error = p.pack({"type": "Cancelled", "message": f"queue {name} was purged",
                         "traceback": None})
         for job in waiting:
-            self._finish(job, S.CANCELLED, error=error)
+            if job.status in PURGEABLE:  # not already cancelled down a chain of this purge
+                self._finish(job, S.CANCELLED, error=error)
         log.info("queue.purged", queue=name, cancelled=len(waiting))
         return len(waiting)
 

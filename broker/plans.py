@@ -311,9 +311,9 @@ class Plans:
         return (yield Call(p.RETRY, {"id": job_id}))
 
     @call
-    def list(self, status: str | None = None, queue: str | None = None, limit: int = 100,
-             **filters: Any) -> list[dict[str, Any]]:
-        """Jobs, newest first."""
+    def list(self, status: str | list[str] | None = None, queue: str | None = None,
+             limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
+        """Jobs, newest first; `status` may be a list (any of them)."""
         body = without_none({"status": status, "queue": queue, "limit": limit, **filters})
         return (yield Call(p.LIST, body))["jobs"]
 

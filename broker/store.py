@@ -280,11 +280,15 @@ class Store:
         return row[0] if row else None
 
     def list(self, filters: dict[str, Any], cursor: str | None, limit: int) -> list[dict[str, Any]]:
-        """Newest first; `cursor` is the last id of the previous page."""
+        """Newest first; `cursor` is the last id of the previous page; a list as a filter's
+        value matches any of its items."""
         where, params = [], []
         for column in ("status", "queue", "task", "worker"):
             value = filters.get(column)
-            if value is not None:
+            if isinstance(value, list):
+                where.append(f"{column} IN ({', '.join('?' * len(value))})")
+                params.extend(value)
+            elif value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
         if cursor:

@@ -11,6 +11,7 @@ import httpx
 from api.app import create_app
 from api.openapi import document, openapi_path
 from broker.jobs import STATES
+from tests.waiting import wait_until
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -83,6 +84,47 @@ def test_list_filters_and_pages_with_the_cursor(http: httpx.Client) -> None:
     sleeps = http.get("/jobs", params={"queue": queue, "task": "sleep"}).json()["jobs"]
     assert len(sleeps) == 3
     assert http.get("/jobs", params={"queue": queue, "status": "running"}).json()["jobs"] == []
+
+
+def test_list_with_several_statuses_matches_any_and_pages(http: httpx.Client) -> None:
+    queue = _queue("statuses")
+    ids = [j["id"] for j in http.post("/jobs", json={"jobs": [
+        {"task": "noop", "args": [i], "queue": queue} for i in range(5)]}).json()["jobs"]]
+    for job_id in ids[:2]:
+        assert http.post(f"/jobs/{job_id}/cancel").status_code == 200
+
+    def listed(**params: object) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            page = http.get("/jobs", params={"queue": queue, "limit": 2, **params,
+                                             **({"cursor": cursor} if cursor else {})}).json()
+            seen += [job["id"] for job in page["jobs"]]
+            if (cursor := page["next_cursor"]) is None:
+                return seen
+
+    both = sorted(ids, reverse=True)
+    assert listed(status=["cancelled", "queued"]) == both  # ?status=cancelled&status=queued
+    assert listed(status="cancelled,queued") == both
+    assert sorted(listed(status="cancelled")) == sorted(ids[:2])
+    assert sorted(listed(status=["queued", "failed"])) == sorted(ids[2:])
+    bad = http.get("/jobs", params={"status": ["queued", "lost"]})
+    assert bad.status_code == 422 and "status" in bad.json()["error"]["message"]
+
+
+def test_list_running_beside_a_stored_status(http: httpx.Client) -> None:
+    job = http.post("/jobs", json={"task": "sleep", "args": [30]}).json()
+    wait_until(lambda: http.get(f"/jobs/{job['id']}").json()["status"] == "running", 30,
+               message="the sleep job to start")
+    try:
+        found = http.get("/jobs", params={"status": ["running", "succeeded"],
+                                          "task": "sleep", "limit": 1000}).json()["jobs"]
+        assert job["id"] in {j["id"] for j in found}
+        assert {j["status"] for j in found} <= {"running", "succeeded"}
+        queued = http.get("/jobs", params={"status": ["queued", "failed"], "task": "sleep",
+                                           "limit": 1000}).json()["jobs"]
+        assert job["id"] not in {j["id"] for j in queued}  # stored as queued, but it runs
+    finally:
+        http.post(f"/jobs/{job['id']}/cancel")
 
 
 def test_list_by_worker(http: httpx.Client) -> None:

@@ -627,3 +627,18 @@ def test_purge_cancels_the_waiting_jobs_not_the_running_one(engine: Engine) -> N
     engine.clock.t += 61
     engine.tick()
     assert engine.lookup(scheduled[0])["status"] == "cancelled"
+
+
+def test_purge_cancels_deferred_jobs_and_their_dependents_elsewhere(engine: Engine) -> None:
+    parent = engine.submit([{"task": "t", "queue": "slow"}])[0]  # no worker: stays queued
+    child = engine.submit([{"task": "t", "depends_on": [parent]}])[0]
+    grandchild = engine.submit([{"task": "t", "depends_on": [child]}])[0]
+    elsewhere = engine.submit([{"task": "t", "queue": "other", "depends_on": [child]}])[0]
+    assert engine.lookup(child)["status"] == "deferred"
+    engine.events.take_pending()
+    assert engine.purge("default") == 2  # child and grandchild, each cancelled once
+    for job_id in (child, grandchild, elsewhere):
+        assert engine.lookup(job_id)["status"] == "cancelled"
+    assert engine.lookup(elsewhere)["error"]["type"] == "DependencyFailed"
+    assert engine.lookup(parent)["status"] == "queued"
+    assert event_types(engine) == ["job.cancelled"] * 3
