@@ -1,6 +1,7 @@
 """`zjobs bench` / `python -m bench [SCENARIO ...]`: run, print a table, save to bench/results/.
 
-Scenarios (all by default, or name some): throughput, throughput-sync, latency,
+Scenarios (all by default, or name some): throughput, throughput-sync, throughput-thread,
+user and user-submit (plain `def` tasks, default workers, `await result()` per job), latency,
 limit (the bare pyzmq relay), peers (Celery, RQ, Dramatiq, arq, majortomo,
 PgQueuer, procrastinate: `bash scripts/install_peers.sh` first), scale, http,
 faults (what a killed, stalled or late process and garbage input cost under
@@ -22,7 +23,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from . import report, scenarios
 
-SCENARIOS = ("throughput", "throughput-sync", "throughput-thread", "latency", "limit", "peers",
+SCENARIOS = ("throughput", "throughput-sync", "throughput-thread", "user", "user-submit",
+             "latency", "limit", "peers",
              "scale", "http", "faults", "ha")
 
 
@@ -63,6 +65,9 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, str, Callable[[Callable],
             min(n, 20_000), w, p, task="noop_sync", concurrency=2)),
         "throughput-thread": ("throughput_thread", lambda p: scenarios.throughput(
             min(n, 20_000), w, p, task="noop_thread", concurrency=2)),
+        "user": ("user_case", lambda p: scenarios.user_case(min(n, 20_000), w, p)),
+        "user-submit": ("user_submit", lambda p: scenarios.user_case(
+            min(n, 20_000), w, p, per_job=True)),
         "latency": ("latency", lambda p: scenarios.latency(args.latency_jobs, w, p)),
         "limit": ("relay", lambda p: _relay(relay, n, w, args.latency_jobs)),
         "peers": ("peers", lambda p: _peers(peer_n, w, p)),

@@ -45,10 +45,11 @@ class BenchCluster:
     def client(self, timeout: float = 120.0) -> Client:
         return Client(self.frontend, timeout=timeout, events_endpoint=self.events)
 
-    def start_workers(self, n: int, concurrency: int) -> None:
+    def start_workers(self, n: int, concurrency: int | None) -> None:
+        """`n` workers; `concurrency` None leaves the worker's default (the CPU count)."""
+        limit = ["--concurrency", str(concurrency)] if concurrency is not None else []
         for i in range(n):
-            self.start(f"worker-{i}", "worker", "--name", f"bench-{i}",
-                       "--concurrency", str(concurrency))
+            self.start(f"worker-{i}", "worker", "--name", f"bench-{i}", *limit)
         with self.client() as client:
             _until(lambda: len(client.workers()) >= n, 60)
 
@@ -86,7 +87,7 @@ def _until(condition, timeout_s: float) -> None:
 
 
 @contextmanager
-def bench_cluster(workers: int = 2, concurrency: int = 256, api: bool = False,
+def bench_cluster(workers: int = 2, concurrency: int | None = 256, api: bool = False,
                   store: str | None = None, api_workers: int = 1) -> Iterator[BenchCluster]:
     """Broker on a fresh durable store (SQLite, or the PostgreSQL URL `store`), `workers`
     workers, optionally the API (in `api_workers` processes)."""

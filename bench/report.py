@@ -21,11 +21,14 @@ def _ratio(a: float | None, b: float | None) -> str:
 def throughput_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every measured jobs/s, zjobs first, with zjobs / that."""
     rows = [r for r in (results.get("throughput"), results.get("throughput_sync"),
-                        results.get("throughput_thread"), results.get("relay")) if r]
+                        results.get("throughput_thread"), results.get("user_case"),
+                        results.get("user_submit"), results.get("relay")) if r]
     rows += results.get("peers", [])
     zjobs = (results.get("throughput") or {}).get("jobs_per_s")
+    relay = (results.get("relay") or {}).get("jobs_per_s")
     for row in rows:
         row["zjobs_ratio"] = _ratio(zjobs, row.get("jobs_per_s"))
+        row["relay_ratio"] = _ratio(row.get("jobs_per_s"), relay)
     return rows
 
 
@@ -34,13 +37,14 @@ def markdown(results: dict[str, Any]) -> str:
     out = [f"# zjobs benchmark\n\n`{meta['command']}` on {meta['date']} "
            f"({meta['machine']}).\n"]
     out += ["## Throughput (no-op jobs, end to end)\n",
-            "| system | jobs | jobs/s | zjobs ÷ it | note |", "| --- | ---: | ---: | ---: | --- |"]
+            "| system | jobs | jobs/s | zjobs ÷ it | it ÷ relay | note |",
+            "| --- | ---: | ---: | ---: | ---: | --- |"]
     for row in throughput_rows(results):
         if "skipped" in row:
-            out.append(f"| {row['name']} | - | - | - | skipped: {row['skipped']} |")
+            out.append(f"| {row['name']} | - | - | - | - | skipped: {row['skipped']} |")
         else:
             out.append(f"| {row['name']} | {row['jobs']} | {row['jobs_per_s']:,.0f} | "
-                       f"{row['zjobs_ratio']} | {row.get('note', '')} |")
+                       f"{row['zjobs_ratio']} | {row['relay_ratio']} | {row.get('note', '')} |")
     out += _rest_md(results)
     return "\n".join(out) + "\n"
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from broker import Client
+from broker import AsyncClient, Client
 
 from .cluster import bench_cluster
 
@@ -55,6 +55,45 @@ def throughput(n_jobs: int, workers: int, progress: Progress, *, task: str = "no
             "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers,
             "note": f"durable {where} store, {workers} workers x concurrency {concurrency}, "
                     f"task `{task}`"}
+
+
+USER_IN_FLIGHT = 2000  # jobs a user's asyncio client has submitted and awaits at a time
+USER_BATCH = 1000
+
+
+def user_case(n_jobs: int, workers: int, progress: Progress, *,
+              per_job: bool = False) -> dict[str, Any]:
+    """What users write: plain `def` no-op tasks on workers with their default settings, and
+    an asyncio client that submits (in batches of 1,000, or one `submit` per job) and then
+    awaits each job's `result()`, 2,000 in flight."""
+    with bench_cluster(workers, None) as cluster:
+        seconds = asyncio.run(_user_client(cluster.frontend, n_jobs, per_job, progress))
+    how = "one submit per job" if per_job else f"submit_many in batches of {USER_BATCH}"
+    return {"name": "zjobs, user's case" + (" (submit per job)" if per_job else ""),
+            "jobs": n_jobs, "seconds": round(seconds, 3),
+            "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers,
+            "note": f"durable SQLite store, {workers} workers with default settings, plain "
+                    f"`def` task `noop_sync`; asyncio client: {how}, then `await result()` "
+                    f"per job, {USER_IN_FLIGHT} in flight"}
+
+
+async def _user_client(frontend: str, n_jobs: int, per_job: bool, progress: Progress) -> float:
+    async with AsyncClient(frontend, timeout=120) as client:
+        started = time.perf_counter()
+        for start in range(0, n_jobs, USER_IN_FLIGHT):
+            window = range(start, min(start + USER_IN_FLIGHT, n_jobs))
+            if per_job:
+                ids = await asyncio.gather(*(client.submit("noop_sync", i) for i in window))
+            else:
+                ids = [job_id for first in range(window.start, window.stop, USER_BATCH)
+                       for job_id in await client.submit_many(
+                           _noop_jobs(first, min(USER_BATCH, window.stop - first),
+                                      "noop_sync"))]
+            results = await asyncio.gather(*(client.result(job_id) for job_id in ids))
+            if list(results) != list(window):
+                raise RuntimeError(f"wrong results in the window from job {start}")
+            progress(window.stop / n_jobs)
+        return time.perf_counter() - started
 
 
 def _percentiles(samples_s: list[float]) -> dict[str, float]:
