@@ -88,13 +88,16 @@ def _until(condition, timeout_s: float) -> None:
 
 @contextmanager
 def bench_cluster(workers: int = 2, concurrency: int | None = 256, api: bool = False,
-                  store: str | None = None, api_workers: int = 1) -> Iterator[BenchCluster]:
+                  store: str | None = None, api_workers: int = 1,
+                  mdp: str | None = None) -> Iterator[BenchCluster]:
     """Broker on a fresh durable store (SQLite, or the PostgreSQL URL `store`), `workers`
     workers, optionally the API (in `api_workers` processes)."""
     with tempfile.TemporaryDirectory(prefix="zjobs-bench-") as data_dir:
         cluster = BenchCluster(data_dir)
         if store:
             cluster.env["ZJOBS_STORE"] = store
+        if mdp:
+            cluster.env["ZJOBS_MDP"] = mdp  # the broker's Majordomo socket
         try:
             cluster.start("broker", "broker")
             with cluster.client() as client:

@@ -98,6 +98,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("default_timeout", None, "seconds an attempt may run when the job sets no "
             "timeout_s; the broker decides every attempt's limit and the worker enforces it "
             "[default: no limit]", (BROKER,), SECONDS, field="default_timeout_s"),
+    Setting("mdp", None, "also speak Majordomo (MDP/0.2) on this endpoint: a request to "
+            "service S is a job in queue S, a Majordomo worker for S serves queue S",
+            (BROKER,)),
     # the worker
     Setting("queues", "default", "comma-separated queues to serve", (WORKER,), split=True),
     Setting("concurrency", None, "jobs at once [default: CPU count]", (WORKER,),

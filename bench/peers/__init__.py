@@ -21,7 +21,8 @@ from typing import Any
 from bench.peers._common import PeerUnavailable, peer_python, peer_venv, redis_server
 from bench.peers._postgres import postgres_server
 
-PEERS = ["celery", "rq", "dramatiq", "arq", "majortomo", "pgqueuer", "procrastinate"]
+PEERS = ["celery", "rq", "dramatiq", "arq", "majortomo", "zjobs_mdp", "pgqueuer",
+         "procrastinate"]
 NEEDS_REDIS = {"celery", "rq", "dramatiq", "arq"}
 NEEDS_POSTGRES = {"pgqueuer", "procrastinate"}
 PG_PEERS = [name for name in PEERS if name in NEEDS_POSTGRES]
