@@ -34,7 +34,8 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     up = subprocess.Popen([sys.executable, "-m", "broker.cli", "up", "--workers", "2"], cwd=ROOT,
                           env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        done = zjobs("submit", "add", "2", "3", "--wait", env=env, timeout=60)
+        done = zjobs("submit", "add", "2", "3", "--wait", "--broker-timeout", "60", env=env,
+                     timeout=90)  # the broker may take a while to start on a busy machine
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "5"
         status = zjobs("status", "--json", env=env)
