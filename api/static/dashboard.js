@@ -39,7 +39,7 @@
   const EVENT_TYPES = [
     'job.submitted', 'job.scheduled', 'job.started', 'job.progress', 'job.retrying',
     'job.succeeded', 'job.failed', 'job.cancelled',
-    'worker.joined', 'worker.lost', 'worker.left', 'broker.stats',
+    'worker.joined', 'worker.lost', 'worker.left', 'broker.stats', 'queue.updated',
   ];
   const STATUS_RGB = {
     scheduled: '163,113,247',
@@ -435,6 +435,8 @@
       for (const [name, c] of Object.entries(queues)) {
         next[name] = normCounts(c);
         next[name].unserved = num(c.unserved);  // a level, not a count events move
+        next[name].paused = !!c.paused;         // the queue's settings ride along
+        next[name].rate_limit = c.rate_limit ?? null;
       }
       state.queues = next;
     }
@@ -601,7 +603,7 @@
     clearTimeout(esTimer);
     esTimer = null;
     if (es) es.close();
-    const url = withToken(apiUrl('events?types=job.,worker.,broker.'));
+    const url = withToken(apiUrl('events?types=job.,worker.,broker.,queue.'));
     const source = new EventSource(url);
     es = source;
     source.onopen = () => {
@@ -670,6 +672,8 @@
       onJobEvent(ev, seq);
     } else if (type.startsWith('worker.')) {
       onWorkerEvent(ev);
+    } else if (type === 'queue.updated') {
+      onQueueSettings(ev.queue, ev);
     }
     markDirty('header');
   }
@@ -988,6 +992,55 @@
     return Math.max(0, num(v));
   }
 
+  /** A queue's settings changed (queue.updated, or our own PATCH's answer). */
+  function onQueueSettings(name, settings) {
+    if (name == null) return;
+    const q = state.queues[name] || (state.queues[name] = zeroCounts());
+    q.paused = !!settings.paused;
+    q.rate_limit = settings.rate_limit ?? null;
+    markDirty('queues');
+  }
+
+  async function queueAction(name, action) {
+    const path = 'queues/' + encodeURIComponent(name);
+    try {
+      if (action === 'purge') {
+        if (!window.confirm(`Cancel every waiting job of queue "${name}"? Running jobs go on.`)) return;
+        const r = await api(path + '/purge', { method: 'POST' });
+        toast(`queue ${name}: ${r.cancelled} cancelled`);
+        return;
+      }
+      const r = await api(path, { method: 'PATCH', body: { paused: action === 'pause' } });
+      onQueueSettings(name, r);
+    } catch (err) {
+      toast(`queue ${name}: ${err.message}`, 'error');
+    }
+  }
+
+  function makeQueueControls(name) {
+    const box = el('div', 'queue-controls');
+    const limit = el('span', 'queue-limit');
+    const pause = el('button', 'btn btn-small queue-pause', 'Pause');
+    pause.type = 'button';
+    pause.addEventListener('click', () =>
+      queueAction(name, pause.dataset.paused === 'true' ? 'resume' : 'pause'));
+    const purge = el('button', 'btn btn-small btn-danger queue-purge', 'Purge');
+    purge.type = 'button';
+    purge.title = 'cancel every queued, scheduled or deferred job of this queue';
+    purge.addEventListener('click', () => queueAction(name, 'purge'));
+    box.append(limit, pause, purge);
+    return { box, limit, pause };
+  }
+
+  function updateQueueControls(row, c) {
+    const paused = !!c.paused;
+    setAttr(row.root, 'data-paused', String(paused));
+    row.controls.pause.dataset.paused = String(paused);
+    setText(row.controls.pause, paused ? 'Resume' : 'Pause');
+    const rate = c.rate_limit;
+    setText(row.controls.limit, (paused ? 'paused · ' : '') + (rate ? `≤ ${rate}/s` : 'no limit'));
+  }
+
   function makeQueueRow(name) {
     const root = el('div', 'queue-row');
     root.dataset.queue = name;
@@ -1013,8 +1066,9 @@
     }
     const unserved = el('div', 'queue-unserved');
     unserved.hidden = true;
-    root.append(title, depth, bar, meta, unserved);
-    return { root, depthNum, seg, metaVals, unserved };
+    const controls = makeQueueControls(name);
+    root.append(title, depth, bar, meta, unserved, controls.box);
+    return { root, depthNum, seg, metaVals, unserved, controls };
   }
 
   function updateQueueRow(row, c, maxActive) {
@@ -1032,6 +1086,7 @@
     row.unserved.hidden = unserved === 0;
     setAttr(row.root, 'data-unserved', String(unserved));
     setText(row.unserved, unserved ? `${unserved} waiting for a worker that can run them` : '');
+    updateQueueControls(row, c);
   }
 
   function renderQueueOptions() {
