@@ -25,6 +25,7 @@ def routes(static_dir: Path) -> list[BaseRoute]:
     return [
         Route("/jobs", jobs.submit, methods=["POST"]),
         Route("/jobs", jobs.list_jobs, methods=["GET"]),
+        Route("/jobs/retry", jobs.retry_all, methods=["POST"]),
         Route("/jobs/{job_id}", jobs.get_job, methods=["GET"]),
         Route("/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
         Route("/jobs/{job_id}/retry", jobs.retry_job, methods=["POST"]),

@@ -15,7 +15,7 @@ from .bodies import parse_json
 from .context import context
 from .errors import ApiError
 from .render import Json, job_json, result_json
-from .schemas import JobBatchIn, ListQuery, ResultQuery
+from .schemas import JobBatchIn, ListQuery, ResultQuery, RetryAllIn
 from .uploads import check_exec_files, exec_job_from_form
 
 
@@ -80,6 +80,16 @@ async def cancel_job(request: Request) -> Response:
 
 async def retry_job(request: Request) -> Response:
     return Json(job_json(await context(request).client.retry(_job_id(request))))
+
+
+async def retry_all(request: Request) -> Response:
+    """Run every failed (or cancelled) job again, of one queue or all: `{"retried": n}`."""
+    body = parse_json(await request.body() or b"{}")
+    if not isinstance(body, dict):
+        raise ApiError(422, "body: must be a JSON object")
+    query = RetryAllIn.model_validate(body)
+    retried = await context(request).client.retry_all(query.status, query.queue)
+    return Json({"retried": retried})
 
 
 async def job_result(request: Request) -> Response:

@@ -96,6 +96,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         status=201, body=SUBMIT_BODY, errors=(400, 413, 422, 503)),
     ("get", "/jobs"): _op("List jobs, newest first", "jobs", _json(_ref("JobPage"), "a page"),
                           params=_query(ListQuery), errors=(422, 503)),
+    ("post", "/jobs/retry"): _op(
+        "Re-run every failed (or cancelled) job, of one queue or all", "jobs",
+        _json(_ref("Retried"), "how many were queued again"),
+        body={"required": False, "content": {"application/json": {"schema": _ref(
+            "RetryAllIn")}}}, errors=(422, 503)),
     ("get", "/jobs/{job_id}"): _op("One job", "jobs", _json(_ref("Job"), "the job"),
                                    params=[JOB_ID], errors=(404, 503)),
     ("post", "/jobs/{job_id}/cancel"): _op(

@@ -67,6 +67,8 @@ class ListQuery(BaseModel):
     queue: str | None = None
     task: str | None = None
     worker: str | None = None
+    depends_on: str | None = Field(None, description="only the jobs that depend on this job id "
+                                   "(its dependents)")
     limit: int = Field(default=DEFAULT_LIST, ge=1, le=MAX_LIST)
     cursor: str | None = None
 
@@ -99,6 +101,20 @@ class QueuePatch(BaseModel):
     rate_limit: float | None = Field(
         default=None, ge=0.0, description="at most this many job starts per second over "
         "all workers; 0 or null removes the limit")
+
+
+class RetryAllIn(BaseModel):
+    """`POST /jobs/retry`: which ended jobs to run again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[Literal["failed", "cancelled"]] = Field(
+        default=["failed"], min_length=1, description="the states whose jobs are re-run")
+    queue: str | None = Field(None, min_length=1, description="only this queue's jobs")
+
+
+class Retried(BaseModel):
+    retried: int = Field(description="how many jobs were queued again")
 
 
 # ---------------------------------------------------------------- responses
@@ -219,6 +235,9 @@ class Stats(BaseModel):
     throughput_per_s: float
     seq: int
     uptime_s: float
+    history: dict[str, Any] | None = Field(None, description=(
+        "`end` (epoch second), `seconds`, and per-second counts of `succeeded` and `failed` "
+        "for the `seconds` whole seconds before `end`, oldest first"))
     api: dict[str, Any] = {}
 
 
@@ -261,4 +280,5 @@ class ScheduleList(BaseModel):
 
 DOCUMENTED = (JobSpec, JobBatchIn, ExecForm, ErrorBody, Job, JobBatch, JobPage, JobResult,
               ArtifactList, WorkerList, Worker, Queues, QueuePatch, QueueSettings, Purged, Stats,
+              RetryAllIn, Retried,
               Health, ScheduleIn, Schedule, ScheduleList)

@@ -31,9 +31,10 @@ async def queues(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    """The broker's STATS, plus the API's own event counters under `api`."""
+    """The broker's STATS with its throughput history, plus the API's own event counters
+    under `api`."""
     ctx = context(request)
-    body = await ctx.client.stats()
+    body = await ctx.client.stats(history=True)
     body["api"] = {**ctx.hub.stats.as_dict(), "last_seq": ctx.hub.last_seq,
                    "sse_clients": ctx.hub.subscribers}
     return Json(body)

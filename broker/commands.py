@@ -19,6 +19,7 @@ from .waits import WaitGroup
 
 MAX_LIST = 1000
 MAX_WAIT_S = 3600.0
+RETRYABLE = frozenset({"failed", "cancelled"})
 
 
 @dataclass(slots=True)
@@ -83,9 +84,10 @@ def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    """Newest first. `status` is one status or a list of them (any of which matches)."""
+    """Newest first. `status` is one status or a list of them (any of which matches);
+    `depends_on` keeps the jobs that depend on that job id."""
     filters = {}
-    for key in ("queue", "task", "worker"):
+    for key in ("queue", "task", "worker", "depends_on"):
         value = body.get(key)
         if value is not None and not isinstance(value, str):
             raise CommandError(BAD_REQUEST, f"{key} must be a string")
@@ -120,9 +122,13 @@ def _statuses(value: Any) -> set[str] | None:
 
 def _running(engine: Engine, filters: dict[str, Any], cursor: str | None,
              limit: int) -> list[dict[str, Any]]:
+    plain = {k: v for k, v in filters.items() if v is not None and k != "depends_on"}
+    parent = filters.get("depends_on")
     matching = sorted(
         (job for job in engine.active.values() if job.status == "running"
-         and all(getattr(job, k) == v for k, v in filters.items() if v is not None)
+         and all(getattr(job, k) == v for k, v in plain.items())
+         and (parent is None or (job.depends_on is not None
+                                 and parent in p.unpack(job.depends_on)))
          and (cursor is None or job.id < cursor)),
         key=lambda job: job.id, reverse=True)
     return [job.to_wire() for job in matching[:limit]]
@@ -141,6 +147,34 @@ def retry(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     return engine.retry(_str(body, "id"))
 
 
+def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    """Re-run one page of the ended jobs that match (`failed` by default), newest first.
+
+    A page per request keeps a turn short however many jobs failed; `next_cursor` goes on.
+    A job that changed since the page was read (retried already) is skipped.
+    """
+    statuses = _statuses(body.get("status")) or {"failed"}
+    if not statuses <= RETRYABLE:
+        raise CommandError(BAD_REQUEST, "status must be failed, cancelled, or both")
+    queue = body.get("queue")
+    if queue is not None and not isinstance(queue, str):
+        raise CommandError(BAD_REQUEST, "queue must be a string")
+    cursor = body.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise CommandError(BAD_REQUEST, "cursor must be a string")
+    limit = _int(body, "limit", MAX_LIST, 1, MAX_LIST)
+    rows = engine.store.list({"status": sorted(statuses), "queue": queue}, cursor, limit + 1)
+    ids = []
+    for row in rows[:limit]:
+        try:
+            engine.retry(row["id"])
+        except CommandError:
+            continue
+        ids.append(row["id"])
+    return {"retried": len(ids), "ids": ids,
+            "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None}
+
+
 def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     since = _int(body, "since", 0)
     limit = _int(body, "limit", 10_000, 1, 100_000)
@@ -153,18 +187,23 @@ def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
+    """Counts and counters; with `history: true` also the per-second throughput of the last
+    10 minutes (asked for by the dashboard, left out of the periodic `broker.stats`)."""
     counters = {key: engine.stats.get(key, 0) for key in (
         "submitted", *TERMINAL_IN_ORDER, "retried", "rerun",
         "dropped_results", "dropped_logs", "malformed", "too_large", "idempotent_hits",
         "purged", "expired_attempts", "unknown_worker_messages", "dropped_replies",
         "dropped_events", "refused",
     )}
-    return {
+    reply = {
         "jobs": engine.job_counts(), "queues": engine.queue_depths(),
         "workers": len(engine.workers), "counters": counters,
         "throughput_per_s": engine.throughput_per_s(), "seq": engine.events.last_seq,
         "uptime_s": round(time.monotonic() - info.started_mono, 3),
     }
+    if body.get("history") is True:
+        reply["history"] = engine.throughput_history()
+    return reply
 
 
 def ping(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
@@ -240,7 +279,7 @@ HANDLERS: dict[bytes, Handler] = {
     p.SUBMIT: submit, p.GET: get, p.LIST: list_jobs, p.CANCEL: cancel, p.RETRY: retry,
     p.LOGS: logs, p.STATS: stats, p.PING: ping, p.WORKERS: workers, p.ARTIFACT: artifact,
     p.SCHEDULE: schedule, p.SCHEDULES: schedules, p.UNSCHEDULE: unschedule,
-    p.QUEUE: configure_queue, p.PURGE: purge,
+    p.QUEUE: configure_queue, p.PURGE: purge, p.RETRY_MANY: retry_many,
 }
 
 

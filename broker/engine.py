@@ -136,6 +136,8 @@ class Engine:
         self._dependents: dict[str, set[str]] = {}
         self._awaiting: dict[str, set[str]] = {}
         self.finished = RateCounter()
+        # per-second history of the two outcomes the dashboard charts, so a reload keeps it
+        self.finished_by = {S.SUCCEEDED: RateCounter(), S.FAILED: RateCounter()}
         self.schedules = ScheduleBook(store.load_schedules(), self.events, self._submit_scheduled)
         self.throttle = Throttle(store.queue_settings(), clock.mono())
         self._queue_rows: dict[str, tuple] = {}  # settings changed this turn, by queue
@@ -747,6 +749,9 @@ class Engine:
         if self._orphans:
             self._orphans.pop(job.id, None)
         self.finished.add(job.finished_at)
+        by_outcome = self.finished_by.get(status)
+        if by_outcome is not None:
+            by_outcome.add(job.finished_at)
         self.stats[status] += 1
         extra: dict[str, Any] = {}
         if status == S.FAILED or (status == S.CANCELLED and job.depends_on is not None):
@@ -1125,6 +1130,14 @@ class Engine:
         for (_, status), n in self.counts.items():
             totals[status] += n
         return totals
+
+    def throughput_history(self, window_s: int = 600) -> dict[str, Any]:
+        """Jobs succeeded and failed in each whole second of the last `window_s`, oldest
+        first, ending before the second `end` (epoch seconds)."""
+        end = int(self.clock.wall())
+        return {"end": end, "seconds": window_s,
+                **{status: counter.series(end, window_s)
+                   for status, counter in self.finished_by.items()}}
 
     def throughput_per_s(self, window_s: int = 60) -> float:
         """Jobs finished per second over the last `window_s` seconds."""

@@ -8,14 +8,18 @@ the layout of version 1. One that is newer than this code is refused, so
 an old binary never writes to a schema it does not know.
 
 To change the schema: append an entry (never edit one that has shipped),
-and describe the layout change in its SQL.
+and describe the layout change in its SQL. Data that SQL cannot derive (it
+is packed with msgpack) is filled in by the version's entry in `BACKFILLS`,
+in the same transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
+import msgpack
 import structlog
 
 from .errors import StartError
@@ -117,8 +121,26 @@ CREATE TABLE IF NOT EXISTS queues (
     rate_limit REAL
 );
 """),
+    (7, "job_dependencies: which jobs depend on a job (its dependents), indexed", """
+CREATE TABLE IF NOT EXISTS job_dependencies (
+    depends_on TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (depends_on, job_id)
+);
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
+
+
+def _backfill_dependencies(db: Any) -> None:
+    """One row per (dependency, job) of the jobs stored before version 7."""
+    rows = db.execute("SELECT id, depends_on FROM jobs WHERE depends_on IS NOT NULL").fetchall()
+    db.executemany(
+        "INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(dep, job_id) for job_id, packed in rows for dep in msgpack.unpackb(bytes(packed))])
+
+
+BACKFILLS: dict[int, Callable[[Any], None]] = {7: _backfill_dependencies}
 
 
 class Dialect:
@@ -170,6 +192,8 @@ def migrate(db: Any, where: object, dialect: Dialect = SQLITE) -> list[int]:
                 continue
             for statement in _statements(dialect.ddl(sql)):
                 db.execute(statement)
+            if version in BACKFILLS:
+                BACKFILLS[version](db)
             dialect.set_version(db, version)
             db.execute("COMMIT")
         except BaseException:

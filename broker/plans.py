@@ -311,6 +311,19 @@ class Plans:
         return (yield Call(p.RETRY, {"id": job_id}))
 
     @call
+    def retry_all(self, status: str | list[str] = "failed", queue: str | None = None) -> int:
+        """Run again every job that ended `status` (failed, cancelled or both), of `queue` or
+        of all queues, a page per request; how many were re-run."""
+        body = without_none({"status": status, "queue": queue})
+        retried = 0
+        while True:
+            page = yield Call(p.RETRY_MANY, body)
+            retried += page["retried"]
+            if page["next_cursor"] is None:
+                return retried
+            body["cursor"] = page["next_cursor"]
+
+    @call
     def list(self, status: str | list[str] | None = None, queue: str | None = None,
              limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
         """Jobs, newest first; `status` may be a list (any of them)."""
@@ -406,9 +419,10 @@ class Plans:
     # ------------------------------------------------------------ cluster
 
     @call
-    def stats(self) -> dict[str, Any]:
-        """Queue depths, workers, counters."""
-        return (yield Call(p.STATS, {}))
+    def stats(self, history: bool = False) -> dict[str, Any]:
+        """Queue depths, workers, counters; with `history`, also `history`: the jobs that
+        succeeded and failed in each second of the last 10 minutes."""
+        return (yield Call(p.STATS, {"history": True} if history else {}))
 
     @call
     def workers(self, name: str | None = None) -> list[dict[str, Any]]:

@@ -40,9 +40,10 @@ SCHEDULES = b"SCHEDULES"    # every schedule, or the one named
 UNSCHEDULE = b"UNSCHEDULE"  # remove a schedule
 QUEUE = b"QUEUE"  # change a queue's settings: {"name", "paused"?, "rate_limit"?}
 PURGE = b"PURGE"  # cancel a queue's waiting jobs: {"name"}
+RETRY_MANY = b"RETRY_MANY"  # re-run a page of failed/cancelled jobs: {"status"?, "queue"?}
 CLIENT_COMMANDS = frozenset(
     {SUBMIT, GET, LIST, CANCEL, RETRY, WAIT, LOGS, EVENTS, STATS, PING, WORKERS, ARTIFACT,
-     SCHEDULE, SCHEDULES, UNSCHEDULE, QUEUE, PURGE}
+     SCHEDULE, SCHEDULES, UNSCHEDULE, QUEUE, PURGE, RETRY_MANY}
 )
 
 OK = b"OK"

@@ -24,3 +24,12 @@ class RateCounter:
         cutoff = int(now) - window_s
         return sum(n for second, n in self._buckets if second > cutoff)
 
+
+    def series(self, end: int, window_s: int) -> list[int]:
+        """The count of each second in `[end - window_s, end)`, oldest first (0 where none)."""
+        start = end - window_s
+        out = [0] * window_s
+        for second, n in self._buckets:
+            if start <= second < end:
+                out[second - start] = n
+        return out

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from .jobs import TERMINAL, Job
 from .migrations import migrate
 from .schedules import COLUMNS as SCHEDULE_COLUMNS
@@ -31,6 +33,8 @@ _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * le
 _MUTABLE = tuple(f.stored_as for f in MUTABLE)
 _UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
 _insert_row = operator.attrgetter(*_ATTRS)
+_INSERT_DEPENDENCY = ("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?) "
+                      "ON CONFLICT DO NOTHING")
 _update_row = operator.attrgetter(*(f.name for f in MUTABLE), "id")
 
 
@@ -121,6 +125,7 @@ class Store:
             self._fence()
             if inserts:
                 db.executemany(_INSERT, [_insert_row(j) for j in inserts])
+                db.executemany(_INSERT_DEPENDENCY, _dependency_rows(inserts))
             db.executemany(_UPDATE, [_update_row(j) for j in updates])
             if logs:
                 db.executemany(
@@ -204,6 +209,7 @@ class Store:
         self.db.executemany("DELETE FROM logs WHERE job_id = ?", rows)
         self.db.executemany("DELETE FROM artifacts WHERE job_id = ?", rows)
         self.db.executemany("DELETE FROM artifact_chunks WHERE job_id = ?", rows)
+        self.db.executemany("DELETE FROM job_dependencies WHERE job_id = ?", rows)
         self.db.executemany("DELETE FROM jobs WHERE id = ?", rows)
         self.db.execute("COMMIT")
         return purged
@@ -281,7 +287,7 @@ class Store:
 
     def list(self, filters: dict[str, Any], cursor: str | None, limit: int) -> list[dict[str, Any]]:
         """Newest first; `cursor` is the last id of the previous page; a list as a filter's
-        value matches any of its items."""
+        value matches any of its items; `depends_on` keeps the jobs that depend on that id."""
         where, params = [], []
         for column in ("status", "queue", "task", "worker"):
             value = filters.get(column)
@@ -291,6 +297,9 @@ class Store:
             elif value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if filters.get("depends_on") is not None:  # the job's dependents
+            where.append("id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?)")
+            params.append(filters["depends_on"])
         if cursor:
             where.append("id < ?")
             params.append(cursor)
@@ -354,6 +363,12 @@ def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
         "attempt = excluded.attempt",
         artifacts,
     )
+
+
+def _dependency_rows(jobs: list[Job]) -> list[tuple[str, str]]:
+    """(dependency, job id) for every dependency of the jobs: the index of dependents."""
+    return [(dep, job.id) for job in jobs if job.depends_on is not None
+            for dep in msgpack.unpackb(job.depends_on)]
 
 
 def _row_to_job(row: tuple) -> Job:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -277,3 +278,52 @@ def test_depends_on_over_rest_defers_then_runs_and_an_unknown_id_is_404(
     refused = http.post("/jobs", json={"task": "noop", "depends_on": ["no-such-job"]})
     assert refused.status_code == 404
     assert "no-such-job" in refused.text
+
+
+def test_depends_on_lists_a_jobs_dependents(http: httpx.Client) -> None:
+    queue = _queue("dependents")
+    parent = http.post("/jobs", json={"task": "noop", "queue": queue}).json()
+    unrelated = http.post("/jobs", json={"task": "noop", "queue": queue}).json()
+    children = http.post("/jobs", json={"jobs": [
+        {"task": "noop", "queue": queue, "depends_on": [parent["id"]]} for _ in range(3)]})
+    assert children.status_code == 201
+    expected = sorted((j["id"] for j in children.json()["jobs"]), reverse=True)
+    page = http.get("/jobs", params={"depends_on": parent["id"]}).json()
+    assert [j["id"] for j in page["jobs"]] == expected
+    first = http.get("/jobs", params={"depends_on": parent["id"], "limit": 2}).json()
+    rest = http.get("/jobs", params={"depends_on": parent["id"], "cursor": first["next_cursor"]})
+    assert [j["id"] for j in first["jobs"] + rest.json()["jobs"]] == expected
+    assert http.get("/jobs", params={"depends_on": unrelated["id"]}).json()["jobs"] == []
+
+
+def test_retry_all_queues_every_cancelled_job_of_one_queue_again(http: httpx.Client) -> None:
+    queue, elsewhere = _queue("retry-all"), _queue("retry-other")
+    ids = [j["id"] for j in http.post("/jobs", json={"jobs": [
+        {"task": "noop", "queue": queue} for _ in range(4)]}).json()["jobs"]]
+    other = http.post("/jobs", json={"task": "noop", "queue": elsewhere}).json()
+    http.post(f"/jobs/{other['id']}/cancel")
+    assert http.post(f"/queues/{queue}/purge").json() == {"cancelled": 4}
+
+    response = http.post("/jobs/retry", json={"status": ["cancelled"], "queue": queue})
+    assert response.status_code == 200 and response.json() == {"retried": 4}
+    assert {http.get(f"/jobs/{i}").json()["status"] for i in ids} == {"queued"}
+    assert http.get(f"/jobs/{other['id']}").json()["status"] == "cancelled"
+    bad = http.post("/jobs/retry", json={"status": ["succeeded"]})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid"
+
+
+def test_stats_carry_the_throughput_history_of_the_last_ten_minutes(
+        http: httpx.Client) -> None:
+    ok = http.post("/jobs", json={"jobs": [{"task": "add", "args": [i, 1]} for i in range(5)]})
+    bad = http.post("/jobs", json={"task": "add", "args": ["a", 1]}).json()
+    for job in [*ok.json()["jobs"], bad]:
+        http.get(f"/jobs/{job['id']}/result", params={"wait": 30})
+
+    def history() -> dict | None:
+        found = http.get("/stats").json()["history"]
+        return found if sum(found["failed"]) >= 1 and sum(found["succeeded"]) >= 5 else None
+
+    found = wait_until(history, 5, message="the finished jobs in a whole second of history")
+    assert found["seconds"] == 600
+    assert len(found["succeeded"]) == len(found["failed"]) == 600
+    assert abs(found["end"] - time.time()) < 5

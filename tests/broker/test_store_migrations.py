@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from broker.errors import StartError
 from broker.migrations import VERSION, version_of
 from broker.store import Store
+from broker.submit import build_job
 from tests.cluster import Cluster
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "store-unversioned.sql"
@@ -70,3 +72,25 @@ def test_a_broker_on_an_old_data_directory_runs_its_jobs(bare_cluster: Cluster) 
     bare_cluster.start_worker("w1", "--tasks", "worker.demo", "--queues", "default,other")
     jobs = bare_cluster.client().wait_many(OLD_IDS, timeout=30)
     assert [(j["status"], j["result"]) for j in jobs] == [("succeeded", 3), ("succeeded", "hi")]
+
+
+def test_upgrading_to_version_7_indexes_the_dependents_of_jobs_stored_before(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "d")
+    parent = build_job({"task": "noop", "id": "parent"}, time.time())
+    child = build_job({"task": "noop", "id": "child", "depends_on": ["parent"]}, time.time())
+    store.commit([parent, child], [], [], [], {})
+    store.close()
+    db = sqlite3.connect(tmp_path / "d" / "zjobs.db")  # the layout of version 6
+    db.execute("DROP TABLE job_dependencies")
+    db.execute("PRAGMA user_version = 6")
+    db.commit()
+    db.close()
+
+    store = Store(tmp_path / "d")
+    try:
+        assert version_of(store.db) == VERSION
+        assert [j["id"] for j in store.list({"depends_on": "parent"}, None, 10)] == ["child"]
+        assert store.list({"depends_on": "child"}, None, 10) == []
+    finally:
+        store.close()

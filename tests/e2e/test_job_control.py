@@ -172,3 +172,26 @@ def test_wait_raises_timeout_while_poll_returns_the_pending_job(cluster: Cluster
     with pytest.raises(TimeoutError):
         client.result(job_id, timeout=0.3)
     assert client.poll(job_id, timeout=0.3)["status"] == "queued"
+
+
+def test_retry_all_reruns_every_ended_job_that_matches_page_by_page(cluster: Cluster) -> None:
+    client = cluster.client()
+    # 1,001 cancelled jobs in a queue no worker serves: more than one RETRY_MANY page
+    held = client.submit_many([{"task": "noop", "queue": "held"} for _ in range(1001)])
+    other = client.submit("noop", queue="elsewhere")
+    client.cancel(other)
+    assert client.purge("held") == 1001
+    assert client.retry_all("cancelled", queue="held") == 1001
+    assert {j["status"] for j in client.wait_many(held, timeout=0)} == {"queued"}
+    assert client.get(other)["status"] == "cancelled"  # another queue: left alone
+    assert client.retry_all("cancelled", queue="held") == 0  # nothing left to re-run
+
+    cluster.start_worker("w1")
+    failing = client.submit_many([{"task": "add", "args": ["a", 1]} for _ in range(3)])
+    assert {j["status"] for j in client.wait_many(failing, timeout=30)} == {"failed"}
+    assert client.retry_all() == 3  # failed, every queue
+    again = client.wait_many(failing, timeout=30)
+    assert [(j["status"], j["attempts"]) for j in again] == [("failed", 2)] * 3
+    with pytest.raises(BrokerError) as refused:
+        client.retry_all("succeeded")
+    assert refused.value.code == "bad_request"
