@@ -34,7 +34,7 @@ async def stats(request: Request) -> Response:
     """The broker's STATS with its throughput history, plus the API's own event counters
     under `api`."""
     ctx = context(request)
-    body = await ctx.client.stats(history=True)
+    body = await ctx.client.stats_with_history()
     body["api"] = {**ctx.hub.stats.as_dict(), "last_seq": ctx.hub.last_seq,
                    "sse_clients": ctx.hub.subscribers}
     return Json(body)

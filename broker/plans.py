@@ -419,10 +419,15 @@ class Plans:
     # ------------------------------------------------------------ cluster
 
     @call
-    def stats(self, history: bool = False) -> dict[str, Any]:
-        """Queue depths, workers, counters; with `history`, also `history`: the jobs that
-        succeeded and failed in each second of the last 10 minutes."""
-        return (yield Call(p.STATS, {"history": True} if history else {}))
+    def stats(self) -> dict[str, Any]:
+        """Queue depths, workers, counters."""
+        return (yield Call(p.STATS, {}))
+
+    @call
+    def stats_with_history(self) -> dict[str, Any]:
+        """`stats()` and `history`: the jobs that succeeded and failed in each second of the
+        last 10 minutes (for a chart that a reload does not reset)."""
+        return (yield Call(p.STATS, {"history": True}))
 
     @call
     def workers(self, name: str | None = None) -> list[dict[str, Any]]:

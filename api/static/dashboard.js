@@ -17,12 +17,14 @@
 
 (() => {
   // ------------------------------------------------------------------ constants
-  const STATUSES = ['scheduled', 'queued', 'running', 'succeeded', 'failed', 'cancelled'];
-  const ACTIVE = new Set(['scheduled', 'queued', 'running']);
+  const STATUSES = ['deferred', 'scheduled', 'queued', 'running', 'succeeded', 'failed', 'cancelled'];
+  const ACTIVE = new Set(['deferred', 'scheduled', 'queued', 'running']);
+  const WAITING = ['deferred', 'scheduled', 'queued'];  // what a purge cancels
   const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
   const TYPE_STATUS = {
     'job.submitted': 'queued',
     'job.scheduled': 'scheduled',
+    'job.queued': 'queued',          // a deferred job whose dependencies all succeeded
     'job.started': 'running',
     'job.retrying': 'queued',
     'job.succeeded': 'succeeded',
@@ -37,11 +39,13 @@
     'job.cancelled': 'cancelled',
   };
   const EVENT_TYPES = [
-    'job.submitted', 'job.scheduled', 'job.started', 'job.progress', 'job.retrying',
+    'job.submitted', 'job.scheduled', 'job.queued', 'job.started', 'job.progress', 'job.retrying',
     'job.succeeded', 'job.failed', 'job.cancelled',
     'worker.joined', 'worker.lost', 'worker.left', 'broker.stats', 'queue.updated',
+    'schedule.fired',
   ];
   const STATUS_RGB = {
+    deferred: '56,189,196',
     scheduled: '163,113,247',
     queued: '76,154,255',
     running: '245,165,36',
@@ -54,6 +58,7 @@
   const POLL_INTERVAL_MS = 3000;    // /workers and /queues
   const HEALTH_INTERVAL_MS = 2000;  // /health: is the broker reachable?
   const MAX_ROWS = 200;             // rows in the jobs table
+  const PAGE_SIZE = 50;             // rows of an older page (GET /jobs with a cursor)
   const MAX_TRACKED = 600;          // job records kept in memory (pruned above 2x)
   const EVLOG_MAX = 40000;          // local job-event log used to replay over snapshots
   const RING = 720;                 // seconds of throughput history kept
@@ -247,8 +252,17 @@
     brokerUp: null,              // from /health: does the API reach the broker?
     brokerSince: null,           // epoch s of the last change of brokerUp
     loadedAt: Date.now(),
-    filter: { status: '', queue: '', text: '' },
+    filter: { statuses: new Set(), queue: '', text: '' },
+    // page 1 is the live list; an older page is a fixed list of ids from GET /jobs?cursor=
+    page: { n: 1, ids: null, cursors: [], more: false, loading: false },
+    historyEnd: null,             // seconds before this came from the broker's history
+    schedules: new Map(),         // name -> schedule
+    schedulesLoaded: false,
+    firedAt: new Map(),           // schedule name -> ms it was last seen firing
     detailId: null,
+    detailDependents: null,       // the dependents of the job shown, from GET /jobs?depends_on=
+    workerId: null,               // the worker shown in the worker view
+    workerJobs: null,             // its latest jobs, from GET /jobs?worker=
     feed: [],
     chartWindowS: 300,
   };
@@ -391,8 +405,10 @@
   function pruneJobs() {
     if (state.jobs.size <= MAX_TRACKED * 2) return;
     const recs = [...state.jobs.values()].sort(byNewest);
+    const pinned = new Set(state.page.ids || []);
+    for (const list of [state.detailDependents, state.workerJobs]) for (const id of list || []) pinned.add(id);
     for (let i = MAX_TRACKED; i < recs.length; i++) {
-      if (recs[i].id !== state.detailId) state.jobs.delete(recs[i].id);
+      if (recs[i].id !== state.detailId && !pinned.has(recs[i].id)) state.jobs.delete(recs[i].id);
     }
   }
 
@@ -454,11 +470,12 @@
       if (e.delta) after.push(e.delta);
     }
     for (let i = after.length - 1; i >= 0; i--) applyDelta(after[i], parts);
-    markDirty('counts', 'queues', 'header');
+    markDirty('counts', 'queues', 'header', 'bulk');
   }
 
   function onStats(s, marker, fromStream = false) {
     if (!s || typeof s !== 'object') return;
+    if (s.history && typeof s.history === 'object') seedHistory(s.history);
     if (s.throughput_per_s != null) {
       state.brokerTput = num(s.throughput_per_s);
       const sec = Math.floor(serverNow() / 1000);
@@ -504,6 +521,7 @@
     const sec = Math.floor(Number.isFinite(Number(tsSec)) ? Number(tsSec) : serverNow() / 1000);
     const nowSec = Math.floor(serverNow() / 1000);
     if (sec <= nowSec - RING + 1) return;
+    if (state.historyEnd != null && sec < state.historyEnd) return;  // counted by the broker
     const i = ((sec % RING) + RING) % RING;
     if (ringSec[i] !== sec) {
       if (ringSec[i] > sec) return;
@@ -513,6 +531,24 @@
     }
     if (failed) ringFail[i] += 1;
     else ringOk[i] += 1;
+  }
+
+  /** The broker's per-second history (GET /stats): the chart survives a reload. */
+  function seedHistory(h) {
+    const end = Math.floor(num(h.end));
+    const n = Math.min(num(h.seconds), RING);
+    const ok = Array.isArray(h.succeeded) ? h.succeeded : [];
+    const fail = Array.isArray(h.failed) ? h.failed : [];
+    const skip = ok.length - n;
+    for (let k = 0; k < n; k++) {
+      const sec = end - n + k;
+      const i = ((sec % RING) + RING) % RING;
+      ringSec[i] = sec;
+      ringOk[i] = num(ok[skip + k]);
+      ringFail[i] = num(fail[skip + k]);
+    }
+    state.historyEnd = end;
+    markDirty('chart', 'counts');
   }
 
   function bucket(sec) {
@@ -579,6 +615,9 @@
     ['workers', renderWorkers],
     ['feed', renderFeed],
     ['detail', renderDetail],
+    ['schedules', renderSchedules],
+    ['worker', renderWorkerDetail],
+    ['bulk', renderBulk],
   ];
 
   function render() {
@@ -603,7 +642,7 @@
     clearTimeout(esTimer);
     esTimer = null;
     if (es) es.close();
-    const url = withToken(apiUrl('events?types=job.,worker.,broker.,queue.'));
+    const url = withToken(apiUrl('events?types=job.,worker.,broker.,queue.,schedule.'));
     const source = new EventSource(url);
     es = source;
     source.onopen = () => {
@@ -674,6 +713,8 @@
       onWorkerEvent(ev);
     } else if (type === 'queue.updated') {
       onQueueSettings(ev.queue, ev);
+    } else if (type === 'schedule.fired') {
+      onScheduleFired(ev);
     }
     markDirty('header');
   }
@@ -713,7 +754,9 @@
     feedForJobEvent(type, rec, ev);
 
     if (id === state.detailId) onDetailJobEvent(type, rec, prevAttempts);
-    markDirty('jobs', 'counts', 'queues', 'chart');
+    markDirty('jobs', 'counts', 'queues', 'chart', 'bulk');
+    if (state.workerId) markDirty('worker');
+    if (state.detailId && state.detailDependents && state.detailDependents.includes(id)) markDirty('detail');
   }
 
   function trackWorkerRunning(type, rec, ev) {
@@ -860,10 +903,11 @@
     });
   }
 
-  function jobsQuery(limit = 50) {
+  function jobsQuery(limit = 50, cursor = null) {
     const qs = new URLSearchParams({ limit: String(limit) });
-    if (state.filter.status) qs.set('status', state.filter.status);
+    for (const s of STATUSES) if (state.filter.statuses.has(s)) qs.append('status', s);
     if (state.filter.queue) qs.set('queue', state.filter.queue);
+    if (cursor) qs.set('cursor', cursor);
     return 'jobs?' + qs.toString();
   }
 
@@ -884,12 +928,16 @@
     refreshWorkers();
     refreshQueues();
     refreshJobs();
+    refreshSchedules();
     if (state.detailId) fetchDetail(state.detailId);
+    if (state.workerId) fetchWorker(state.workerId);
   }
 
   function poll() {
     if (document.hidden) return;
     refreshWorkers();
+    refreshSchedules();
+    if (state.workerId) fetchWorker(state.workerId);
     const streamStatsFresh = state.connected && Date.now() - state.streamStatsAt < 5000;
     // Queue depths ride on broker.stats (seq-consistent); /queues is the fallback.
     if (!streamStatsFresh || !state.streamStatsHasQueues) refreshQueues();
@@ -969,7 +1017,7 @@
     let maxActive = 1;
     for (const n of names) {
       const c = state.queues[n];
-      maxActive = Math.max(maxActive, pos(c.scheduled) + pos(c.queued) + pos(c.running));
+      maxActive = Math.max(maxActive, pos(c.deferred) + pos(c.scheduled) + pos(c.queued) + pos(c.running));
     }
     names.forEach((name, i) => {
       let row = queueRows.get(name);
@@ -1051,7 +1099,7 @@
     depth.append(depthNum, el('small', null, 'active'));
     const bar = el('div', 'queue-bar');
     const seg = {};
-    for (const s of ['running', 'queued', 'scheduled']) {
+    for (const s of ['running', 'queued', 'scheduled', 'deferred']) {
       seg[s] = el('span', 'qb-' + s);
       bar.append(seg[s]);
     }
@@ -1072,9 +1120,9 @@
   }
 
   function updateQueueRow(row, c, maxActive) {
-    const active = pos(c.scheduled) + pos(c.queued) + pos(c.running);
+    const active = pos(c.deferred) + pos(c.scheduled) + pos(c.queued) + pos(c.running);
     setText(row.depthNum, String(active));
-    for (const s of ['running', 'queued', 'scheduled']) {
+    for (const s of ['running', 'queued', 'scheduled', 'deferred']) {
       const w = (pos(c[s]) / maxActive) * 100;
       const style = w.toFixed(2) + '%';
       if (row.seg[s].style.width !== style) row.seg[s].style.width = style;
@@ -1119,7 +1167,7 @@
 
   function matchesFilter(rec) {
     const f = state.filter;
-    if (f.status && rec.status !== f.status) return false;
+    if (f.statuses.size && !f.statuses.has(rec.status)) return false;
     if (f.queue && (rec.queue || 'default') !== f.queue) return false;
     if (f.text) {
       const t = f.text;
@@ -1131,10 +1179,24 @@
 
   function renderJobs() {
     pruneJobs();
-    const list = [];
-    for (const rec of state.jobs.values()) if (matchesFilter(rec)) list.push(rec);
-    list.sort(byNewest);
+    const page = state.page;
+    let list = [];
+    if (page.ids) {
+      // an older page: the jobs GET /jobs gave, in its order, their status kept live
+      const t = state.filter.text;
+      for (const id of page.ids) {
+        const rec = state.jobs.get(id);
+        if (!rec) continue;
+        if (t && !`${rec.id} ${rec.task || ''} ${rec.worker || ''} ${rec.queue || ''}`.toLowerCase().includes(t)) continue;
+        list.push(rec);
+      }
+    } else {
+      for (const rec of state.jobs.values()) if (matchesFilter(rec)) list.push(rec);
+      list.sort(byNewest);
+    }
     const shown = list.length > MAX_ROWS ? list.slice(0, MAX_ROWS) : list;
+    state.oldestShown = shown.length ? shown[shown.length - 1].id : null;
+    renderPager(shown.length);
     const tbody = els.jobsBody;
     const keep = new Set();
     const now = serverNow();
@@ -1157,7 +1219,7 @@
     }
     els.jobsEmpty.hidden = shown.length > 0;
     if (!shown.length) {
-      setText(els.jobsEmpty, state.filter.status || state.filter.queue || state.filter.text
+      setText(els.jobsEmpty, page.ids ? 'No older jobs.' : state.filter.statuses.size || state.filter.queue || state.filter.text
         ? 'No job matches the filter.'
         : jobsLoaded ? 'No jobs yet: submit one with the form.' : 'Loading…');
     }
@@ -1235,6 +1297,336 @@
     }
     const c = sortKey(rec);
     return { text: fmtDur(now - c), title: `waiting ${fmtDur(now - c)}` };
+  }
+
+  // ------------------------------------------------------------------ pages of jobs
+  function renderPager(shown) {
+    const page = state.page;
+    setText(els.pageLabel, page.ids ? `page ${page.n}` : 'live');
+    els.pageNewer.disabled = !page.ids || page.loading;
+    els.pageNewest.disabled = !page.ids || page.loading;
+    els.pageOlder.disabled = page.loading || (page.ids ? !page.more : !shown);
+    setAttr(els.jobsPanel, 'data-page', String(page.n));
+  }
+
+  /** Fetch the page of jobs older than `cursor` (an id): the rows after it, newest first. */
+  async function loadPage(cursor) {
+    const page = state.page;
+    page.loading = true;
+    markDirty('jobs');
+    try {
+      const startIdx = evIdx;
+      const r = await api(jobsQuery(PAGE_SIZE, cursor));
+      const list = (r && r.jobs) || [];
+      mergeJobs(list, startIdx);
+      page.ids = list.map((j) => String(j.id));
+      page.more = r.next_cursor != null;
+      return true;
+    } catch (err) {
+      toast(`jobs: ${err.message}`, 'error');
+      return false;
+    } finally {
+      page.loading = false;
+      markDirty('jobs');
+    }
+  }
+
+  async function pageOlder() {
+    const page = state.page;
+    const cursor = page.ids ? page.ids[page.ids.length - 1] : state.oldestShown;
+    if (!cursor || page.loading) return;
+    if (await loadPage(cursor)) {
+      page.cursors.push(cursor);
+      page.n = page.cursors.length + 1;
+    }
+  }
+
+  async function pageNewer() {
+    const page = state.page;
+    if (!page.ids || page.loading) return;
+    page.cursors.pop();
+    if (!page.cursors.length) {
+      pageLive();
+      return;
+    }
+    if (await loadPage(page.cursors[page.cursors.length - 1])) page.n = page.cursors.length + 1;
+  }
+
+  function pageLive() {
+    state.page = { n: 1, ids: null, cursors: [], more: false, loading: false };
+    markDirty('jobs');
+  }
+
+  // ------------------------------------------------------------------ bulk actions
+  /** The queues a bulk action applies to: the one filtered on, or every queue. */
+  function bulkQueues() {
+    return state.filter.queue ? [state.filter.queue] : Object.keys(state.queues);
+  }
+
+  function countIn(queues, statuses) {
+    let n = 0;
+    for (const q of queues) for (const s of statuses) n += pos((state.queues[q] || {})[s]);
+    return Math.round(n);
+  }
+
+  async function retryAllFailed() {
+    const queue = state.filter.queue || null;
+    const n = countIn(bulkQueues(), ['failed']);
+    const where = queue ? ` of queue "${queue}"` : '';
+    if (!window.confirm(`Run all ${n} failed job${n === 1 ? '' : 's'}${where} again?`)) return;
+    try {
+      const r = await api('jobs/retry', { method: 'POST', body: { status: ['failed'], queue } });
+      toast(`${r.retried} failed job${r.retried === 1 ? '' : 's'} queued again`, 'ok');
+      refreshJobs();
+    } catch (err) {
+      toast(`retry all failed: ${err.message}`, 'error');
+    }
+  }
+
+  async function purgeWaiting() {
+    const queues = bulkQueues();
+    const n = countIn(queues, WAITING);
+    const where = state.filter.queue ? `queue "${state.filter.queue}"` : `all ${queues.length} queues`;
+    if (!window.confirm(`Cancel all ${n} waiting (queued, scheduled or deferred) jobs of ${where}? Running jobs go on.`)) return;
+    let cancelled = 0;
+    try {
+      for (const q of queues) {
+        const r = await api('queues/' + encodeURIComponent(q) + '/purge', { method: 'POST' });
+        cancelled += num(r.cancelled);
+      }
+      toast(`${cancelled} waiting job${cancelled === 1 ? '' : 's'} cancelled`, 'ok');
+    } catch (err) {
+      toast(`purge: ${err.message}`, 'error');
+    }
+  }
+
+  function renderBulk() {
+    const queues = bulkQueues();
+    const failed = countIn(queues, ['failed']);
+    const waiting = countIn(queues, WAITING);
+    setText(els.btnRetryFailed, failed ? `Retry all failed (${failed})` : 'Retry all failed');
+    setText(els.btnPurgeWaiting, waiting ? `Purge waiting (${waiting})` : 'Purge waiting');
+    els.btnRetryFailed.disabled = failed === 0;
+    els.btnPurgeWaiting.disabled = waiting === 0;
+  }
+
+  // ------------------------------------------------------------------ schedules
+  const scheduleRows = new Map();
+
+  function refreshSchedules() {
+    return once('schedules', async () => {
+      const r = await api('schedules');
+      const next = new Map();
+      for (const sc of (r && r.schedules) || []) if (sc && sc.name != null) next.set(String(sc.name), sc);
+      state.schedules = next;
+      state.schedulesLoaded = true;
+      markDirty('schedules');
+    });
+  }
+
+  let schedulesSoonTimer = null;
+  function onScheduleFired(ev) {
+    const name = ev.name != null ? String(ev.name) : null;
+    if (!name) return;
+    state.firedAt.set(name, Date.now());
+    const sc = state.schedules.get(name);
+    if (sc && ev.slot != null) sc.last_run_at = Number(ev.slot);
+    pushFeed({ rgb: STATUS_RGB.scheduled, jobId: ev.job_id, text: `schedule ${name} fired` });
+    markDirty('schedules');
+    if (!schedulesSoonTimer) {
+      schedulesSoonTimer = setTimeout(() => {
+        schedulesSoonTimer = null;
+        refreshSchedules();  // its next_run_at
+      }, 300);
+    }
+  }
+
+  async function removeSchedule(name) {
+    if (!window.confirm(`Remove schedule "${name}"? Jobs it already submitted go on.`)) return;
+    try {
+      await api('schedules/' + encodeURIComponent(name), { method: 'DELETE', raw: true });
+      state.schedules.delete(name);
+      toast(`schedule ${name} removed`, 'ok');
+    } catch (err) {
+      toast(`schedule ${name}: ${err.message}`, 'error');
+    }
+    markDirty('schedules');
+  }
+
+  function scheduleWhen(sc) {
+    if (sc.cron) return sc.cron;
+    const e = num(sc.every_s);
+    return e ? `every ${e < 60 ? e + ' s' : fmtDur(e * 1000)}` : '–';
+  }
+
+  function relTime(ms, now) {
+    if (ms == null) return '–';
+    const d = ms - now;
+    return d >= 0 ? 'in ' + fmtDur(d) : fmtDur(-d) + ' ago';
+  }
+
+  function renderSchedules() {
+    const names = [...state.schedules.keys()].sort();
+    const tbody = els.schedulesBody;
+    const now = serverNow();
+    names.forEach((name, i) => {
+      let row = scheduleRows.get(name);
+      if (!row) {
+        row = makeScheduleRow(name);
+        scheduleRows.set(name, row);
+      }
+      const sc = state.schedules.get(name);
+      setText(row.when, scheduleWhen(sc));
+      setText(row.task, sc.task || '–');
+      row.task.title = `${sc.task}(${JSON.stringify(sc.args ?? []).slice(1, -1)}) on queue ${sc.queue || 'default'}`;
+      const nextMs = parseTime(sc.next_run_at);
+      const lastMs = parseTime(sc.last_run_at);
+      setText(row.next, relTime(nextMs, now));
+      row.next.title = nextMs != null ? fmtDateTime(nextMs) : '';
+      setText(row.last, lastMs != null ? relTime(lastMs, now) : 'never');
+      row.last.title = lastMs != null ? fmtDateTime(lastMs) : '';
+      setAttr(row.tr, 'data-last-run', lastMs != null ? String(lastMs) : '');
+      const fired = state.firedAt.get(name);
+      row.tr.classList.toggle('fired', fired != null && Date.now() - fired < 1500);
+      if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
+    });
+    for (const [name, row] of scheduleRows) {
+      if (!state.schedules.has(name)) {
+        row.tr.remove();
+        scheduleRows.delete(name);
+      }
+    }
+    els.schedulesEmpty.hidden = names.length > 0 || !state.schedulesLoaded;
+    setText(els.schedulesSummary, names.length ? String(names.length) : '');
+  }
+
+  function makeScheduleRow(name) {
+    const tr = document.createElement('tr');
+    tr.dataset.schedule = name;
+    const cell = (cls, text) => {
+      const c = el('td', cls, text);
+      tr.append(c);
+      return c;
+    };
+    cell('s-name', name).title = name;
+    const when = cell('s-when');
+    const task = cell('s-task');
+    const next = cell('s-next');
+    const last = cell('s-last');
+    const actions = cell('s-actions');
+    const remove = el('button', 'btn btn-small btn-danger schedule-remove', 'Remove');
+    remove.type = 'button';
+    remove.addEventListener('click', () => removeSchedule(name));
+    actions.append(remove);
+    return { tr, when, task, next, last };
+  }
+
+  // ------------------------------------------------------------------ links to jobs
+  /** A list item linking to a job (opens its detail), with its status when known. */
+  function jobLink(id, rec) {
+    const li = el('li');
+    li.dataset.jobId = id;
+    const a = el('a');
+    a.href = '#job=' + encodeURIComponent(id);
+    a.append(el('code', null, shortId(id)));
+    a.title = id;
+    const status = rec && rec.status;
+    const badge = el('span', 'badge', status || '…');
+    if (status) badge.dataset.status = status;
+    li.append(a, badge);
+    if (rec && rec.task) li.append(el('span', 'dep-task', rec.task));
+    return li;
+  }
+
+  function renderLinks(ul, ids, noneText) {
+    const recs = ids.map((id) => state.jobs.get(id));
+    const key = ids.map((id, i) => `${id}:${recs[i] ? recs[i].status : ''}`).join(',');
+    if (ul.dataset.key === key) return;
+    ul.dataset.key = key;
+    if (!ids.length) {
+      ul.replaceChildren(el('li', 'none', noneText));
+      return;
+    }
+    ul.replaceChildren(...ids.map((id, i) => jobLink(id, recs[i])));
+  }
+
+  // ------------------------------------------------------------------ worker view
+  async function fetchWorker(name) {
+    const startIdx = evIdx;
+    try {
+      const [w, page] = await Promise.all([
+        api('workers/' + encodeURIComponent(name)).catch((err) => {
+          if (err.status === 404) return null;
+          throw err;
+        }),
+        api('jobs?' + new URLSearchParams({ worker: name, limit: '20' }).toString()),
+      ]);
+      if (state.workerId !== name) return;
+      if (w) state.workers.set(name, { ...(state.workers.get(name) || {}), ...w });
+      state.workerGone = !w;
+      const list = (page && page.jobs) || [];
+      mergeJobs(list, startIdx);
+      state.workerJobs = list.map((j) => String(j.id));
+    } catch (err) {
+      if (err.status === 401) authProblem();
+      else toast(`worker ${name}: ${err.message}`, 'error');
+    }
+    markDirty('worker');
+  }
+
+  function openWorker(name) {
+    name = String(name);
+    state.workerId = name;
+    state.workerJobs = null;
+    state.workerGone = false;
+    els.workerDetail.hidden = false;
+    setText(els.workerDetailName, name);
+    renderWorkerDetail();
+    fetchWorker(name);
+  }
+
+  function closeWorker() {
+    state.workerId = null;
+    state.workerJobs = null;
+    els.workerDetail.hidden = true;
+  }
+
+  function renderWorkerDetail() {
+    const name = state.workerId;
+    if (!name) return;
+    const w = state.workers.get(name) || {};
+    const gone = state.workerGone;
+    setText(els.workerDetailHost, w.host != null ? `${w.host}${w.pid != null ? ' · pid ' + w.pid : ''}` : '');
+    setAttr(els.workerDetailState, 'data-status', gone ? 'cancelled' : 'succeeded');
+    setText(els.workerDetailState, gone ? 'gone' : 'live');
+    const running = Array.isArray(w.running) ? w.running.map(String) : [];
+    const seenS = num(w.last_seen_s, 0);
+    const fields = [
+      ['Queues', (w.queues || []).join(', ') || '–'],
+      ['Capacity', w.capacity ?? '–'],
+      ['Running', `${running.length} of ${num(w.capacity)}`],
+      ['Processed', fmtInt(num(w.processed))],
+      ['Failed', fmtInt(num(w.failed))],
+      ['Last heartbeat', w.last_seen_s == null ? '–' : seenS < 1 ? 'just now' : fmtDur(seenS * 1000) + ' ago'],
+      ['Joined', w.joined_at ? fmtDateTime(parseTime(w.joined_at)) : '–'],
+      ['Version', w.version || '–'],
+      ['Tasks', Array.isArray(w.tasks) && w.tasks.length ? w.tasks.join(', ') : '–'],
+    ];
+    const key = JSON.stringify(fields);
+    if (els.workerFields.dataset.key !== key) {
+      els.workerFields.dataset.key = key;
+      els.workerFields.replaceChildren(...fields.map(([k, v]) => {
+        const d = el('div');
+        d.dataset.field = k.toLowerCase().replace(/\s+/g, '_');
+        const dd = el('dd', null, String(v));
+        dd.title = String(v);
+        d.append(el('dt', null, k), dd);
+        return d;
+      }));
+    }
+    setText(els.workerRunningCount, String(running.length));
+    renderLinks(els.workerRunning, running, gone ? 'the worker has gone' : 'idle');
+    renderLinks(els.workerJobs, state.workerJobs || [], state.workerJobs ? 'no jobs yet' : 'loading…');
   }
 
   // ------------------------------------------------------------------ rendering: workers
@@ -1600,7 +1992,9 @@
     id = String(id);
     if (state.detailId === id && !els.detail.hidden) return;
     closeLogStream();
+    if (state.workerId) closeWorker();
     state.detailId = id;
+    state.detailDependents = null;
     for (const row of jobRows.values()) row.tr.classList.toggle('selected', row.tr.dataset.jobId === id);
     els.detail.hidden = false;
     setText(els.detailId, id);
@@ -1624,8 +2018,22 @@
   async function fetchDetail(id) {
     const startIdx = evIdx;
     try {
-      const j = await api('jobs/' + encodeURIComponent(id));
+      const [j, dependents] = await Promise.all([
+        api('jobs/' + encodeURIComponent(id)),
+        api('jobs?' + new URLSearchParams({ depends_on: id, limit: '100' }).toString()),
+      ]);
       if (j && j.id != null) mergeJobs([j], startIdx);
+      const list = (dependents && dependents.jobs) || [];
+      mergeJobs(list, startIdx);
+      if (state.detailId === id) state.detailDependents = list.map((d) => String(d.id));
+      // the dependencies' own status, for their badges
+      const unknown = (Array.isArray(j.depends_on) ? j.depends_on : []).map(String)
+        .filter((d) => !state.jobs.has(d) || state.jobs.get(d)._partial).slice(0, 50);
+      if (unknown.length) {
+        const found = await Promise.all(
+          unknown.map((d) => api('jobs/' + encodeURIComponent(d)).catch(() => null)));
+        mergeJobs(found.filter(Boolean), startIdx);
+      }
     } catch (err) {
       if (state.detailId !== id) return;
       if (err.status === 404) toast(`Job ${shortId(id)} not found`, 'error');
@@ -1730,6 +2138,15 @@
     const hasResult = 'result' in rec && rec.result !== undefined && (rec.result !== null || status === 'succeeded');
     els.detailResultBlock.hidden = !hasResult;
     if (hasResult) setText(els.detailResult, prettyJson(rec.result));
+
+    // dependencies and dependents, as links
+    const deps = Array.isArray(rec.depends_on) ? rec.depends_on.map(String) : [];
+    const dependents = state.detailDependents || [];
+    els.detailDeps.hidden = !deps.length && !dependents.length;
+    if (!els.detailDeps.hidden) {
+      renderLinks(els.detailDependsOn, deps, 'none');
+      renderLinks(els.detailDependents, dependents, 'none');
+    }
 
     const args = rec.args !== undefined || rec.kwargs !== undefined
       ? `args:   ${JSON.stringify(rec.args ?? [])}\nkwargs: ${JSON.stringify(rec.kwargs ?? {})}`
@@ -1969,7 +2386,28 @@
     els.jobsEmpty = $('#jobs-empty');
     els.jobsCount = $('#jobs-count');
     els.filterText = $('#filter-text');
-    els.filterStatus = $('#filter-status');
+    els.filterChips = [...document.querySelectorAll('#filter-statuses .chip-toggle')];
+    els.jobsPanel = $('.panel-jobs');
+    els.pageLabel = $('#page-label');
+    els.pageNewer = $('#page-newer');
+    els.pageNewest = $('#page-newest');
+    els.pageOlder = $('#page-older');
+    els.btnRetryFailed = $('#btn-retry-failed');
+    els.btnPurgeWaiting = $('#btn-purge-waiting');
+    els.schedulesBody = $('#schedules-table tbody');
+    els.schedulesEmpty = $('#schedules-empty');
+    els.schedulesSummary = $('#schedules-summary');
+    els.detailDeps = $('#detail-deps');
+    els.detailDependsOn = $('#detail-depends-on');
+    els.detailDependents = $('#detail-dependents');
+    els.workerDetail = $('#worker-detail');
+    els.workerDetailName = $('#worker-detail-name');
+    els.workerDetailHost = $('#worker-detail-host');
+    els.workerDetailState = $('#worker-detail-state');
+    els.workerFields = $('#worker-fields');
+    els.workerRunning = $('#worker-running');
+    els.workerRunningCount = $('#worker-running-count');
+    els.workerJobs = $('#worker-jobs');
     els.filterQueue = $('#filter-queue');
     els.workersBody = $('#workers-table tbody');
     els.workersEmpty = $('#workers-empty');
@@ -2008,12 +2446,21 @@
     els.queueNames = $('#queue-names');
   }
 
-  function setStatusFilter(status) {
-    state.filter.status = status;
-    els.filterStatus.value = status;
-    for (const t of document.querySelectorAll('.tile[data-status]')) t.classList.toggle('active', t.dataset.status === status);
-    markDirty('jobs');
+  /** Show the jobs in any of `statuses` (none: all), live from page 1. */
+  function setStatusFilter(statuses) {
+    state.filter.statuses = new Set(statuses);
+    const on = state.filter.statuses;
+    for (const t of document.querySelectorAll('.tile[data-status]')) t.classList.toggle('active', on.has(t.dataset.status));
+    for (const c of els.filterChips) c.setAttribute('aria-pressed', String(on.has(c.dataset.status)));
+    pageLive();
     refreshJobs();
+  }
+
+  function toggleStatus(status) {
+    const next = new Set(state.filter.statuses);
+    if (next.has(status)) next.delete(status);
+    else next.add(status);
+    setStatusFilter(next);
   }
 
   function setChartWindow(seconds) {
@@ -2043,6 +2490,7 @@
     $('#btn-close-detail').addEventListener('click', closeDetail);
     document.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && !els.detail.hidden) closeDetail();
+      else if (e.key === 'Escape' && !els.workerDetail.hidden) closeWorker();
     });
     els.btnCancel.addEventListener('click', () => jobAction('cancel'));
     els.btnRetry.addEventListener('click', () => jobAction('retry'));
@@ -2063,19 +2511,38 @@
     }, { passive: true });
     els.submitForm.addEventListener('submit', onSubmit);
 
-    els.filterStatus.addEventListener('change', () => setStatusFilter(els.filterStatus.value));
+    for (const chip of els.filterChips) chip.addEventListener('click', () => toggleStatus(chip.dataset.status));
     els.filterQueue.addEventListener('change', () => {
       state.filter.queue = els.filterQueue.value;
-      markDirty('jobs');
+      pageLive();
+      markDirty('bulk');
       refreshJobs();
     });
+    els.pageOlder.addEventListener('click', pageOlder);
+    els.pageNewer.addEventListener('click', pageNewer);
+    els.pageNewest.addEventListener('click', () => {
+      pageLive();
+      refreshJobs();
+    });
+    els.btnRetryFailed.addEventListener('click', retryAllFailed);
+    els.btnPurgeWaiting.addEventListener('click', purgeWaiting);
+    els.workersBody.addEventListener('click', (e) => {
+      const tr = e.target.closest('tr[data-worker]');
+      if (tr) openWorker(tr.dataset.worker);
+    });
+    $('#btn-close-worker').addEventListener('click', closeWorker);
     els.filterText.addEventListener('input', () => {
       state.filter.text = els.filterText.value.trim().toLowerCase();
       markDirty('jobs');
     });
     for (const tile of document.querySelectorAll('.tile[data-status]')) {
-      tile.addEventListener('click', () => {
-        setStatusFilter(state.filter.status === tile.dataset.status ? '' : tile.dataset.status);
+      tile.addEventListener('click', (e) => {
+        const status = tile.dataset.status;
+        if (e.shiftKey || e.ctrlKey || e.metaKey) toggleStatus(status);  // add to the filter
+        else {
+          const only = state.filter.statuses.size === 1 && state.filter.statuses.has(status);
+          setStatusFilter(only ? [] : [status]);
+        }
       });
     }
     for (const b of document.querySelectorAll('.seg button[data-window]')) {
@@ -2118,7 +2585,8 @@
   }
 
   function tick() {
-    const keys = ['header', 'jobs', 'chart', 'counts'];
+    const keys = ['header', 'jobs', 'chart', 'counts', 'schedules'];
+    if (state.workerId) keys.push('worker');
     if (state.detailId) {
       const rec = state.jobs.get(state.detailId);
       if (!rec || !TERMINAL.has(rec.status)) keys.push('detail');
@@ -2138,6 +2606,7 @@
     refreshWorkers();
     refreshQueues();
     refreshJobs();
+    refreshSchedules();
     openFromHash();
     refreshHealth();
     setInterval(poll, POLL_INTERVAL_MS);
@@ -2147,7 +2616,7 @@
   }
 
   // A handle for debugging from the console (and for browser tests).
-  window.zjobsDashboard = { state, toast, openDetail, closeDetail, refresh: resync };
+  window.zjobsDashboard = { state, toast, openDetail, closeDetail, openWorker, closeWorker, refresh: resync };
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();
