@@ -84,6 +84,19 @@ def test_depends_on_and_deferred_jobs_come_back_after_a_reopen(open_store: Opene
     assert again.store.statuses([parent, child, "none"]) == {"p": "queued", "c": "deferred"}
     assert again.lookup(child)["depends_on"] == [parent]
     assert again.job_counts()["deferred"] == 1
+    assert [j["id"] for j in again.store.list({"depends_on": parent}, None, 10)] == [child]
+    assert again.store.list({"depends_on": child}, None, 10) == []
+
+
+def test_purge_drops_a_purged_jobs_place_among_the_dependents(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    engine.submit([{"task": "t", "id": "p"}, {"task": "t", "id": "c", "depends_on": ["p"]}])
+    engine.cancel("p")  # c is cancelled with it: both finished, both purged
+    engine.flush()
+    assert engine.store.purge_finished(before=engine.clock.wall() + 1)
+    assert engine.store.list({"depends_on": "p"}, None, 10) == []
+    count = engine.store.db.execute("SELECT COUNT(*) FROM job_dependencies").fetchone()[0]
+    assert count == 0
 
 
 def test_a_finished_job_keeps_its_result_logs_and_artifacts(open_store: Opener) -> None:
