@@ -79,6 +79,14 @@ def submit(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     return {"ids": engine.submit(jobs)}
 
 
+def _submit_wait(body: Any) -> float | None:
+    """SUBMIT's `wait`: seconds to hold the reply until the jobs end (checked before any job
+    is created, so a bad one creates nothing)."""
+    if not isinstance(body, dict) or body.get("wait") is None:
+        return None
+    return _seconds(body, "wait", MAX_WAIT_S, MAX_WAIT_S)
+
+
 def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     return _job_or_404(engine, _str(body, "id"))
 
@@ -293,10 +301,12 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
             engine.outbox.reply(identity, p.encode_reply_raw(request.request_id,
                                                              _events(engine, request.body)))
             return
-        result = HANDLERS[request.command](engine, request.body, info)
         if request.command == p.SUBMIT:  # answered once its jobs are committed
-            engine.hold_submit_reply(identity, request.request_id, result, result["ids"])
+            wait_s = _submit_wait(request.body)
+            result = submit(engine, request.body, info)
+            engine.hold_submit_reply(identity, request.request_id, result, result["ids"], wait_s)
             return
+        result = HANDLERS[request.command](engine, request.body, info)
     except CommandError as exc:
         engine.outbox.reply(identity, p.encode_error(request.request_id, exc.code, exc.message))
         return

@@ -27,7 +27,7 @@ from .schedules import ScheduleBook
 from .store import Store
 from .submit import build_job
 from .throttle import Throttle
-from .waits import WaitBook
+from .waits import WaitBook, WaitGroup
 from .workers import Worker, WorkerRegistry, requirement
 
 log = structlog.get_logger(__name__)
@@ -77,6 +77,7 @@ class _HeldSubmit:
     request_id: bytes
     body: Any
     ids: list[str]
+    wait_s: float | None = None  # SUBMIT with wait: answered when the jobs end, as WAIT is
 
 
 @dataclass(slots=True)
@@ -412,10 +413,12 @@ class Engine:
                     del self._dependents[dep]
 
     def hold_submit_reply(self, identity: bytes, request_id: bytes, body: Any,
-                          ids: list[str]) -> None:
+                          ids: list[str], wait_s: float | None = None) -> None:
         """Answer a SUBMIT after the commit: OK if its jobs are stored, ERR if the store
-        refused them (then they are gone from memory too, see `_evict`)."""
-        self._submits.append(_HeldSubmit(identity, request_id, body, ids))
+        refused them (then they are gone from memory too, see `_evict`). With `wait_s`, the
+        OK waits, as a WAIT would, until the jobs have ended or `wait_s` has passed: one
+        round trip for a job and its result."""
+        self._submits.append(_HeldSubmit(identity, request_id, body, ids, wait_s))
 
     # ------------------------------------------------------------ dispatch
 
@@ -1081,11 +1084,23 @@ class Engine:
         for held in self._submits:
             reason = next((refused[i] for i in held.ids if i in refused), None) \
                 if refused else None
-            if reason is None:
+            if reason is None and held.wait_s is not None:
+                self._wait_for_submitted(held)
+            elif reason is None:
                 self.outbox.reply(held.identity, p.encode_reply(True, held.request_id, held.body))
             else:
                 self.outbox.reply(held.identity, p.encode_error(held.request_id, *reason))
         self._submits = []
+
+    def _wait_for_submitted(self, held: _HeldSubmit) -> None:
+        """The committed jobs of a SUBMIT with wait join the waits; an idempotent repeat may
+        name a job that has ended already."""
+        assert held.wait_s is not None
+        ended = [job_id for job_id in held.ids if job_id not in self.active]
+        group = WaitGroup(held.identity, held.request_id, held.ids,
+                          self.clock.mono() + held.wait_s, single="id" in held.body)
+        if self.waits.add(group, self.lookup_many(ended) if ended else {}):
+            group.answer(self.lookup, self.outbox)
 
     def forget_purged(self, purged: Counter[tuple[str, str]]) -> None:
         """Purged finished jobs leave the per-queue counts."""

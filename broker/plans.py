@@ -32,6 +32,7 @@ from .models import validate_jobs
 
 SUBMIT_CHUNK = 2000
 WAIT_SLICE_S = 30.0
+RUN_FIRST_WAIT_S = 5.0  # how long `run`'s SUBMIT waits for the job before WAIT takes over
 LOG_PAGE = 10_000
 REPLAY_PAGE = 10_000
 ALL_TYPES = ("job.", "log", "worker.")
@@ -240,6 +241,29 @@ class Plans:
                        idempotency_key=idempotency_key, depends_on=depends_on)
         job = validate_jobs([job_dict(task, args, kwargs, options)])[0]
         return (yield Call(p.SUBMIT, job))["id"]
+
+    @call
+    def run(self, task: str, *args: Any, timeout: float | None = None, queue: str = "default",
+            priority: int = 0, timeout_s: float | None = None, max_retries: int = 0,
+            retry_backoff_s: float = 1.0, run_at: Any = None,
+            idempotency_key: str | None = None, depends_on: list[str] | None = None,
+            **kwargs: Any) -> Any:
+        """Submit `task(*args, **kwargs)` and return its result, as `result(submit(...))`
+        does, in one round trip: the SUBMIT itself waits for the job to end (`timeout` as
+        for `result`). Raises JobFailed, JobCancelled or TimeoutError."""
+        options = dict(queue=queue, priority=priority, timeout_s=timeout_s,
+                       max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
+                       idempotency_key=idempotency_key, depends_on=depends_on)
+        job = validate_jobs([job_dict(task, args, kwargs, options)])[0]
+        end = None if timeout is None else self.clock() + timeout
+        # a short first wait: a SUBMIT is never resent, so a broker restart must not cost
+        # a long wait; a job that takes longer is waited for with WAIT, which is resent
+        first = RUN_FIRST_WAIT_S if timeout is None else min(timeout, RUN_FIRST_WAIT_S)
+        done = yield Call(p.SUBMIT, {**job, "wait": first}, wait_s=first)
+        if done["status"] not in TERMINAL and (end is None or self.clock() < end):
+            left = None if end is None else max(end - self.clock(), 0.0)
+            done = yield from self._wait({"id": done["id"]}, left)
+        return outcome(done)
 
     @call
     def submit_many(self, jobs: Iterable[dict[str, Any]]) -> list[str]:

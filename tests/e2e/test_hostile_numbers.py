@@ -59,6 +59,7 @@ BAD_JOBS = [
     ("run_at", math.inf), ("run_at", math.nan), ("run_at", 1e20), ("run_at", 2**64 - 1),
     ("run_at", -5), ("run_at", "99999-01-01"), ("queue", "q" * 201), ("id", ""),
     ("idempotency_key", "k" * 501), ("task", "t" * 501),
+    ("wait", math.nan), ("wait", math.inf), ("wait", -1.0), ("wait", "soon"),
 ]
 
 

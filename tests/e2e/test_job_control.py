@@ -195,3 +195,45 @@ def test_retry_all_reruns_every_ended_job_that_matches_page_by_page(cluster: Clu
     with pytest.raises(BrokerError) as refused:
         client.retry_all("succeeded")
     assert refused.value.code == "bad_request"
+
+
+def test_run_is_submit_and_result_in_one_round_trip(cluster: Cluster,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster.start_worker("w1")
+    client = cluster.client()
+    submitted = client.stats()["counters"]["submitted"]
+    assert client.run("add", 1, 2) == 3
+    with pytest.raises(JobFailed):
+        client.run("add", "a", 1)
+    with pytest.raises(TimeoutError):
+        client.run("sleep", 2, timeout=0.2)  # the job goes on: only the wait ended
+    assert client.stats()["counters"]["submitted"] == submitted + 3
+    # a job that outlasts the SUBMIT's own wait is waited for with WAIT
+    monkeypatch.setattr("broker.plans.RUN_FIRST_WAIT_S", 0.1)
+    assert client.run("sleep", 0.5, timeout=30) == 0.5
+    # an idempotent repeat of an ended job answers at once with its result
+    assert client.run("add", 2, 2, idempotency_key="once") == 4
+    assert client.run("add", 9, 9, idempotency_key="once") == 4
+
+
+def test_a_batch_submit_with_wait_answers_the_ended_jobs(cluster: Cluster) -> None:
+    import msgpack
+    import zmq
+
+    from broker import protocol as p
+
+    cluster.start_worker("w1")
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(cluster.frontend)
+    try:
+        jobs = [{"task": "add", "args": [i, i]} for i in range(3)]
+        sock.send_multipart([p.CLIENT_HEADER, p.SUBMIT, b"r1",
+                             msgpack.packb({"jobs": jobs, "wait": 30})])
+        assert sock.poll(30_000)
+        reply = p.decode_reply(sock.recv_multipart())
+        assert reply.ok
+        assert [(j["status"], j["result"]) for j in reply.body["jobs"]] == \
+            [("succeeded", 0), ("succeeded", 2), ("succeeded", 4)]
+    finally:
+        sock.close(linger=0)
