@@ -57,6 +57,9 @@ def _rest_md(results: dict[str, Any]) -> list[str]:
 def _latency_md(results: dict[str, Any]) -> list[str]:
     rows = [(title, results[key]) for key, title in
             (("latency", "zjobs"), ("relay_latency", "relay (the limit)")) if results.get(key)]
+    one_trip = (results.get("latency") or {}).get("run")
+    if one_trip:
+        rows.insert(1, ("zjobs, `run()` (SUBMIT with wait)", one_trip))
     if not rows:
         return []
     out = ["\n## Latency (one job at a time, submit to result)\n",

@@ -108,8 +108,12 @@ def _percentiles(samples_s: list[float]) -> dict[str, float]:
 
 
 def latency(n_jobs: int, workers: int, progress: Progress) -> dict[str, Any]:
-    """One job at a time: submit, then wait for its result. The round trip of one job."""
+    """One job at a time: submit, then wait for its result. The round trip of one job.
+
+    Alternating with it, the same with `run` (SUBMIT with wait: one round trip), so that
+    both are measured on the same machine at the same time."""
     samples: list[float] = []
+    one_trip: list[float] = []
     with bench_cluster(workers, 16) as cluster, cluster.client() as client:
         for i in range(50):  # warm-up: connections, pool, SQLite pages
             client.result(client.submit("noop", i), timeout=30)
@@ -117,10 +121,14 @@ def latency(n_jobs: int, workers: int, progress: Progress) -> dict[str, Any]:
             started = time.perf_counter()
             client.result(client.submit("noop", i), timeout=30)
             samples.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            client.run("noop", i, timeout=30)
+            one_trip.append(time.perf_counter() - started)
             if i % 100 == 0:
                 progress(i / n_jobs)
     return {"name": "zjobs", "jobs": n_jobs, **_percentiles(samples), "samples_ms":
-            [round(s * 1000, 4) for s in samples]}
+            [round(s * 1000, 4) for s in samples],
+            "run": {"jobs": n_jobs, **_percentiles(one_trip)}}
 
 
 def scale(sizes: list[int], workers: int, progress: Progress) -> dict[str, Any]:
