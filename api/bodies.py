@@ -32,6 +32,14 @@ def parse_json(raw: bytes | str, what: str = "body") -> Any:
         raise ApiError(400, f"{what}: JSON nested too deeply") from None
 
 
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """A body that must be a JSON object (`{}` when empty); ApiError(422) if it is not."""
+    body = parse_json(raw or b"{}")
+    if not isinstance(body, dict):
+        raise ApiError(422, "body: must be a JSON object")
+    return body
+
+
 def _constant(name: str) -> Any:
     raise ApiError(400, f"{name} is not a JSON number")
 

@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from broker.jobs import TERMINAL
 from broker.models import JobSpec
 
-from .bodies import parse_json
+from .bodies import parse_json, parse_object
 from .context import context
 from .errors import ApiError
 from .render import Json, job_json, result_json
@@ -84,10 +84,7 @@ async def retry_job(request: Request) -> Response:
 
 async def retry_all(request: Request) -> Response:
     """Run every failed (or cancelled) job again, of one queue or all: `{"retried": n}`."""
-    body = parse_json(await request.body() or b"{}")
-    if not isinstance(body, dict):
-        raise ApiError(422, "body: must be a JSON object")
-    query = RetryAllIn.model_validate(body)
+    query = RetryAllIn.model_validate(parse_object(await request.body()))
     retried = await context(request).client.retry_all(query.status, query.queue)
     return Json({"retried": retried})
 

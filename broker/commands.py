@@ -15,7 +15,6 @@ from .jobs import TERMINAL, TERMINAL_IN_ORDER
 from .limits import is_number
 from .schedules import build_schedule
 from .schema import STATES
-from .waits import WaitGroup
 
 MAX_LIST = 1000
 MAX_WAIT_S = 3600.0
@@ -47,6 +46,19 @@ def _int(body: dict[str, Any], key: str, default: int, low: int = 0, high: int =
     if value < low:
         raise CommandError(BAD_REQUEST, f"{key} must be at least {low}, got {value}")
     return min(value, high)
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    """An optional string field: absent or nil is None; anything else but a string refused."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise CommandError(BAD_REQUEST, f"{key} must be a string")
+    return value
+
+
+def _next_cursor(rows: list[dict[str, Any]], limit: int) -> str | None:
+    """The cursor after a page of `limit` rows read as `limit + 1`: None on the last page."""
+    return rows[limit - 1]["id"] if len(rows) > limit else None
 
 
 def _seconds(body: dict[str, Any], key: str, default: float, high: float) -> float:
@@ -94,23 +106,16 @@ def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     """Newest first. `status` is one status or a list of them (any of which matches);
     `depends_on` keeps the jobs that depend on that job id."""
-    filters = {}
-    for key in ("queue", "task", "worker", "depends_on"):
-        value = body.get(key)
-        if value is not None and not isinstance(value, str):
-            raise CommandError(BAD_REQUEST, f"{key} must be a string")
-        filters[key] = value
+    filters = {key: _opt_str(body, key) for key in ("queue", "task", "worker", "depends_on")}
     statuses = _statuses(body.get("status"))
-    cursor = body.get("cursor")
-    if cursor is not None and not isinstance(cursor, str):
-        raise CommandError(BAD_REQUEST, "cursor must be a string")
+    cursor = _opt_str(body, "cursor")
     limit = _int(body, "limit", 100, 1, MAX_LIST)
     stored = statuses - {"running"} if statuses else None
     rows = [] if stored == set() else engine.store.list(
         {**filters, "status": sorted(stored) if stored else None}, cursor, limit + 1)
     if statuses and "running" in statuses:  # never stored on its own: live jobs are in memory
         rows = _newest_first(rows + _running(engine, filters, cursor, limit + 1))
-    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    next_cursor = _next_cursor(rows, limit)
     jobs = engine.overlay(rows[:limit])
     if statuses:
         jobs = [j for j in jobs if j["status"] in statuses]
@@ -164,14 +169,9 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     statuses = _statuses(body.get("status")) or {"failed"}
     if not statuses <= RETRYABLE:
         raise CommandError(BAD_REQUEST, "status must be failed, cancelled, or both")
-    queue = body.get("queue")
-    if queue is not None and not isinstance(queue, str):
-        raise CommandError(BAD_REQUEST, "queue must be a string")
-    cursor = body.get("cursor")
-    if cursor is not None and not isinstance(cursor, str):
-        raise CommandError(BAD_REQUEST, "cursor must be a string")
     limit = _int(body, "limit", MAX_LIST, 1, MAX_LIST)
-    rows = engine.store.list({"status": sorted(statuses), "queue": queue}, cursor, limit + 1)
+    rows = engine.store.list({"status": sorted(statuses), "queue": _opt_str(body, "queue")},
+                             _opt_str(body, "cursor"), limit + 1)
     ids = []
     for row in rows[:limit]:
         try:
@@ -179,8 +179,7 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
         except CommandError:
             continue
         ids.append(row["id"])
-    return {"retried": len(ids), "ids": ids,
-            "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None}
+    return {"retried": len(ids), "ids": ids, "next_cursor": _next_cursor(rows, limit)}
 
 
 def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
@@ -301,12 +300,11 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
             engine.outbox.reply(identity, p.encode_reply_raw(request.request_id,
                                                              _events(engine, request.body)))
             return
+        wait_s = _submit_wait(request.body) if request.command == p.SUBMIT else None
+        result = HANDLERS[request.command](engine, request.body, info)
         if request.command == p.SUBMIT:  # answered once its jobs are committed
-            wait_s = _submit_wait(request.body)
-            result = submit(engine, request.body, info)
             engine.hold_submit_reply(identity, request.request_id, result, result["ids"], wait_s)
             return
-        result = HANDLERS[request.command](engine, request.body, info)
     except CommandError as exc:
         engine.outbox.reply(identity, p.encode_error(request.request_id, exc.code, exc.message))
         return
@@ -331,11 +329,8 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise CommandError(BAD_REQUEST, "ids must be a non-empty list of job ids")
     timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
-    ended = [job_id for job_id in ids if job_id not in engine.active]
-    finished = engine.lookup_many(ended) if ended else {}
-    for job_id in ended:
-        if job_id not in finished:
+    finished = engine.ended_jobs(ids)
+    for job_id in ids:
+        if job_id not in engine.active and job_id not in finished:
             raise CommandError(NOT_FOUND, f"no job {job_id}")
-    group = WaitGroup(identity, request.request_id, ids, engine.clock.mono() + timeout, single)
-    if engine.waits.add(group, finished):
-        group.answer(engine.lookup, engine.outbox)
+    engine.wait_for(identity, request.request_id, ids, timeout, single=single, finished=finished)

@@ -1084,22 +1084,26 @@ class Engine:
         for held in self._submits:
             reason = next((refused[i] for i in held.ids if i in refused), None) \
                 if refused else None
-            if reason is None and held.wait_s is not None:
-                self._wait_for_submitted(held)
+            if reason is None and held.wait_s is not None:  # an idempotent repeat may have ended
+                self.wait_for(held.identity, held.request_id, held.ids, held.wait_s,
+                              single="id" in held.body, finished=self.ended_jobs(held.ids))
             elif reason is None:
                 self.outbox.reply(held.identity, p.encode_reply(True, held.request_id, held.body))
             else:
                 self.outbox.reply(held.identity, p.encode_error(held.request_id, *reason))
         self._submits = []
 
-    def _wait_for_submitted(self, held: _HeldSubmit) -> None:
-        """The committed jobs of a SUBMIT with wait join the waits; an idempotent repeat may
-        name a job that has ended already."""
-        assert held.wait_s is not None
-        ended = [job_id for job_id in held.ids if job_id not in self.active]
-        group = WaitGroup(held.identity, held.request_id, held.ids,
-                          self.clock.mono() + held.wait_s, single="id" in held.body)
-        if self.waits.add(group, self.lookup_many(ended) if ended else {}):
+    def ended_jobs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The client view of those of `ids` that are not live (ended, or unknown: absent)."""
+        ended = [job_id for job_id in ids if job_id not in self.active]
+        return self.lookup_many(ended) if ended else {}
+
+    def wait_for(self, identity: bytes, request_id: bytes, ids: list[str], timeout_s: float, *,
+                 single: bool, finished: dict[str, dict[str, Any]]) -> None:
+        """Answer `request_id` once every job of `ids` has ended (`finished`: those that
+        have), or after `timeout_s`, as WAIT does: the job, or `{"jobs": [...]}`."""
+        group = WaitGroup(identity, request_id, ids, self.clock.mono() + timeout_s, single)
+        if self.waits.add(group, finished):
             group.answer(self.lookup, self.outbox)
 
     def forget_purged(self, purged: Counter[tuple[str, str]]) -> None:

@@ -16,7 +16,7 @@ in the same transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -132,12 +132,20 @@ CREATE TABLE IF NOT EXISTS job_dependencies (
 VERSION = MIGRATIONS[-1][0]
 
 
+INSERT_DEPENDENCY = ("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?) "
+                     "ON CONFLICT DO NOTHING")
+
+
+def dependency_rows(jobs: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """The job_dependencies rows of `(job id, packed depends_on or None)` pairs."""
+    return [(dep, job_id) for job_id, packed in jobs if packed is not None
+            for dep in msgpack.unpackb(bytes(packed))]
+
+
 def _backfill_dependencies(db: Any) -> None:
-    """One row per (dependency, job) of the jobs stored before version 7."""
+    """The job_dependencies rows of the jobs stored before version 7."""
     rows = db.execute("SELECT id, depends_on FROM jobs WHERE depends_on IS NOT NULL").fetchall()
-    db.executemany(
-        "INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(dep, job_id) for job_id, packed in rows for dep in msgpack.unpackb(bytes(packed))])
+    db.executemany(INSERT_DEPENDENCY, dependency_rows(rows))
 
 
 BACKFILLS: dict[int, Callable[[Any], None]] = {7: _backfill_dependencies}

@@ -150,6 +150,11 @@ def job_dict(task: str, args: tuple, kwargs: dict[str, Any], options: dict[str, 
     return job
 
 
+def task_job(task: str, args: tuple, kwargs: dict[str, Any], **options: Any) -> dict:
+    """A validated wire job running `task(*args, **kwargs)`, with the options given."""
+    return validate_jobs([job_dict(task, args, kwargs, options)])[0]
+
+
 def exec_job(entry: str, code_files: dict[str, bytes], input_files: dict[str, bytes] | None,
              args: list[str] | None, env: dict[str, str] | None, timeout_s: float | None,
              runtime: str | None, net_policy: str, options: dict[str, Any]) -> dict:
@@ -236,10 +241,9 @@ class Plans:
 
         `depends_on`: ids of jobs that must succeed first (the job is `deferred` until then).
         """
-        options = dict(queue=queue, priority=priority, timeout_s=timeout_s,
+        job = task_job(task, args, kwargs, queue=queue, priority=priority, timeout_s=timeout_s,
                        max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
                        idempotency_key=idempotency_key, depends_on=depends_on)
-        job = validate_jobs([job_dict(task, args, kwargs, options)])[0]
         return (yield Call(p.SUBMIT, job))["id"]
 
     @call
@@ -251,10 +255,9 @@ class Plans:
         """Submit `task(*args, **kwargs)` and return its result, as `result(submit(...))`
         does, in one round trip: the SUBMIT itself waits for the job to end (`timeout` as
         for `result`). Raises JobFailed, JobCancelled or TimeoutError."""
-        options = dict(queue=queue, priority=priority, timeout_s=timeout_s,
+        job = task_job(task, args, kwargs, queue=queue, priority=priority, timeout_s=timeout_s,
                        max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
                        idempotency_key=idempotency_key, depends_on=depends_on)
-        job = validate_jobs([job_dict(task, args, kwargs, options)])[0]
         end = None if timeout is None else self.clock() + timeout
         # a short first wait: a SUBMIT is never resent, so a broker restart must not cost
         # a long wait; a job that takes longer is waited for with WAIT, which is resent

@@ -24,7 +24,6 @@ class RateCounter:
         cutoff = int(now) - window_s
         return sum(n for second, n in self._buckets if second > cutoff)
 
-
     def series(self, end: int, window_s: int) -> list[int]:
         """The count of each second in `[end - window_s, end)`, oldest first (0 where none)."""
         start = end - window_s

@@ -16,10 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from .jobs import TERMINAL, Job
-from .migrations import migrate
+from .migrations import INSERT_DEPENDENCY, dependency_rows, migrate
 from .schedules import COLUMNS as SCHEDULE_COLUMNS
 from .schedules import Schedule
 from .schedules import from_row as schedule_from_row
@@ -33,8 +31,6 @@ _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * le
 _MUTABLE = tuple(f.stored_as for f in MUTABLE)
 _UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
 _insert_row = operator.attrgetter(*_ATTRS)
-_INSERT_DEPENDENCY = ("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?) "
-                      "ON CONFLICT DO NOTHING")
 _update_row = operator.attrgetter(*(f.name for f in MUTABLE), "id")
 
 
@@ -125,7 +121,8 @@ class Store:
             self._fence()
             if inserts:
                 db.executemany(_INSERT, [_insert_row(j) for j in inserts])
-                db.executemany(_INSERT_DEPENDENCY, _dependency_rows(inserts))
+                db.executemany(INSERT_DEPENDENCY,
+                               dependency_rows((j.id, j.depends_on) for j in inserts))
             db.executemany(_UPDATE, [_update_row(j) for j in updates])
             if logs:
                 db.executemany(
@@ -363,12 +360,6 @@ def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
         "attempt = excluded.attempt",
         artifacts,
     )
-
-
-def _dependency_rows(jobs: list[Job]) -> list[tuple[str, str]]:
-    """(dependency, job id) for every dependency of the jobs: the index of dependents."""
-    return [(dep, job.id) for job in jobs if job.depends_on is not None
-            for dep in msgpack.unpackb(job.depends_on)]
 
 
 def _row_to_job(row: tuple) -> Job:

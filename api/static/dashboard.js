@@ -254,7 +254,7 @@
     loadedAt: Date.now(),
     filter: { statuses: new Set(), queue: '', text: '' },
     // page 1 is the live list; an older page is a fixed list of ids from GET /jobs?cursor=
-    page: { n: 1, ids: null, cursors: [], more: false, loading: false },
+    page: livePage(),
     historyEnd: null,             // seconds before this came from the broker's history
     schedules: new Map(),         // name -> schedule
     schedulesLoaded: false,
@@ -266,6 +266,11 @@
     feed: [],
     chartWindowS: 300,
   };
+
+  /** Page 1: the live list (an older page holds the ids GET /jobs gave for its cursor). */
+  function livePage() {
+    return { n: 1, ids: null, cursors: [], more: false, loading: false };
+  }
 
   function zeroCounts() {
     const c = {};
@@ -1169,12 +1174,13 @@
     const f = state.filter;
     if (f.statuses.size && !f.statuses.has(rec.status)) return false;
     if (f.queue && (rec.queue || 'default') !== f.queue) return false;
-    if (f.text) {
-      const t = f.text;
-      const hay = `${rec.id} ${rec.task || ''} ${rec.worker || ''} ${rec.queue || ''}`.toLowerCase();
-      if (!hay.includes(t)) return false;
-    }
-    return true;
+    return matchesText(rec, f.text);
+  }
+
+  /** The free-text filter: id, task, worker or queue contains it. */
+  function matchesText(rec, text) {
+    if (!text) return true;
+    return `${rec.id} ${rec.task || ''} ${rec.worker || ''} ${rec.queue || ''}`.toLowerCase().includes(text);
   }
 
   function renderJobs() {
@@ -1183,12 +1189,9 @@
     let list = [];
     if (page.ids) {
       // an older page: the jobs GET /jobs gave, in its order, their status kept live
-      const t = state.filter.text;
       for (const id of page.ids) {
         const rec = state.jobs.get(id);
-        if (!rec) continue;
-        if (t && !`${rec.id} ${rec.task || ''} ${rec.worker || ''} ${rec.queue || ''}`.toLowerCase().includes(t)) continue;
-        list.push(rec);
+        if (rec && matchesText(rec, state.filter.text)) list.push(rec);
       }
     } else {
       for (const rec of state.jobs.values()) if (matchesFilter(rec)) list.push(rec);
@@ -1353,7 +1356,7 @@
   }
 
   function pageLive() {
-    state.page = { n: 1, ids: null, cursors: [], more: false, loading: false };
+    state.page = livePage();
     markDirty('jobs');
   }
 
@@ -1600,30 +1603,18 @@
     setAttr(els.workerDetailState, 'data-status', gone ? 'cancelled' : 'succeeded');
     setText(els.workerDetailState, gone ? 'gone' : 'live');
     const running = Array.isArray(w.running) ? w.running.map(String) : [];
-    const seenS = num(w.last_seen_s, 0);
     const fields = [
       ['Queues', (w.queues || []).join(', ') || '–'],
       ['Capacity', w.capacity ?? '–'],
       ['Running', `${running.length} of ${num(w.capacity)}`],
       ['Processed', fmtInt(num(w.processed))],
       ['Failed', fmtInt(num(w.failed))],
-      ['Last heartbeat', w.last_seen_s == null ? '–' : seenS < 1 ? 'just now' : fmtDur(seenS * 1000) + ' ago'],
+      ['Last heartbeat', lastSeen(w)],
       ['Joined', w.joined_at ? fmtDateTime(parseTime(w.joined_at)) : '–'],
       ['Version', w.version || '–'],
       ['Tasks', Array.isArray(w.tasks) && w.tasks.length ? w.tasks.join(', ') : '–'],
     ];
-    const key = JSON.stringify(fields);
-    if (els.workerFields.dataset.key !== key) {
-      els.workerFields.dataset.key = key;
-      els.workerFields.replaceChildren(...fields.map(([k, v]) => {
-        const d = el('div');
-        d.dataset.field = k.toLowerCase().replace(/\s+/g, '_');
-        const dd = el('dd', null, String(v));
-        dd.title = String(v);
-        d.append(el('dt', null, k), dd);
-        return d;
-      }));
-    }
+    renderFields(els.workerFields, fields);
     setText(els.workerRunningCount, String(running.length));
     renderLinks(els.workerRunning, running, gone ? 'the worker has gone' : 'idle');
     renderLinks(els.workerJobs, state.workerJobs || [], state.workerJobs ? 'no jobs yet' : 'loading…');
@@ -1688,6 +1679,13 @@
     return { tr, nameSpan, host, queues, bar, barFill, loadText, processed, failed, queuesKey: null };
   }
 
+  /** How long ago a worker was last heard from. */
+  function lastSeen(w) {
+    if (w.last_seen_s == null) return '–';
+    const seenS = num(w.last_seen_s, 0);
+    return seenS < 1 ? 'just now' : fmtDur(seenS * 1000) + ' ago';
+  }
+
   function updateWorkerRow(row, w) {
     const running = Array.isArray(w.running) ? w.running.length : num(w.running);
     const cap = num(w.capacity);
@@ -1712,7 +1710,7 @@
     row.bar.title = Array.isArray(w.running) && w.running.length ? 'running: ' + w.running.join(', ') : 'idle';
     setText(row.processed, fmtInt(num(w.processed)));
     setText(row.failed, fmtInt(num(w.failed)));
-    const seen = w.last_seen_s == null ? 'unknown' : seenS < 1 ? 'just now' : fmtDur(seenS * 1000) + ' ago';
+    const seen = w.last_seen_s == null ? 'unknown' : lastSeen(w);
     const tasks = Array.isArray(w.tasks) && w.tasks.length ? `\ntasks: ${w.tasks.join(', ')}` : '';
     row.nameSpan.title = `${w.name}\nlast heartbeat: ${seen}${tasks}`;
   }
@@ -2112,18 +2110,7 @@
       ['Duration', dur != null ? fmtDur(dur) : '–'],
       ['Age', rec._c != null ? fmtDur(now - rec._c) : '–'],
     ];
-    const key = JSON.stringify(fields);
-    if (els.detailFields.dataset.key !== key) {
-      els.detailFields.dataset.key = key;
-      els.detailFields.replaceChildren(...fields.map(([k, v]) => {
-        const d = el('div');
-        d.dataset.field = k.toLowerCase().replace(/\s+/g, '_');
-        const dd = el('dd', null, String(v));
-        dd.title = String(v);
-        d.append(el('dt', null, k), dd);
-        return d;
-      }));
-    }
+    renderFields(els.detailFields, fields);
 
     // error
     const err = normError(rec.error);
@@ -2152,6 +2139,21 @@
       ? `args:   ${JSON.stringify(rec.args ?? [])}\nkwargs: ${JSON.stringify(rec.kwargs ?? {})}`
       : rec._full ? '–' : 'loading…';
     setText(els.detailArgs, args);
+  }
+
+  /** A `<dl>` of [label, value] pairs, rebuilt only when a value changed. */
+  function renderFields(dl, fields) {
+    const key = JSON.stringify(fields);
+    if (dl.dataset.key === key) return;
+    dl.dataset.key = key;
+    dl.replaceChildren(...fields.map(([k, v]) => {
+      const d = el('div');
+      d.dataset.field = k.toLowerCase().replace(/\s+/g, '_');
+      const dd = el('dd', null, String(v));
+      dd.title = String(v);
+      d.append(el('dt', null, k), dd);
+      return d;
+    }));
   }
 
   async function jobAction(action) {
