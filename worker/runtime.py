@@ -27,7 +27,7 @@ import zmq.asyncio
 from broker import __version__
 from broker import protocol as p
 from broker.curve import apply_client_curve
-from broker.sockets import NOBLOCK, endpoint_list, send_frames
+from broker.sockets import endpoint_list
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
@@ -74,9 +74,6 @@ class Worker:
         self.log = log.bind(worker=config.name)
         self._ctx = zmq.asyncio.Context()
         self._sock: zmq.asyncio.Socket | None = None
-        # the same socket without asyncio's futures, for the non-blocking sends and receives
-        # (a future per message, and pyzmq's flag enums, were a fifth of a worker's time)
-        self._plain: zmq.Socket | None = None
         self._pool: ProcessPool | None = None
         self._running: dict[str, _Running] = {}
         self._out: dict[bytes, list[bytes]] = {}
@@ -145,7 +142,6 @@ class Worker:
         if len(endpoints) > 1:
             self.log.info("broker.connecting", endpoint=endpoint)
         self._sock = sock
-        self._plain = zmq.Socket.shadow(sock.underlying)
         self._last_recv = time.monotonic()
         self._send_ready()
         self._flush()  # what ended while disconnected follows the READY that names the rest
@@ -172,7 +168,6 @@ class Worker:
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
-            self._plain = None
 
     async def _serve(self) -> bool:
         """Serve the broker until stopped (False) or until it falls silent (True)."""
@@ -190,10 +185,10 @@ class Worker:
         return False
 
     def _receive_all(self) -> None:
-        assert self._plain is not None
-        while self._plain is not None:
+        assert self._sock is not None
+        while True:
             try:
-                frames = self._plain.recv_multipart(NOBLOCK)
+                frames = self._sock.recv_multipart(zmq.NOBLOCK).result()
             except zmq.Again:
                 return
             self._last_recv = time.monotonic()
@@ -463,17 +458,13 @@ class Worker:
                 self._send_now(command, batch)
 
     def _send_now(self, command: bytes, bodies: list[bytes]) -> None:
-        if self._plain is None:
+        if self._sock is None:
             return
         try:
-            send_frames(self._plain, p.encode_worker_packed(command, bodies))
+            self._sock.send_multipart(p.encode_worker_packed(command, bodies), zmq.NOBLOCK)
             self._last_sent = time.monotonic()
         except zmq.ZMQError as exc:
             self.log.warning("broker.send_failed", command=command.decode(), error=str(exc))
-        # A send may take in what arrived and consume the socket's edge-triggered wake-up
-        # that a pending poll waits for: read it now, so nothing waits for the next poll.
-        if self._plain.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            self._receive_all()
 
 
 def run_worker(config: WorkerConfig) -> None:
