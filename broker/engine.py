@@ -94,9 +94,15 @@ class Outbox:
             batch.append(packed)
 
     def take(self) -> tuple[list, dict]:
-        replies, workers = self.replies, self.to_workers
-        self.replies, self.to_workers = [], {}
-        return replies, workers
+        return self.take_replies(), self.take_workers()
+
+    def take_replies(self) -> list[tuple[bytes, list[bytes]]]:
+        replies, self.replies = self.replies, []
+        return replies
+
+    def take_workers(self) -> dict[bytes, dict[bytes, list[bytes]]]:
+        workers, self.to_workers = self.to_workers, {}
+        return workers
 
 
 class Engine:

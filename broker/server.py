@@ -159,6 +159,7 @@ class BrokerServer:
         timeout_s = self.engine.tick()
         self._housekeeping()
         self.engine.dispatch()
+        self._send_to_workers()  # first: a worker runs its jobs while the turn commits
         self.engine.flush()
         self._send_outbox()
         return timeout_s
@@ -248,15 +249,25 @@ class BrokerServer:
             log.info("broker.purged", jobs=purged.total())
         return purged
 
+    def _send_to_workers(self) -> None:
+        """JOBs (and the rest for workers) go out before the commit, replies and events after.
+
+        A job may then run before the commit of its submit returns: at-least-once allows it,
+        since the submit is not acknowledged until then. If the commit refuses the job, the
+        worker is told to cancel it (`Engine._evict`); if the broker dies first, the worker
+        reports it at its next READY, and the broker, which never stored it, cancels it.
+        """
+        for identity, batches in self.engine.outbox.take_workers().items():
+            self._send_worker(identity, batches)
+
     def _send_outbox(self) -> None:
-        replies, to_workers = self.engine.outbox.take()
+        replies = self.engine.outbox.take_replies()
         for identity, frames in replies:
             try:
                 send_frames(self.frontend, [identity, *frames])
             except zmq.ZMQError:
                 self.engine.stats["dropped_replies"] += 1
-        for identity, batches in to_workers.items():
-            self._send_worker(identity, batches)
+        self._send_to_workers()
         for topic, body in self.engine.events.take_pending():
             try:
                 send_frames(self.publisher, [topic, body])
