@@ -100,3 +100,19 @@ def test_events_say_a_refused_job_is_gone(tmp_path: Path) -> None:
         ("job.submitted", "queued"), ("job.cancelled", "cancelled")]
     assert events[1]["error"]["type"] == "NotStored"
     assert Store(tmp_path).meta()["last_seq"] == events[-1]["seq"]
+
+
+def test_a_refused_job_already_sent_to_its_worker_is_cancelled_there(tmp_path: Path) -> None:
+    """The server sends a turn's JOBs before its commit; a job the commit then refuses
+    must not stay running at the worker."""
+    engine = _engine(tmp_path)
+    _submit(engine, b"bad", {"jobs": [{"task": "t", "id": "mate"}, {"task": "t", "id": "poison"}]})
+    engine.active["poison"].priority = 2**70
+    ready(engine, b"w", "w", capacity=10)
+    engine.dispatch()
+    sent = engine.outbox.take_workers()  # what the server sends before the commit
+    assert sorted(p.unpack(b)["id"] for b in sent[b"w"][p.JOB]) == ["mate", "poison"]
+    engine.flush()
+    cancels = engine.outbox.take_workers()[b"w"][p.CANCEL_JOB]
+    assert sorted(p.unpack(b)["job_id"] for b in cancels) == ["mate", "poison"]
+    assert engine.workers.by_name("w").running == set()
