@@ -39,6 +39,7 @@ from .errors import AuthError, BrokerError, BrokerUnreachable
 from .link import WATCHED, Link, Outstanding
 from .plans import Batch, Call, Emit, Live, Plan, Plans, Steps, operations, returning
 from .sockets import cancel_and_wait, endpoint_list, received
+from .wait_batches import WaitBatches
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -289,6 +290,8 @@ class AsyncClient(_BaseClient):
         self._replies: dict[bytes, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
+        self._waits = WaitBatches()  # single-job WAITs, sent coalesced
+        self._senders: set[asyncio.Task] = set()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -300,6 +303,8 @@ class AsyncClient(_BaseClient):
         """Stop the reader tasks and close the sockets; closing twice is fine."""
         await cancel_and_wait(self._reader)
         await cancel_and_wait(self._watcher)
+        for sender in list(self._senders):
+            await cancel_and_wait(sender)
         self._reader = self._watcher = None
         self._close_dealer()
 
@@ -330,6 +335,13 @@ class AsyncClient(_BaseClient):
     async def _call(self, call: Call) -> Any:
         self._start_tasks()
         limit = self._limit(call)
+        if call.command == p.WAIT and "id" in call.body:
+            future = self._join_wait(call.body["id"], call.body.get("timeout", 0.0))
+            try:
+                async with asyncio.timeout(limit):
+                    return await future
+            except TimeoutError:
+                raise BrokerUnreachable(self.endpoint, limit) from None
         rid = self._outstanding.next_id()
         future = asyncio.get_running_loop().create_future()
         self._replies[rid] = future
@@ -343,6 +355,26 @@ class AsyncClient(_BaseClient):
             self._replies.pop(rid, None)
             self._outstanding.answered(rid)
         return _checked(reply)
+
+    def _join_wait(self, job_id: str, timeout: float) -> asyncio.Future:
+        """A single-job WAIT, joined to this tick's batch (broker.wait_batches)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._waits.add(job_id, timeout, future):
+            sender = loop.create_task(self._send_waits())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return future
+
+    async def _send_waits(self) -> None:
+        for timeout, waits in self._waits.take():
+            rid = self._outstanding.next_id()
+            self._waits.sent(rid, waits)
+            body = {"ids": list(waits), "timeout": timeout, "each": True}
+            try:
+                await self._send(Call(p.WAIT, body), rid)
+            except Exception as exc:  # AuthError: every wait of the batch gets it
+                self._waits.fail(rid, exc)
 
     async def _send(self, call: Call, rid: bytes) -> None:
         frames = p.encode_request(call.command, rid, call.body)
@@ -366,6 +398,10 @@ class AsyncClient(_BaseClient):
     async def _read_replies(self) -> None:
         async for frames in received(self._sock):
             reply = _decoded(frames)
+            if reply is not None and reply.request_id in self._waits:
+                if self._waits.part(reply.request_id, reply.ok, reply.body):
+                    self._outstanding.answered(reply.request_id)
+                continue
             future = None if reply is None else self._replies.pop(reply.request_id, None)
             if future is not None and not future.done():
                 future.set_result(reply)
@@ -378,5 +414,6 @@ class AsyncClient(_BaseClient):
                 for future in self._replies.values():
                     if not future.done():
                         future.set_exception(AuthError(self._link.refused))
+                self._waits.fail_all(AuthError(self._link.refused))
             elif back:
                 self._resend()

@@ -329,8 +329,14 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise CommandError(BAD_REQUEST, "ids must be a non-empty list of job ids")
     timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
+    each = body.get("each") is True and not single
     finished = engine.ended_jobs(ids)
-    for job_id in ids:
-        if job_id not in engine.active and job_id not in finished:
-            raise CommandError(NOT_FOUND, f"no job {job_id}")
+    missing = [i for i in ids if i not in engine.active and i not in finished]
+    if missing and not each:
+        raise CommandError(NOT_FOUND, f"no job {missing[0]}")
+    if each:  # answered in parts: an unknown id is named in the first, not an error
+        known = set(ids).difference(missing)
+        engine.wait_for(identity, request.request_id, [i for i in ids if i in known], timeout,
+                        single=False, finished=finished, each=True, missing=missing)
+        return
     engine.wait_for(identity, request.request_id, ids, timeout, single=single, finished=finished)

@@ -1005,6 +1005,7 @@ class Engine:
                 log.error("store.commit_failed", error=repr(exc), jobs=len(self._inserts))
                 refused = self._commit_without_refused()
         self._answer_submits(refused)
+        self.waits.send_parts(self.outbox)
 
     def _write(self) -> None:
         inserted = {j.id for j in self._inserts}
@@ -1105,10 +1106,13 @@ class Engine:
         return self.lookup_many(ended) if ended else {}
 
     def wait_for(self, identity: bytes, request_id: bytes, ids: list[str], timeout_s: float, *,
-                 single: bool, finished: dict[str, dict[str, Any]]) -> None:
+                 single: bool, finished: dict[str, dict[str, Any]], each: bool = False,
+                 missing: list[str] | None = None) -> None:
         """Answer `request_id` once every job of `ids` has ended (`finished`: those that
-        have), or after `timeout_s`, as WAIT does: the job, or `{"jobs": [...]}`."""
-        group = WaitGroup(identity, request_id, ids, self.clock.mono() + timeout_s, single)
+        have), or after `timeout_s`, as WAIT does: the job, or `{"jobs": [...]}`; with
+        `each`, in parts as they end (`missing`: unknown ids, named in the first part)."""
+        group = WaitGroup(identity, request_id, ids, self.clock.mono() + timeout_s, single,
+                          each, missing)
         if self.waits.add(group, finished):
             group.answer(self.lookup, self.outbox)
 

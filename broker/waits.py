@@ -15,12 +15,19 @@ class _Outbox(Protocol):
 
 
 class WaitGroup:
-    """One WAIT request: answered when every job in it has ended, or at its deadline."""
+    """One WAIT request: answered when every job in it has ended, or at its deadline.
 
-    __slots__ = ("identity", "request_id", "ids", "pending", "done", "deadline", "single", "open")
+    With `each` (WAIT `{ids, each: true}`) it is answered in parts instead: every turn in
+    which some of its jobs end sends those (`more: true`), and the last part comes when the
+    last job ends or at the deadline. Thousands of `result()` calls of one client then cost
+    one request and a reply per turn, not a request and a reply each.
+    """
+
+    __slots__ = ("identity", "request_id", "ids", "pending", "done", "deadline", "single",
+                 "open", "each", "fresh", "missing")
 
     def __init__(self, identity: bytes, request_id: bytes, ids: list[str], deadline: float,
-                 single: bool) -> None:
+                 single: bool, each: bool = False, missing: list[str] | None = None) -> None:
         self.identity = identity
         self.request_id = request_id
         self.ids = ids
@@ -29,11 +36,25 @@ class WaitGroup:
         self.deadline = deadline
         self.single = single
         self.open = True
+        self.each = each
+        self.fresh: list[dict[str, Any]] = []  # `each`: ended since the last part was sent
+        self.missing = missing or []  # `each`: ids the broker does not know, sent in part one
 
     def answer(self, lookup: Callable[[str], dict[str, Any] | None], outbox: _Outbox) -> None:
         self.open = False
+        if self.each:
+            rest = [job for job in map(lookup, sorted(self.pending)) if job is not None]
+            self.send_part(outbox, self.fresh + rest, more=False)
+            return
         jobs = [self.done.get(i) or lookup(i) for i in self.ids]
         body: Any = jobs[0] if self.single else {"jobs": jobs}
+        outbox.reply(self.identity, p.encode_reply(True, self.request_id, body))
+
+    def send_part(self, outbox: _Outbox, jobs: list[dict[str, Any]], *, more: bool) -> None:
+        body: dict[str, Any] = {"jobs": jobs, "more": more}
+        if self.missing:
+            body["missing"], self.missing = self.missing, []
+        self.fresh = []
         outbox.reply(self.identity, p.encode_reply(True, self.request_id, body))
 
 
@@ -42,6 +63,7 @@ class WaitBook:
         self._by_job: dict[str, list[WaitGroup]] = {}
         self._deadlines: list[tuple[float, int, WaitGroup]] = []
         self._count = 0
+        self._parts: list[WaitGroup] = []  # `each` groups with jobs ended this turn
 
     def add(self, group: WaitGroup, finished: dict[str, dict[str, Any]]) -> bool:
         """Register `group`; `finished` are its jobs already ended. True if it is complete now.
@@ -51,8 +73,13 @@ class WaitBook:
         """
         if not math.isfinite(group.deadline):
             raise ValueError(f"a wait deadline must be finite, got {group.deadline}")
-        group.done.update(finished)
         group.pending.difference_update(finished)
+        if group.each:
+            group.fresh.extend(finished.values())
+            if group.pending and (group.fresh or group.missing):
+                self._parts.append(group)
+        else:
+            group.done.update(finished)
         if not group.pending:
             return True
         for job_id in group.pending:
@@ -70,10 +97,22 @@ class WaitBook:
         for group in groups:
             if not group.open:
                 continue
-            group.done[job_id] = job
             group.pending.discard(job_id)
+            if group.each:
+                if not group.fresh and group.pending:
+                    self._parts.append(group)
+                group.fresh.append(job)
+            else:
+                group.done[job_id] = job
             if not group.pending:
                 group.answer(lambda i: None, outbox)
+
+    def send_parts(self, outbox: _Outbox) -> None:
+        """The turn's parts of the `each` groups still open (a closed one sent its last)."""
+        parts, self._parts = self._parts, []
+        for group in parts:
+            if group.open and (group.fresh or group.missing):
+                group.send_part(outbox, group.fresh, more=True)
 
     def expire(self, mono: float, lookup: Callable[[str], dict[str, Any] | None],
                outbox: _Outbox) -> None:
