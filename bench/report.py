@@ -45,8 +45,56 @@ def markdown(results: dict[str, Any]) -> str:
         else:
             out.append(f"| {row['name']} | {row['jobs']} | {row['jobs_per_s']:,.0f} | "
                        f"{row['zjobs_ratio']} | {row['relay_ratio']} | {row.get('note', '')} |")
-    out += _rest_md(results)
+    out += _ratios_md(results) + _rest_md(results)
     return "\n".join(out) + "\n"
+
+
+ZJOBS_SCENARIOS = ("throughput", "throughput_sync", "throughput_thread", "user_case",
+                   "user_submit")
+
+
+def _ratios_md(results: dict[str, Any]) -> list[str]:
+    """Each zjobs scenario divided by the relay and by each peer measured in the same run."""
+    mine = [results[k] for k in ZJOBS_SCENARIOS if (results.get(k) or {}).get("jobs_per_s")]
+    others = [r for r in [results.get("relay"), *results.get("peers", [])]
+              if r and r.get("jobs_per_s")]
+    if not mine or not others:
+        return []
+    out = ["\n## Each zjobs scenario ÷ the relay and each peer (same run)\n",
+           "| zjobs scenario | " + " | ".join(r["name"] for r in others) + " |",
+           "| --- |" + " ---: |" * len(others)]
+    for row in mine:
+        out.append(f"| {row['name']} | " + " | ".join(
+            _ratio(row["jobs_per_s"], other["jobs_per_s"]) for other in others) + " |")
+    return out + _targets_md(results)
+
+
+def _targets_md(results: dict[str, Any]) -> list[str]:
+    """The targets of the user's case, met or not, from this run's numbers."""
+    user = (results.get("user_case") or {}).get("jobs_per_s")
+    relay = (results.get("relay") or {}).get("jobs_per_s")
+    latency = results.get("latency") or {}
+    user_latency = latency.get("user") or {}
+    lags = [row.get("sse_max_lag_s") for row in
+            (results.get("http") or {}).get("sse", [results.get("http") or {}])]
+    checks = [
+        ("user's case ≥ 0.5 × relay", user and relay and user / relay, 0.5, "x", True),
+        ("user's case p50 < 1 ms (`result(submit())`)", user_latency.get("p50_ms"), 1.0,
+         " ms", False),
+        ("user's case p50 < 1 ms (`run()`)", (user_latency.get("run") or {}).get("p50_ms"),
+         1.0, " ms", False),
+        ("single-job p50 < 1 ms", latency.get("p50_ms"), 1.0, " ms", False),
+        ("single-job p99 < 5 ms", latency.get("p99_ms"), 5.0, " ms", False),
+        ("SSE worst lag < 1 s", min((x for x in lags if x is not None), default=None), 1.0,
+         " s", False),
+    ]
+    out = ["\n## Targets\n", "| target | this run | met |", "| --- | ---: | --- |"]
+    for title, value, bound, unit, at_least in checks:
+        if value is None or value is False:
+            continue
+        met = value >= bound if at_least else value < bound
+        out.append(f"| {title} | {value:.3g}{unit} | {'yes' if met else 'no'} |")
+    return out
 
 
 def _rest_md(results: dict[str, Any]) -> list[str]:
@@ -57,9 +105,12 @@ def _rest_md(results: dict[str, Any]) -> list[str]:
 def _latency_md(results: dict[str, Any]) -> list[str]:
     rows = [(title, results[key]) for key, title in
             (("latency", "zjobs"), ("relay_latency", "relay (the limit)")) if results.get(key)]
-    one_trip = (results.get("latency") or {}).get("run")
-    if one_trip:
-        rows.insert(1, ("zjobs, `run()` (SUBMIT with wait)", one_trip))
+    latency = results.get("latency") or {}
+    extra = [("zjobs, `run()` (SUBMIT with wait)", latency.get("run")),
+             ("zjobs, user's case: plain `def` task, `result(submit())`", latency.get("user")),
+             ("zjobs, user's case: plain `def` task, `run()`",
+              (latency.get("user") or {}).get("run"))]
+    rows[1:1] = [(title, lat) for title, lat in extra if lat]
     if not rows:
         return []
     out = ["\n## Latency (one job at a time, submit to result)\n",
@@ -141,7 +192,7 @@ def show(results: dict[str, Any], console: Console) -> None:
             table.add_row(row["name"], str(row["jobs"]), f"{row['jobs_per_s']:,.0f}",
                           row["zjobs_ratio"], row.get("note", ""))
     console.print(table)
-    console.print("\n".join(_rest_md(results)))
+    console.print("\n".join(_ratios_md(results) + _rest_md(results)))
 
 
 def save(results: dict[str, Any]) -> list[Path]:

@@ -112,23 +112,27 @@ def latency(n_jobs: int, workers: int, progress: Progress) -> dict[str, Any]:
 
     Alternating with it, the same with `run` (SUBMIT with wait: one round trip), so that
     both are measured on the same machine at the same time."""
-    samples: list[float] = []
-    one_trip: list[float] = []
+    samples: dict[tuple[str, str], list[float]] = {
+        (how, task): [] for how in ("submit", "run") for task in ("noop", "noop_sync")}
     with bench_cluster(workers, 16) as cluster, cluster.client() as client:
         for i in range(50):  # warm-up: connections, pool, SQLite pages
             client.result(client.submit("noop", i), timeout=30)
+            client.result(client.submit("noop_sync", i), timeout=30)
         for i in range(n_jobs):
-            started = time.perf_counter()
-            client.result(client.submit("noop", i), timeout=30)
-            samples.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            client.run("noop", i, timeout=30)
-            one_trip.append(time.perf_counter() - started)
+            for task in ("noop", "noop_sync"):  # alternating: the same moments for each
+                started = time.perf_counter()
+                client.result(client.submit(task, i), timeout=30)
+                samples["submit", task].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                client.run(task, i, timeout=30)
+                samples["run", task].append(time.perf_counter() - started)
             if i % 100 == 0:
                 progress(i / n_jobs)
-    return {"name": "zjobs", "jobs": n_jobs, **_percentiles(samples), "samples_ms":
-            [round(s * 1000, 4) for s in samples],
-            "run": {"jobs": n_jobs, **_percentiles(one_trip)}}
+    return {"name": "zjobs", "jobs": n_jobs, **_percentiles(samples["submit", "noop"]),
+            "samples_ms": [round(s * 1000, 4) for s in samples["submit", "noop"]],
+            "run": {"jobs": n_jobs, **_percentiles(samples["run", "noop"])},
+            "user": {"jobs": n_jobs, **_percentiles(samples["submit", "noop_sync"]),
+                     "run": {"jobs": n_jobs, **_percentiles(samples["run", "noop_sync"])}}}
 
 
 def scale(sizes: list[int], workers: int, progress: Progress) -> dict[str, Any]:
