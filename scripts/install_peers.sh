@@ -25,6 +25,7 @@ PEER_PACKAGES=(
     "dramatiq[redis]"
     "arq>=0.26"
     "majortomo"
+    "six"  # majortomo imports it without declaring it
     "msgpack"
     "pyzmq"
     "pgqueuer"
