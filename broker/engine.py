@@ -1161,9 +1161,10 @@ class Engine:
         return totals
 
     def throughput_history(self, window_s: int = 600) -> dict[str, Any]:
-        """Jobs succeeded and failed in each whole second of the last `window_s`, oldest
-        first, ending before the second `end` (epoch seconds)."""
-        end = int(self.clock.wall())
+        """Jobs succeeded and failed in each second of the last `window_s`, oldest first,
+        the second in progress last (`end` is the epoch second after it): jobs that ended
+        a moment before a dashboard loaded are on its chart."""
+        end = int(self.clock.wall()) + 1
         return {"end": end, "seconds": window_s,
                 **{status: counter.series(end, window_s)
                    for status, counter in self.finished_by.items()}}

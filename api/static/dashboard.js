@@ -526,7 +526,8 @@
     const sec = Math.floor(Number.isFinite(Number(tsSec)) ? Number(tsSec) : serverNow() / 1000);
     const nowSec = Math.floor(serverNow() / 1000);
     if (sec <= nowSec - RING + 1) return;
-    if (state.historyEnd != null && sec < state.historyEnd) return;  // counted by the broker
+    // counted by the broker, but for the second in progress: what ends in it from now on
+    if (state.historyEnd != null && sec < state.historyEnd - 1) return;
     const i = ((sec % RING) + RING) % RING;
     if (ringSec[i] !== sec) {
       if (ringSec[i] > sec) return;

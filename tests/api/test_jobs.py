@@ -323,7 +323,8 @@ def test_stats_carry_the_throughput_history_of_the_last_ten_minutes(
         found = http.get("/stats").json()["history"]
         return found if sum(found["failed"]) >= 1 and sum(found["succeeded"]) >= 5 else None
 
-    found = wait_until(history, 5, message="the finished jobs in a whole second of history")
+    found = history()  # at once: the second in progress is in the history too
+    assert found is not None, "jobs that just ended are missing from the history"
     assert found["seconds"] == 600
     assert len(found["succeeded"]) == len(found["failed"]) == 600
     assert abs(found["end"] - time.time()) < 5

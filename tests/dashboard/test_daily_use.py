@@ -130,12 +130,16 @@ def test_pages_statuses_bulk_actions_and_history(cluster: Cluster, browser_page,
             page.click("#filter-statuses .chip-toggle[data-status='failed']")
             page.click("#filter-statuses .chip-toggle[data-status='cancelled']")
         assert "/jobs?" in asked.value.url
+        # both rows were on the live page already: wait for the filtered list to replace it
         page.wait_for_function(
-            "ids => ids.every(id => document.querySelector(`#jobs-table tr[data-job-id='${id}']`))",
+            "ids => ids.every(id => document.querySelector(`#jobs-table tr[data-job-id='${id}']`))"
+            " && [...document.querySelectorAll('#jobs-table tbody tr')]"
+            ".every(r => ['failed', 'cancelled'].includes(r.dataset.status))",
             arg=[failed, held], timeout=10_000)
         shown = page.eval_on_selector_all("#jobs-table tbody tr",
                                           "rows => rows.map(r => r.dataset.status)")
         assert set(shown) == {"failed", "cancelled"}
+        assert len(shown) == 2  # the 130 succeeded jobs are gone, not merely joined
         _screenshot(page, tmp_path / "dashboard-filter.png")
 
         # bulk: retry all failed, after a confirmation
