@@ -334,9 +334,8 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     missing = [i for i in ids if i not in engine.active and i not in finished]
     if missing and not each:
         raise CommandError(NOT_FOUND, f"no job {missing[0]}")
-    if each:  # answered in parts: an unknown id is named in the first, not an error
-        known = set(ids).difference(missing)
-        engine.wait_for(identity, request.request_id, [i for i in ids if i in known], timeout,
-                        single=False, finished=finished, each=True, missing=missing)
-        return
-    engine.wait_for(identity, request.request_id, ids, timeout, single=single, finished=finished)
+    if missing:  # answered in parts: an unknown id is named in the first, not an error
+        unknown = set(missing)
+        ids = [i for i in ids if i not in unknown]
+    engine.wait_for(identity, request.request_id, ids, timeout, single=single, finished=finished,
+                    each=each, missing=missing)

@@ -130,8 +130,6 @@ class ProcessPool:
                     child.job_id = None
                     self._idle.append(child)
                 self._on_message(message)
-        except BlockingIOError:
-            return  # woken with nothing to read
         except (EOFError, OSError):
             self._lost(child)
             return
