@@ -15,6 +15,8 @@ from pathlib import Path
 
 from broker import Client
 
+from .cpu import CpuMeter
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,6 +58,11 @@ class BenchCluster:
     def stop_workers(self) -> None:
         for name in [n for n in self.procs if n.startswith("worker-")]:
             _stop(self.procs.pop(name))
+
+    def cpu_meter(self) -> CpuMeter:
+        """CPU per job of the broker, the workers (with their children) and this client."""
+        workers = [proc.pid for name, proc in self.procs.items() if name.startswith("worker-")]
+        return CpuMeter({"broker": [self.procs["broker"].pid], "workers": workers})
 
     def broker_rss_peak_mib(self) -> float:
         """VmHWM of the broker: the peak resident set since it started."""

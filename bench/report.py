@@ -45,7 +45,7 @@ def markdown(results: dict[str, Any]) -> str:
         else:
             out.append(f"| {row['name']} | {row['jobs']} | {row['jobs_per_s']:,.0f} | "
                        f"{row['zjobs_ratio']} | {row['relay_ratio']} | {row.get('note', '')} |")
-    out += _ratios_md(results) + _rest_md(results)
+    out += _ratios_md(results) + _cpu_md(results) + _rest_md(results)
     return "\n".join(out) + "\n"
 
 
@@ -67,6 +67,24 @@ def _ratios_md(results: dict[str, Any]) -> list[str]:
         out.append(f"| {row['name']} | " + " | ".join(
             _ratio(row["jobs_per_s"], other["jobs_per_s"]) for other in others) + " |")
     return out + _targets_md(results)
+
+
+CPU_ROLES = ("broker", "workers", "client", "total")
+
+
+def _cpu_md(results: dict[str, Any]) -> list[str]:
+    """CPU µs per job by process, for each zjobs throughput scenario of the run."""
+    rows = [results[k] for k in ZJOBS_SCENARIOS if (results.get(k) or {}).get("cpu_us_per_job")]
+    if not rows:
+        return []
+    out = ["\n## CPU per job by process (µs, from /proc over the whole run)\n",
+           "| zjobs scenario | jobs/s | " + " | ".join(CPU_ROLES) + " |",
+           "| --- | ---: |" + " ---: |" * len(CPU_ROLES)]
+    for row in rows:
+        cpu = row["cpu_us_per_job"]
+        out.append(f"| {row['name']} | {row['jobs_per_s']:,.0f} | "
+                   + " | ".join(f"{cpu.get(role, 0):,.0f}" for role in CPU_ROLES) + " |")
+    return out
 
 
 def _targets_md(results: dict[str, Any]) -> list[str]:
@@ -192,7 +210,7 @@ def show(results: dict[str, Any], console: Console) -> None:
             table.add_row(row["name"], str(row["jobs"]), f"{row['jobs_per_s']:,.0f}",
                           row["zjobs_ratio"], row.get("note", ""))
     console.print(table)
-    console.print("\n".join(_ratios_md(results) + _rest_md(results)))
+    console.print("\n".join(_ratios_md(results) + _cpu_md(results) + _rest_md(results)))
 
 
 def save(results: dict[str, Any]) -> list[Path]:

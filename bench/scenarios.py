@@ -45,14 +45,16 @@ def _submit_and_collect(client: Client, n_jobs: int, task: str, progress: Progre
 def throughput(n_jobs: int, workers: int, progress: Progress, *, task: str = "noop",
                concurrency: int = 256, store: str | None = None) -> dict[str, Any]:
     with bench_cluster(workers, concurrency, store=store) as cluster, cluster.client() as client:
+        meter = cluster.cpu_meter().start()
         seconds = _submit_and_collect(client, n_jobs, task, progress)
+        cpu = meter.stop(n_jobs)
     name = {"noop": "zjobs", "noop_sync": "zjobs (sync pool)",
             "noop_thread": "zjobs (sync, pool=\"thread\")"}.get(task, f"zjobs ({task})")
     where = "PostgreSQL" if store else "SQLite"
     if store:
         name += " on PostgreSQL"
     return {"name": name, "jobs": n_jobs, "seconds": round(seconds, 3),
-            "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers,
+            "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers, "cpu_us_per_job": cpu,
             "note": f"durable {where} store, {workers} workers x concurrency {concurrency}, "
                     f"task `{task}`"}
 
@@ -67,11 +69,13 @@ def user_case(n_jobs: int, workers: int, progress: Progress, *,
     an asyncio client that submits (in batches of 1,000, or one `submit` per job) and then
     awaits each job's `result()`, 2,000 in flight."""
     with bench_cluster(workers, None) as cluster:
+        meter = cluster.cpu_meter().start()
         seconds = asyncio.run(_user_client(cluster.frontend, n_jobs, per_job, progress))
+        cpu = meter.stop(n_jobs)
     how = "one submit per job" if per_job else f"submit_many in batches of {USER_BATCH}"
     return {"name": "zjobs, user's case" + (" (submit per job)" if per_job else ""),
             "jobs": n_jobs, "seconds": round(seconds, 3),
-            "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers,
+            "jobs_per_s": round(n_jobs / seconds, 1), "workers": workers, "cpu_us_per_job": cpu,
             "note": f"durable SQLite store, {workers} workers with default settings, plain "
                     f"`def` task `noop_sync`; asyncio client: {how}, then `await result()` "
                     f"per job, {USER_IN_FLIGHT} in flight"}
