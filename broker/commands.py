@@ -204,7 +204,7 @@ def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     )}
     reply = {
         "jobs": engine.job_counts(), "queues": engine.queue_depths(),
-        "workers": len(engine.workers), "counters": counters,
+        "workers": len(engine.workers.groups()), "counters": counters,
         "throughput_per_s": engine.throughput_per_s(), "seq": engine.events.last_seq,
         "uptime_s": round(time.monotonic() - info.started_mono, 3),
     }
@@ -219,9 +219,8 @@ def ping(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 def workers(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    mono = engine.clock.mono()
     name = body.get("name")
-    found = [w.to_wire(mono) for w in engine.workers if name is None or w.name == name]
+    found = engine.worker_views(name if isinstance(name, str) else None)
     if name is not None and not found:
         raise CommandError(NOT_FOUND, f"no live worker {name}")
     return {"workers": found}

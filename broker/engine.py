@@ -28,7 +28,7 @@ from .store import Store
 from .submit import build_job
 from .throttle import Throttle
 from .waits import WaitBook, WaitGroup
-from .workers import Worker, WorkerRegistry, requirement
+from .workers import MAX_PREFETCH, Worker, WorkerRegistry, group_view, requirement
 
 log = structlog.get_logger(__name__)
 
@@ -80,29 +80,51 @@ class _HeldSubmit:
     wait_s: float | None = None  # SUBMIT with wait: answered when the jobs end, as WAIT is
 
 
+# A JOB as the turn queues it: (id, kind, task, attempt, timeout_s, queue, payload); the
+# server packs a worker's whole batch at once (protocol.encode_jobs).
+JobTuple = tuple[str, str, str | None, int, float | None, str, bytes | None]
+
+
 @dataclass(slots=True)
 class Outbox:
     replies: list[tuple[bytes, list[bytes]]] = field(default_factory=list)
     to_workers: dict[bytes, dict[bytes, list[bytes]]] = field(default_factory=dict)
+    # the turn's JOBs per worker identity, and whether that worker reads the compact form
+    jobs: dict[bytes, tuple[bool, list[JobTuple]]] = field(default_factory=dict)
 
     def reply(self, identity: bytes, frames: list[bytes]) -> None:
         self.replies.append((identity, frames))
+
+    def job(self, identity: bytes, compact: bool, job: JobTuple) -> None:
+        entry = self.jobs.get(identity)
+        if entry is None:
+            entry = self.jobs[identity] = (compact, [])
+        entry[1].append(job)
 
     def to_worker(self, identity: bytes, command: bytes, packed: bytes | None = None) -> None:
         batch = self.to_workers.setdefault(identity, {}).setdefault(command, [])
         if packed is not None:
             batch.append(packed)
 
-    def take(self) -> tuple[list, dict]:
-        return self.take_replies(), self.take_workers()
+    def take(self) -> tuple[list[tuple[bytes, list[bytes]]], dict[bytes, dict[bytes, list[bytes]]]]:
+        """The replies, and every message to workers as packed bodies by command, JOBs in
+        their single form: what tests and tools read."""
+        jobs, workers = self.take_workers()
+        for identity, (_, batch) in jobs.items():
+            bodies = workers.setdefault(identity, {}).setdefault(p.JOB, [])
+            bodies.extend(p.job_body(job) for job in batch)
+        return self.take_replies(), workers
 
     def take_replies(self) -> list[tuple[bytes, list[bytes]]]:
         replies, self.replies = self.replies, []
         return replies
 
-    def take_workers(self) -> dict[bytes, dict[bytes, list[bytes]]]:
+    def take_workers(self) -> tuple[dict[bytes, tuple[bool, list[JobTuple]]],
+                                    dict[bytes, dict[bytes, list[bytes]]]]:
+        """The turn's JOBs and the other messages to workers, by identity."""
+        jobs, self.jobs = self.jobs, {}
         workers, self.to_workers = self.to_workers, {}
-        return workers
+        return jobs, workers
 
 
 class Engine:
@@ -124,7 +146,11 @@ class Engine:
         self._expiries: list[tuple[float, str, int, str]] = []  # (mono, job, attempt, worker)
         # job id -> (worker name, attempt, lost_count before): requeued because that worker was
         # lost (or the broker restarted), so the worker may take it back if it reports it.
+        # The name is the worker's (its group's, for a sync slot): what `job.worker` shows.
         self._orphans: dict[str, tuple[str, int, int]] = {}
+        # job id -> the peer holding it: running there, or buffered there (still `queued`:
+        # a worker with a prefetch window holds jobs it has not started)
+        self._holders: dict[str, Worker] = {}
         # unknown peers sent DISCONNECT -> the results they sent since, replayed after their READY
         self._told: OrderedDict[bytes, list[tuple[int, dict[str, Any]]]] = OrderedDict()
         self._held_bytes = 0
@@ -192,7 +218,7 @@ class Engine:
 
     def _is_ready(self, job_id: str) -> bool:
         job = self.active.get(job_id)
-        return job is not None and job.status == S.QUEUED
+        return job is not None and job.status == S.QUEUED and job_id not in self._holders
 
     def _set_status(self, job: Job, new: str) -> None:
         """Move the job; it is written with the turn's one commit.
@@ -451,23 +477,46 @@ class Engine:
                     progress = True
 
     def _assign(self, job: Job, worker: Worker) -> None:
+        """Hand `job` to `worker`: running now, or buffered until its STARTED when the worker
+        reports starts (it has a prefetch window)."""
+        self._holders[job.id] = worker
+        self.workers.note_assigned(worker, job.id, requirement(job.kind, job.task))
+        timeout = self._timeout(job)
+        self.outbox.job(worker.identity, worker.compact, (
+            job.id, job.kind, job.task, job.attempts + 1, timeout, job.queue, job.payload))
+        worker.last_sent = self.clock.mono()
+        if not worker.reports_starts:
+            self._start(job, worker)
+
+    def _start(self, job: Job, worker: Worker) -> None:
+        """The attempt begins: the job is `running` on `worker` from now."""
         self._set_status(job, S.RUNNING)
         if self._orphans:
             self._orphans.pop(job.id, None)  # started elsewhere: its old worker cannot have it
         job.attempts += 1
-        job.worker = worker.name
+        job.worker = worker.group
         job.started_at = self.clock.wall()
-        self.workers.note_assigned(worker, job.id)
         timeout = self._timeout(job)
-        body = {
-            "id": job.id, "kind": job.kind, "task": job.task, "attempt": job.attempts,
-            "timeout_s": timeout, "queue": job.queue, "payload": job.payload,
-        }
-        self.outbox.to_worker(worker.identity, p.JOB, p.pack(body))
-        worker.last_sent = self.clock.mono()
         if timeout is not None:
             self._expire_at(timeout + self.config.attempt_grace_s, job, worker)
         self.events.emit("job.started", self._job_event(job))
+
+    def _buffered(self, job: Job | None, worker: Worker) -> bool:
+        """Whether `job` waits in `worker`'s buffer (held there, not started)."""
+        return (job is not None and job.status == S.QUEUED
+                and self._holders.get(job.id) is worker)
+
+    def _unbuffer(self, job_id: str, worker: Worker) -> bool:
+        """A job the worker held but never started goes back to its queue, its attempt
+        uncounted (a window returned, a worker that drains or is lost). True if it did."""
+        job = self.active.get(job_id)
+        if not self._buffered(job, worker):
+            return False
+        del self._holders[job_id]
+        self.workers.note_released(worker, job_id)
+        self.stats["returned"] += 1
+        self._make_ready(job)
+        return True
 
     def _timeout(self, job: Job) -> float | None:
         return job.timeout_s if job.timeout_s is not None else self.config.default_timeout_s
@@ -486,14 +535,38 @@ class Engine:
         worker.last_seen = mono
         handler = self._WORKER_HANDLERS.get(msg.command)
         if handler is not None:
+            if msg.command == p.RESULT and worker.reports_starts:
+                # the starts first, then the ends: a batch's events come in two runs
+                for body in msg.bodies:
+                    self._current(worker, body)
             for body in msg.bodies:
                 handler(self, worker, body)
+        elif msg.command == p.WINDOW:
+            for body in msg.bodies:
+                self._on_window(worker, body)
         elif msg.command == p.DISCONNECT:
-            if msg.bodies and msg.bodies[0].get("drain"):
-                # shutting down: finish what it runs, take nothing new
-                self.workers.set_capacity(worker, 0)
-            else:
-                self._drop_worker(worker, lost=False)
+            self._on_disconnect(worker, msg.bodies[0] if msg.bodies else {})
+
+    def _on_window(self, worker: Worker, body: dict[str, Any]) -> None:
+        """A worker's new prefetch window, with the buffered jobs it hands back."""
+        try:
+            returned = p.returned_ids(body)
+        except p.ProtocolError:
+            self.stats["malformed"] += 1
+            return
+        for job_id in returned:
+            self._unbuffer(job_id, worker)
+        prefetch = min(max(body["prefetch"], 0), MAX_PREFETCH)
+        self.workers.set_capacity(worker, worker.capacity, prefetch)
+
+    def _on_disconnect(self, worker: Worker, body: dict[str, Any]) -> None:
+        if not body.get("drain"):
+            self._drop_worker(worker, lost=False)
+            return
+        # shutting down: finish what it runs, take nothing new, hand back what it buffered
+        self.workers.set_capacity(worker, 0, 0)
+        for job_id in [j for j in worker.running if self._buffered(self.active.get(j), worker)]:
+            self._unbuffer(job_id, worker)
 
     def _unknown_worker(self, identity: bytes, msg: p.WorkerMessage) -> None:
         """A peer we do not know (we restarted, or declared it lost): make it re-register.
@@ -525,52 +598,54 @@ class Engine:
         return [body for _, body in held]
 
     def _register(self, identity: bytes, ready: dict[str, Any]) -> None:
+        mono = self.clock.mono()
         try:
             reported = p.ready_running(ready)
-        except p.ProtocolError:
-            reported = None
-        if "name" not in ready or reported is None:
+            worker = Worker(identity, ready, mono, self.clock.wall(),
+                            self.config.heartbeat_interval_s, self.config.heartbeat_liveness)
+        except (p.ProtocolError, ValueError, KeyError) as exc:
             self.stats["malformed"] += 1
+            log.debug("worker.ready_refused", reason=str(exc))
             return
         held = self._release_held(self._told.pop(identity, []))
-        mono = self.clock.mono()
-        interval = ready.get("heartbeat_interval_s") or self.config.heartbeat_interval_s
-        expiry = float(interval) * self.config.heartbeat_liveness
-        worker = Worker(identity, ready, mono, self.clock.wall(), expiry)
-        kept = self._retire(identity, worker.name, reported)
+        kept = self._retire(worker, reported)
         self.workers.add(worker)
         for job_id in kept:
-            self.workers.note_assigned(worker, job_id)
+            job = self.active[job_id]
+            self._holders[job_id] = worker
+            self.workers.note_assigned(worker, job_id, requirement(job.kind, job.task))
         self._adopt(worker, reported, kept)
         for body in held:
             self._on_result(worker, body)
         # Acknowledge at once: the worker's silence clock runs from its connect.
         self.outbox.to_worker(identity, p.HEARTBEAT)
         worker.last_sent = mono
+        if worker.member:  # a sync slot: part of its worker, which the views show
+            log.debug("worker.slot_joined", worker=worker.name, kept=len(worker.running))
+            return
         self.events.emit("worker.joined", {
             "worker": worker.name, "host": worker.host, "queues": list(worker.queues),
-            "capacity": worker.capacity, "pid": worker.pid, "running": sorted(worker.running),
+            "capacity": worker.slots, "pid": worker.pid, "running": sorted(worker.running),
         })
         log.info("worker.joined", worker=worker.name, queues=worker.queues,
-                 capacity=worker.capacity, kept=len(worker.running))
+                 capacity=worker.slots, kept=len(worker.running))
 
-    def _retire(self, identity: bytes, name: str, reported: dict[str, int]) -> set[str]:
+    def _retire(self, worker: Worker, reported: dict[str, int]) -> set[str]:
         """Drop the earlier registrations of this identity or this name (a worker that
         reconnected); the jobs its READY still reports running stay with it."""
         kept: set[str] = set()
-        for old in {self.workers.get(identity), self.workers.by_name(name)}:
-            if old is None:
-                continue
+        olds = {self.workers.get(worker.identity), self.workers.by_name(worker.name)}
+        for old in olds - {None}:
             keep = {job_id for job_id in old.running
-                    if self._runs(job_id, name, reported.get(job_id))}
+                    if self._runs(job_id, old, reported.get(job_id))}
             kept |= keep
             self._drop_worker(old, lost=True, keep=keep)
         return kept
 
-    def _runs(self, job_id: str, name: str, attempt: int | None) -> bool:
+    def _runs(self, job_id: str, holder: Worker, attempt: int | None) -> bool:
         job = self.active.get(job_id)
-        return (job is not None and job.status == S.RUNNING and job.worker == name
-                and job.attempts == attempt)
+        return (job is not None and job.status == S.RUNNING
+                and self._holders.get(job_id) is holder and job.attempts == attempt)
 
     def _adopt(self, worker: Worker, reported: dict[str, int], kept: set[str]) -> None:
         """Jobs a (re-)registering worker runs: keep what the broker still has for it,
@@ -582,48 +657,66 @@ class Engine:
             self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
 
     def _reclaim(self, worker: Worker, job_id: str, attempt: int) -> bool:
-        """Give a job requeued by this worker's loss back to it, as if never lost.
+        """Give a job that waits in its queue to the worker that says it runs it.
 
-        Only while it waits in its queue with the same attempt: once it has
-        started elsewhere (or ended) the returning worker is told to cancel.
+        A job its loss requeued, with the same attempt: as if never lost. Or a job it
+        started from its buffer (attempt one past the job's) whose STARTED the broker never
+        got (it restarted, or declared the worker lost): as if that STARTED had come. Never
+        once it has been handed to another worker, started elsewhere, or ended: then the
+        returning worker is told to cancel.
         """
         job = self.active.get(job_id)
-        orphan = self._orphans.get(job_id)
-        if (job is None or orphan is None or job.status != S.QUEUED
-                or orphan[:2] != (worker.name, attempt) or job.attempts != attempt):
+        if job is None or job.status != S.QUEUED or job_id in self._holders:
             return False
-        del self._orphans[job_id]
-        self._set_status(job, S.RUNNING)  # its entry in the ready heap is now stale
-        job.worker = worker.name
-        job.lost_count = orphan[2]
-        self.workers.note_assigned(worker, job_id)
-        timeout = self._timeout(job)
-        if timeout is not None:
-            left = (job.started_at or self.clock.wall()) + timeout - self.clock.wall()
-            self._expire_at(max(left, 0.0) + self.config.attempt_grace_s, job, worker)
+        orphan = self._orphans.get(job_id)
+        if orphan is not None and orphan[:2] == (worker.group, attempt) \
+                and job.attempts == attempt:
+            del self._orphans[job_id]
+            self._set_status(job, S.RUNNING)  # its entry in the ready heap is now stale
+            job.worker = worker.group
+            job.lost_count = orphan[2]
+            timeout = self._timeout(job)
+            if timeout is not None:
+                left = (job.started_at or self.clock.wall()) + timeout - self.clock.wall()
+                self._expire_at(max(left, 0.0) + self.config.attempt_grace_s, job, worker)
+            self.events.emit("job.started", self._job_event(job, resumed=True))
+        elif worker.reports_starts and attempt == job.attempts + 1:
+            self._start(job, worker)
+        else:
+            return False
+        self._holders[job_id] = worker
+        self.workers.note_assigned(worker, job_id, requirement(job.kind, job.task))
         self.stats["reclaimed"] += 1
-        self.events.emit("job.started", self._job_event(job, resumed=True))
         log.info("job.reclaimed", job_id=job_id, worker=worker.name, attempt=attempt)
         return True
 
     def _current(self, worker: Worker, body: dict[str, Any]) -> Job | None:
         """The running job this message is about, if it is still this worker's attempt
-        (or one its loss requeued and it can take back: a result sent after its READY)."""
+        (or one its loss requeued and it can take back: a result sent after its READY).
+
+        A job it held in its buffer starts here, if the worker says so before its STARTED
+        arrived (a STARTED skipped because the result followed at once).
+        """
         job = self.active.get(body["job_id"])
         if job is None:
             return None
         attempt = body.get("attempt")
         if job.status != S.RUNNING:
+            if self._buffered(job, worker) and attempt in (None, job.attempts + 1):
+                self._start(job, worker)
+                return job
             reclaimed = isinstance(attempt, int) and self._reclaim(worker, job.id, attempt)
             return job if reclaimed else None
-        if job.worker != worker.name or job.id not in worker.running:
+        if self._holders.get(job.id) is not worker:
             return None
         if attempt is not None and attempt != job.attempts:
             return None
         return job
 
     def _on_started(self, worker: Worker, body: dict[str, Any]) -> None:
-        """Dispatch already marked the job running; STARTED only proves the worker has it."""
+        """A buffered job starts (`_current` does it); for a worker without a window,
+        dispatch marked the job running already and STARTED only proves the worker has it."""
+        self._current(worker, body)
 
     def _on_log(self, worker: Worker, body: dict[str, Any]) -> None:
         job = self._current(worker, body)
@@ -748,6 +841,9 @@ class Engine:
              error: bytes | None = None) -> None:
         if self._awaiting:
             self._forget_awaiting(job.id)
+        holder = self._holders.pop(job.id, None)
+        if holder is not None and job.status == S.QUEUED:
+            self._recall(job.id, holder)
         self._set_status(job, status)
         job.finished_at = self.clock.wall()
         job.result = result
@@ -783,7 +879,14 @@ class Engine:
                    self.config.retry_backoff_cap_s)
         return base / 2 + random.uniform(0, base / 2)
 
+    def _recall(self, job_id: str, holder: Worker) -> None:
+        """A job that ended while buffered on `holder`: its credit comes back now, and the
+        worker drops it from its buffer (or stops it, if it started it meanwhile)."""
+        if self.workers.note_released(holder, job_id):
+            self.outbox.to_worker(holder.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+
     def _requeue(self, job: Job, delay_s: float, **why: Any) -> None:
+        self._holders.pop(job.id, None)
         self._set_status(job, S.QUEUED)
         job.run_at = self.clock.wall() + delay_s if delay_s > 0 else None
         self.events.emit("job.retrying", self._job_event(job, next_attempt_at=job.run_at, **why))
@@ -792,30 +895,44 @@ class Engine:
 
     def _drop_worker(self, worker: Worker, *, lost: bool, keep: set[str] | None = None) -> None:
         """Forget a worker; its running jobs go back to the queue (lost attempts counted),
-        but those in `keep`, which its new registration holds."""
+        but those in `keep`, which its new registration holds. Jobs it only buffered go back
+        as they were: they never started."""
         self.workers.remove(worker.identity)
         requeued = []
         for job_id in list(worker.running):
             job = self.active.get(job_id)
-            if job is None or job.status != S.RUNNING or (keep and job_id in keep):
+            if self._buffered(job, worker):
+                self._unbuffer(job_id, worker)
+                continue
+            if job is None or job.status != S.RUNNING or (keep and job_id in keep) \
+                    or self._holders.get(job_id) is not worker:
                 continue
             requeued.append(job_id)
-            lost_before = job.lost_count
-            if lost:
-                job.lost_count += 1
-            if job.lost_count > job.max_retries + self.config.lost_allowance:
-                error = {"type": "WorkerLost", "message": f"worker {worker.name} was lost "
-                         f"{job.lost_count} times running this job", "traceback": None}
-                self._finish(job, S.FAILED, error=p.pack(error))
-                continue
-            if lost:
-                self._orphans[job_id] = (worker.name, job.attempts, lost_before)
-            self._requeue(job, 0, reason="worker_lost" if lost else "worker_left",
-                          lost_worker=worker.name)
+            self._lose_attempt(job, worker, lost)
         kind = "worker.lost" if lost else "worker.left"
+        if worker.member:
+            log.info(f"worker.slot_{'lost' if lost else 'left'}", worker=worker.name,
+                     requeued=len(requeued))
+            return
         self.events.emit(kind, {"worker": worker.name, "requeued": requeued})
         log.warning(kind, worker=worker.name, requeued=len(requeued)) if lost else \
             log.info(kind, worker=worker.name, requeued=len(requeued))
+
+    def _lose_attempt(self, job: Job, worker: Worker, lost: bool) -> None:
+        """A started job whose worker is gone: back to its queue (the loss counted if the
+        worker was lost), or failed once it has lost too many attempts that way."""
+        lost_before = job.lost_count
+        if lost:
+            job.lost_count += 1
+        if job.lost_count > job.max_retries + self.config.lost_allowance:
+            error = {"type": "WorkerLost", "message": f"worker {worker.group} was lost "
+                     f"{job.lost_count} times running this job", "traceback": None}
+            self._finish(job, S.FAILED, error=p.pack(error))
+            return
+        if lost:
+            self._orphans[job.id] = (worker.group, job.attempts, lost_before)
+        self._requeue(job, 0, reason="worker_lost" if lost else "worker_left",
+                      lost_worker=worker.group)
 
     def _expire_at(self, delay_s: float, job: Job, worker: Worker) -> None:
         heapq.heappush(self._expiries, (self.clock.mono() + delay_s, job.id, job.attempts,
@@ -842,25 +959,27 @@ class Engine:
                     f"worker {worker.name} did not report on attempt {attempt} within its "
                     "timeout plus the grace period"), "traceback": None}, None)
 
-    def worker_unreachable(self, identity: bytes, unsent_jobs: list[bytes] | None = None
+    def worker_unreachable(self, identity: bytes, unsent_jobs: list[JobTuple] | None = None
                            ) -> None:
         """A send to this worker failed (ROUTER_MANDATORY): its identity is gone, now.
 
-        `unsent_jobs` are the packed JOB bodies of the failed send: they never
-        reached a worker, so they go back to their queue with the attempt
-        undone and no loss counted. What it was sent before is lost as usual.
+        `unsent_jobs` are the JOBs of the failed send: they never reached a worker, so they
+        go back to their queue with the attempt undone and no loss counted. What it was
+        sent before is lost as usual.
         """
         worker = self.workers.get(identity)
         if worker is None:
             return
-        for packed in unsent_jobs or ():
-            body = p.unpack(packed)
-            self._undeliver(worker, body["id"], body["attempt"])
+        for job in unsent_jobs or ():
+            self._undeliver(worker, job[0], job[3])
         self._drop_worker(worker, lost=True)
 
     def _undeliver(self, worker: Worker, job_id: str, attempt: int) -> None:
+        if self._unbuffer(job_id, worker):
+            return
         job = self.active.get(job_id)
         if job is None or job.status != S.RUNNING or job.attempts != attempt \
+                or self._holders.get(job_id) is not worker \
                 or not self.workers.note_released(worker, job_id):
             return
         job.attempts -= 1
@@ -876,11 +995,10 @@ class Engine:
             if found is None:
                 raise CommandError(NOT_FOUND, f"no job {job_id}")
             raise CommandError(CONFLICT, f"job {job_id} is {found['status']}: nothing to cancel")
-        if job.status == S.RUNNING:
-            worker = self.workers.by_name(job.worker)
-            if worker is not None:
-                self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
-                self._expire_at(self.config.attempt_grace_s, job, worker)
+        worker = self._holders.get(job.id)
+        if job.status == S.RUNNING and worker is not None:
+            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
+            self._expire_at(self.config.attempt_grace_s, job, worker)
         error = {"type": "Cancelled", "message": "cancelled by request", "traceback": None}
         self._finish(job, S.CANCELLED, error=p.pack(error))
         return job.to_wire()
@@ -1078,10 +1196,9 @@ class Engine:
         self.counts[(job.queue, job.status)] -= 1
         self.stats["submitted"] -= 1
         self.stats["refused"] += 1
-        if job.status == S.RUNNING:
-            worker = self.workers.by_name(job.worker)
-            if worker is not None and self.workers.note_released(worker, job.id):
-                self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
+        holder = self._holders.pop(job.id, None)
+        if holder is not None:  # sent to a worker this turn, buffered or started
+            self._recall(job.id, holder)
         error = {"type": "NotStored", "message": reason, "traceback": None}
         self.events.emit("job.cancelled", {**self._job_event(job), "status": S.CANCELLED,
                                            "error": error})
@@ -1153,6 +1270,22 @@ class Engine:
         for queue, _ in self.ready.ready_ids(lambda q, need: not workers.any_can_run(q, need)):
             counts[queue] += 1
         return counts
+
+    def worker_views(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every live worker as clients see it (a worker and its sync slots as one), or the
+        one named (by its name or a slot's)."""
+        groups = self.workers.groups()
+        if name is not None:
+            peer = self.workers.by_name(name)
+            wanted = peer.group if peer is not None else name
+            groups = {wanted: groups[wanted]} if wanted in groups else {}
+        mono = self.clock.mono()
+        views = []
+        for peers in groups.values():
+            started = {j for w in peers for j in w.running
+                       if (job := self.active.get(j)) is not None and job.status == S.RUNNING}
+            views.append(group_view(peers, started, mono))
+        return views
 
     def job_counts(self) -> dict[str, int]:
         totals = {s.value: 0 for s in JobState}

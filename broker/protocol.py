@@ -57,6 +57,7 @@ LOG = b"LOG"
 PROGRESS = b"PROGRESS"
 RESULT = b"RESULT"
 DISCONNECT = b"DISCONNECT"
+WINDOW = b"WINDOW"  # worker -> broker: a new prefetch window, and buffered jobs handed back
 ARTIFACT_CHUNK = ARTIFACT  # worker -> broker: one chunk of an artifact, sent before the RESULT
 # broker -> worker
 JOB = b"JOB"
@@ -73,6 +74,7 @@ _WORKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
     ARTIFACT_CHUNK: {"job_id": str, "attempt": int, "name": str, "index": int, "data": bytes,
                      "last": bool},
     DISCONNECT: {},
+    WINDOW: {"prefetch": int},
 }
 _BROKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
     JOB: {"id": str, "kind": str, "attempt": int},
@@ -214,6 +216,50 @@ def encode_worker_packed(command: bytes, packed_bodies: list[bytes]) -> list[byt
     return [WORKER_HEADER, command, *packed_bodies]
 
 
+JOB_FIELDS = ("id", "kind", "task", "attempt", "timeout_s", "queue", "payload")
+COMPACT_JOB_BYTES = 1024 * 1024  # a compact JOB body holds jobs up to about this many bytes
+
+
+def job_body(job: tuple) -> bytes:
+    """One JOB body in the single form: a map of `JOB_FIELDS`."""
+    return pack(dict(zip(JOB_FIELDS, job, strict=True)))
+
+
+def encode_jobs(compact: bool, jobs: list[tuple], max_message: int) -> list[bytes]:
+    """The JOB bodies of one message: a packed map per job, or for a worker whose READY said
+    `compact`, arrays of job arrays (fields in `JOB_FIELDS` order), no map per job. A compact
+    body closes near COMPACT_JOB_BYTES of payload, so no frame nears the message limit."""
+    if not compact:
+        return [job_body(job) for job in jobs]
+    room = min(COMPACT_JOB_BYTES, max_body_bytes(max_message) // 2)
+    bodies, start, used = [], 0, 0
+    for index, job in enumerate(jobs):
+        size = len(job[6] or b"") + 128
+        if used and used + size > room:
+            bodies.append(pack(jobs[start:index]))
+            start, used = index, 0
+        used += size
+    bodies.append(pack(jobs[start:]))
+    return bodies
+
+
+def decode_jobs(bodies: list[Any]) -> list[dict[str, Any]]:
+    """The jobs of a decoded JOB message, from both forms (a map, or an array of arrays)."""
+    jobs: list[dict[str, Any]] = []
+    for body in bodies:
+        if isinstance(body, dict):
+            jobs.append(body)
+            continue
+        for item in body:
+            if not isinstance(item, list | tuple) or len(item) != len(JOB_FIELDS):
+                raise ProtocolError("JOB: a compact job is not an array of "
+                                    f"{len(JOB_FIELDS)} fields")
+            job = dict(zip(JOB_FIELDS, item, strict=True))
+            _check_fields(job, _BROKER_BODY_SCHEMA[JOB], JOB)
+            jobs.append(job)
+    return jobs
+
+
 def decode_worker(frames: list[bytes]) -> WorkerMessage:
     """Decode what a worker sent to the backend (without the ROUTER identity)."""
     return _decode_worker_frames(frames, _WORKER_BODY_SCHEMA)
@@ -235,10 +281,25 @@ def _decode_worker_frames(
     required = schema.get(command)
     if required is None:
         raise ProtocolError(f"unknown worker command {command[:32]!r}")
+    if command == JOB and schema is _BROKER_BODY_SCHEMA:
+        return WorkerMessage(command, _job_bodies(frames[2:]))
     bodies = [_unpack_map(f) for f in frames[2:]]
     for body in bodies:
         _check_fields(body, required, command)
     return WorkerMessage(command, bodies)
+
+
+def _job_bodies(frames: list[bytes]) -> list[Any]:
+    """JOB bodies as sent: maps checked here, compact arrays checked by `decode_jobs`."""
+    bodies = []
+    for frame in frames:
+        body = unpack(frame) if frame else {}
+        if isinstance(body, dict):
+            _check_fields(body, _BROKER_BODY_SCHEMA[JOB], JOB)
+        elif not isinstance(body, list):
+            raise ProtocolError("JOB: a body must be a map or an array of jobs")
+        bodies.append(body)
+    return bodies
 
 
 def _check_fields(
@@ -351,6 +412,16 @@ def ready_running(body: dict[str, Any]) -> dict[str, int]:
         _check_fields(item, {"job_id": str, "attempt": int}, READY)
         jobs[item["job_id"]] = item["attempt"]
     return jobs
+
+
+def returned_ids(body: dict[str, Any]) -> list[str]:
+    """The buffered jobs a WINDOW or a DISCONNECT hands back (`returned`: job ids)."""
+    returned = body.get("returned")
+    if returned is None:
+        return []
+    if not isinstance(returned, list) or not all(isinstance(i, str) for i in returned):
+        raise ProtocolError("field 'returned' is not a list of job ids")
+    return returned
 
 
 # ---------------------------------------------------------------- events

@@ -257,7 +257,16 @@ class BrokerServer:
         worker is told to cancel it (`Engine._evict`); if the broker dies first, the worker
         reports it at its next READY, and the broker, which never stored it, cancels it.
         """
-        for identity, batches in self.engine.outbox.take_workers().items():
+        jobs, others = self.engine.outbox.take_workers()
+        for identity, (compact, batch) in jobs.items():
+            bodies = p.encode_jobs(compact, batch, self.config.max_message)
+            try:
+                send_frames(self.backend, [identity, *p.encode_worker_packed(p.JOB, bodies)])
+            except zmq.ZMQError as exc:
+                log.warning("worker.unreachable", error=str(exc))
+                self.engine.worker_unreachable(identity, batch)
+                others.pop(identity, None)
+        for identity, batches in others.items():
             self._send_worker(identity, batches)
 
     def _send_outbox(self) -> None:
@@ -275,16 +284,13 @@ class BrokerServer:
                 self.engine.stats["dropped_events"] += 1
 
     def _send_worker(self, identity: bytes, batches: dict[bytes, list[bytes]]) -> None:
-        jobs_sent = False
         for command, bodies in batches.items():
             try:
                 send_frames(self.backend, [identity, *p.encode_worker_packed(command, bodies)])
             except zmq.ZMQError as exc:
                 log.warning("worker.unreachable", error=str(exc))
-                unsent = [] if jobs_sent else batches.get(p.JOB, [])
-                self.engine.worker_unreachable(identity, unsent)
+                self.engine.worker_unreachable(identity)
                 return
-            jobs_sent = jobs_sent or command == p.JOB
 
     def close(self) -> None:
         if not self._lost:

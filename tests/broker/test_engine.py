@@ -271,8 +271,8 @@ def test_job_whose_send_failed_goes_back_with_its_attempt_undone(engine: Engine)
     [job_id] = engine.submit([{"task": "t"}])
     ready(engine, b"gone", "w")
     engine.dispatch()
-    _, to_workers = engine.outbox.take()
-    engine.worker_unreachable(b"gone", to_workers[b"gone"][p.JOB])
+    jobs, _ = engine.outbox.take_workers()
+    engine.worker_unreachable(b"gone", jobs[b"gone"][1])
     job = engine.lookup(job_id)
     assert (job["status"], job["attempts"], engine.active[job_id].lost_count) == ("queued", 0, 0)
     assert engine.workers.get(b"gone") is None
@@ -300,7 +300,7 @@ def test_second_ready_keeps_the_jobs_it_reports(engine: Engine) -> None:
     engine.dispatch()
     assert sent_jobs(engine).get(b"w", []) == []
     assert "job.retrying" not in event_types(engine)
-    assert engine.workers.get(b"w").running == {job_id}
+    assert set(engine.workers.get(b"w").running) == {job_id}
     result(engine, b"w", job, value=1)
     assert engine.lookup(job_id)["status"] == "succeeded"
 
@@ -362,7 +362,7 @@ def test_returning_worker_cancels_a_job_started_elsewhere(engine: Engine) -> Non
     result(engine, b"w", first, value="late")
     result(engine, b"w2", second, value="w2")
     assert engine.lookup(job_id)["result"] == "w2"
-    assert engine.workers.by_name("w").running == set()
+    assert not engine.workers.by_name("w").running
 
 
 def test_returning_worker_cancels_a_job_that_ended_meanwhile(engine: Engine) -> None:
