@@ -47,9 +47,13 @@ class BenchCluster:
     def client(self, timeout: float = 120.0) -> Client:
         return Client(self.frontend, timeout=timeout, events_endpoint=self.events)
 
-    def start_workers(self, n: int, concurrency: int | None) -> None:
-        """`n` workers; `concurrency` None leaves the worker's default (the CPU count)."""
-        limit = ["--concurrency", str(concurrency)] if concurrency is not None else []
+    def start_workers(self, n: int, concurrency: int | None = None,
+                      async_concurrency: int | None = None) -> None:
+        """`n` workers with `concurrency` sync slots and `async_concurrency` async ones (None
+        leaves the worker's default: the CPU count, and 100)."""
+        limit = [] if concurrency is None else ["--concurrency", str(concurrency)]
+        if async_concurrency is not None:
+            limit += ["--async-concurrency", str(async_concurrency)]
         for i in range(n):
             self.start(f"worker-{i}", "worker", "--name", f"bench-{i}", *limit)
         with self.client() as client:
@@ -94,9 +98,10 @@ def _until(condition, timeout_s: float) -> None:
 
 
 @contextmanager
-def bench_cluster(workers: int = 2, concurrency: int | None = 256, api: bool = False,
+def bench_cluster(workers: int = 2, concurrency: int | None = None, api: bool = False,
                   store: str | None = None, api_workers: int = 1,
-                  mdp: str | None = None) -> Iterator[BenchCluster]:
+                  mdp: str | None = None, async_concurrency: int | None = None
+                  ) -> Iterator[BenchCluster]:
     """Broker on a fresh durable store (SQLite, or the PostgreSQL URL `store`), `workers`
     workers, optionally the API (in `api_workers` processes)."""
     with tempfile.TemporaryDirectory(prefix="zjobs-bench-") as data_dir:
@@ -110,7 +115,7 @@ def bench_cluster(workers: int = 2, concurrency: int | None = 256, api: bool = F
             with cluster.client() as client:
                 _until(lambda: _pings(client), 30)
             if workers:
-                cluster.start_workers(workers, concurrency)
+                cluster.start_workers(workers, concurrency, async_concurrency)
             if api:
                 cluster.start("api", "api", "--api-workers", str(api_workers))
                 _until(lambda: _http_up(cluster.http_port), 30)

@@ -44,7 +44,8 @@ def _submit_and_collect(client: Client, n_jobs: int, task: str, progress: Progre
 
 def throughput(n_jobs: int, workers: int, progress: Progress, *, task: str = "noop",
                concurrency: int = 256, store: str | None = None) -> dict[str, Any]:
-    with bench_cluster(workers, concurrency, store=store) as cluster, cluster.client() as client:
+    slots = {"async_concurrency": concurrency} if task == "noop" else {"concurrency": concurrency}
+    with bench_cluster(workers, store=store, **slots) as cluster, cluster.client() as client:
         meter = cluster.cpu_meter().start()
         seconds = _submit_and_collect(client, n_jobs, task, progress)
         cpu = meter.stop(n_jobs)
@@ -118,7 +119,7 @@ def latency(n_jobs: int, workers: int, progress: Progress) -> dict[str, Any]:
     both are measured on the same machine at the same time."""
     samples: dict[tuple[str, str], list[float]] = {
         (how, task): [] for how in ("submit", "run") for task in ("noop", "noop_sync")}
-    with bench_cluster(workers, 16) as cluster, cluster.client() as client:
+    with bench_cluster(workers) as cluster, cluster.client() as client:
         for i in range(50):  # warm-up: connections, pool, SQLite pages
             client.result(client.submit("noop", i), timeout=30)
             client.result(client.submit("noop_sync", i), timeout=30)
@@ -159,7 +160,7 @@ def _fill_and_drain(cluster: Any, client: Client, size: int, workers: int,
         progress(0.4 * len(ids) / size)
     submit_s = time.perf_counter() - started
     rss_queued = cluster.broker_rss_peak_mib()
-    cluster.start_workers(workers, 256)
+    cluster.start_workers(workers, async_concurrency=256)
     first_start, last_finish = float("inf"), 0.0
     for start in range(0, size, WAIT_CHUNK):
         jobs = client.wait_many(ids[start:start + WAIT_CHUNK], timeout=1200)
@@ -183,7 +184,7 @@ def http(n_submits: int, concurrency: int, sse_clients: int, sse_jobs: int,
          progress: Progress) -> dict[str, Any]:
     rows = []
     for i, n_api in enumerate(API_PROCESSES):
-        with bench_cluster(2, 256, api=True, api_workers=n_api) as cluster:
+        with bench_cluster(2, async_concurrency=256, api=True, api_workers=n_api) as cluster:
             base = f"http://127.0.0.1:{cluster.http_port}"
             if i == 0:
                 submit = asyncio.run(_rest_submits(base, n_submits, concurrency, progress))

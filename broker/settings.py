@@ -103,8 +103,14 @@ SETTINGS: tuple[Setting, ...] = (
             (BROKER,)),
     # the worker
     Setting("queues", "default", "comma-separated queues to serve", (WORKER,), split=True),
-    Setting("concurrency", None, "jobs at once [default: CPU count]", (WORKER,),
-            click.IntRange(min=1)),
+    Setting("concurrency", None, "sync jobs at once: plain `def` tasks, `function` jobs, "
+            "thread tasks and programs, each sync slot a process [default: CPU count]",
+            (WORKER,), click.IntRange(min=1)),
+    Setting("async_concurrency", 100, "`async def` tasks at once, apart from the sync slots",
+            (WORKER,), click.IntRange(min=1, max=100_000)),
+    Setting("prefetch", 256, "most jobs a worker (and each sync slot) holds beyond those it "
+            "runs; the window adapts, and closes while a task runs long; 0: none", (WORKER,),
+            click.IntRange(min=0, max=10_000)),
     Setting("tasks", None, "comma-separated task modules, imported from the current "
             "directory too [default: the demo tasks]", (WORKER,), split=True),
     Setting("name", None, "worker name [default: host-pid]", (WORKER,),

@@ -8,8 +8,6 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-import msgpack
-
 from .context import Retry
 
 Outcome = tuple[bool, Any, float | None]
@@ -45,9 +43,6 @@ def failure(exc: BaseException) -> Outcome:
 
 
 def success(value: Any) -> Outcome:
-    """The outcome of an attempt that returned `value`, if it can travel as msgpack."""
-    try:
-        msgpack.packb(value, use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        return False, error("ResultNotSerialisable", f"the result cannot be sent: {exc}"), None
+    """The outcome of an attempt that returned `value` (packing its RESULT checks that it can
+    travel as msgpack: `worker.peer.result_body`)."""
     return True, value, None

@@ -1,9 +1,16 @@
 """The worker process: a DEALER to the broker's backend, Paranoid-Pirate style.
 
-Sync tasks run in the worker's own process pool, async tasks on its event
-loop, exec jobs in a subprocess. Everything the worker says to the broker
-goes through one outbox flushed once per event-loop cycle, so a burst of
-results travels as one message.
+Async tasks run on the worker's event loop (`--async-concurrency` at once), `exec` programs
+in subprocesses and `pool="thread"` tasks in its threads (`--concurrency` of those at
+once: the READY's cap). Plain `def` tasks and `function` jobs run in the worker's sync
+slots (worker/slot.py, started by worker/slots.py): `--concurrency` processes, each a peer
+of the broker itself, so a job reaches the process that runs it with no hop through this
+one. Everything the worker says to the broker goes through one outbox flushed once per
+event-loop cycle, so a burst of results travels as one message.
+
+The worker asks for a prefetch window (worker/window.py): the broker may hand it jobs
+beyond its free slots, which wait here in `_buffer`, still `queued`, until a slot frees;
+`STARTED` tells the broker a job left the buffer.
 """
 
 from __future__ import annotations
@@ -11,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-import random
 import signal
 import socket
 import sys
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +31,6 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from broker import __version__
 from broker import protocol as p
 from broker.curve import apply_client_curve
 from broker.sockets import endpoint_list
@@ -32,14 +38,13 @@ from broker.sockets import endpoint_list
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
 from .exec_job import run_exec_job
-from .pool import ProcessPool
+from .peer import Backoff, PeerOutbox, ready_body, result_body
 from .registry import REGISTRY, THREADED, is_async, load_tasks
+from .slot import slot_tasks
+from .slots import SlotSupervisor
+from .window import PrefetchWindow, worth_telling
 
 log = structlog.get_logger(__name__)
-
-# Chunks before the RESULT that lists them: the broker completes the job only once they came.
-_FLUSH_ORDER = (p.STARTED, p.LOG, p.PROGRESS, p.ARTIFACT_CHUNK, p.RESULT)
-_TRUNCATED = " [line truncated: {size} bytes exceed the message limit]"
 
 
 @dataclass(slots=True)
@@ -48,6 +53,8 @@ class WorkerConfig:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     queues: list[str] = field(default_factory=lambda: ["default"])
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    async_concurrency: int = 100
+    prefetch: int = 256
     tasks: list[str] = field(default_factory=lambda: ["worker.demo"])
     heartbeat_interval_s: float = 1.0
     heartbeat_liveness: int = 3
@@ -58,13 +65,15 @@ class WorkerConfig:
     shutdown_grace_s: float = 5.0
     max_message: int = 16 * 1024 * 1024
     curve: Any = None
+    log_json: bool = False
+    log_level: str = "info"
 
 
 @dataclass(slots=True)
 class _Running:
     attempt: int
     kind: str
-    task: asyncio.Task | None = None  # async task or exec job; None: in the pool
+    task: asyncio.Task | None = None  # async task, thread task or exec job
     timer: asyncio.TimerHandle | None = None
 
 
@@ -74,17 +83,19 @@ class Worker:
         self.log = log.bind(worker=config.name)
         self._ctx = zmq.asyncio.Context()
         self._sock: zmq.asyncio.Socket | None = None
-        self._pool: ProcessPool | None = None
         self._running: dict[str, _Running] = {}
-        self._out: dict[bytes, list[bytes]] = {}
-        self._started: dict[str, int] = {}
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._outbox = PeerOutbox(config.max_message)
+        self._window = PrefetchWindow(config.prefetch, config.async_concurrency, time.monotonic())
+        self._announced = 0
         self._flush_scheduled = False
         self._stop = asyncio.Event()
         self._last_recv = self._last_sent = time.monotonic()
-        self._backoff_s = config.reconnect_initial_s
+        self._backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s)
         self.registrations = 0
         self._connects = 0  # which endpoint of a primary/standby list is next
         self._threads: ThreadPoolExecutor | None = None  # for pool="thread" tasks, lazily
+        self._slots: SlotSupervisor | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -100,8 +111,9 @@ class Worker:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):
                 pass
-        self._pool = ProcessPool(self.config.concurrency, self.config.tasks, self._on_pool)
-        self._pool.start()
+        if slot_tasks() or self.config.allow_pickle:
+            self._slots = SlotSupervisor(self.config, self.config.concurrency)
+            self._slots.start()
         try:
             await self._serve_forever()
             await self._drain()
@@ -112,13 +124,10 @@ class Worker:
         while not self._stop.is_set():
             self._connect()
             if await self._serve():
-                # equal jitter: half the backoff fixed, half random, so workers that lost the
-                # same broker do not all come back in the same instant
-                delay_s = self._backoff_s / 2 + random.uniform(0, self._backoff_s / 2)
+                delay_s = self._backoff.next_delay()
                 self.log.warning("broker.lost", reconnect_in_s=round(delay_s, 3))
                 self._disconnect_socket()
                 await self._sleep(delay_s)
-                self._backoff_s = min(self._backoff_s * 2, self.config.reconnect_max_s)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -146,23 +155,33 @@ class Worker:
         self._send_ready()
         self._flush()  # what ended while disconnected follows the READY that names the rest
 
+    def _served(self) -> tuple[list[str], list[str]]:
+        """The tasks and flags this process runs itself: async and thread tasks, exec."""
+        tasks = [n for n, fn in REGISTRY.items() if is_async(fn) or n in THREADED]
+        return tasks, ["exec"] if self.config.allow_exec else []
+
     def _send_ready(self) -> None:
         """Register, naming the jobs still running here so the broker keeps them on us
-        (after our reconnect, its restart, or a stall it took for our death)."""
-        flags = [f for f, on in (("exec", self.config.allow_exec),
-                                 ("pickle", self.config.allow_pickle)) if on]
-        ready = {
-            "name": self.config.name, "host": socket.gethostname(), "pid": os.getpid(),
-            "queues": self.config.queues, "capacity": self.config.concurrency,
-            "tasks": sorted(REGISTRY), "version": __version__, "flags": flags,
-            "heartbeat_interval_s": self.config.heartbeat_interval_s,
-            "running": [{"job_id": job_id, "attempt": running.attempt}
-                        for job_id, running in self._running.items()],
-        }
-        self._send_now(p.READY, [p.pack(ready)])
+        (after our reconnect, its restart, or a stall it took for our death). Jobs we
+        buffered are the broker's again: it has requeued them."""
+        for job in self._buffer:
+            self._outbox.forget(job["id"])
+        self._buffer.clear()
+        tasks, flags = self._served()
+        blocking = [n for n in tasks if n in THREADED]
+        self._announced = self._window.size()
+        ready = ready_body(
+            name=self.config.name, queues=self.config.queues,
+            capacity=self.config.async_concurrency, prefetch=self._announced, tasks=tasks,
+            flags=flags, heartbeat_interval_s=self.config.heartbeat_interval_s,
+            running=[{"job_id": job_id, "attempt": running.attempt}
+                     for job_id, running in self._running.items()],
+            slots=self.config.concurrency,
+            caps=[{"max": self.config.concurrency, "tasks": blocking, "flags": flags}])
+        self._send_now(p.encode_worker(p.READY, ready))
         self.registrations += 1
-        self.log.info("worker.ready", queues=self.config.queues,
-                      capacity=self.config.concurrency, running=len(self._running))
+        self.log.info("worker.ready", queues=self.config.queues, slots=self.config.concurrency,
+                      async_slots=self.config.async_concurrency, running=len(self._running))
 
     def _disconnect_socket(self) -> None:
         if self._sock is not None:
@@ -180,9 +199,20 @@ class Worker:
             now = time.monotonic()
             if now - self._last_recv > silence_s:
                 return True
+            self._keep_time(now, silence_s)
             if now - self._last_sent >= interval:
-                self._send_now(p.HEARTBEAT, [])
+                self._send_now(p.encode_worker(p.HEARTBEAT))
         return False
+
+    def _keep_time(self, now: float, silence_s: float) -> None:
+        """The window: a buffer no free slot has taken from for a while goes back. The
+        slots: one frozen for a liveness window is replaced."""
+        busy = len(self._running) >= self.config.async_concurrency
+        self._window.check(now, busy=busy)
+        if self._window.closed and (self._buffer or self._announced):
+            self._hand_back()
+        if self._slots is not None:
+            self._slots.check(silence_s)
 
     def _receive_all(self) -> None:
         assert self._sock is not None
@@ -190,45 +220,66 @@ class Worker:
             try:
                 frames = self._sock.recv_multipart(zmq.NOBLOCK).result()
             except zmq.Again:
-                return
+                break
             self._last_recv = time.monotonic()
-            self._backoff_s = self.config.reconnect_initial_s
+            self._backoff.reset()
             try:
-                msg = p.decode_broker(frames)
+                self._on_broker(p.decode_broker(frames))
             except p.ProtocolError as exc:
                 self.log.warning("broker.malformed", reason=exc.reason)
-                continue
-            self._on_broker(msg)
+        self._start_buffered()
 
     def _on_broker(self, msg: p.WorkerMessage) -> None:
         if msg.command == p.JOB:
-            for body in msg.bodies:
-                self._start(body)
+            self._buffer.extend(p.decode_jobs(msg.bodies))
         elif msg.command == p.CANCEL_JOB:
             for body in msg.bodies:
-                self._stop_job(body["job_id"], "Cancelled", "cancelled by request")
+                self._cancel(body["job_id"])
         elif msg.command == p.DISCONNECT:
             self.log.info("broker.asked_to_register")
             self._send_ready()
 
+    def _cancel(self, job_id: str) -> None:
+        """Drop a buffered job (the broker has taken it back), or stop the running one."""
+        for job in self._buffer:
+            if job["id"] == job_id:
+                self._buffer.remove(job)
+                self._outbox.forget(job_id)
+                return
+        self._stop_job(job_id, "Cancelled", "cancelled by request")
+
+    def _hand_back(self, *, drain: bool = False) -> None:
+        """Give the broker back every buffered job: none of them started here."""
+        returned = [job["id"] for job in self._buffer]
+        self._buffer.clear()
+        for job_id in returned:
+            self._outbox.forget(job_id)
+        if drain:
+            self._send_now(p.encode_worker(p.DISCONNECT, {"drain": True, "returned": returned}))
+        else:
+            self._announced = 0
+            self._send_now(p.encode_worker(p.WINDOW, {"prefetch": 0, "returned": returned}))
+
     async def _drain(self) -> None:
-        """Finish what runs within the grace period, then hand back the rest."""
-        if self._sock is not None and self._running:
-            self._send_now(p.DISCONNECT, [p.pack({"drain": True})])
+        """Stop the slots, hand back the buffer, finish what runs within the grace period,
+        then hand back the rest."""
+        stopping = asyncio.ensure_future(self._slots.stop(self.config.shutdown_grace_s)) \
+            if self._slots is not None else None
+        if self._sock is not None:
+            self._hand_back(drain=True)
             deadline = time.monotonic() + self.config.shutdown_grace_s
             while self._running and time.monotonic() < deadline:
                 if await self._sock.poll(100):
                     self._receive_all()
                 self._flush()
-        if self._sock is not None:
             self._flush()
-            self._send_now(p.DISCONNECT, [])
+            self._send_now(p.encode_worker(p.DISCONNECT))
         for job_id in list(self._running):
             self._stop_job(job_id, None, "")
+        if stopping is not None:
+            await stopping
 
     def _close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)  # a stuck thread must not
             # hold the worker: its attempt was handed back or reported already
@@ -238,6 +289,13 @@ class Worker:
 
     # ------------------------------------------------------------ running jobs
 
+    def _start_buffered(self) -> None:
+        """Start buffered jobs while async slots are free (caps are the broker's to keep)."""
+        now = time.monotonic()
+        while self._buffer and len(self._running) < self.config.async_concurrency:
+            self._window.started(now)
+            self._start(self._buffer.popleft())
+
     def _start(self, job: dict[str, Any]) -> None:
         job_id, attempt, kind = job["id"], job["attempt"], job["kind"]
         try:
@@ -246,7 +304,7 @@ class Worker:
             payload = {}
         running = _Running(attempt, kind)
         self._running[job_id] = running
-        self._started[job_id] = attempt
+        self._outbox.started(job_id, attempt)
         refusal = self._launch(job_id, attempt, kind, job.get("task"), payload, running)
         # Scheduled after the launch, so the flush runs after an async job's first step: a job
         # that ends at once travels as one RESULT instead of STARTED, then RESULT.
@@ -266,35 +324,24 @@ class Worker:
         args, kwargs = list(payload.get("args") or []), dict(payload.get("kwargs") or {})
         if kind == "task":
             fn = REGISTRY.get(task or "")
-            if fn is None:
-                return error("UnknownTask", f"unknown task {task!r}: this worker has "
-                             f"{', '.join(sorted(REGISTRY)) or 'no tasks'}")
-            if is_async(fn):
-                running.task = asyncio.ensure_future(self._run_async(job_id, attempt, fn, args,
-                                                                     kwargs))
-            elif task in THREADED:
-                running.task = asyncio.ensure_future(self._run_in_thread(job_id, attempt, fn,
-                                                                         args, kwargs))
-            else:
-                self._pool.submit((job_id, attempt, "task", task, args, kwargs, None))
-            return None
-        if kind == "function":
-            if not self.config.allow_pickle:
-                return error("NotAllowed", "function jobs need a worker started with "
-                             "--allow-pickle")
-            self._pool.submit((job_id, attempt, "function", None, [], {}, payload.get("function")))
+            if fn is None or not (is_async(fn) or task in THREADED):
+                return error("UnknownTask", f"unknown task {task!r}: this worker runs "
+                             f"{', '.join(self._served()[0]) or 'no tasks'} itself")
+            run = self._run_async if is_async(fn) else self._run_in_thread
+            running.task = asyncio.ensure_future(run(job_id, attempt, fn, args, kwargs))
             return None
         if kind == "exec":
             if not self.config.allow_exec:
                 return error("NotAllowed", "exec jobs need a worker started with --allow-exec")
             running.task = asyncio.ensure_future(self._run_exec(job_id, attempt, payload))
             return None
-        return error("UnknownKind", f"unknown job kind {kind!r}")
+        return error("UnknownKind", f"this worker does not run {kind!r} jobs itself")
 
     async def _run_async(self, job_id: str, attempt: int, fn: Any, args: list,
                          kwargs: dict) -> None:
         ctx = JobContext(job_id, attempt, self._emit)
         token = enter(ctx)
+        started = time.monotonic()
         try:
             outcome = success(await fn(*args, **kwargs))
         except asyncio.CancelledError:
@@ -304,6 +351,7 @@ class Worker:
         finally:
             self._flush_output(ctx)
             leave(token)
+        self._window.finished(time.monotonic() - started)
         self._finish(job_id, attempt, outcome)
 
     async def _run_in_thread(self, job_id: str, attempt: int, fn: Any, args: list,
@@ -348,8 +396,6 @@ class Worker:
             return
         if running.task is not None:
             running.task.cancel()
-        else:
-            self._pool.kill(job_id)
         if reason is None:  # shutdown: the broker requeues it
             self._running.pop(job_id, None)
             return
@@ -364,17 +410,11 @@ class Worker:
         del self._running[job_id]
         if running.timer is not None:
             running.timer.cancel()
-        ok, value, retry_in_s = outcome
-        body: dict[str, Any] = {"job_id": job_id, "attempt": running.attempt, "ok": ok}
-        body["result" if ok else "error"] = value
-        if retry_in_s is not None:
-            body["retry_in_s"] = retry_in_s
-        if artifacts:
-            body["artifacts"] = self._send_artifacts(job_id, running.attempt, artifacts)
-        packed = p.pack(body)
-        if len(packed) > p.max_body_bytes(self.config.max_message):
-            packed = p.pack(self._too_large(job_id, running.attempt, len(packed)))
-        self._queue_packed(p.RESULT, packed)
+        listed = self._send_artifacts(job_id, running.attempt, artifacts) if artifacts else None
+        self._outbox.queue_packed(p.RESULT, result_body(job_id, running.attempt, outcome,
+                                                        self.config.max_message, listed))
+        self._start_buffered()
+        self._schedule_flush()
 
     def _send_artifacts(self, job_id: str, attempt: int,
                         artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -382,60 +422,26 @@ class Worker:
         listed = []
         for artifact in artifacts:
             for chunk in p.artifact_chunks(job_id, attempt, artifact, self.config.max_message):
-                self._queue(p.ARTIFACT_CHUNK, chunk)
+                self._outbox.queue(p.ARTIFACT_CHUNK, chunk)
             listed.append({"name": artifact["name"], "size": len(artifact["data"]),
                            "content_type": artifact.get("content_type")})
         return listed
-
-    def _too_large(self, job_id: str, attempt: int, size: int) -> dict[str, Any]:
-        """The RESULT of an attempt whose result does not fit in a message: it fails at once."""
-        limit = self.config.max_message
-        self.log.warning("job.result_too_large", job_id=job_id, bytes=size, limit=limit)
-        message = (f"the result is {size} bytes packed, over the {limit} byte message limit "
-                   "(--max-message); return less, or write it to out/ as an artifact")
-        return {"job_id": job_id, "attempt": attempt, "ok": False,
-                "error": error("ResultTooLarge", message)}
-
-    def _on_pool(self, message: tuple) -> None:
-        kind = message[0]
-        if kind == "done":
-            _, job_id, attempt, ok, value, retry_in_s = message
-            self._finish(job_id, attempt, (ok, value, retry_in_s))
-        else:
-            self._emit(kind, message[1:])
 
     def _emit(self, kind: str, payload: tuple) -> None:
         """A log line or progress report from a running job (any runner)."""
         if kind == "log":
             job_id, attempt, stream, line = payload
             if job_id in self._running:
-                self._queue(p.LOG, {"job_id": job_id, "attempt": attempt, "stream": stream,
-                                    "data": self._fitting(line)})
+                self._outbox.log_line(job_id, attempt, stream, line)
+                self._schedule_flush()
         elif kind == "progress":
             job_id, attempt, fraction, message = payload
             if job_id in self._running:
-                self._queue(p.PROGRESS, {"job_id": job_id, "attempt": attempt,
-                                         "fraction": fraction, "message": message})
-
-    def _fitting(self, line: str) -> str:
-        """The log line, cut to what one message carries (with a note saying so)."""
-        room = p.max_body_bytes(self.config.max_message) - 1024
-        if len(line) * 4 <= room:  # cheap: no UTF-8 line this short can exceed the room
-            return line
-        data = line.encode("utf-8", "replace")
-        if len(data) <= room:
-            return line
-        note = _TRUNCATED.format(size=len(data))
-        return data[:max(room - len(note), 0)].decode("utf-8", "ignore") + note
+                self._outbox.queue(p.PROGRESS, {"job_id": job_id, "attempt": attempt,
+                                                "fraction": fraction, "message": message})
+                self._schedule_flush()
 
     # ------------------------------------------------------------ outbox
-
-    def _queue(self, command: bytes, body: dict[str, Any]) -> None:
-        self._queue_packed(command, p.pack(body))
-
-    def _queue_packed(self, command: bytes, packed: bytes) -> None:
-        self._out.setdefault(command, []).append(packed)
-        self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -443,28 +449,25 @@ class Worker:
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Send what queued up this loop cycle; STARTED only for jobs that have not ended."""
+        """Send what queued up this loop cycle, and the window when it moved enough."""
         self._flush_scheduled = False
         if self._sock is None:
             return
-        started = [p.pack({"job_id": j, "attempt": a}) for j, a in self._started.items()
-                   if j in self._running]
-        self._started.clear()
-        if started:
-            self._out.setdefault(p.STARTED, []).extend(started)
-        out, self._out = self._out, {}
-        for command in _FLUSH_ORDER:
-            for batch in p.split_batches(out.get(command) or [], self.config.max_message):
-                self._send_now(command, batch)
+        for frames in self._outbox.take(self._running):
+            self._send_now(frames)
+        size = self._window.size()
+        if worth_telling(self._announced, size):
+            self._announced = size
+            self._send_now(p.encode_worker(p.WINDOW, {"prefetch": size}))
 
-    def _send_now(self, command: bytes, bodies: list[bytes]) -> None:
+    def _send_now(self, frames: list[bytes]) -> None:
         if self._sock is None:
             return
         try:
-            self._sock.send_multipart(p.encode_worker_packed(command, bodies), zmq.NOBLOCK)
+            self._sock.send_multipart(frames, zmq.NOBLOCK)
             self._last_sent = time.monotonic()
         except zmq.ZMQError as exc:
-            self.log.warning("broker.send_failed", command=command.decode(), error=str(exc))
+            self.log.warning("broker.send_failed", command=frames[1].decode(), error=str(exc))
 
 
 def run_worker(config: WorkerConfig) -> None:

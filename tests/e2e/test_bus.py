@@ -33,7 +33,8 @@ def test_worker_killed_mid_job_is_requeued_and_finished_elsewhere(cluster: Clust
     started, release = tmp_path / "started", tmp_path / "release"
     job_id = client.submit("touch_then_wait", str(started), str(release))
     wait_until(started.exists, 20, message="the job to start on the victim")
-    assert client.get(job_id)["worker"] == "victim"
+    # running from the worker's STARTED, which follows the start by a watch tick at most
+    wait_until(lambda: client.get(job_id)["worker"] == "victim", 5, message="running")
     cluster.kill(victim, signal.SIGKILL)
     release.write_text("done")
     cluster.start_worker("rescuer")

@@ -1,0 +1,144 @@
+"""What a worker peer says to the broker, written once for the asyncio worker and its slots.
+
+A `zjobs worker` is several peers of the broker: the worker process itself (async tasks,
+`exec` programs, thread tasks) and each sync slot, a process of its own that runs plain
+`def` tasks with no hop through the worker. Both kinds register, batch what they send,
+report results, cut log lines and back off alike; this module holds those parts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Container
+from typing import Any
+
+import structlog
+
+from broker import __version__
+from broker import protocol as p
+
+from .errors import Outcome, error
+
+log = structlog.get_logger(__name__)
+
+# Chunks before the RESULT that lists them: the broker completes the job only once they came.
+FLUSH_ORDER = (p.STARTED, p.LOG, p.PROGRESS, p.ARTIFACT_CHUNK, p.RESULT)
+_TRUNCATED = " [line truncated: {size} bytes exceed the message limit]"
+
+
+def ready_body(*, name: str, queues: list[str], capacity: int, prefetch: int,
+               tasks: list[str], flags: list[str], heartbeat_interval_s: float,
+               running: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A READY: who the peer is, what it runs, its credit and window, and what it still runs.
+
+    `compact`: it reads JOBs in the compact form. `extra` carries `group` (a slot names its
+    worker), `slots` and `caps`.
+    """
+    return {
+        "name": name, "host": socket.gethostname(), "pid": os.getpid(), "queues": queues,
+        "capacity": capacity, "prefetch": prefetch, "compact": True, "tasks": sorted(tasks),
+        "version": __version__, "flags": flags, "heartbeat_interval_s": heartbeat_interval_s,
+        "running": running, **extra,
+    }
+
+
+class Backoff:
+    """Reconnect delays: from `initial_s` doubling to `max_s`, each with equal jitter (half
+    fixed, half random) so that workers that lost the same broker do not all return at once."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.current_s = initial_s
+
+    def next_delay(self) -> float:
+        delay = self.current_s / 2 + random.uniform(0, self.current_s / 2)
+        self.current_s = min(self.current_s * 2, self.max_s)
+        return delay
+
+    def reset(self) -> None:
+        self.current_s = self.initial_s
+
+
+def fit_line(line: str, max_message: int) -> str:
+    """The log line, cut to what one message carries (with a note saying so)."""
+    room = p.max_body_bytes(max_message) - 1024
+    if len(line) * 4 <= room:  # cheap: no UTF-8 line this short can exceed the room
+        return line
+    data = line.encode("utf-8", "replace")
+    if len(data) <= room:
+        return line
+    note = _TRUNCATED.format(size=len(data))
+    return data[:max(room - len(note), 0)].decode("utf-8", "ignore") + note
+
+
+def result_body(job_id: str, attempt: int, outcome: Outcome, max_message: int,
+                artifacts: list[dict[str, Any]] | None = None) -> bytes:
+    """The packed RESULT of an attempt; one that does not fit a message fails it instead
+    (`ResultTooLarge`), and one that msgpack cannot carry fails with ResultNotSerialisable."""
+    ok, value, retry_in_s = outcome
+    body: dict[str, Any] = {"job_id": job_id, "attempt": attempt, "ok": ok,
+                            "result" if ok else "error": value}
+    if retry_in_s is not None:
+        body["retry_in_s"] = retry_in_s
+    if artifacts:
+        body["artifacts"] = artifacts
+    try:
+        packed = p.pack(body)
+    except (TypeError, ValueError, OverflowError) as exc:
+        body.pop("result", None)
+        body.update(ok=False, error=error("ResultNotSerialisable",
+                                          f"the result cannot be sent: {exc}"))
+        packed = p.pack(body)
+    if len(packed) <= p.max_body_bytes(max_message):
+        return packed
+    log.warning("job.result_too_large", job_id=job_id, bytes=len(packed), limit=max_message)
+    message = (f"the result is {len(packed)} bytes packed, over the {max_message} byte message "
+               "limit (--max-message); return less, or write it to out/ as an artifact")
+    return p.pack({"job_id": job_id, "attempt": attempt, "ok": False,
+                   "error": error("ResultTooLarge", message)})
+
+
+class PeerOutbox:
+    """What a peer has to say, batched until the next flush: one message per command."""
+
+    __slots__ = ("max_message", "_out", "_started")
+
+    def __init__(self, max_message: int) -> None:
+        self.max_message = max_message
+        self._out: dict[bytes, list[bytes]] = {}
+        self._started: dict[str, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._out or self._started)
+
+    def started(self, job_id: str, attempt: int) -> None:
+        self._started[job_id] = attempt
+
+    def queue(self, command: bytes, body: dict[str, Any]) -> None:
+        self.queue_packed(command, p.pack(body))
+
+    def queue_packed(self, command: bytes, packed: bytes) -> None:
+        self._out.setdefault(command, []).append(packed)
+
+    def log_line(self, job_id: str, attempt: int, stream: str, line: str) -> None:
+        self.queue(p.LOG, {"job_id": job_id, "attempt": attempt, "stream": stream,
+                           "data": fit_line(line, self.max_message)})
+
+    def forget(self, job_id: str) -> None:
+        """A job that never started here (handed back): no STARTED for it."""
+        self._started.pop(job_id, None)
+
+    def take(self, running: Container[str]) -> list[list[bytes]]:
+        """The messages to send now, in order; a STARTED only for a job still running (a job
+        that ended since is started by its RESULT: one message instead of two)."""
+        out, self._out = self._out, {}
+        started = [p.pack({"job_id": j, "attempt": a}) for j, a in self._started.items()
+                   if j in running]
+        self._started.clear()
+        if started:
+            out[p.STARTED] = started + out.get(p.STARTED, [])
+        return [p.encode_worker_packed(command, batch) for command in FLUSH_ORDER
+                for batch in p.split_batches(out.get(command) or [], self.max_message)]
