@@ -267,6 +267,8 @@ class WorkerRegistry:
         self._refresh(worker)
 
     def _refresh(self, worker: Worker) -> None:
+        if self._by_identity.get(worker.identity) is not worker:
+            return  # removed already (its jobs are being handed back): never free again
         if worker.credit > 0:
             if worker.identity not in self._free:
                 self._free[worker.identity] = None

@@ -124,3 +124,39 @@ def thread_sleep(seconds: float) -> float:
     """Blocks its thread (a timeout cannot kill it)."""
     time.sleep(seconds)  # noqa - the job's own work, not synchronisation
     return seconds
+
+
+@task
+def spin(path: str, seconds: float) -> int:
+    """Writes its process id to `path`, then loops in pure Python for `seconds`."""
+    Path(path).write_text(str(os.getpid()))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return os.getpid()
+
+
+@task
+def c_sleep(path: str, seconds: int) -> int:
+    """Writes its process id to `path`, then blocks in a C call (libc's sleep) for `seconds`."""
+    import ctypes
+
+    Path(path).write_text(str(os.getpid()))
+    ctypes.CDLL(None).sleep(seconds)
+    return os.getpid()
+
+
+@task
+def gil_sleep(path: str, seconds: int) -> int:
+    """Like `c_sleep`, but holding the GIL through the call (ctypes.PyDLL): nothing else in
+    its process runs, its heartbeats included."""
+    import ctypes
+
+    Path(path).write_text(str(os.getpid()))
+    ctypes.PyDLL(None).sleep(seconds)
+    return os.getpid()
+
+
+@task
+def pid() -> int:
+    return os.getpid()

@@ -14,12 +14,14 @@ Two threads share the socket under one lock:
   one RESULT message), heartbeats and reconnects while idle;
 - the watch thread does that I/O while a job runs (heartbeats through a long task, a
   CANCEL read at once, a STARTED sent for a job that is still running after a tick), and
-  keeps time: at the job's timeout, or on its CANCEL, it interrupts the main thread with a
-  signal (SIGUSR1), whose handler raises `JobInterrupted` in the task: Python code, and
-  code blocked in a system call (`time.sleep`, a socket read), stops at once. Code that
-  does not come back within `HARD_STOP_S` (stuck in C, or catching the interrupt) is
-  stopped by ending this process: the watch thread reports the job failed (`Timeout`) or
-  `cancelled`, hands its buffer back, and exits; the worker starts a new slot.
+  keeps time: at the job's timeout, or on its CANCEL, it raises `JobTimeout` or
+  `JobCancelled` in the main thread (`PyThreadState_SetAsyncExc`, as Dramatiq's time
+  limits do): Python code stops at once. Code that does not come back within
+  `HARD_STOP_S` (blocked outside Python: `time.sleep`, a C call; or catching the
+  interrupt) is stopped by ending this process: the watch thread reports the job failed
+  (`Timeout`) or `cancelled`, hands its buffer back, and exits; the worker starts a new
+  slot. (A signal would also wake a sleep; but a task's own code could then see EINTR in
+  the middle of a write it does not expect to be cut, and the process is cheap to replace.)
 
 A slot whose watch thread itself cannot run (C code holding the GIL) stops heartbeating:
 the worker sees it in the slot's board (`SlotBoard`), kills it, and the slot that replaces
@@ -61,20 +63,31 @@ HARD_STOP_S = 1.0      # an interrupted job that has not stopped by then ends wi
 FLUSH_EVERY_S = 0.005  # results of a run of jobs go out at least this often
 SERVICE_EVERY_S = 0.001  # between buffered jobs, the socket is read at most this often
 EXIT_REPLACED = 75     # a slot that ended itself to stop a job: start another at once
-_INTERRUPT = signal.SIGUSR1
 _NO_DEADLINE = math.inf
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 
 
 class JobInterrupted(BaseException):
-    """Raised in a running task to stop it (its timeout passed, or it was cancelled).
+    """Raised in a running task to stop it; a BaseException, so that a task's own
+    `except Exception` does not swallow it. Raised as a class (no arguments): what it
+    means is in the slot's `interrupt`."""
 
-    A BaseException, so that a task's own `except Exception` does not swallow it.
-    """
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+class JobTimeout(JobInterrupted):
+    """The attempt passed its timeout."""
+
+
+class JobCancelled(JobInterrupted):
+    """The job was cancelled."""
+
+
+_INTERRUPTS = {"Timeout": JobTimeout, "Cancelled": JobCancelled}
+
+
+def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Raise `exc` in thread `thread_id` at its next Python instruction (None: drop one
+    that has not landed yet)."""
+    _set_async_exc(ctypes.c_ulong(thread_id), None if exc is None else ctypes.py_object(exc))
 
 
 class SlotBoard:
@@ -160,8 +173,8 @@ class Slot:
     # ------------------------------------------------------------ lifecycle
 
     def run(self) -> None:
-        signal.signal(_INTERRUPT, self._on_interrupt)
         signal.signal(signal.SIGTERM, self._on_term)
+        self.board.tick(time.monotonic())  # watched from now: a job may freeze it at once
         with self.lock:
             self._connect()
         watch = threading.Thread(target=self._watch, name="zjobs-slot-watch", daemon=True)
@@ -362,7 +375,7 @@ class Slot:
         token = enter(ctx)
         started = time.monotonic()
         try:
-            outcome = self._call(job)
+            outcome = self._outcome(job)
         finally:
             out, err = capture_output()
             out.flush_job(ctx)
@@ -375,22 +388,45 @@ class Slot:
             self.outbox.queue_packed(p.RESULT, result_body(job_id, attempt, outcome,
                                                            self.config.max_message))
 
-    def _call(self, job: dict[str, Any]) -> Outcome:
-        """Run the job's code: its outcome, whatever happens in it."""
+    def _outcome(self, job: dict[str, Any]) -> Outcome:
+        """Run the job's code: its outcome, whatever happens in it, and wherever an
+        interrupt lands (in the task, or a moment after it returned)."""
         try:
-            fn, args, kwargs = self._callable(job)
-            if fn is None:
-                return False, args, None
-            self.in_task = True
-            try:
-                value = fn(*args, **kwargs)
-            finally:
-                self.in_task = False
-            return success(value)
-        except JobInterrupted as exc:
-            return False, error(exc.kind, exc.message), None
+            return self._call(job)
+        except JobInterrupted:
+            self._settle()
+            return self._interrupted()
+
+    def _call(self, job: dict[str, Any]) -> Outcome:
+        fn, args, kwargs = self._callable(job)
+        if fn is None:
+            return False, args, None
+        self.in_task = True
+        try:
+            return success(fn(*args, **kwargs))
+        except JobInterrupted:
+            return self._interrupted()
         except BaseException as exc:  # the task's failure (SystemExit too) is the job's result
             return failure(exc)
+        finally:
+            self._settle()
+
+    def _interrupted(self) -> Outcome:
+        kind, message = (self.interrupt or ("", "Timeout", "the job was stopped"))[1:]
+        return False, error(kind, message), None
+
+    def _settle(self) -> None:
+        """The task is over: no interrupt may land from now on. The watch thread raises only
+        under the lock and while `in_task`, so clearing it under the lock closes the door;
+        one raised a moment before is dropped, or caught here if it lands first."""
+        while True:
+            try:
+                with self.lock:
+                    self.in_task = False
+                    _raise_in(self.main_thread, None)
+                return
+            except JobInterrupted:
+                continue
 
     def _callable(self, job: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         """(fn, args, kwargs) to call, or (None, error, {}) if this slot cannot run it."""
@@ -419,12 +455,6 @@ class Slot:
                 job_id, attempt, fraction, message = payload
                 self.outbox.queue(p.PROGRESS, {"job_id": job_id, "attempt": attempt,
                                                "fraction": fraction, "message": message})
-
-    def _on_interrupt(self, signum: int, frame: Any) -> None:
-        """SIGUSR1, in the main thread: stop the task if it is the one to stop."""
-        want, job = self.interrupt, self.current
-        if self.in_task and want is not None and job is not None and want[0] == job["id"]:
-            raise JobInterrupted(want[1], want[2])
 
     # ------------------------------------------------------------ the watch thread
 
@@ -461,12 +491,16 @@ class Slot:
             self._exit()
 
     def _interrupt(self, kind: str, message: str) -> None:
+        """Stop the running job (lock held): an exception raised in its code, now."""
         assert self.current is not None
+        if self.interrupt is not None:
+            return  # one per job: the hard stop follows if it does not land
         self.interrupt = (self.current["id"], kind, message)
         self.interrupted_at = time.monotonic()
         self.board.interrupted(kind)
         log.info("job.stopping", worker=self.name, job_id=self.current["id"], reason=kind)
-        signal.pthread_kill(self.main_thread, _INTERRUPT)
+        if self.in_task:
+            _raise_in(self.main_thread, _INTERRUPTS[kind])
 
     def _replace(self, job: dict[str, Any], kind: str, message: str) -> None:
         """The task did not stop: report it, hand back the buffer, and end this process."""

@@ -642,3 +642,20 @@ def test_purge_cancels_deferred_jobs_and_their_dependents_elsewhere(engine: Engi
     assert engine.lookup(elsewhere)["error"]["type"] == "DependencyFailed"
     assert engine.lookup(parent)["status"] == "queued"
     assert event_types(engine) == ["job.cancelled"] * 3
+
+
+def test_a_lost_worker_with_buffered_jobs_is_never_offered_work_again(engine: Engine) -> None:
+    """Handing back a lost worker's buffer returns its credit: it must not make the worker
+    free again (dispatch would then look up a worker that is gone)."""
+    ids = engine.submit([{"task": "t"} for _ in range(3)])
+    ready(engine, b"w", "w", prefetch=4)
+    engine.dispatch()
+    engine.outbox.take()
+    engine.clock.t += 3.5
+    engine.tick()  # lost: its three buffered jobs go back, their attempts uncounted
+    assert engine.workers.free_in_lru_order() == []
+    assert [engine.lookup(i)["attempts"] for i in ids] == [0, 0, 0]
+    engine.dispatch()  # no worker left to look up
+    ready(engine, b"w2", "w2", prefetch=4)
+    engine.dispatch()
+    assert sorted(j["id"] for j in sent_jobs(engine)[b"w2"]) == sorted(ids)

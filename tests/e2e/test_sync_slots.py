@@ -1,0 +1,111 @@
+"""Sync tasks in slots of their own: a timeout or a cancel really stops the work.
+
+Python code stops within a second, in its process; code blocked outside Python (a sleep,
+a C call) stops when its process ends, and the worker starts another; a slot whose C code
+holds the GIL (so it cannot even heartbeat) is replaced by the worker. Real processes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from broker import Client, JobCancelled, JobFailed
+from tests.cluster import Cluster
+from tests.waiting import wait_until
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" in status.read_text()
+
+
+def _started(client: Client, job_id: str, pid_file: Path) -> int:
+    wait_until(pid_file.exists, 20, message="the job to start")
+    wait_until(lambda: client.get(job_id)["status"] == "running", 5, message="running")
+    return int(pid_file.read_text())
+
+
+def _fails_with(client: Client, job_id: str, kind: str) -> dict:
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=20)
+    assert caught.value.error["type"] == kind
+    return caught.value.error
+
+
+@pytest.fixture
+def solo(cluster: Cluster) -> Client:
+    """One worker with one sync slot: every sync job runs in the same slot process."""
+    cluster.start_worker("solo", "--concurrency", "1")
+    return cluster.client()
+
+
+def test_a_timeout_stops_python_code_within_a_second_in_its_process(solo: Client,
+                                                                     tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    job_id = solo.submit("spin", str(pid_file), 60, timeout_s=1)
+    pid = _started(solo, job_id, pid_file)
+    _fails_with(solo, job_id, "Timeout")
+    job = solo.get(job_id)
+    assert job["finished_at"] - job["started_at"] < 2.0  # 1 s, and under a second more
+    assert solo.result(solo.submit("pid"), timeout=20) == pid  # the same slot, not replaced
+
+
+@pytest.mark.parametrize("task", ["pid_and_sleep", "c_sleep"])
+def test_a_timeout_stops_code_blocked_outside_python_by_replacing_its_process(
+        solo: Client, tmp_path: Path, task: str) -> None:
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+    job_id = solo.submit(task, str(pid_file), 60, timeout_s=1)
+    pid = _started(solo, job_id, pid_file)
+    error = _fails_with(solo, job_id, "Timeout")
+    assert "timeout of 1" in error["message"] and "replaced" in error["message"]
+    assert time.monotonic() - started < 10
+    wait_until(lambda: _gone(pid), 10, message="the stuck slot process gone")
+    assert solo.result(solo.submit("add", 1, 1), timeout=20) == 2  # its successor serves
+    assert solo.result(solo.submit("pid"), timeout=20) != pid
+
+
+def test_a_cancel_stops_python_code_at_once_in_its_process(solo: Client, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    job_id = solo.submit("spin", str(pid_file), 60)
+    pid = _started(solo, job_id, pid_file)
+    cancelled_at = time.monotonic()
+    assert solo.cancel(job_id)["status"] == "cancelled"
+    assert solo.result(solo.submit("pid"), timeout=20) == pid
+    assert time.monotonic() - cancelled_at < 1.5  # the slot was free again within a second
+
+
+@pytest.mark.parametrize("task", ["pid_and_sleep", "c_sleep"])
+def test_a_cancel_stops_code_blocked_outside_python_by_replacing_its_process(
+        solo: Client, tmp_path: Path, task: str) -> None:
+    pid_file = tmp_path / "pid"
+    job_id = solo.submit(task, str(pid_file), 60)
+    pid = _started(solo, job_id, pid_file)
+    assert solo.cancel(job_id)["status"] == "cancelled"
+    with pytest.raises(JobCancelled):
+        solo.result(job_id, timeout=5)
+    wait_until(lambda: _gone(pid), 10, message="the cancelled job's process gone")
+    next_id = solo.submit("add", 2, 2)
+    assert solo.result(next_id, timeout=20) == 4
+    assert solo.get(next_id)["worker"] == "solo"
+
+
+def test_a_slot_frozen_in_c_holding_the_gil_is_replaced_and_its_job_times_out(
+        solo: Client, tmp_path: Path) -> None:
+    """The slot's own watch thread cannot run: the worker sees its board stop ticking."""
+    pid_file = tmp_path / "pid"
+    job_id = solo.submit("gil_sleep", str(pid_file), 60, timeout_s=0.2)
+    wait_until(pid_file.exists, 20, message="the job to start")
+    pid = int(pid_file.read_text())
+    error = _fails_with(solo, job_id, "Timeout")
+    assert "replaced" in error["message"]
+    assert _gone(pid)
+    assert solo.result(solo.submit("add", 3, 3), timeout=20) == 6
