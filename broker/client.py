@@ -39,6 +39,7 @@ from .errors import AuthError, BrokerError, BrokerUnreachable
 from .link import WATCHED, Link, Outstanding
 from .plans import Batch, Call, Emit, Live, Plan, Plans, Steps, operations, returning
 from .sockets import cancel_and_wait, endpoint_list, received
+from .submit_batches import SubmitBatches, joinable
 from .wait_batches import WaitBatches
 
 __all__ = ["AsyncClient", "Client"]
@@ -291,6 +292,7 @@ class AsyncClient(_BaseClient):
         self._reader: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
         self._waits = WaitBatches()  # single-job WAITs, sent coalesced
+        self._submits = SubmitBatches()  # single-job SUBMITs, likewise
         self._senders: set[asyncio.Task] = set()
 
     async def __aenter__(self) -> AsyncClient:
@@ -311,8 +313,17 @@ class AsyncClient(_BaseClient):
     # ------------------------------------------------------------ driving plans
 
     async def _run(self, plan: Plan) -> Any:
-        async with aclosing(self._stream(returning(plan))) as items:
-            return await anext(items)
+        """Drive a call plan: a plain coroutine, no async generator per call."""
+        reply = None
+        try:
+            while True:
+                try:
+                    step = plan.send(reply)
+                except StopIteration as stop:
+                    return stop.value
+                reply = await self._do(step)
+        finally:
+            plan.close()
 
     async def _stream(self, plan: Plan) -> AsyncIterator[Any]:
         steps = Steps(plan)
@@ -336,12 +347,13 @@ class AsyncClient(_BaseClient):
         self._start_tasks()
         limit = self._limit(call)
         if call.command == p.WAIT and "id" in call.body:
-            future = self._join_wait(call.body["id"], call.body.get("timeout", 0.0))
-            try:
-                async with asyncio.timeout(limit):
-                    return await future
-            except TimeoutError:
-                raise BrokerUnreachable(self.endpoint, limit) from None
+            return await self._join_wait(call.body, limit)
+        if call.command == p.SUBMIT and "jobs" not in call.body and joinable(call.body):
+            return await self._join_submit(call.body, limit)
+        return await self._request(call, limit)
+
+    async def _request(self, call: Call, limit: float) -> Any:
+        """One request on its own, answered within `limit`."""
         rid = self._outstanding.next_id()
         future = asyncio.get_running_loop().create_future()
         self._replies[rid] = future
@@ -356,25 +368,72 @@ class AsyncClient(_BaseClient):
             self._outstanding.answered(rid)
         return _checked(reply)
 
-    def _join_wait(self, job_id: str, timeout: float) -> asyncio.Future:
+    def _join_wait(self, body: dict[str, Any], limit: float) -> asyncio.Future:
         """A single-job WAIT, joined to this tick's batch (broker.wait_batches)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        if self._waits.add(job_id, timeout, future):
-            sender = loop.create_task(self._send_waits())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+        if self._waits.add(body["id"], body.get("timeout", 0.0), future, body.get("fields")):
+            self._spawn(self._send_waits(limit))
         return future
 
-    async def _send_waits(self) -> None:
-        for timeout, waits in self._waits.take():
+    def _join_submit(self, job: dict[str, Any], limit: float) -> asyncio.Future:
+        """A single-job SUBMIT, joined to this tick's batch (broker.submit_batches)."""
+        future = asyncio.get_running_loop().create_future()
+        if self._submits.add(job, future):
+            self._spawn(self._send_submits(limit))
+        return future
+
+    def _spawn(self, coroutine: Any) -> None:
+        sender = asyncio.get_running_loop().create_task(coroutine)
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+
+    async def _send_waits(self, limit: float) -> None:
+        for (timeout, fields), waits in self._waits.take():
             rid = self._outstanding.next_id()
             self._waits.sent(rid, waits)
             body = {"ids": list(waits), "timeout": timeout, "each": True}
+            if fields is not None:
+                body["fields"] = fields
+            await self._send_batch(Call(p.WAIT, body), rid, limit, self._waits.fail)
+
+    async def _send_submits(self, limit: float) -> None:
+        for batch in self._submits.take():
+            rid = self._outstanding.next_id()
+            self._submits.sent(rid, batch)
+            call = Call(p.SUBMIT, {"jobs": [job for job, _ in batch]})
+            await self._send_batch(call, rid, limit, self._submits.fail)
+
+    async def _send_batch(self, call: Call, rid: bytes, limit: float,
+                          fail: Callable[[bytes, BaseException], None]) -> None:
+        """Send a coalesced request; its futures fail if no answer comes within `limit`
+        (one timer for the batch, not one per job)."""
+        try:
+            await self._send(call, rid)
+        except Exception as exc:  # AuthError: every job of the batch gets it
+            fail(rid, exc)
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(limit + call.wait_s, self._expire, rid, limit, fail)
+
+    def _expire(self, rid: bytes, limit: float,
+                fail: Callable[[bytes, BaseException], None]) -> None:
+        if rid in self._waits or rid in self._submits:
+            self._outstanding.answered(rid)
+            fail(rid, BrokerUnreachable(self.endpoint, limit))
+
+    def _resubmit(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+        """A refused batch kept nothing: each job again, alone, for its own answer."""
+        async def alone(job: dict[str, Any], future: asyncio.Future) -> None:
             try:
-                await self._send(Call(p.WAIT, body), rid)
-            except Exception as exc:  # AuthError: every wait of the batch gets it
-                self._waits.fail(rid, exc)
+                call = Call(p.SUBMIT, job)
+                future.set_result(await self._request(call, self._limit(call)))
+            except Exception as exc:  # BrokerError, BrokerUnreachable: this job's answer
+                if not future.done():
+                    future.set_exception(exc)
+
+        for job, future in batch:
+            self._spawn(alone(job, future))
 
     async def _send(self, call: Call, rid: bytes) -> None:
         frames = p.encode_request(call.command, rid, call.body)
@@ -401,6 +460,10 @@ class AsyncClient(_BaseClient):
             if reply is not None and reply.request_id in self._waits:
                 if self._waits.part(reply.request_id, reply.ok, reply.body):
                     self._outstanding.answered(reply.request_id)
+                continue
+            if reply is not None and reply.request_id in self._submits:
+                self._outstanding.answered(reply.request_id)
+                self._resubmit(self._submits.answered(reply.request_id, reply.ok, reply.body))
                 continue
             future = None if reply is None else self._replies.pop(reply.request_id, None)
             if future is not None and not future.done():

@@ -302,7 +302,8 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
         wait_s = _submit_wait(request.body) if request.command == p.SUBMIT else None
         result = HANDLERS[request.command](engine, request.body, info)
         if request.command == p.SUBMIT:  # answered once its jobs are committed
-            engine.hold_submit_reply(identity, request.request_id, result, result["ids"], wait_s)
+            engine.hold_submit_reply(identity, request.request_id, result, result["ids"], wait_s,
+                                     request.body.get("fields") == "outcome")
             return
     except CommandError as exc:
         engine.outbox.reply(identity, p.encode_error(request.request_id, exc.code, exc.message))
@@ -337,4 +338,4 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
         unknown = set(missing)
         ids = [i for i in ids if i not in unknown]
     engine.wait_for(identity, request.request_id, ids, timeout, single=single, finished=finished,
-                    each=each, missing=missing)
+                    each=each, missing=missing, outcome=body.get("fields") == "outcome")

@@ -78,6 +78,7 @@ class _HeldSubmit:
     body: Any
     ids: list[str]
     wait_s: float | None = None  # SUBMIT with wait: answered when the jobs end, as WAIT is
+    outcome: bool = False  # ... showing only their outcome (`fields: "outcome"`)
 
 
 # A JOB as the turn queues it: (id, kind, task, attempt, timeout_s, queue, payload); the
@@ -445,12 +446,13 @@ class Engine:
                     del self._dependents[dep]
 
     def hold_submit_reply(self, identity: bytes, request_id: bytes, body: Any,
-                          ids: list[str], wait_s: float | None = None) -> None:
+                          ids: list[str], wait_s: float | None = None,
+                          outcome: bool = False) -> None:
         """Answer a SUBMIT after the commit: OK if its jobs are stored, ERR if the store
         refused them (then they are gone from memory too, see `_evict`). With `wait_s`, the
         OK waits, as a WAIT would, until the jobs have ended or `wait_s` has passed: one
         round trip for a job and its result."""
-        self._submits.append(_HeldSubmit(identity, request_id, body, ids, wait_s))
+        self._submits.append(_HeldSubmit(identity, request_id, body, ids, wait_s, outcome))
 
     # ------------------------------------------------------------ dispatch
 
@@ -862,7 +864,7 @@ class Engine:
         if status == S.FAILED or (status == S.CANCELLED and job.depends_on is not None):
             extra["error"] = p.unpack(job.error) if job.error else None
         self.events.emit(f"job.{status}", self._job_event(job, **extra))
-        self.waits.job_done(job.id, job.to_wire, self.outbox)
+        self.waits.job_done(job, self.outbox)
 
     def _fail_attempt(self, job: Job, error: dict[str, Any], retry_in_s: float | None) -> None:
         if job.attempts > job.max_retries:
@@ -1210,7 +1212,8 @@ class Engine:
                 if refused else None
             if reason is None and held.wait_s is not None:  # an idempotent repeat may have ended
                 self.wait_for(held.identity, held.request_id, held.ids, held.wait_s,
-                              single="id" in held.body, finished=self.ended_jobs(held.ids))
+                              single="id" in held.body, finished=self.ended_jobs(held.ids),
+                              outcome=held.outcome)
             elif reason is None:
                 self.outbox.reply(held.identity, p.encode_reply(True, held.request_id, held.body))
             else:
@@ -1224,12 +1227,12 @@ class Engine:
 
     def wait_for(self, identity: bytes, request_id: bytes, ids: list[str], timeout_s: float, *,
                  single: bool, finished: dict[str, dict[str, Any]], each: bool = False,
-                 missing: list[str] | None = None) -> None:
+                 missing: list[str] | None = None, outcome: bool = False) -> None:
         """Answer `request_id` once every job of `ids` has ended (`finished`: those that
         have), or after `timeout_s`, as WAIT does: the job, or `{"jobs": [...]}`; with
         `each`, in parts as they end (`missing`: unknown ids, named in the first part)."""
         group = WaitGroup(identity, request_id, ids, self.clock.mono() + timeout_s, single,
-                          each, missing)
+                          each, missing, outcome)
         if self.waits.add(group, finished):
             group.answer(self.lookup, self.outbox)
 

@@ -59,6 +59,12 @@ class Job:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
+    def outcome(self) -> dict[str, Any]:
+        """The job's outcome fields (`OUTCOME_FIELDS`): cheaper than `to_wire`, no payload."""
+        return {"id": self.id, "status": self.status, "kind": self.kind,
+                "result": unpack(self.result) if self.result is not None else None,
+                "error": unpack(self.error) if self.error is not None else None}
+
     def to_wire(self) -> dict[str, Any]:
         """The job as clients see it (times are epoch seconds): the fields the schema shows."""
         data = {name: getattr(self, name) for name in WIRE_COLUMNS}
@@ -67,6 +73,15 @@ class Job:
             value = getattr(self, name)
             data[name] = unpack(value) if value is not None else None
         return data
+
+
+OUTCOME_FIELDS = ("id", "status", "kind", "result", "error")
+"""What a WAIT with `fields: "outcome"` shows of a job: enough for `result()`."""
+
+
+def outcome_of(job: dict[str, Any]) -> dict[str, Any]:
+    """The outcome fields of a job's client view."""
+    return {name: job.get(name) for name in OUTCOME_FIELDS}
 
 
 def payload_view(payload: bytes | None) -> dict[str, Any]:

@@ -109,6 +109,40 @@ JobSpec = create_model(
 JOB_LIST = TypeAdapter(list[JobSpec])
 
 
+# Fields whose schema check (`JobField.check`, what the broker runs) is the whole check:
+# no coercion for pydantic to do. A task job of only these is checked without pydantic.
+_PLAIN = frozenset({"kind", "task", "args", "kwargs", "queue", "priority", "timeout_s",
+                    "max_retries", "retry_backoff_s", "idempotency_key", "id", "depends_on"})
+
+
+def _plain(job: Any) -> dict[str, Any] | None:
+    """The wire form of a plain task job, checked field by field with the job schema as the
+    broker checks it (~1 µs against ~15 µs for pydantic); None for anything else, or for
+    anything wrong, so that pydantic validates it and its error names the field."""
+    if not isinstance(job, dict) or not job.keys() <= _PLAIN or job.get("kind", "task") != "task":
+        return None
+    wire: dict[str, Any] = {}
+    try:
+        for name, value in job.items():
+            if value is not None:
+                BY_NAME[name].check(value)
+                wire[name] = value
+        lim.check_data(wire.get("args"), "args")
+        lim.check_data(wire.get("kwargs"), "kwargs")
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not wire.get("task"):
+        return None
+    if isinstance(wire.get("args"), tuple):
+        wire["args"] = list(wire["args"])
+    return wire
+
+
 def validate_jobs(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Validate a batch of job dicts; pydantic.ValidationError names the bad field and index."""
+    """Validate a batch of job dicts; pydantic.ValidationError names the bad field and index.
+
+    Plain task jobs (the common case) take the schema's own checks; the rest pydantic."""
+    plain = [_plain(job) for job in jobs]
+    if all(job is not None for job in plain):
+        return plain  # type: ignore[return-value]
     return [job.to_wire() for job in JOB_LIST.validate_python(jobs)]

@@ -29,6 +29,9 @@ from .errors import JobCancelled, JobFailed
 from .functions import chunk_results, function_job, map_jobs, single_result
 from .jobs import TERMINAL, new_job_id
 from .models import validate_jobs
+from .schema import SUBMITTED
+
+DEFAULTS = {f.name: f.default for f in SUBMITTED if f.option}
 
 SUBMIT_CHUNK = 2000
 WAIT_SLICE_S = 30.0
@@ -145,8 +148,13 @@ class EventCursor:
 
 
 def job_dict(task: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any]) -> dict:
-    job = {"task": task, "args": list(args), "kwargs": kwargs}
-    job.update({k: v for k, v in options.items() if v is not None})
+    """The job's body: the options given and not their defaults (the broker applies those)."""
+    job: dict[str, Any] = {"task": task, "args": list(args)}
+    if kwargs:
+        job["kwargs"] = kwargs
+    for name, value in options.items():
+        if value is not None and value != DEFAULTS.get(name):
+            job[name] = value
     return job
 
 
@@ -262,10 +270,10 @@ class Plans:
         # a short first wait: a SUBMIT is never resent, so a broker restart must not cost
         # a long wait; a job that takes longer is waited for with WAIT, which is resent
         first = RUN_FIRST_WAIT_S if timeout is None else min(timeout, RUN_FIRST_WAIT_S)
-        done = yield Call(p.SUBMIT, {**job, "wait": first}, wait_s=first)
+        done = yield Call(p.SUBMIT, {**job, "wait": first, "fields": "outcome"}, wait_s=first)
         if done["status"] not in TERMINAL and (end is None or self.clock() < end):
             left = None if end is None else max(end - self.clock(), 0.0)
-            done = yield from self._wait({"id": done["id"]}, left)
+            done = yield from self._wait({"id": done["id"], "fields": "outcome"}, left)
         return outcome(done)
 
     @call
@@ -387,7 +395,8 @@ class Plans:
     @call
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         """The job's result; raises JobFailed, JobCancelled, or TimeoutError."""
-        return outcome((yield from self.wait(job_id, timeout)))
+        return outcome(terminal((yield from self._wait({"id": job_id, "fields": "outcome"},
+                                                       timeout))))
 
     def _wait(self, body: dict[str, Any], timeout: float | None) -> Plan:
         """WAIT in slices of at most WAIT_SLICE_S, each answered within the client's timeout

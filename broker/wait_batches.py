@@ -21,20 +21,25 @@ class WaitBatches:
     """Single-job waits not sent yet (by timeout), and those sent (by request id)."""
 
     def __init__(self) -> None:
-        self._queued: dict[float, dict[str, list[asyncio.Future]]] = {}
+        # by (timeout, fields): the waits that can share a request
+        self._queued: dict[tuple[float, str | None], dict[str, list[asyncio.Future]]] = {}
         self._sent: dict[bytes, dict[str, list[asyncio.Future]]] = {}
 
     def __contains__(self, rid: object) -> bool:
         return rid in self._sent
 
-    def add(self, job_id: str, timeout: float, future: asyncio.Future) -> bool:
-        """Queue a wait for `job_id`; True if it is the first queued (send the batch soon)."""
+    def add(self, job_id: str, timeout: float, future: asyncio.Future,
+            fields: str | None = None) -> bool:
+        """Queue a wait for `job_id` (`fields`: the WAIT's, e.g. "outcome"); True if it is
+        the first queued (send the batch soon)."""
         first = not self._queued
-        self._queued.setdefault(round(timeout, 3), {}).setdefault(job_id, []).append(future)
+        waits = self._queued.setdefault((round(timeout, 3), fields), {})
+        waits.setdefault(job_id, []).append(future)
         return first
 
-    def take(self) -> list[tuple[float, dict[str, list[asyncio.Future]]]]:
-        """The queued waits as requests to make: (timeout, job id -> futures), MAX_IDS each."""
+    def take(self) -> list[tuple[tuple[float, str | None], dict[str, list[asyncio.Future]]]]:
+        """The queued waits as requests to make: ((timeout, fields), job id -> futures), at
+        most MAX_IDS each."""
         queued, self._queued = self._queued, {}
         requests = []
         for timeout, waits in queued.items():

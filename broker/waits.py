@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import protocol as p
+from .jobs import Job, outcome_of
 
 
 class _Outbox(Protocol):
@@ -24,10 +25,11 @@ class WaitGroup:
     """
 
     __slots__ = ("identity", "request_id", "ids", "pending", "done", "deadline", "single",
-                 "open", "each", "fresh", "missing")
+                 "open", "each", "fresh", "missing", "outcome")
 
     def __init__(self, identity: bytes, request_id: bytes, ids: list[str], deadline: float,
-                 single: bool, each: bool = False, missing: list[str] | None = None) -> None:
+                 single: bool, each: bool = False, missing: list[str] | None = None,
+                 outcome: bool = False) -> None:
         self.identity = identity
         self.request_id = request_id
         self.ids = ids
@@ -39,14 +41,20 @@ class WaitGroup:
         self.each = each
         self.fresh: list[dict[str, Any]] = []  # `each`: ended since the last part was sent
         self.missing = missing or []  # `each`: ids the broker does not know, sent in part one
+        self.outcome = outcome  # `fields: "outcome"`: only what `result()` needs of each job
+
+    def view(self, job: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A job's client view as this wait shows it."""
+        return outcome_of(job) if self.outcome and job is not None else job
 
     def answer(self, lookup: Callable[[str], dict[str, Any] | None], outbox: _Outbox) -> None:
         self.open = False
         if self.each:
-            rest = [job for job in map(lookup, sorted(self.pending)) if job is not None]
+            rest = [self.view(job) for job in map(lookup, sorted(self.pending))
+                    if job is not None]
             self.send_part(outbox, self.fresh + rest, more=False)
             return
-        jobs = [self.done.get(i) or lookup(i) for i in self.ids]
+        jobs = [self.done.get(i) or self.view(lookup(i)) for i in self.ids]
         body: Any = jobs[0] if self.single else {"jobs": jobs}
         outbox.reply(self.identity, p.encode_reply(True, self.request_id, body))
 
@@ -74,6 +82,8 @@ class WaitBook:
         if not math.isfinite(group.deadline):
             raise ValueError(f"a wait deadline must be finite, got {group.deadline}")
         group.pending.difference_update(finished)
+        if group.outcome:
+            finished = {job_id: outcome_of(job) for job_id, job in finished.items()}
         if group.each:
             group.fresh.extend(finished.values())
             if group.pending and (group.fresh or group.missing):
@@ -88,15 +98,21 @@ class WaitBook:
         heapq.heappush(self._deadlines, (group.deadline, self._count, group))
         return False
 
-    def job_done(self, job_id: str, wire: Callable[[], dict[str, Any]], outbox: _Outbox) -> None:
-        """`wire` makes the job's client view; only called when somebody waits for it."""
-        groups = self._by_job.pop(job_id, None)
+    def job_done(self, ended: Job, outbox: _Outbox) -> None:
+        """The job ended: its waits get its client view (made only when somebody waits, and
+        once per form: the whole job, or its outcome)."""
+        groups = self._by_job.pop(ended.id, None)
         if not groups:
             return
-        job = wire()
+        job_id = ended.id
+        views: dict[bool, dict[str, Any]] = {}
         for group in groups:
             if not group.open:
                 continue
+            job = views.get(group.outcome)
+            if job is None:
+                job = views[group.outcome] = ended.outcome() if group.outcome \
+                    else ended.to_wire()
             group.pending.discard(job_id)
             if group.each:
                 if not group.fresh and group.pending:
