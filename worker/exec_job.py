@@ -48,7 +48,7 @@ async def run_exec_job(spec: dict[str, Any], ctx: JobContext,
         for name, data in sorted(result.artifacts.items())
     ]
     if result.timed_out:
-        message = f"the program exceeded its timeout of {spec.get('timeout_s')} s and was killed"
+        message = f"the program exceeded its timeout of {spec['timeout_s']:g} s and was killed"
         return (False, error("Timeout", message), None), artifacts
     if result.exit_code != 0:
         outcome = error("ExitCode", f"the program exited with code {result.exit_code}")

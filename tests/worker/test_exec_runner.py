@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.processes import marked, new_marker
+from tests.processes import DAEMONIZER, marked, new_marker
 from tests.waiting import wait_until
 from worker.exec_runner import (
     ExecBox,
@@ -108,29 +108,6 @@ SPAWNER = """
     signal.pause()  # until the runner kills it
 """
 
-# A program that starts a daemon the classic way: a child in a new session (setsid)
-# forks a grandchild and exits, so the grandchild is an orphan in a session of its
-# own. It ignores SIGTERM and holds the job's stdout. argv: marker, then "exit" (the
-# entry ends at once) or "wait" (it waits for its timeout).
-DAEMONIZER = """
-    import os, signal, subprocess, sys
-    marker, then = sys.argv[1], sys.argv[2]
-    DAEMON = (
-        "import os, signal, sys\\n"
-        "if os.fork():\\n"
-        "    os._exit(0)\\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
-        "print('daemon up', flush=True)\\n"
-        "signal.pause()\\n"
-    )
-    r, w = os.pipe()
-    subprocess.run([sys.executable, "-c", DAEMON, marker], start_new_session=True, stdout=w)
-    os.close(w)
-    os.read(r, 100)  # "daemon up": the grandchild runs, alone in its session
-    print("ready", flush=True)
-    if then == "wait":
-        signal.pause()
-"""
 
 
 # --------------------------------------------------------------------------- output
