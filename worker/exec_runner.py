@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
+import marshal
 import math
 import os
 import secrets
@@ -417,7 +417,7 @@ def _write_orders(fd: int, orders: dict) -> None:
     runner never closes an fd this thread may still write to.
     """
     try:
-        data = memoryview(json.dumps(orders).encode())
+        data = memoryview(marshal.dumps(orders))
         with contextlib.suppress(BrokenPipeError):  # the shim died: it reports nothing then
             while data:
                 data = data[os.write(fd, data):]
@@ -433,8 +433,8 @@ def _read_status(fd: int) -> dict | None:
         while chunk := os.read(fd, _READ_CHUNK_BYTES):
             chunks.append(chunk)
     try:
-        report = json.loads(b"".join(chunks))
-    except ValueError:
+        report = marshal.loads(b"".join(chunks))
+    except (EOFError, ValueError, TypeError):
         return None
     return report if isinstance(report, dict) else None
 

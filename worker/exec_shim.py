@@ -6,7 +6,8 @@ subreaper. It must stay importable without site-packages: the standard library o
 ``-I`` so that nothing in the job's environment (``PYTHONPATH``, ``LD_PRELOAD``...) reaches
 it, since it may run as root.
 
-Its orders come as one JSON object on stdin:
+Its orders come as one ``marshal``-ed dict on stdin (the same interpreter writes and reads
+it; ``json`` would cost the start-up ``re`` and ``enum``):
 
     argv, env, cwd    the program, its (already scrubbed) environment and directory
     uid, gid          the user to switch to before exec; null: stay
@@ -24,19 +25,18 @@ inherited, with ``no_new_privs`` (a setuid binary gains nothing). The shim reaps
 process that becomes its child. When the program exits, every descendant left is killed
 with SIGKILL, wherever it moved (``setsid``, double fork): as pid 1 with ``kill(-1)``,
 else by walking ``/proc`` from the subreaper. On SIGTERM the same happens after SIGTERM
-and the grace. Last it writes one JSON object to STATUS_FD: ``{"exit": n}``,
+and the grace. Last it writes one marshalled dict to STATUS_FD: ``{"exit": n}``,
 ``{"signal": n}`` or ``{"error": "what went wrong"}`` (the program never started).
 """
 
 from __future__ import annotations
 
-import contextlib
+import _signal as signal  # the module under `signal`, without its enums' import time
 import ctypes
-import json
+import marshal
 import os
-import signal
+import select
 import struct
-import subprocess
 import sys
 import time
 
@@ -61,12 +61,6 @@ _ALLOWED_FAMILIES = (2, 10, 16)  # AF_INET, AF_INET6, AF_NETLINK
 _RET_ALLOW, _RET_KILL = 0x7FFF0000, 0x80000000
 _RET_EPERM = 0x00050000 | 1
 _LD_W_ABS, _JEQ, _JGE, _RET = 0x20, 0x15, 0x35, 0x06
-
-
-class _Stop:
-    """SIGTERM's state: asked to stop, and when the grace ends."""
-
-    asked = False
 
 
 def _check(result: int, what: str) -> None:
@@ -182,34 +176,82 @@ def _descendants() -> list[int]:
 
 def _signal_all(signum: int) -> None:
     if os.getpid() == 1:  # pid 1 of our namespace: kill(-1) reaches all of it but us
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.kill(-1, signum)
+        except ProcessLookupError:
+            pass
         return
     for pid in _descendants():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:
             os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
-def _on_term(grace_s: float) -> None:
-    def term(_signum: int, _frame: object) -> None:
-        if not _Stop.asked:
-            _Stop.asked = True
+class _Stop:
+    """Stopping: asked (SIGTERM, or the runner gone) and the grace before SIGKILL."""
+
+    asked = False
+    grace_s = 0.5
+
+    @classmethod
+    def ask(cls, _signum: int = 0, _frame: object = None) -> None:
+        """SIGTERM to every descendant, SIGKILL to all when the grace is over (SIGALRM)."""
+        if not cls.asked:
+            cls.asked = True
             _signal_all(signal.SIGTERM)
-            signal.setitimer(signal.ITIMER_REAL, grace_s)
+            signal.setitimer(signal.ITIMER_REAL, cls.grace_s)
 
-    def alarm(_signum: int, _frame: object) -> None:
+    @staticmethod
+    def kill(_signum: int = 0, _frame: object = None) -> None:
         _signal_all(signal.SIGKILL)
 
-    signal.signal(signal.SIGTERM, term)
-    signal.signal(signal.SIGALRM, alarm)
 
+def _wait_for(program: int, status_fd: int) -> int:
+    """Reap whatever ends until the program does; its wait status.
 
-def _wait_for(program: int) -> int:
-    """Reap whatever ends until the program does; its wait status."""
+    Meanwhile the status pipe is watched: its read end closing (POLLERR on our write end)
+    means the runner died, even of SIGKILL, and the job is stopped as on SIGTERM, so that
+    no job outlives its worker. Signals (SIGCHLD, SIGTERM, SIGALRM) wake the poll through
+    the wakeup fd; their handlers have run by then.
+    """
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # to have it wake the poll
+    poller = select.poll()
+    poller.register(wake_r, select.POLLIN)
+    poller.register(status_fd, 0)  # POLLERR, POLLHUP: reported whatever the mask
     while True:
-        pid, status = os.waitpid(-1, 0)
-        if pid == program:
-            return status
+        ended = _reap()
+        if program in ended:
+            return ended[program]
+        for fd, _events in poller.poll():
+            if fd == status_fd:
+                poller.unregister(status_fd)
+                _Stop.ask()
+            else:
+                _drain(wake_r)
+
+
+def _reap() -> dict[int, int]:
+    """{pid: wait status} of every child that has ended, without blocking."""
+    ended = {}
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return ended
+        if pid == 0:
+            return ended
+        ended[pid] = status
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _kill_the_rest() -> None:
@@ -227,26 +269,74 @@ def _kill_the_rest() -> None:
 # --------------------------------------------------------------------------- main
 
 
-def _start(orders: dict) -> subprocess.Popen:
+def _start(orders: dict) -> int:
+    """Fork and exec the program; its pid. OSError says why it could not start.
+
+    By hand rather than with ``subprocess``, whose imports would double the shim's start-up
+    time: the child reports a failure before exec on a close-on-exec pipe, so an empty
+    read means the exec happened.
+    """
     # Mount only as pid 1: the runner unshares the pid and the mount namespace together, so
     # a shim that is not pid 1 would be changing the host's mounts.
     if orders.get("private_mounts") and os.getpid() == 1:
         _expose(orders.get("expose") or {})
         _hide(orders.get("hide") or [])
     program = _socket_filter() if orders.get("deny_sockets") else b""
-    uid = orders.get("uid")
+    errors_r, errors_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # never returns: exec, or report and exit
+        try:
+            os.close(errors_r)
+            _become(orders, program, errors_w)
+        except BaseException as exc:  # noqa: BLE001 - whatever it is, the parent must hear it
+            os.write(errors_w, (str(exc) or type(exc).__name__).encode("utf-8", "replace"))
+        finally:
+            os._exit(127)
+    os.close(errors_w)
+    with open(errors_r, "rb") as errors:
+        failure = errors.read()
+    if failure:
+        os.waitpid(pid, 0)
+        raise OSError(failure.decode("utf-8", "replace"))
+    return pid
+
+
+def _become(orders: dict, program: bytes, errors_fd: int) -> None:
+    """In the forked child: the program's group, stdin, directory, user, confinement, exec."""
+    os.setpgid(0, 0)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.closerange(3, errors_fd)  # nothing of ours reaches the program but stdout and stderr;
+    os.closerange(errors_fd + 1, 1 << 20)  # the errors pipe closes itself at exec
+    os.chdir(orders["cwd"])
+    uid, gid = orders.get("uid"), orders.get("gid")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
     try:
-        return subprocess.Popen(
-            orders["argv"], cwd=orders["cwd"], env=orders["env"], stdin=subprocess.DEVNULL,
-            close_fds=True, process_group=0, user=uid, group=orders.get("gid"),
-            extra_groups=[] if uid is not None else None,
-            preexec_fn=lambda: _confine(bool(orders.get("deny_sockets")), program),
-        )
-    except subprocess.SubprocessError as exc:
-        raise OSError(f"cannot confine the program (no_new_privs or seccomp refused): {exc}"
-                      ) from None
+        _confine(bool(orders.get("deny_sockets")), program)
     except OSError as exc:
-        raise OSError(f"cannot start {orders['argv'][0]!r}: {exc.strerror or exc}") from None
+        raise OSError(f"cannot confine the program: {exc}") from None
+    argv = orders["argv"]
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; programs expect
+        signal.signal(signum, signal.SIG_DFL)        # the defaults
+    try:
+        os.execve(_which(argv[0], orders["env"].get("PATH", os.defpath)), argv, orders["env"])
+    except OSError as exc:
+        raise OSError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+
+
+def _which(name: str, path: str) -> str:
+    """``name`` looked up in ``path`` as execvp would, without ``os.execvpe``: that imports
+    ``warnings``, which the job's user may not be able to read once the child is that user.
+    """
+    if "/" in name:
+        return name
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return name  # not found: execve fails with ENOENT, which says so
 
 
 def _status(wait_status: int) -> dict:
@@ -257,18 +347,23 @@ def _status(wait_status: int) -> dict:
 
 def main(status_fd: int) -> int:
     os.set_inheritable(status_fd, False)
-    orders = json.loads(sys.stdin.buffer.read())
-    _on_term(float(orders.get("grace_s", 0.5)))
+    orders = marshal.loads(sys.stdin.buffer.read())
+    _Stop.grace_s = float(orders.get("grace_s", 0.5))
+    signal.signal(signal.SIGTERM, _Stop.ask)
+    signal.signal(signal.SIGALRM, _Stop.kill)
     if os.getpid() != 1:
         _check(_LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
     try:
-        proc = _start(orders)
+        pid = _start(orders)
     except OSError as exc:
         report = {"error": exc.strerror or str(exc)}
     else:
-        report = _status(_wait_for(proc.pid))
+        report = _status(_wait_for(pid, status_fd))
     _kill_the_rest()
-    os.write(status_fd, json.dumps(report).encode())
+    try:
+        os.write(status_fd, marshal.dumps(report))
+    except BrokenPipeError:
+        pass  # the runner is gone
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import socket
@@ -186,6 +187,18 @@ def test_hidden_directories_look_empty(work_root: Path, open_dir: Path) -> None:
     assert (open_dir / "worker.key_secret").read_text() == "secret key"  # the host's is intact
 
 
+def test_the_program_gets_no_descriptor_of_ours_and_an_empty_stdin(work_root: Path) -> None:
+    outcome, lines = exec_py(
+        """
+        import os, sys
+        print(sorted(os.listdir("/proc/self/fd")), repr(sys.stdin.read()))
+        """,
+        work_root,
+    )
+    assert outcome.exit_code == 0, lines.lines
+    assert lines.of("stdout") == ["['0', '1', '2', '3'] ''"]  # 3: listdir's own
+
+
 def test_a_program_killed_by_a_signal_reports_it(work_root: Path) -> None:
     outcome, lines = exec_py("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", work_root)
     assert outcome.exit_code == -9, lines.lines
@@ -264,3 +277,50 @@ def test_net_policy_none_still_allows_socketpairs_and_loopback(work_root: Path) 
     )
     assert outcome.exit_code == 0, lines.lines
     assert lines.of("stdout") == ["x", "inet socket"]
+
+
+# --------------------------------------------------------------------------- the runner dies
+
+
+RUNNER = """
+import asyncio, sys
+from worker.exec_runner import ExecBox, run_exec
+
+async def show(stream, line):
+    print(line, flush=True)
+
+box = ExecBox("the worker's user", namespaces=False) if sys.argv[3] == "subreaper" else None
+asyncio.run(run_exec({"entry": "main.py", "args": [sys.argv[1], "wait"]},
+                     {"main.py": open(sys.argv[2], "rb").read()}, {}, show, box=box))
+"""
+
+
+@pytest.mark.parametrize("mode", ["namespaces", "subreaper"])
+def test_a_job_does_not_outlive_its_runner_killed_with_sigkill(open_dir: Path, mode: str) -> None:
+    """A worker killed with -9 cannot stop its jobs: their supervisor sees it go and does."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.cluster import ROOT
+    from tests.processes import DAEMONIZER, marked, new_marker
+    from tests.waiting import wait_until
+
+    marker = new_marker()
+    program = open_dir / "daemonize.py"
+    program.write_text(DAEMONIZER)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, marker, str(program), mode],
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert runner.stdout.readline().strip() == "ready"
+        assert len(marked(marker)) == 3  # the runner, the program and its daemon
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(10)
+        # SIGTERM at once (ignored by the daemon), SIGKILL after the 0.5 s grace
+        wait_until(lambda: not marked(marker), 2.0, message="the job's processes gone")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+        runner.stdout.close()
