@@ -5,9 +5,9 @@ A worker started as root runs every exec job as another user: ``--exec-user NAME
 says so once in its log. ``--exec-user`` naming anyone else than a non-root worker itself
 stops the worker at start, since it could not be honoured.
 
-Every job runs under ``exec_shim.py``, started through util-linux ``unshare`` with a pid
-and a mount namespace of its own where the host allows (as root; else in a user namespace
-too): the shim is pid 1 there, so everything the program starts, even a double-forked
+Every job runs under ``exec_shim.py``, started through util-linux ``unshare`` with a pid,
+a mount and an IPC namespace of its own where the host allows (as root; else in a user
+namespace too): the shim is pid 1 there, so everything the program starts, even a double-forked
 ``setsid`` daemon, dies with it, and ``/proc`` shows only the job's processes. Where no
 namespace can be had, the shim is a child subreaper and kills whatever is left below it.
 ``net_policy: "none"`` adds a network namespace and a seccomp filter refusing Unix sockets;
@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_EXEC_USER = "nobody"
 _PROBE_TIMEOUT_S = 10.0
-_PID_MOUNT = ("--pid", "--fork", "--kill-child", "--mount", "--mount-proc")
+_NAMESPACES = ("--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--ipc")
 _AS_USER = ("--user", "--map-root-user")
 
 
@@ -179,7 +179,7 @@ def _blocking_ancestor(path: str, uid: int, gid: int | None) -> str | None:
 
 def _candidates(isolate_net: bool) -> list[tuple[str, ...]]:
     """The ``unshare`` flags to try, best first: pid + mount (+ net), as root or in a userns."""
-    flags = (*_PID_MOUNT, "--net") if isolate_net else _PID_MOUNT
+    flags = (*_NAMESPACES, "--net") if isolate_net else _NAMESPACES
     return [flags] if os.geteuid() == 0 else [(*_AS_USER, *flags)]
 
 
