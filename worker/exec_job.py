@@ -15,12 +15,12 @@ from .exec_runner import ExecError, run_exec
 def worker_box(config: Any) -> ExecBox:
     """The box of a worker's exec jobs, from its settings, said once in its log.
 
-    ``config`` is the WorkerConfig: its ``exec_user``, and its CURVE key, whose directory
-    the jobs never see. Raises StartError when the box cannot be had (see ``exec_box``).
+    ``config`` is the WorkerConfig: its ``exec_user``, and its CURVE key (a ClientCurve),
+    whose directory the jobs never see. Raises StartError when the box cannot be had (see
+    ``exec_box``).
     """
-    curve = getattr(config, "curve", None)
-    secret = getattr(curve, "secret_key_file", None) or (curve[0] if curve else None)
-    box = exec_box(getattr(config, "exec_user", None),
+    secret = getattr(config.curve, "secret_key_file", None)
+    box = exec_box(config.exec_user,
                    hidden=[os.path.dirname(os.path.abspath(secret))] if secret else [])
     announce(box)
     return box

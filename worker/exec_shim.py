@@ -10,7 +10,7 @@ Its orders come as one ``marshal``-ed dict on stdin (the same interpreter writes
 it; ``json`` would cost the start-up ``re`` and ``enum``):
 
     argv, env, cwd    the program, its (already scrubbed) environment and directory
-    uid, gid          the user to switch to before exec; null: stay
+    uid, gid          the user to switch to before exec; None: stay
     private_mounts    true when the shim is pid 1 of a private pid and mount namespace:
                       only then does it change mounts (``expose``, ``hide``)
     expose            {cover: [directories]}: directories the user could not reach, made
@@ -25,7 +25,8 @@ inherited, with ``no_new_privs`` (a setuid binary gains nothing). The shim reaps
 process that becomes its child. When the program exits, every descendant left is killed
 with SIGKILL, wherever it moved (``setsid``, double fork): as pid 1 with ``kill(-1)``,
 else by walking ``/proc`` from the subreaper. On SIGTERM the same happens after SIGTERM
-and the grace. Last it writes one marshalled dict to STATUS_FD: ``{"exit": n}``,
+and the grace, and when the runner goes away (its end of the status pipe closes, even if
+it was SIGKILLed). Last it writes one marshalled dict to STATUS_FD: ``{"exit": n}``,
 ``{"signal": n}`` or ``{"error": "what went wrong"}`` (the program never started).
 """
 
@@ -336,7 +337,7 @@ def _which(name: str, path: str) -> str:
         candidate = os.path.join(directory or ".", name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    return name  # not found: execve fails with ENOENT, which says so
+    raise OSError(2, os.strerror(2))  # ENOENT, as execvp says it
 
 
 def _status(wait_status: int) -> dict:
