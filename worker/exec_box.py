@@ -94,7 +94,7 @@ class ExecBox:
             return {}
         covers: dict[str, list[str]] = {}
         for path in dirs:
-            blocking = _blocking_ancestor(path, self.uid, self.gid)
+            blocking = blocking_ancestor(path, self.uid, self.gid)
             if blocking is None:
                 continue
             if not private_mounts:
@@ -157,7 +157,7 @@ def _name(uid: int) -> str:
         return str(uid)
 
 
-def _blocking_ancestor(path: str, uid: int, gid: int | None) -> str | None:
+def blocking_ancestor(path: str, uid: int, gid: int | None) -> str | None:
     """The highest directory from / to ``path`` (included) that ``uid`` may not search."""
     current = Path("/")
     for part in Path(path).resolve().parts[1:]:

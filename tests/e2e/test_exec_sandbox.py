@@ -9,6 +9,7 @@ import secrets
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,73 @@ def test_an_exec_user_that_does_not_exist_stops_the_worker_with_one_line(
     log = cluster.log_text("worker-runner")
     assert "error: --exec-user no-such-user-zjobs: no such user on this host" in log
     assert "Traceback" not in log
+
+
+# A root test starts a worker as nobody: in a mount namespace of its own where the
+# interpreter, if it lives under a directory nobody cannot search (pyenv under /root),
+# is bound back into view; then setpriv drops to nobody.
+AS_NOBODY = """
+set -e
+if [ -n "$HIDDEN" ]; then
+    mount --bind "$PYTHON_HOME" "$KEEP"
+    mount -t tmpfs -o mode=0755 tmpfs "$HIDDEN"
+    mkdir -p "$PYTHON_HOME"
+    mount --move "$KEEP" "$PYTHON_HOME"
+fi
+exec setpriv --reuid "$RUN_UID" --regid "$RUN_GID" --clear-groups "$@"
+"""
+
+
+def _start_worker_as_nobody(cluster: Cluster, tmp_path: Path, *extra: str) -> Any:
+    import subprocess
+    import sys
+
+    from tests.cluster import ROOT
+    from worker.exec_box import blocking_ancestor
+
+    nobody = pwd.getpwnam("nobody")
+    home = str(Path(sys.base_prefix).resolve())
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    env = {**cluster.env(), "RUN_UID": str(nobody.pw_uid), "RUN_GID": str(nobody.pw_gid),
+           "HIDDEN": blocking_ancestor(home, nobody.pw_uid, nobody.pw_gid) or "",
+           "PYTHON_HOME": home, "KEEP": str(keep)}
+    log = open(cluster.logs / "worker-nobody.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", AS_NOBODY, "as-nobody",
+         sys.executable, "-m", "broker.cli", "worker", "--name", "nobody", "--tasks",
+         "tests.tasks", "--allow-exec", "--concurrency", "1", *extra],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    cluster.procs.append(proc)
+    return proc
+
+
+@as_root
+def test_a_worker_that_is_not_root_runs_jobs_as_itself_and_says_so_once(
+        cluster: Cluster, tmp_path: Path) -> None:
+    _start_worker_as_nobody(cluster, tmp_path)
+    cluster.wait_for_worker("nobody")
+    client = cluster.client()
+    marker = new_marker()
+    job_id = client.submit_exec("wait.py", {"wait.py": b"import signal; signal.pause()"},
+                                args=[marker])
+    pids = wait_until(lambda: marked(marker), 20, message="the job to run")
+    uids = {Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
+            for pid in pids}
+    assert uids == {str(pwd.getpwnam("nobody").pw_uid)}  # the worker's own user
+    client.cancel(job_id)
+    wait_until(lambda: not marked(marker), 10, message="the job's processes gone")
+    log = cluster.log_text("worker-nobody")
+    assert log.count("exec.same_user") == 1, log
+
+
+@as_root
+def test_a_worker_that_is_not_root_refuses_another_exec_user_at_start(
+        cluster: Cluster, tmp_path: Path) -> None:
+    proc = _start_worker_as_nobody(cluster, tmp_path, "--exec-user", "daemon")
+    assert proc.wait(30) == 1
+    lines = cluster.log_text("worker-nobody").strip().splitlines()
+    assert lines == ["error: --exec-user daemon needs a worker running as root (switching "
+                     "users takes root); run the worker as root, or leave --exec-user out "
+                     "and exec jobs run as the worker's own user"], lines
