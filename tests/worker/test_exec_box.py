@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import socket
 import tempfile
 import textwrap
@@ -39,9 +40,7 @@ def open_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="zjobs-test-"))
     path.chmod(0o755)
     yield path
-    for child in sorted(path.rglob("*"), reverse=True):
-        child.unlink() if not child.is_dir() or child.is_symlink() else child.rmdir()
-    path.rmdir()
+    shutil.rmtree(path)
 
 
 # --------------------------------------------------------------------------- the job's user
@@ -291,7 +290,8 @@ async def show(stream, line):
 
 box = ExecBox("the worker's user", namespaces=False) if sys.argv[3] == "subreaper" else None
 asyncio.run(run_exec({"entry": "main.py", "args": [sys.argv[1], "wait"]},
-                     {"main.py": open(sys.argv[2], "rb").read()}, {}, show, box=box))
+                     {"main.py": open(sys.argv[2], "rb").read()}, {}, show, box=box,
+                     work_root=sys.argv[4]))
 """
 
 
@@ -309,7 +309,10 @@ def test_a_job_does_not_outlive_its_runner_killed_with_sigkill(open_dir: Path, m
     marker = new_marker()
     program = open_dir / "daemonize.py"
     program.write_text(DAEMONIZER)
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER, marker, str(program), mode],
+    work_root = open_dir / "work"  # what a runner killed with -9 leaves, the fixture removes
+    work_root.mkdir(mode=0o755)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, marker, str(program), mode,
+                               str(work_root)],
                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                               stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
