@@ -8,6 +8,7 @@ the lifespan closes the broker client and the SUB socket.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import threading
@@ -17,8 +18,9 @@ from typing import Any
 import uvicorn
 
 from broker.curve import client_curve
-from broker.settings import API, config_values
+from broker.settings import API, config_values, for_role
 
+from .access_log import redact_access_log
 from .app import create_app
 from .context import MIB, Settings
 from .processes import serve_processes
@@ -31,6 +33,7 @@ def run_api(opts: dict[str, Any]) -> None:
     """Serve the API until SIGINT/SIGTERM; `opts` are the `api` settings of broker/settings.py.
 
     With `api_workers` above 1, that many processes share the port (see api/processes.py)."""
+    opts = _take_token(opts)
     n = int(opts.get("api_workers") or 1)
     if n <= 1:
         serve(opts, None)
@@ -42,6 +45,14 @@ def run_api(opts: dict[str, Any]) -> None:
         raise SystemExit(status)
 
 
+def _take_token(opts: dict[str, Any]) -> dict[str, Any]:
+    """`opts` with the API token, now out of our environment: no child of ours inherits it
+    (our API processes get it in their `opts`)."""
+    envvar = next(s.envvar for s in for_role(API) if s.name == "api_token")
+    token = os.environ.pop(envvar, None)
+    return {**opts, "api_token": opts.get("api_token") or token}
+
+
 def serve(opts: dict[str, Any], listener: socket.socket | None) -> None:
     """One API process: on `listener` (shared with its siblings) or on its own socket."""
     _Server(_config(opts)).run(sockets=[listener] if listener is not None else None)
@@ -49,6 +60,7 @@ def serve(opts: dict[str, Any], listener: socket.socket | None) -> None:
 
 def _config(opts: dict[str, Any]) -> uvicorn.Config:
     values = config_values(API, opts, Settings)
+    redact_access_log()
     app = create_app(**values, curve=client_curve(opts.get("curve_dir"), "api"),
                      max_body=opts.get("max_message") or 16 * MIB)
     return uvicorn.Config(

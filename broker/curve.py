@@ -13,10 +13,18 @@ cannot register as a worker, a worker key cannot submit. Every process loads
 its own role's key and never another's; a missing key is a `CurveError`.
 Adding a key is copying its `.key` file into the directory of its socket and
 restarting the broker.
+
+Secret keys are written with mode 0600 (created under umask 077, so never readable by
+others even for an instant, and tightened if the file was there before), public keys
+0644, and a directory `generate` creates gets 0700: hand each process its own secret key
+and the public keys it needs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,20 +65,41 @@ class ClientCurve:
     server_public_key_file: str
 
 
+SECRET_MODE, PUBLIC_MODE, DIR_MODE = 0o600, 0o644, 0o700
+
+
 def generate(directory: str | Path) -> list[Path]:
-    """Create a key pair per role under `directory` and the per-socket allowed directories."""
+    """Create a key pair per role under `directory` and the per-socket allowed directories.
+
+    Secret keys get mode 0600, public keys 0644; the directories created here 0700.
+    """
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     created = []
-    for role in ROLES:
-        public, secret = zmq.auth.create_certificates(str(out), role)
-        created += [Path(public), Path(secret)]
-    for domain, roles in ADMITTED.items():
-        allowed = out / "allowed" / domain
-        allowed.mkdir(parents=True, exist_ok=True)
-        for role in roles:
-            (allowed / f"{role}.key").write_bytes((out / f"{role}.key").read_bytes())
+    with _private_umask():
+        out.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for role in ROLES:
+            public, secret = zmq.auth.create_certificates(str(out), role)
+            os.chmod(secret, SECRET_MODE)
+            os.chmod(public, PUBLIC_MODE)
+            created += [Path(public), Path(secret)]
+        for domain, roles in ADMITTED.items():
+            allowed = out / "allowed" / domain
+            allowed.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            for role in roles:
+                key = allowed / f"{role}.key"
+                key.write_bytes((out / f"{role}.key").read_bytes())
+                os.chmod(key, PUBLIC_MODE)
     return created
+
+
+@contextlib.contextmanager
+def _private_umask() -> Iterator[None]:
+    """Files and directories created meanwhile are for their owner only (umask 077)."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 class AllowedKeys:

@@ -117,6 +117,8 @@ SETTINGS: tuple[Setting, ...] = (
             env="ZJOBS_WORKER_NAME"),
     Setting("allow_exec", False, "run `exec` jobs (programs sent with their files)",
             (WORKER,), is_flag=True),
+    Setting("exec_user", None, "the user exec jobs run as; switching takes a root worker "
+            "[default: nobody as root, else the worker's own user]", (WORKER,)),
     Setting("allow_pickle", False, "run `function` jobs (unpickling runs arbitrary code)",
             (WORKER,), is_flag=True),
     Setting("shutdown_grace", 5.0, "seconds running jobs get to finish on SIGTERM before "
@@ -161,11 +163,13 @@ def options(*roles: str) -> Callable[[Callable], Callable]:
 
 
 def resolved(role: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """`opts` from click, plus the environment-only settings of `role`, lists split."""
+    """`opts` from click, plus the environment-only settings of `role` (unless `opts` has them
+    already), lists split."""
     values = dict(opts)
     for setting in for_role(role):
         if not setting.flag:
-            values[setting.name] = os.environ.get(setting.envvar) or setting.default
+            values[setting.name] = (values.get(setting.name) or os.environ.get(setting.envvar)
+                                    or setting.default)
         if setting.split and isinstance(values.get(setting.name), str):
             values[setting.name] = [v.strip() for v in values[setting.name].split(",")
                                     if v.strip()]

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import mimetypes
+import os
 from typing import Any
 
 from .context import JobContext
 from .errors import Outcome, error
+from .exec_box import ExecBox, announce, exec_box
 from .exec_runner import ExecError, run_exec
 
 
-async def run_exec_job(spec: dict[str, Any], ctx: JobContext) -> tuple[Outcome, list[dict]]:
-    """Run the program; stdout/stderr lines become the job's log. Returns (outcome, artifacts)."""
+def worker_box(config: Any) -> ExecBox:
+    """The box of a worker's exec jobs, from its settings, said once in its log.
+
+    ``config`` is the WorkerConfig: its ``exec_user``, and its CURVE key (a ClientCurve),
+    whose directory the jobs never see. Raises StartError when the box cannot be had (see
+    ``exec_box``).
+    """
+    secret = getattr(config.curve, "secret_key_file", None)
+    box = exec_box(config.exec_user,
+                   hidden=[os.path.dirname(os.path.abspath(secret))] if secret else [])
+    announce(box)
+    return box
+
+
+async def run_exec_job(spec: dict[str, Any], ctx: JobContext,
+                       box: ExecBox | None = None) -> tuple[Outcome, list[dict]]:
+    """Run the program in ``box``; stdout/stderr lines become the job's log.
+
+    Returns (outcome, artifacts).
+    """
 
     async def on_output(stream: str, line: str) -> None:
         ctx.log(line, stream)
@@ -19,7 +39,7 @@ async def run_exec_job(spec: dict[str, Any], ctx: JobContext) -> tuple[Outcome, 
     runnable = {k: v for k, v in spec.items() if k not in ("code_files", "input_files")}
     try:
         result = await run_exec(runnable, spec.get("code_files") or {},
-                                spec.get("input_files") or {}, on_output)
+                                spec.get("input_files") or {}, on_output, box=box)
     except ExecError as exc:
         return (False, error("ExecError", str(exc)), None), []
     artifacts = [
@@ -28,7 +48,7 @@ async def run_exec_job(spec: dict[str, Any], ctx: JobContext) -> tuple[Outcome, 
         for name, data in sorted(result.artifacts.items())
     ]
     if result.timed_out:
-        message = f"the program exceeded its timeout of {spec.get('timeout_s')} s and was killed"
+        message = f"the program exceeded its timeout of {spec['timeout_s']:g} s and was killed"
         return (False, error("Timeout", message), None), artifacts
     if result.exit_code != 0:
         outcome = error("ExitCode", f"the program exited with code {result.exit_code}")

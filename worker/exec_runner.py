@@ -1,24 +1,23 @@
-"""The ``exec`` job runner: a program and its files, run in a subprocess.
+"""The ``exec`` job runner: a program and its files, run in a subprocess inside its box.
 
-A job's code files and input files are written into a fresh temporary
-directory, next to an empty ``out/`` directory; the entry runs there in its own
-session (so its own process group), stdout and stderr are streamed line by line
-to a callback, and the files the program wrote under ``out/`` come back as
+A job's code files and input files are written into a fresh directory, next to an
+empty ``out/`` directory; the entry runs there, stdout and stderr are streamed line by
+line to a callback, and the files the program wrote under ``out/`` come back as
 artifacts. The directory is always removed afterwards.
 
-Stopping a program (timeout, cancel, or simply its entry having exited) means
-signalling its whole process group: SIGTERM, a short grace, then SIGKILL. That
-reaches every child and grandchild that stayed in the group, including ones
-that ignore SIGTERM or hold their own pipes. A descendant that deliberately
-left the group (``setsid``, ``setpgid``, a double-forking daemon) is out of its
-reach: a job that must not escape needs a container or a cgroup around the
-worker. Such an escapee may also keep the output pipes open; reading them is
-then abandoned after ``_DRAIN_TIMEOUT_S``.
+The program runs under ``exec_shim.py`` in the box ``exec_box.py`` decides: as a user of
+its own where the worker is root (the directory is then handed to that user, inside a
+parent it cannot list), with a scrubbed environment (the spec's ``env`` over ``PATH``,
+``HOME`` (its directory), ``LANG`` and ``PYTHONUNBUFFERED``), in pid and mount namespaces
+where the host allows. Stopping it (timeout, cancel, or its entry having exited) kills
+every descendant, wherever it moved: the shim gets SIGTERM, passes it on to all, and
+SIGKILLs what is left after a short grace; the runner SIGKILLs the shim's group if it has
+not ended a moment later. A program's output pipes, once every descendant is dead, reach
+their end at once; reading them is abandoned after ``_DRAIN_TIMEOUT_S`` all the same.
 
-``net_policy: "none"`` runs the program in a fresh network namespace through
-util-linux ``unshare`` (``-n`` as root, else ``--net --map-root-user``); where
-the host does not allow that, the job is refused with ``ExecError``, never run
-with network.
+``net_policy: "none"`` adds a fresh network namespace and a seccomp filter refusing Unix
+sockets; where the host cannot give a network namespace, the job is refused with
+``ExecError``, never run with network.
 """
 
 from __future__ import annotations
@@ -26,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import marshal
 import math
 import os
+import secrets
 import shlex
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .exec_box import ExecBox, ExecError, Launch, exec_box, net_isolation_available, python_dirs
+
 __all__ = [
+    "ExecBox",
     "ExecError",
     "ExecOutcome",
     "OutputCallback",
@@ -54,17 +57,14 @@ __all__ = [
 OutputCallback = Callable[[str, str], Awaitable[None]]
 
 OUT_DIR = "out"
-_KILL_GRACE_S = 0.5
-_DRAIN_TIMEOUT_S = 5.0
+SHIM = str(Path(__file__).with_name("exec_shim.py"))
+_KILL_GRACE_S = 0.5  # the shim's SIGTERM-to-SIGKILL grace
+_SHIM_MARGIN_S = 1.0  # after which the runner SIGKILLs a shim that has not ended
+_DRAIN_TIMEOUT_S = 1.0
 _READ_CHUNK_BYTES = 64 * 1024
-_NET_PROBE_TIMEOUT_S = 10.0
-_INHERITED_ENV = ("PATH", "HOME", "LANG")
+_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PYTHON_RUNTIMES = frozenset({"python", "python3"})
 _NET_POLICIES = frozenset({"inherit", "none"})
-
-
-class ExecError(Exception):
-    """A spec or file set that cannot be run (bad name, missing entry, no net isolation...)."""
 
 
 @dataclass(slots=True)
@@ -88,7 +88,7 @@ class _Plan:
     """A validated spec: everything needed to start the program."""
 
     command: tuple[str, ...]
-    env: dict[str, str]
+    env: dict[str, str]  # the spec's; the runner adds the minimal rest (`_child_env`)
     timeout_s: float | None
     isolate_net: bool
 
@@ -123,51 +123,6 @@ def safe_relpath(name: str) -> str:
     if not parts:
         raise ExecError(f"invalid file name {name!r}: names no file")
     return "/".join(parts)
-
-
-# --------------------------------------------------------------------------- network isolation
-
-
-@functools.cache
-def _net_probe() -> tuple[tuple[str, ...] | None, str]:
-    """Find an ``unshare`` invocation that really gets a new network namespace.
-
-    Returns (command prefix, "") or (None, reason). Tried once per process: it
-    runs ``unshare ... true`` rather than guessing from uid or capabilities.
-    """
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None, "the util-linux 'unshare' program is not installed"
-    candidates = [("--net", "--map-root-user")]
-    if os.geteuid() == 0:
-        candidates.insert(0, ("-n",))
-    reason = ""
-    for flags in candidates:
-        prefix = (unshare, *flags)
-        try:
-            probe = subprocess.run(
-                [*prefix, "true"], capture_output=True, timeout=_NET_PROBE_TIMEOUT_S, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            reason = f"{' '.join(prefix)} true: {exc}"
-            continue
-        if probe.returncode == 0:
-            return prefix, ""
-        stderr = probe.stderr.decode("utf-8", "replace").strip()
-        reason = f"{' '.join(prefix)} true exited {probe.returncode}: {stderr}"
-    return None, reason
-
-
-def net_isolation_available() -> bool:
-    """Whether ``net_policy: "none"`` can be honoured on this host (probed once, cached)."""
-    return _net_probe()[0] is not None
-
-
-def _net_prefix() -> tuple[str, ...]:
-    prefix, reason = _net_probe()
-    if prefix is None:
-        raise ExecError(f"net_policy 'none' is not available on this host: {reason}")
-    return prefix
 
 
 # --------------------------------------------------------------------------- spec
@@ -230,9 +185,10 @@ def _entry_argv(entry: object, runtime: object, files: Mapping[str, bytes]) -> l
     return [*shlex.split(runtime), entry]
 
 
-def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {key: os.environ[key] for key in _INHERITED_ENV if key in os.environ}
-    env["PYTHONUNBUFFERED"] = "1"
+def _child_env(extra: Mapping[str, str], home: Path) -> dict[str, str]:
+    """Nothing of the worker's environment but its LANG: a minimal one, then the spec's."""
+    env = {"PATH": _PATH, "HOME": str(home), "LANG": os.environ.get("LANG", "C.UTF-8"),
+           "PYTHONUNBUFFERED": "1"}
     env.update(extra)
     return env
 
@@ -244,7 +200,7 @@ def _plan(spec: Mapping[str, object], files: Mapping[str, bytes]) -> _Plan:
     argv += _str_list(spec.get("args"), "args")
     return _Plan(
         command=tuple(argv),
-        env=_child_env(_str_dict(spec.get("env"), "env")),
+        env=_str_dict(spec.get("env"), "env"),
         timeout_s=_timeout_s(spec.get("timeout_s")),
         isolate_net=_isolate_net(spec.get("net_policy")),
     )
@@ -386,47 +342,110 @@ async def _connect(files: list[BinaryIO]) -> list[_Pipe]:
     return pipes
 
 
-async def _start(plan: _Plan, workdir: Path, stdout_fd: int, stderr_fd: int) -> Process:
-    command = (*_net_prefix(), *plan.command) if plan.isolate_net else plan.command
+async def _start(launch: Launch, fds: _ShimFds) -> Process:
+    command = (*launch.prefix, sys.executable, "-I", "-S", SHIM, str(fds.status))
     try:
         return await asyncio.create_subprocess_exec(
             *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=stdout_fd,
-            stderr=stderr_fd,
-            cwd=workdir,
-            env=plan.env,
+            stdin=fds.orders,
+            stdout=fds.stdout,
+            stderr=fds.stderr,
+            cwd="/",
+            env={"PATH": _PATH},  # the job's own environment travels in its orders
             start_new_session=True,
+            pass_fds=(fds.status,),
         )
     except OSError as exc:
         raise ExecError(f"cannot start {command[0]!r}: {exc}") from exc
 
 
-async def _spawn(plan: _Plan, workdir: Path) -> tuple[Process, list[_Pipe]]:
-    """Start the program in a new session, its stdout and stderr on pipes of our own.
+@dataclass(slots=True)
+class _ShimFds:
+    """The shim's ends of its four pipes: orders in, status out, the program's output."""
+
+    orders: int
+    status: int
+    stdout: int
+    stderr: int
+
+
+@dataclass(slots=True)
+class _Shim:
+    """A started shim: its process, our ends of its output pipes and of its two channels."""
+
+    proc: Process
+    pipes: list[_Pipe]
+    orders_fd: int
+    status_fd: int
+
+
+async def _spawn(launch: Launch) -> _Shim:
+    """Start the shim in a new session, its stdout and stderr on pipes of our own.
 
     Our own pipes rather than ``PIPE``: on Python 3.11 ``Process.wait()`` also
     waits for ``PIPE`` pipes to close, which a background child holding stdout
     would stall; and owning the read ends lets us close them, even while a
-    descendant that left the group still holds the write ends.
+    descendant that escaped still holds the write ends.
     """
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+    (orders_r, orders_w), (status_r, status_w) = os.pipe(), os.pipe()
     files = [os.fdopen(out_r, "rb", buffering=0), os.fdopen(err_r, "rb", buffering=0)]
     try:
-        proc = await _start(plan, workdir, out_w, err_w)
+        proc = await _start(launch, _ShimFds(orders_r, status_w, out_w, err_w))
     except BaseException:
+        for fd in (orders_w, status_r):
+            os.close(fd)
         for file in files:
             file.close()
         raise
     finally:
-        os.close(out_w)
-        os.close(err_w)
+        for fd in (out_w, err_w, orders_r, status_w):
+            os.close(fd)
     try:
-        return proc, await _connect(files)
+        return _Shim(proc, await _connect(files), orders_w, status_r)
     except BaseException:
         _signal_group(proc.pid, signal.SIGKILL)
+        for fd in (orders_w, status_r):
+            os.close(fd)
         raise
+
+
+def _write_orders(fd: int, orders: dict) -> None:
+    """Hand the shim its orders and close the pipe; run in a thread, which owns ``fd``.
+
+    A thread, since a large environment may fill the pipe; the owner, so that a cancelled
+    runner never closes an fd this thread may still write to.
+    """
+    try:
+        data = memoryview(marshal.dumps(orders))
+        with contextlib.suppress(BrokenPipeError):  # the shim died: it reports nothing then
+            while data:
+                data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def _read_status(fd: int) -> dict | None:
+    """The shim's report, or None if it ended (was killed) before writing one."""
+    os.set_blocking(fd, False)
+    chunks = []
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, _READ_CHUNK_BYTES):
+            chunks.append(chunk)
+    try:
+        report = marshal.loads(b"".join(chunks))
+    except (EOFError, ValueError, TypeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _exit_code(report: dict | None, returncode: int | None) -> int:
+    """The program's exit code from the shim's report (negative: the signal that killed it)."""
+    if report is None:
+        raise ExecError(f"the exec sandbox ended without a report (status {returncode})")
+    if "error" in report:
+        raise ExecError(str(report["error"]))
+    return -int(report["signal"]) if "signal" in report else int(report["exit"])
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -435,16 +454,17 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 async def _stop_group(proc: Process) -> None:
-    """SIGTERM the program's group, give the program a grace, then SIGKILL the group.
+    """SIGTERM the shim's group; SIGKILL it if it has not ended after its grace and a margin.
 
-    The SIGKILL is also sent when the program already exited, for the
-    descendants it left behind; it runs even if this coroutine is cancelled.
+    The shim passes SIGTERM on to every descendant and SIGKILLs them after the grace. The
+    SIGKILL is also sent when the shim already exited; it runs even if this coroutine is
+    cancelled. Killing the shim (pid 1 of the job's namespace) kills the namespace.
     """
     try:
         if proc.returncode is None:
             _signal_group(proc.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), _KILL_GRACE_S)
+                await asyncio.wait_for(proc.wait(), _KILL_GRACE_S + _SHIM_MARGIN_S)
     finally:
         _signal_group(proc.pid, signal.SIGKILL)
     await proc.wait()
@@ -488,29 +508,33 @@ async def _cancel_all(tasks: list[asyncio.Task]) -> None:
 
 
 async def _run_process(
-    plan: _Plan, workdir: Path, on_output: OutputCallback, max_line_bytes: int
+    launch: Launch, orders: dict, timeout_s: float | None, on_output: OutputCallback,
+    max_line_bytes: int,
 ) -> tuple[int | None, bool]:
     """Run the program to its end, its deadline or a cancel; return (exit code, timed out)."""
-    deadline = None if plan.timeout_s is None else time.monotonic() + plan.timeout_s
-    proc, pipes = await _spawn(plan, workdir)
-    streams = zip(("stdout", "stderr"), pipes, strict=True)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    shim = await _spawn(launch)
+    streams = zip(("stdout", "stderr"), shim.pipes, strict=True)
     pumps = [
         asyncio.create_task(_pump(pipe.reader, name, on_output, max_line_bytes))
         for name, pipe in streams
     ]
-    waiter = asyncio.create_task(proc.wait())
+    waiter = asyncio.create_task(shim.proc.wait())
     try:
+        await asyncio.to_thread(_write_orders, shim.orders_fd, orders)
         timed_out = await _supervise(waiter, pumps, deadline)
-        await _stop_group(proc)
+        await _stop_group(shim.proc)
         await _drain(pumps)
+        report = _read_status(shim.status_fd)
     finally:
         try:
-            await _stop_group(proc)
+            await _stop_group(shim.proc)
         finally:
             await _cancel_all([*pumps, waiter])
-            for pipe in pipes:
+            for pipe in shim.pipes:
                 pipe.transport.close()
-    return (None if timed_out else proc.returncode), timed_out
+            os.close(shim.status_fd)
+    return (None if timed_out else _exit_code(report, shim.proc.returncode)), timed_out
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -530,10 +554,12 @@ def _walk_out(out_dir: Path) -> Iterator[tuple[str, str, int]]:
             yield rel, name, dir_fd
 
 
-def _read_regular(name: str, dir_fd: int, limit: int) -> bytes | None:
+def _read_regular(name: str, dir_fd: int, limit: int, owner: int | None) -> bytes | None:
     """The file's bytes if it is a regular file (never through a symlink) of at most ``limit``.
 
-    Returns None for anything else; raises ``_TooLarge`` past the limit.
+    Returns None for anything else, and for a file not owned by ``owner`` (when given): the
+    runner may read as root what a job of another user hard-linked into ``out/``. Raises
+    ``_TooLarge`` past the limit.
     """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
@@ -541,7 +567,8 @@ def _read_regular(name: str, dir_fd: int, limit: int) -> bytes | None:
     except OSError:
         return None  # a symlink (ELOOP), vanished, unreadable
     with open(fd, "rb", closefd=True) as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or owner is not None and st.st_uid != owner:
             return None
         data = handle.read(limit + 1)
     if len(data) > limit:
@@ -558,16 +585,17 @@ def _display_name(rel: str) -> str:
 
 
 def _collect_artifacts(
-    out_dir: Path, max_artifacts: int, max_artifact_bytes: int
+    out_dir: Path, max_artifacts: int, max_artifact_bytes: int, owner: int | None
 ) -> tuple[dict[str, bytes], list[str]]:
-    """Regular files under ``out/`` within the count and total-size limits; skipped names."""
+    """Regular files under ``out/`` (owned by ``owner`` if given) within the count and
+    total-size limits; skipped names."""
     artifacts: dict[str, bytes] = {}
     skipped: list[str] = []
     budget = max_artifact_bytes
     for rel, name, dir_fd in _walk_out(out_dir):
         try:
             key = safe_relpath(rel)
-            data = _read_regular(name, dir_fd, budget)
+            data = _read_regular(name, dir_fd, budget, owner)
         except (ExecError, _TooLarge):
             skipped.append(_display_name(rel))
             continue
@@ -581,6 +609,54 @@ def _collect_artifacts(
     return artifacts, skipped
 
 
+# --------------------------------------------------------------------------- the job's directory
+
+
+def _make_workdir(work_root: str | None, box: ExecBox) -> tuple[Path, Path]:
+    """(the directory to remove afterwards, the job's working directory).
+
+    For a job of another user: a root-owned parent it may pass through but not list
+    (0711), holding a directory of a random name that the job owns, so that another job of
+    the same user cannot find it.
+    """
+    top = Path(tempfile.mkdtemp(prefix="zjobs-exec-", dir=work_root))
+    if box.uid is None:
+        return top, top
+    os.chmod(top, 0o711)
+    workdir = top / secrets.token_hex(8)
+    workdir.mkdir(mode=0o700)
+    return top, workdir
+
+
+def _hand_over(workdir: Path, box: ExecBox) -> None:
+    """Give the job's user its directory and the files written into it."""
+    if box.uid is None:
+        return
+    for root, dirs, names, dir_fd in os.fwalk(workdir, follow_symlinks=False):
+        os.chown(root, box.uid, box.gid)
+        for name in [*dirs, *names]:
+            os.chown(name, box.uid, box.gid, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _orders(plan: _Plan, box: ExecBox, launch: Launch, workdir: Path) -> dict:
+    """What the shim is told: the program, its user, what it may see (see exec_shim.py)."""
+    needed = [str(workdir)]
+    if plan.command[0] == sys.executable:
+        needed += python_dirs()
+    return {
+        "argv": list(plan.command), "env": _child_env(plan.env, workdir), "cwd": str(workdir),
+        "uid": box.uid, "gid": box.gid, "private_mounts": launch.private_mounts,
+        "expose": box.covers(needed, launch.private_mounts), "hide": list(box.hidden),
+        "deny_sockets": plan.isolate_net, "grace_s": _KILL_GRACE_S,
+    }
+
+
+@functools.cache
+def default_box() -> ExecBox:
+    """The box of a caller that names none: ``nobody`` as root, else the caller's own user."""
+    return exec_box()
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -590,31 +666,37 @@ async def run_exec(
     input_files: dict[str, bytes],
     on_output: OutputCallback,
     *,
+    box: ExecBox | None = None,
     work_root: str | None = None,
     max_line_bytes: int = 64 * 1024,
     max_artifact_bytes: int = 64 * 1024 * 1024,
     max_artifacts: int = 1000,
 ) -> ExecOutcome:
-    """Run an ``exec`` job and return its exit code, timeout flag and ``out/`` artifacts.
+    """Run an ``exec`` job in ``box`` and return its exit code, timeout flag and artifacts.
 
-    Raises ``ExecError`` before anything runs when the spec or the files
-    cannot be run. A cancel kills the process group, removes the directory
-    and re-raises ``CancelledError``; an exception from ``on_output`` does the
-    same and propagates.
+    Raises ``ExecError`` when the spec or the files cannot be run (before anything runs),
+    or when the program cannot be started. A cancel kills every process of the job,
+    removes the directory and re-raises ``CancelledError``; an exception from
+    ``on_output`` does the same and propagates.
     """
     if max_line_bytes < 1:
         raise ValueError("max_line_bytes must be at least 1")
     files = _merge_files(code_files, input_files)
     plan = _plan(spec, files)
-    if plan.isolate_net:
-        await asyncio.to_thread(_net_prefix)  # refuse before anything is written or started
-    workdir = Path(tempfile.mkdtemp(prefix="zjobs-exec-", dir=work_root))
+    box = box or default_box()
+    # probed once, in a thread; refuses net_policy "none" before anything is written
+    launch = await asyncio.to_thread(box.launch, plan.isolate_net)
+    top, workdir = _make_workdir(work_root, box)
     try:
         _write_files(workdir, files)
-        exit_code, timed_out = await _run_process(plan, workdir, on_output, max_line_bytes)
+        _hand_over(workdir, box)
+        orders = _orders(plan, box, launch, workdir)
+        exit_code, timed_out = await _run_process(
+            launch, orders, plan.timeout_s, on_output, max_line_bytes
+        )
         artifacts, skipped = _collect_artifacts(
-            workdir / OUT_DIR, max_artifacts, max_artifact_bytes
+            workdir / OUT_DIR, max_artifacts, max_artifact_bytes, box.uid
         )
         return ExecOutcome(exit_code, timed_out, artifacts, skipped)
     finally:
-        _remove_tree(workdir)
+        _remove_tree(top)

@@ -37,7 +37,7 @@ from broker.sockets import endpoint_list
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
-from .exec_job import run_exec_job
+from .exec_job import run_exec_job, worker_box
 from .peer import Backoff, PeerOutbox, ready_body, result_body
 from .registry import REGISTRY, THREADED, is_async, load_tasks
 from .slot import slot_tasks
@@ -61,6 +61,7 @@ class WorkerConfig:
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 5.0  # a worker idles at most this long after the broker is back
     allow_exec: bool = False
+    exec_user: str | None = None
     allow_pickle: bool = False
     shutdown_grace_s: float = 5.0
     max_message: int = 16 * 1024 * 1024
@@ -96,6 +97,7 @@ class Worker:
         self._connects = 0  # which endpoint of a primary/standby list is next
         self._threads: ThreadPoolExecutor | None = None  # for pool="thread" tasks, lazily
         self._slots: SlotSupervisor | None = None
+        self._exec_box = worker_box(config) if config.allow_exec else None  # who runs programs
 
     # ------------------------------------------------------------ lifecycle
 
@@ -379,7 +381,7 @@ class Worker:
 
     async def _run_exec(self, job_id: str, attempt: int, payload: dict[str, Any]) -> None:
         ctx = JobContext(job_id, attempt, self._emit)
-        outcome, artifacts = await run_exec_job(payload.get("spec") or {}, ctx)
+        outcome, artifacts = await run_exec_job(payload.get("spec") or {}, ctx, self._exec_box)
         self._finish(job_id, attempt, outcome, artifacts)
 
     @staticmethod

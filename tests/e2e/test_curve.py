@@ -111,3 +111,26 @@ def test_a_refused_key_on_the_command_line_is_one_error_line(secured: Cluster, t
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line.startswith("error: CURVE handshake refused by tcp://") and "not allowed" in line
+
+
+def test_keys_generate_writes_secret_keys_for_their_owner_only(tmp_path: Path) -> None:
+    import stat
+    import subprocess
+    import sys
+
+    from broker.curve import ROLES
+    from tests.cluster import ROOT
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    keys = tmp_path / "new" / "keys"
+    for _ in range(2):  # again over the same directory: what an older zjobs left is tightened
+        done = subprocess.run([sys.executable, "-m", "broker.cli", "keys", "generate", str(keys)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert mode(keys) == 0o700
+        assert {mode(p) for p in keys.glob("*.key_secret")} == {0o600}
+        assert {mode(p) for p in keys.rglob("*.key")} == {0o644}
+        assert len(list(keys.glob("*.key_secret"))) == len(ROLES)
+        (keys / "broker.key_secret").chmod(0o644)

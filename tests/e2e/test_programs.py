@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import socket
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from broker import FunctionError, JobCancelled, JobFailed
 from tests.cluster import Cluster
+from tests.processes import marked, new_marker
 from tests.waiting import wait_until
 
 MAIN = textwrap.dedent("""
@@ -24,21 +24,12 @@ MAIN = textwrap.dedent("""
 """)
 
 SPAWNER = textwrap.dedent("""
-    import os, signal, subprocess, sys
-    pids = [subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"]).pid
-            for _ in range(2)]
-    open(os.environ["PID_FILE"], "w").write(" ".join(map(str, pids + [os.getpid()])))
+    import signal, subprocess, sys
+    for _ in range(2):
+        subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()", sys.argv[1]])
     print("spawned", flush=True)
-    signal.pause()  # until the worker kills the group
+    signal.pause()  # until the worker kills it
 """)
-
-
-def _alive(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status")
-    try:
-        return "zombie" not in status.read_text()
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -63,16 +54,12 @@ def test_exec_job_streams_output_and_returns_artifacts(programs: Cluster) -> Non
 
 
 @pytest.mark.parametrize("stop", ["timeout", "cancel"])
-def test_program_and_its_children_are_killed(programs: Cluster, tmp_path: Path,
-                                              stop: str) -> None:
+def test_program_and_its_children_are_killed(programs: Cluster, stop: str) -> None:
     client = programs.client()
-    pid_file = tmp_path / "pids"
-    job_id = client.submit_exec("spawn.py", {"spawn.py": SPAWNER.encode()},
-                                env={"PID_FILE": str(pid_file)},
-                                timeout_s=3 if stop == "timeout" else None)
-    wait_until(lambda: pid_file.exists() and pid_file.read_text(), 20, message="children up")
-    pids = [int(p) for p in pid_file.read_text().split()]
-    assert all(_alive(pid) for pid in pids)
+    marker = new_marker()
+    job_id = client.submit_exec("spawn.py", {"spawn.py": SPAWNER.encode()}, args=[marker],
+                                timeout_s=6 if stop == "timeout" else None)
+    wait_until(lambda: len(marked(marker)) == 3, 20, message="the program and its children up")
     if stop == "cancel":
         client.cancel(job_id)
         with pytest.raises(JobCancelled):
@@ -81,7 +68,7 @@ def test_program_and_its_children_are_killed(programs: Cluster, tmp_path: Path,
         with pytest.raises(JobFailed) as caught:
             client.result(job_id, timeout=30)
         assert caught.value.error["type"] == "Timeout"
-    wait_until(lambda: not any(_alive(pid) for pid in pids), 15, message="no process left")
+    wait_until(lambda: not marked(marker), 15, message="no process left")
     assert client.result(client.submit("add", 1, 1), timeout=20) == 2
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 import textwrap
 import time
@@ -15,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.processes import DAEMONIZER, marked, new_marker
 from tests.waiting import wait_until
 from worker.exec_runner import (
+    ExecBox,
     ExecError,
     ExecOutcome,
     net_isolation_available,
@@ -50,17 +49,13 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
-def process_gone(pid: int) -> bool:
-    """True if ``pid`` no longer runs (absent, or a zombie waiting to be reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
+@pytest.fixture
+def box(request: pytest.FixtureRequest) -> ExecBox | None:
+    """The host's default box, or (``subreaper``) the worker's own user with no namespace:
+    the shim alone, as on a host where ``unshare`` gives nothing."""
+    if request.param == "subreaper":
+        return ExecBox("the worker's user", namespaces=False)
+    return None
 
 
 @pytest.fixture
@@ -89,33 +84,30 @@ def exec_py(
 
 
 # A program that starts a child which starts a grandchild; both ignore SIGTERM,
-# the child holds a pipe of its own to the grandchild. The pids go to the file
-# named by argv[1], then the program says "ready" and waits forever.
+# the child holds a pipe of its own to the grandchild. Every one of them has the
+# marker (argv[1]) on its command line; once all are up, the program says "ready"
+# and waits forever.
 SPAWNER = """
     import signal, subprocess, sys
+    marker = sys.argv[1]
     GRANDCHILD = (
         "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.pause()"
     )
     CHILD = (
         "import signal, subprocess, sys\\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
-        f"g = subprocess.Popen([sys.executable, '-c', {GRANDCHILD!r}], stdout=subprocess.PIPE)\\n"
-        "print(g.pid, flush=True)\\n"
+        f"g = subprocess.Popen([sys.executable, '-c', {GRANDCHILD!r}, sys.argv[1]],"
+        " stdout=subprocess.PIPE)\\n"
+        "print('up', flush=True)\\n"
         "signal.pause()\\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
-    grandchild_pid = int(child.stdout.readline())
-    with open(sys.argv[1], "w") as f:
-        f.write(f"{child.pid} {grandchild_pid}")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, marker], stdout=subprocess.PIPE,
+                             text=True)
+    child.stdout.readline()
     print("ready", flush=True)
-    signal.pause()  # until the runner kills the group
+    signal.pause()  # until the runner kills it
 """
 
-
-def read_pids(path: Path) -> list[int]:
-    pids = [int(p) for p in path.read_text().split()]
-    assert len(pids) == 2
-    return pids
 
 
 # --------------------------------------------------------------------------- output
@@ -314,26 +306,25 @@ def test_env_is_minimal_plus_spec(work_root: Path, monkeypatch: pytest.MonkeyPat
 # --------------------------------------------------------------------------- stopping
 
 
-def test_timeout_kills_child_and_grandchild(work_root: Path, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids"
+def test_timeout_kills_child_and_grandchild(work_root: Path) -> None:
+    marker = new_marker()
     started = time.monotonic()
-    outcome, lines = exec_py(SPAWNER, work_root, spec={"args": [str(pid_file)], "timeout_s": 2.0})
+    outcome, lines = exec_py(SPAWNER, work_root, spec={"args": [marker], "timeout_s": 2.0})
     assert lines.of("stdout") == ["ready"], lines.lines
     assert outcome.timed_out
     assert outcome.exit_code is None
     assert time.monotonic() - started < 10
-    for pid in read_pids(pid_file):
-        wait_until(lambda pid=pid: process_gone(pid))
+    wait_until(lambda: not marked(marker), 1.0, message="every marked process gone")
 
 
-def test_cancel_kills_child_and_grandchild(work_root: Path, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids"
+def test_cancel_kills_child_and_grandchild(work_root: Path) -> None:
+    marker = new_marker()
 
     async def scenario() -> None:
         lines = Lines()
         task = asyncio.create_task(
             run_exec(
-                {"entry": "main.py", "args": [str(pid_file)]},
+                {"entry": "main.py", "args": [marker]},
                 {"main.py": textwrap.dedent(SPAWNER).encode()},
                 {},
                 lines,
@@ -341,17 +332,17 @@ def test_cancel_kills_child_and_grandchild(work_root: Path, tmp_path: Path) -> N
             )
         )
         await asyncio.wait_for(lines.ready.wait(), 10)
+        assert len(marked(marker)) == 3  # the program, its child, its grandchild
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     run(scenario())
-    for pid in read_pids(pid_file):
-        wait_until(lambda pid=pid: process_gone(pid))
+    wait_until(lambda: not marked(marker), 1.0, message="every marked process gone")
 
 
-def test_failing_output_callback_stops_the_program(work_root: Path, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids"
+def test_failing_output_callback_stops_the_program(work_root: Path) -> None:
+    marker = new_marker()
 
     async def explode(stream: str, line: str) -> None:
         raise RuntimeError(f"cannot take {line!r}")
@@ -359,52 +350,63 @@ def test_failing_output_callback_stops_the_program(work_root: Path, tmp_path: Pa
     with pytest.raises(RuntimeError, match="ready"):
         run(
             run_exec(
-                {"entry": "main.py", "args": [str(pid_file)]},
+                {"entry": "main.py", "args": [marker]},
                 {"main.py": textwrap.dedent(SPAWNER).encode()},
                 {},
                 explode,
                 work_root=str(work_root),
             )
         )
-    for pid in read_pids(pid_file):
-        wait_until(lambda pid=pid: process_gone(pid))
+    wait_until(lambda: not marked(marker), 1.0, message="every marked process gone")
 
 
 BACKGROUND = """
     import subprocess, sys
-    sleeper = subprocess.Popen(
-        [sys.executable, "-c", "import signal; signal.pause()"],
-        start_new_session=sys.argv[2] == "escape",
-    )
-    open(sys.argv[1], "w").write(str(sleeper.pid))
+    subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()", sys.argv[1]])
     print("bye")
 """
 
 
 def test_background_child_holding_stdout_is_killed_when_the_entry_exits(
-    work_root: Path, tmp_path: Path
+    work_root: Path,
 ) -> None:
-    pid_file = tmp_path / "pid"
+    marker = new_marker()
     started = time.monotonic()
-    outcome, lines = exec_py(BACKGROUND, work_root, spec={"args": [str(pid_file), "stay"]})
+    outcome, lines = exec_py(BACKGROUND, work_root, spec={"args": [marker]})
     assert outcome.exit_code == 0
     assert not outcome.timed_out
     assert lines.of("stdout") == ["bye"]
     assert time.monotonic() - started < 3
-    pid = int(pid_file.read_text())
-    wait_until(lambda: process_gone(pid))
+    wait_until(lambda: not marked(marker), 1.0, message="the background child gone")
 
 
-def test_child_that_left_the_group_does_not_hang_the_job(work_root: Path, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
-    try:
-        outcome, lines = exec_py(BACKGROUND, work_root, spec={"args": [str(pid_file), "escape"]})
-        assert outcome.exit_code == 0
-        assert lines.of("stdout") == ["bye"]
-    finally:
-        if pid_file.exists():  # out of the runner's reach by design: clean up here
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+@pytest.mark.parametrize("box", ["namespaces", "subreaper"], indirect=True)
+def test_a_daemon_that_left_the_session_dies_when_the_entry_exits(
+    work_root: Path, box: ExecBox
+) -> None:
+    marker = new_marker()
+    started = time.monotonic()
+    outcome, lines = exec_py(DAEMONIZER, work_root, spec={"args": [marker, "exit"]}, box=box)
+    assert outcome.exit_code == 0, lines.lines
+    assert lines.of("stdout") == ["ready"]
+    assert time.monotonic() - started < 3, "the daemon holding stdout must not hang the job"
+    assert not marked(marker), "the daemon outlived the job"
+
+
+@pytest.mark.parametrize("box", ["namespaces", "subreaper"], indirect=True)
+def test_a_daemon_that_left_the_session_dies_at_the_timeout(
+    work_root: Path, box: ExecBox
+) -> None:
+    marker = new_marker()
+    started = time.monotonic()
+    outcome, lines = exec_py(
+        DAEMONIZER, work_root, spec={"args": [marker, "wait"], "timeout_s": 2.0}, box=box
+    )
+    assert outcome.timed_out, lines.lines
+    assert lines.of("stdout") == ["ready"]
+    # SIGTERM at 2 s, ignored; SIGKILL after the 0.5 s grace: gone within 1 s of the timeout
+    assert not marked(marker), "the daemon outlived the timeout"
+    assert time.monotonic() - started < 2.0 + 1.0
 
 
 # --------------------------------------------------------------------------- network
