@@ -94,14 +94,16 @@ def read_holder(conn: psycopg.Connection, lock_key: int) -> Holder | None:
 def end_sessions(conn: psycopg.Connection, holder: Holder) -> list[int]:
     """End a stale holder's lock session and its store session; the pids signalled.
 
+    Found first, then ended one by one: inside a WHERE clause PostgreSQL may call
+    pg_terminate_backend on rows the other conditions would have excluded.
     Raises psycopg.errors.InsufficientPrivilege if this role may not end them (another
     role's sessions, without pg_signal_backend)."""
     store = f"{holder.broker}-store" if holder.broker else ""
-    rows = conn.execute(
+    pids = [pid for (pid,) in conn.execute(
         "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-        "AND (pid = %s OR application_name = %s) AND pg_terminate_backend(pid)",
-        (holder.pid, store)).fetchall()
-    return sorted(pid for (pid,) in rows)
+        "AND (pid = %s OR application_name = %s) ORDER BY pid", (holder.pid, store))]
+    return [pid for pid in pids
+            if conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]]
 
 
 class LeaseWatch:

@@ -13,11 +13,13 @@ of thousands of inserts is a few round trips, not one per job.
 
 A store that keeps refusing commits gives up the lead: once every commit has
 failed for the lease's TTL (at least `GIVE_UP_AFTER_FAILURES` in a row), the
-next one raises `StoreUnwritable`, a `Fenced`, so the broker stops serving and
-releases the lock for a standby (or for itself, with a fresh connection and
-the state as stored). Every connection is hardened (`connect`): TCP keepalives
-both ways and server-side timeouts, so a session whose broker froze or
-vanished does not hold its locks for long.
+failing commit raises `StoreUnwritable`, a `Fenced`, and so does every later
+one, so the broker stops serving and releases the lock for a standby (or for
+itself, with a fresh connection and the state as stored).
+
+Every connection is hardened (`connect`): TCP keepalives both ways and
+server-side timeouts, so a session whose broker froze or vanished does not
+hold its locks for long.
 """
 
 from __future__ import annotations
@@ -151,6 +153,7 @@ class PostgresStore(Store):
         self._clock = clock
         self._failures = 0
         self._failing_since = 0.0
+        self._given_up = False
 
     def close(self) -> None:
         self.db.close()
@@ -184,31 +187,34 @@ class PostgresStore(Store):
         # PostgreSQL's text cannot hold NUL; a log line with one must not block every commit.
         logs = [row if "\x00" not in row[3] else (*row[:3], row[3].replace("\x00", "\ufffd"),
                                                    row[4]) for row in logs]
-        self._check_writable()
+        if self._given_up:
+            raise StoreUnwritable("this store gave up the lead: it commits nothing more")
         try:
             super().commit(inserts, updates, logs, artifacts, meta, chunks, schedules, queues)
         except Fenced:
             raise
-        except Exception:
-            if not self._failures:
-                self._failing_since = self._clock()
-            self._failures += 1
+        except Exception as exc:
+            self._failed(exc)
             raise
         self._failures = 0
 
-    def _check_writable(self) -> None:
-        """Raise StoreUnwritable once commits have failed for `give_up_after_s` (and at
-        least GIVE_UP_AFTER_FAILURES in a row): a primary that cannot write must not keep
-        the lead, answering `unavailable` while a standby could serve."""
-        if self._failures < GIVE_UP_AFTER_FAILURES:
-            return
-        failing_s = self._clock() - self._failing_since
-        if failing_s >= self.give_up_after_s:
+    def _failed(self, exc: Exception) -> None:
+        """Count a failed commit; raise StoreUnwritable (and commit nothing more) once
+        commits have failed for `give_up_after_s`, at least GIVE_UP_AFTER_FAILURES in a
+        row: a primary that cannot write must not keep the lead, answering `unavailable`
+        while a standby could serve."""
+        now = self._clock()
+        if not self._failures:
+            self._failing_since = now
+        self._failures += 1
+        failing_s = now - self._failing_since
+        if self._failures >= GIVE_UP_AFTER_FAILURES and failing_s >= self.give_up_after_s:
+            self._given_up = True
             log.error("broker.giving_up_lead", failed_commits=self._failures,
-                      failing_s=round(failing_s, 2))
+                      failing_s=round(failing_s, 2), error=repr(exc))
             raise StoreUnwritable(f"every commit failed for {failing_s:.1f} s "
                                   f"({self._failures} in a row): giving up the lead so that a "
-                                  "standby (or this broker, reconnected) can serve")
+                                  "standby (or this broker, reconnected) can serve") from exc
 
 
 def _redacted(url: str) -> str:
