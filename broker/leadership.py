@@ -103,17 +103,20 @@ class Leadership:
             lease.create_table(self._conn)
             self._watch.forget()
             log.info("broker.standby", store=_redacted(self.url))
+        sent = time.monotonic()  # the lease runs from here: no standby can see it earlier
         held = bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)
                                        ).fetchone()[0])
         if held:
             lease.claim(self._conn, self.name, self.ttl_s)
+            self._renewed = sent
         return held
 
     def _end_stale_holder(self) -> bool:
         """End the lock's holder if its lease has stood still for its TTL; True if ended."""
         assert self._conn is not None
         holder = lease.read_holder(self._conn, LOCK_KEY)
-        if holder is None or not self._watch.stale(holder):
+        stale = self._watch.stale(holder)  # None too: the watch starts again
+        if holder is None or not stale:
             return False
         silent_s = round(self._watch.silent_s(), 2)
         self._watch.forget()
@@ -135,7 +138,6 @@ class Leadership:
         self._quit.clear()
         self._lost.clear()
         self._on_lost = None
-        self._renewed = time.monotonic()
         self._renewer = threading.Thread(target=self._renew_until_lost, args=(self._conn,),
                                          name="zjobs-lease", daemon=True)
         self._renewer.start()
