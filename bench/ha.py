@@ -4,6 +4,9 @@
 - failover: two brokers on one PostgreSQL; `kill -9` of the primary, then the
   time until a job submitted only to the standby has finished (so the standby
   took the lock, loaded the state, and a worker found it), several times;
+- frozen-primary failover: the same, with the primary SIGSTOPped instead: its
+  session stays open, so the standby must see its lease lapse, end its
+  sessions and take the lock; then SIGCONT, and the old primary stands by;
 - failovers under load: a steady load of `record` jobs (each appends its
   number to a file) while the primary is killed and restarted 5 times; then
   lost (must be 0), executed twice, failed without running, as in `faults`;
@@ -21,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker import Client
+from broker import AuthError, Client
+from broker.pgstore import LEASE_TTL_S
 
 from . import scenarios
 from .cluster import _free_port, _pings, _until
@@ -29,6 +33,7 @@ from .faults import DEAD_AFTER_S, HEARTBEAT_S, LIVENESS, FaultCluster, Load, _co
 from .faults import _final_states as final_states
 
 FAILOVERS = 5
+FROZEN_TARGET_S = 5.0
 Progress = Callable[[float], None]
 
 
@@ -68,7 +73,10 @@ class Pair(FaultCluster):
 
     def serves(self, name: str) -> bool:
         with self.only(name) as client:
-            return _pings(client)
+            try:
+                return _pings(client)
+            except AuthError:  # a handshake cut short by a broker closing its sockets
+                return False
 
     def primary(self) -> str:
         _until(lambda: self.serves("A") or self.serves("B"), 30)
@@ -79,6 +87,23 @@ class Pair(FaultCluster):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(15)
 
+    def freeze(self, name: str, frozen: bool = True) -> None:
+        """SIGSTOP broker `name` (a frozen VM, a stalled host); SIGCONT with `frozen=False`."""
+        os.killpg(self.procs[f"broker-{name}"].pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def stood_down(self, name: str) -> bool:
+        """Broker `name`, resumed, serves nothing and waits for the lock beside the primary."""
+        return not self.serves(name) and _lock_sessions(self.url) >= 2
+
+
+def _lock_sessions(url: str) -> int:
+    """The brokers' lock sessions: the primary's and each standby's."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                            "LIKE 'zjobs-broker-%-lock'").fetchone()[0]
+
 
 def _first_job_on(pair: Pair, name: str, since: float, limit_s: float = 60.0) -> float:
     """Seconds from `since` until a job submitted to broker `name` alone has finished."""
@@ -87,29 +112,56 @@ def _first_job_on(pair: Pair, name: str, since: float, limit_s: float = 60.0) ->
         with pair.only(name, timeout=0.3) as client:
             try:
                 client.result(client.submit("noop", n), timeout=0.5)
-                return time.monotonic() - since
+                return round(time.monotonic() - since, 3)
             except TimeoutError:
                 n += 1
     raise TimeoutError(f"broker {name} did not finish a job within {limit_s} s of the kill")
 
 
-def failover_times(url: str, rounds: int) -> list[float]:
+def failover_times(url: str, rounds: int, how: str = "kill") -> list[tuple[float, float]]:
+    """(seconds until the standby answers, seconds until a job submitted to the standby
+    alone has finished) from stopping the primary (`how`: "kill" -9, or "freeze" with
+    SIGSTOP), `rounds` times. A killed primary is started again, a frozen one resumed:
+    either way it becomes the standby of the next round."""
     with tempfile.TemporaryDirectory(prefix="zjobs-ha-") as tmp:
         pair = Pair(str(Path(tmp) / "store"), url)
         try:
             pair.start_all()
-            times = []
-            for _ in range(rounds):
-                primary = pair.primary()
-                standby = "B" if primary == "A" else "A"
-                time.sleep(1.0)  # settle: the standby is waiting on the lock
-                started = time.monotonic()
-                pair.kill(primary)
-                times.append(round(_first_job_on(pair, standby, started), 3))
-                pair.start_one(primary)  # back, as the standby
-            return times
+            return [_one_failover(pair, how) for _ in range(rounds)]
         finally:
             pair.close()
+
+
+def _one_failover(pair: Pair, how: str) -> tuple[float, float]:
+    primary = pair.primary()
+    standby = "B" if primary == "A" else "A"
+    time.sleep(1.0)  # settle: the standby is waiting on the lock
+    started = time.monotonic()
+    if how == "kill":
+        pair.kill(primary)
+        took = _answers(pair, standby, started), _first_job_on(pair, standby, started)
+        pair.start_one(primary)  # back, as the standby
+        return took
+    pair.freeze(primary)
+    try:
+        took = _answers(pair, standby, started), _first_job_on(pair, standby, started)
+    finally:
+        pair.freeze(primary, frozen=False)
+    _until(lambda: pair.stood_down(primary), 30)  # it found its lease gone: a standby now
+    return took
+
+
+def _answers(pair: Pair, name: str, since: float, limit_s: float = 60.0) -> float:
+    """Seconds from `since` until broker `name` answers a PING (fresh clients, short
+    timeouts: a client's reconnect backoff does not blur the figure)."""
+    while time.monotonic() - since < limit_s:
+        with pair.only(name, timeout=0.1) as client:
+            try:
+                client.ping(timeout=0.1)
+                return round(time.monotonic() - since, 3)
+            except (TimeoutError, AuthError):
+                pass
+    raise TimeoutError(f"broker {name} did not answer within {limit_s} s")
 
 
 def failovers_under_load(url: str, rounds: int) -> dict[str, Any]:
@@ -142,8 +194,11 @@ def ha(n_jobs: int, progress: Progress) -> dict[str, Any]:
         postgres = scenarios.throughput(n_jobs, 2, lambda f: progress(0.15 + 0.15 * f),
                                         store=url)
     with postgres_server() as url:
-        times = failover_times(url, FAILOVERS)
-    progress(0.5)
+        killed = failover_times(url, FAILOVERS)
+    progress(0.4)
+    with postgres_server() as url:
+        frozen = failover_times(url, FAILOVERS, how="freeze")
+    progress(0.55)
     with postgres_server() as url:
         load = failovers_under_load(url, FAILOVERS)
     progress(0.7)
@@ -152,10 +207,19 @@ def ha(n_jobs: int, progress: Progress) -> dict[str, Any]:
     target = 2 * HEARTBEAT_S * LIVENESS + 1
     return {
         "throughput": [sqlite, postgres, *peers],
-        "failover_s": times, "failover_median_s": round(statistics.median(times), 3),
-        "failover_max_s": max(times), "failover_target_s": target,
+        **_figures("failover", [job for _, job in killed]), "failover_target_s": target,
+        **_figures("failover_answered", [answered for answered, _ in killed]),
+        **_figures("failover_frozen", [job for _, job in frozen]),
+        **_figures("failover_frozen_answered", [answered for answered, _ in frozen]),
+        "failover_frozen_target_s": FROZEN_TARGET_S,
         "under_load": load,
         "note": f"heartbeat {HEARTBEAT_S} s x liveness {LIVENESS} (silence detected after "
                 f"{DEAD_AFTER_S} s); target: failover under 2 x interval x liveness + 1 s = "
-                f"{target} s",
+                f"{target} s after a kill -9, under {FROZEN_TARGET_S} s after a SIGSTOP (the "
+                f"lease's TTL is {LEASE_TTL_S} s)",
     }
+
+
+def _figures(name: str, times: list[float]) -> dict[str, Any]:
+    return {f"{name}_s": times, f"{name}_median_s": round(statistics.median(times), 3),
+            f"{name}_max_s": max(times)}

@@ -192,7 +192,15 @@ def _ha_md(ha: dict[str, Any] | None) -> list[str]:
     load = ha["under_load"]
     out += [f"\n- failover, `kill -9` of the primary to the first job finished on the standby: "
             f"median {ha['failover_median_s']} s, max {ha['failover_max_s']} s over "
-            f"{len(ha['failover_s'])} kills (target {ha['failover_target_s']} s)",
+            f"{len(ha['failover_s'])} kills (target {ha['failover_target_s']} s)"
+            + (f"; the standby answers after median {ha['failover_answered_median_s']} s"
+               if "failover_answered_s" in ha else ""),
+            *([f"- failover, SIGSTOP of the primary (its lease lapses): the standby answers "
+               f"after median {ha['failover_frozen_answered_median_s']} s (max "
+               f"{ha['failover_frozen_answered_max_s']} s), the first job finished on it after "
+               f"median {ha['failover_frozen_median_s']} s (max {ha['failover_frozen_max_s']} "
+               f"s) over {len(ha['failover_frozen_s'])} freezes (target "
+               f"{ha['failover_frozen_target_s']} s)"] if "failover_frozen_s" in ha else []),
             f"- {load['case']}: {load['acknowledged']} acknowledged, {load['lost']} lost, "
             f"{load['executed_twice']} executed twice, {load['failed_without_running']} failed "
             f"without running, {load['client_errors']} client errors"]

@@ -51,6 +51,7 @@ class BrokerConfig:
     curve: CurveConfig | None = None
     store: str | None = None          # sqlite:///dir or postgresql://...; None: data_dir
     store_wait: bool = False          # PostgreSQL unreachable at start: wait instead of exit
+    lease_ttl_s: float = 2.0          # PostgreSQL: the primary's lease (broker/lease.py)
 
 
 class BrokerServer:

@@ -87,6 +87,10 @@ SETTINGS: tuple[Setting, ...] = (
             (BROKER,)),
     Setting("store_wait", False, "PostgreSQL unreachable at start: wait for it with backoff "
             "instead of exiting", (BROKER,), is_flag=True),
+    Setting("lease_ttl", 2.0, "PostgreSQL store: seconds the primary's lease lasts (renewed "
+            "every 1/8 of it); a standby ends a primary whose lease stood still that long and "
+            "takes over, and a primary that could not commit for that long gives up the lead",
+            (BROKER,), click.FloatRange(min=0.5, max=600), field="lease_ttl_s"),
     Setting("retention", 7 * 24 * 3600.0, "seconds a finished job, its logs and artifacts "
             "are kept", (BROKER,), SECONDS, field="retention_s"),
     Setting("purge_interval", 30.0, "seconds between retention sweeps", (BROKER,), SECONDS,

@@ -5,19 +5,24 @@ store: one broker, serving at once. `--store postgresql://...` makes the
 broker one of possibly several on the same database: it waits as a standby,
 binding no socket, until it holds the leadership lock (`broker/leadership.py`),
 then loads every unfinished job and serves; if it loses the lock it stops
-serving at once and waits again.
+serving at once and waits again. A primary whose lease lapses (it was frozen)
+or whose store refused every commit for a lease TTL loses the lead the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
 
 from .errors import StartError
 from .server import BrokerConfig, BrokerServer
+
+if TYPE_CHECKING:
+    from .leadership import Leadership
 
 log = structlog.get_logger(__name__)
 
@@ -63,31 +68,52 @@ class Broker:
 
     def _run_replicated(self, url: str) -> None:
         from .leadership import Leadership
-        from .pgstore import PostgresStore
 
-        leadership = Leadership(url, wait_for_database=self.config.store_wait)
+        leadership = Leadership(url, ttl_s=self.config.lease_ttl_s,
+                                wait_for_database=self.config.store_wait)
         first = True
         while not self._stop.is_set():
             if not leadership.acquire(self._stop, first=first):
                 break
             first = False
-            try:
-                store = PostgresStore(url)
-                store.take_lead()
-                server = BrokerServer(self.config, store=store)
-            except StartError:
-                leadership.release()  # the database went away between the lock and the load
-                continue
-            self._server = server
-            leadership.watch(server.lose)
-            if self._stop.is_set():
-                server.stop()
-            server.run()
-            self._server = None
+            server = self._serve_as_primary(url, leadership)
             leadership.release()
-            if server.lost:
+            if server is None or server.lost:
                 # Step back before contending again, so that a standby already waiting wins
                 # the lock rather than the broker that just lost it (it polls every 0.25 s).
                 log.warning("broker.standing_by", reason="lost the leadership lock",
                             retry_in_s=STEP_BACK_S)
                 self._stop.wait(STEP_BACK_S)
+
+    def _serve_as_primary(self, url: str, leadership: Leadership) -> BrokerServer | None:
+        """Take the lead (bump the generation), load the state and serve until stopped or
+        the lead is lost; None if the lead was lost before serving (the database went
+        away, a standby ended this broker's sessions)."""
+        import psycopg
+
+        from .pgstore import PostgresStore
+
+        try:
+            store = PostgresStore(url, name=leadership.name,
+                                  lease_ttl_s=self.config.lease_ttl_s)
+        except (StartError, psycopg.Error) as exc:
+            log.error("broker.takeover_failed", error=str(exc).strip().splitlines()[-1])
+            return None
+        try:
+            store.take_lead()
+            server = BrokerServer(self.config, store=store)
+        except psycopg.Error as exc:
+            store.close()
+            log.error("broker.takeover_failed", error=str(exc).strip().splitlines()[-1])
+            return None
+        except StartError:  # a port taken: this host's problem; exit and let a standby lead
+            store.close()
+            leadership.release()
+            raise
+        self._server = server
+        leadership.watch(server.lose)
+        if self._stop.is_set():
+            server.stop()
+        server.run()
+        self._server = None
+        return server

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 import pytest
 
 from bench.peers._postgres import pg_bin, postgres_server
+from broker.leadership import LOCK_KEY
+from broker.lease import Holder, read_holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +31,16 @@ def started_postgres() -> Iterator[PostgresServer]:
         pytest.fail("PostgreSQL is not installed: scripts/test installs Debian's postgresql")
     with postgres_server(fsync=False) as url:
         yield PostgresServer(url)
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one statement, on a connection of its own (none for a statement without)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def lock_holder(url: str) -> Holder | None:
+    """The broker holding the leadership lock (its lock session, its lease), or None."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return read_holder(conn, LOCK_KEY)

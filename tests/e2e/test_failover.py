@@ -1,21 +1,29 @@
 """Two brokers on one private PostgreSQL: one primary, one standby that takes over.
 
 Workers and the client list both brokers' endpoints and follow whichever is
-primary; the database's advisory lock decides which one that is.
+primary; the database's advisory lock decides which one that is, and the
+primary's lease replaces one that froze. Whichever way the primary stops
+(SIGKILL, SIGSTOP, a cut session, a store that refuses its commits), a client
+following the list is answered by the standby within 8 s, and the old primary
+commits nothing afterwards.
 """
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from broker import BrokerUnreachable, Client
+from broker import AuthError, BrokerError, BrokerUnreachable, Client
 from tests.cluster import Cluster
-from tests.postgres import PostgresServer, started_postgres
+from tests.postgres import PostgresServer, lock_holder, query, started_postgres
 from tests.waiting import free_port, wait_until
+
+FAILOVER_S = 8.0
 
 
 @pytest.fixture
@@ -58,8 +66,8 @@ class Pair(Cluster):
     def serves(self, name: str) -> bool:
         try:
             return bool(self.only(name, timeout=0.5).ping())
-        except TimeoutError:
-            return False
+        except (TimeoutError, AuthError):  # AuthError: a handshake cut short by a broker
+            return False                   # closing its sockets as it stands down
 
 
 @pytest.fixture
@@ -71,11 +79,23 @@ def pair(tmp_path: Path, postgres: PostgresServer) -> Iterator[Pair]:
         cluster.close()
 
 
-def _lock_holder(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                           ).fetchone()
-    return row[0]
+def _generation(url: str) -> int:
+    return query(url, "SELECT value FROM meta WHERE key = 'generation'")[0][0]
+
+
+def _submitted(client: Client, queue: str, answered: list[str]) -> bool:
+    """One submit through the endpoint list; True (its id in `answered`) if a broker took it."""
+    try:
+        answered.append(client.submit("add", 1, 1, queue=queue))
+        return True
+    except (BrokerUnreachable, BrokerError):  # the frozen one, or one that cannot write
+        return False
+
+
+def _stands_by(pair: Pair, name: str, times: int) -> bool:
+    """Broker `name` has stood by `times` times (its first wait counts) and serves nothing."""
+    return pair.log_text(f"broker-{name}").count("broker.standby") >= times \
+        and not pair.serves(name)
 
 
 def test_the_standby_takes_over_and_nothing_acknowledged_is_lost(pair: Pair) -> None:
@@ -101,7 +121,7 @@ def test_a_primary_whose_session_is_cut_stops_serving_and_never_commits(pair: Pa
     client = pair.client(timeout=20)
     before = client.submit_many({"task": "add", "args": [i, i]} for i in range(50))
     with psycopg.connect(pair.url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(%s)", (_lock_holder(pair.url),))
+        conn.execute("SELECT pg_terminate_backend(%s)", (lock_holder(pair.url).pid,))
     wait_until(lambda: pair.serves("B"), 30, message="broker B to take over")
     wait_until(lambda: not pair.serves("A"), 10, message="broker A to stop serving")
     # seen by its lock watchdog (broker.lost_lead) or by a fenced commit, whichever is first
@@ -109,13 +129,88 @@ def test_a_primary_whose_session_is_cut_stops_serving_and_never_commits(pair: Pa
     after = client.submit_many({"task": "add", "args": [i, 1]} for i in range(50))
     jobs = client.wait_many(before + after, timeout=60)
     assert [j["status"] for j in jobs] == ["succeeded"] * 100
-    with psycopg.connect(pair.url, autocommit=True) as conn:
-        generation = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-    assert generation[0] == 2  # B's; A, back as a standby, has not taken the lead again
+    assert _generation(pair.url) == 2  # B's; A, back as a standby, has not led again
     # A stands by: when B dies, A takes over in its turn
     pair.kill(pair.brokers["B"])
     wait_until(lambda: pair.serves("A"), 30, message="broker A to take over again")
     assert client.result(client.submit("add", 20, 22), timeout=30) == 42
+
+
+def test_a_frozen_primary_is_replaced_and_commits_nothing_when_it_resumes(
+        pair: Pair, tmp_path: Path) -> None:
+    pair.start_primary_and_standby()
+    pair.start_worker("w1")
+    started, release = tmp_path / "started", tmp_path / "release"
+    client = pair.client(timeout=30)
+    running = client.submit("touch_then_wait", str(started), str(release))
+    wait_until(started.exists, 20, message="a job to run on w1 under A")
+    to_a = pair.only("A", timeout=1.0)
+    assert to_a.ping()  # connected before the freeze: its submit will wait in A's socket
+    pair.kill(pair.brokers["A"], signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        with pytest.raises(BrokerUnreachable):
+            to_a.submit("add", 2, 2, queue="sent-to-frozen-a")
+        follower, answered = pair.client(timeout=1.0), []
+        wait_until(lambda: _submitted(follower, "while-a-froze", answered), FAILOVER_S,
+                   message="the standby to answer a submit")
+        assert time.monotonic() - frozen_at < FAILOVER_S
+        release.write_text("released")  # the job A gave w1 ends on B: w1 follows with it
+        # (B alone: a client listing both would also send this read to the frozen A)
+        assert pair.only("B", timeout=30).result(running, timeout=30) == "released"
+        # What the store holds before A resumes: A, which still has the job running on a
+        # worker it has not heard from, would write its requeue, and the submit in its socket.
+        before = query(pair.url, "SELECT * FROM jobs ORDER BY id")
+    finally:
+        pair.kill(pair.brokers["A"], signal.SIGCONT)
+    wait_until(lambda: _stands_by(pair, "A", 2), 30, message="A to resume as a standby")
+    assert "broker.lost_lead" in pair.log_text("broker-A")
+    assert query(pair.url, "SELECT * FROM jobs ORDER BY id") == before
+    assert not query(pair.url, "SELECT id FROM jobs WHERE queue = 'sent-to-frozen-a'")
+    assert [r[0] for r in query(pair.url, "SELECT id FROM jobs WHERE queue = 'while-a-froze'")
+            ] == answered
+    assert _generation(pair.url) == 2 and pair.serves("B")
+
+
+@pytest.mark.parametrize("fault", ["refused", "cut"])
+def test_a_primary_that_cannot_write_gives_up_the_lead(pair: Pair, fault: str) -> None:
+    pair.start_primary_and_standby()
+    store_session = f"{lock_holder(pair.url).broker}-store"
+    if fault == "refused":  # the database refuses every commit of A's, and only A's
+        query(pair.url, "CREATE FUNCTION refuse_a() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                        f"BEGIN IF current_setting('application_name') = '{store_session}' "
+                        "THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$")
+        query(pair.url, "CREATE TRIGGER refuse_a BEFORE INSERT OR UPDATE ON meta "
+                        "FOR EACH ROW EXECUTE FUNCTION refuse_a()")
+    else:  # A's store session is gone; its lock session is fine
+        query(pair.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = %s", (store_session,))
+    cut_at = time.monotonic()
+    follower, answered = pair.client(timeout=1.0), []
+    wait_until(lambda: _submitted(follower, "after", answered), FAILOVER_S,
+               message="the standby to answer a submit")
+    assert time.monotonic() - cut_at < FAILOVER_S
+    assert "broker.giving_up_lead" in pair.log_text("broker-A")
+    wait_until(lambda: _stands_by(pair, "A", 2), 15, message="A to stand by")
+    assert _generation(pair.url) == 2 and pair.serves("B")
+    assert [r[0] for r in query(pair.url, "SELECT id FROM jobs WHERE queue = 'after'")
+            ] == answered
+
+
+def test_a_frozen_primary_alone_loses_its_session_and_leads_again_once_resumed(
+        pair: Pair) -> None:
+    pair.start_one("A")
+    wait_until(lambda: pair.serves("A"), 30, message="broker A to become primary")
+    pair.kill(pair.brokers["A"], signal.SIGSTOP)
+    try:  # the server's idle_session_timeout (2 lease TTLs) ends the frozen lock session
+        wait_until(lambda: lock_holder(pair.url) is None, 10, message="the lock to be freed")
+    finally:
+        pair.kill(pair.brokers["A"], signal.SIGCONT)
+    # it may answer a PING in the turn it resumes with, before it sees its lease gone
+    wait_until(lambda: "broker.lost_lead" in pair.log_text("broker-A"), 10,
+               message="A to see its lease gone")
+    wait_until(lambda: _generation(pair.url) == 2, 15, message="A to take the lead again")
+    wait_until(lambda: pair.serves("A"), 15, message="A to serve again")
 
 
 def test_postgres_unreachable_at_start_is_one_error_line(tmp_path: Path) -> None:
