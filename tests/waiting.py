@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -42,3 +42,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_running(client: Any, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The job once the broker has it `running`: a worker with a prefetch window reports a
+    start with its next flush (a watch tick at most), so a job's own side effect can come
+    first."""
+
+    def running() -> dict[str, Any] | None:
+        job = client.get(job_id)
+        return job if job["status"] == "running" else None
+
+    return wait_until(running, timeout, message=f"job {job_id} running")

@@ -53,7 +53,11 @@ class Backoff:
         self.max_s = max_s
         self.current_s = initial_s
 
-    def next_delay(self) -> float:
+    def next_delay(self, connects: int = 0, endpoints: int = 1) -> float:
+        """The wait before the next connect. With several endpoints (a primary and its
+        standbys), the next one is tried at once: the backoff grows after a full round."""
+        if endpoints > 1 and connects % endpoints:
+            return 0.0
         delay = self.current_s / 2 + random.uniform(0, self.current_s / 2)
         self.current_s = min(self.current_s * 2, self.max_s)
         return delay

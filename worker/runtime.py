@@ -126,7 +126,8 @@ class Worker:
         while not self._stop.is_set():
             self._connect()
             if await self._serve():
-                delay_s = self._backoff.next_delay()
+                delay_s = self._backoff.next_delay(self._connects,
+                                                   len(endpoint_list(self.config.backend)))
                 self.log.warning("broker.lost", reconnect_in_s=round(delay_s, 3))
                 self._disconnect_socket()
                 await self._sleep(delay_s)

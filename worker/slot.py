@@ -285,7 +285,7 @@ class Slot:
         self._receive_all()
         silence_s = self.config.heartbeat_interval_s * self.config.heartbeat_liveness
         if now - self.last_recv > silence_s:
-            delay_s = self.backoff.next_delay()
+            delay_s = self.backoff.next_delay(self.connects, len(self.endpoints))
             log.warning("broker.lost", worker=self.name, reconnect_in_s=round(delay_s, 3))
             self.sock.close(linger=0)
             self.sock = None

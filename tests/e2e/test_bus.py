@@ -11,7 +11,7 @@ import zmq
 
 from broker import protocol as p
 from tests.cluster import Cluster
-from tests.waiting import wait_until
+from tests.waiting import wait_running, wait_until
 
 
 def test_ten_thousand_jobs_in_batches_all_complete(cluster: Cluster) -> None:
@@ -33,8 +33,7 @@ def test_worker_killed_mid_job_is_requeued_and_finished_elsewhere(cluster: Clust
     started, release = tmp_path / "started", tmp_path / "release"
     job_id = client.submit("touch_then_wait", str(started), str(release))
     wait_until(started.exists, 20, message="the job to start on the victim")
-    # running from the worker's STARTED, which follows the start by a watch tick at most
-    wait_until(lambda: client.get(job_id)["worker"] == "victim", 5, message="running")
+    assert wait_running(client, job_id)["worker"] == "victim"
     cluster.kill(victim, signal.SIGKILL)
     release.write_text("done")
     cluster.start_worker("rescuer")

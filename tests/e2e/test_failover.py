@@ -21,7 +21,7 @@ import pytest
 from broker import AuthError, BrokerError, BrokerUnreachable, Client
 from tests.cluster import Cluster
 from tests.postgres import PostgresServer, lock_holder, query, started_postgres
-from tests.waiting import free_port, wait_until
+from tests.waiting import free_port, wait_running, wait_until
 
 FAILOVER_S = 8.0
 
@@ -144,6 +144,7 @@ def test_a_frozen_primary_is_replaced_and_commits_nothing_when_it_resumes(
     client = pair.client(timeout=30)
     running = client.submit("touch_then_wait", str(started), str(release))
     wait_until(started.exists, 20, message="a job to run on w1 under A")
+    wait_running(client, running)  # A has stored it running on w1
     to_a = pair.only("A", timeout=1.0)
     assert to_a.ping()  # connected before the freeze: its submit will wait in A's socket
     pair.kill(pair.brokers["A"], signal.SIGSTOP)

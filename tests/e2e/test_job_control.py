@@ -11,7 +11,7 @@ import pytest
 
 from broker import BrokerError, Client, JobCancelled, JobFailed
 from tests.cluster import Cluster
-from tests.waiting import wait_until
+from tests.waiting import wait_running, wait_until
 
 
 def test_fails_twice_then_succeeds(cluster: Cluster, tmp_path: Path) -> None:
@@ -84,6 +84,7 @@ def test_late_result_from_lost_worker_is_dropped(cluster: Cluster, tmp_path: Pat
     started, release = tmp_path / "started", tmp_path / "release"
     job_id = client.submit("touch_then_wait", str(started), str(release))
     wait_until(started.exists, 20, message="job start on the frozen worker")
+    wait_running(client, job_id)
     since = client.ping()["seq"]
     os.killpg(frozen.pid, signal.SIGSTOP)  # the worker and its slots: a stalled host
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from broker import BrokerError, Client
 from tests.cluster import Cluster
-from tests.waiting import holds_for, wait_until
+from tests.waiting import holds_for, wait_running, wait_until
 
 
 def _statuses(client: Client, ids: list[str]) -> list[str]:
@@ -40,6 +40,7 @@ def test_purge_cancels_the_waiting_jobs_not_the_running_one(cluster: Cluster,
     started, release = tmp_path / "started", tmp_path / "release"
     running = client.submit("touch_then_wait", str(started), str(release), queue="p")
     wait_until(started.exists, 20, message="the first job to start")
+    wait_running(client, running)
     waiting = [client.submit("noop", i, queue="p") for i in range(3)]
     waiting.append(client.submit("noop", "later", queue="p", run_at=4_000_000_000))
     assert client.purge("p") == 4
