@@ -36,6 +36,7 @@ S = JobState
 
 MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
 MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
+RECENT_MAX = 20_000  # ended jobs kept in memory for the reads that follow their end
 PURGEABLE = frozenset({S.QUEUED, S.SCHEDULED, S.DEFERRED})  # what a purge cancels
 
 
@@ -62,6 +63,9 @@ class EngineConfig:
     # After a restart, jobs that were running wait this long (default: twice the heartbeat
     # liveness window) for their worker to re-register with them before anyone else gets them.
     recovery_hold_s: float | None = None
+    # Jobs that ended lately stay in memory this long (at most RECENT_MAX of them), so the
+    # WAITs and GETs that follow an end (a client's result()) need no store read.
+    recent_s: float = 30.0
 
 
 # Errors that end the job whatever its retries: another attempt would fail the same way.
@@ -152,6 +156,8 @@ class Engine:
         # job id -> the peer holding it: running there, or buffered there (still `queued`:
         # a worker with a prefetch window holds jobs it has not started)
         self._holders: dict[str, Worker] = {}
+        # ended jobs, oldest first, with when they ended (monotonic): see `recent_s`
+        self._recent: OrderedDict[str, tuple[float, Job]] = OrderedDict()
         # unknown peers sent DISCONNECT -> the results they sent since, replayed after their READY
         self._told: OrderedDict[bytes, list[tuple[int, dict[str, Any]]]] = OrderedDict()
         self._held_bytes = 0
@@ -260,8 +266,21 @@ class Engine:
         return event
 
     def _live(self, job_id: str) -> Job | None:
-        """The job if the broker holds it: unfinished, or changed this turn and not committed."""
-        return self.active.get(job_id) or self._dirty.get(job_id)
+        """The job if the broker holds it: unfinished, changed this turn and not committed, or
+        ended a moment ago."""
+        job = self.active.get(job_id) or self._dirty.get(job_id)
+        if job is None and job_id in self._recent:
+            job = self._recent[job_id][1]
+        return job
+
+    def _remember(self, job: Job) -> None:
+        """Keep an ended job at hand for a while (RECENT_MAX at most, `recent_s` each)."""
+        recent = self._recent
+        mono = self.clock.mono()
+        recent[job.id] = (mono, job)
+        horizon = mono - self.config.recent_s
+        while recent and (len(recent) > RECENT_MAX or next(iter(recent.values()))[0] < horizon):
+            recent.popitem(last=False)
 
     def lookup(self, job_id: str) -> dict[str, Any] | None:
         """The job as clients see it, including changes of this turn not yet committed."""
@@ -852,6 +871,7 @@ class Engine:
         if error is not None:
             job.error = error
         del self.active[job.id]
+        self._remember(job)
         self.transfers.forget(job.id)
         if self._orphans:
             self._orphans.pop(job.id, None)
@@ -1014,6 +1034,7 @@ class Engine:
             raise CommandError(CONFLICT, f"job {job_id} is {job.status}: only failed or "
                                "cancelled jobs can be retried")
         self.active[job.id] = job
+        self._recent.pop(job.id, None)
         job.finished_at = None
         job.run_at = None
         job.lost_count = 0

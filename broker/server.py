@@ -68,6 +68,7 @@ class BrokerServer:
         self.store = store or Store(config.data_dir, sync=config.sync)
         self._lost = False
         engine_config = EngineConfig(
+            recent_s=min(30.0, config.retention_s / 2),
             heartbeat_interval_s=config.heartbeat_interval_s,
             heartbeat_liveness=config.heartbeat_liveness,
             default_timeout_s=config.default_timeout_s,

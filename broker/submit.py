@@ -19,10 +19,18 @@ from .schema import BY_NAME, CHECKED
 _ARGS, _KWARGS, _TIMEOUT = BY_NAME["args"], BY_NAME["kwargs"], BY_NAME["timeout_s"]
 
 
+_CHECKS = {f.name: f.check for f in CHECKED}
+_DEFAULTS = {f.name: f.fresh_default() for f in CHECKED}  # scalars: nothing to copy
+
+
 def build_job(spec: Any, wall: float) -> Job:
     if not isinstance(spec, dict):
         raise TypeError("a job must be a map")
-    fields = {f.name: f.check(spec.get(f.name)) for f in CHECKED}
+    fields = dict(_DEFAULTS)
+    for name, value in spec.items():  # only what the job sets: the rest is its default
+        check = _CHECKS.get(name)
+        if check is not None and value is not None:
+            fields[name] = check(value)
     if fields["kind"] == "task" and not fields["task"]:
         raise ValueError("task must name a registered task")
     fields["id"] = fields["id"] or new_job_id()
