@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .bodies import parse_json
+from .bodies import json_body
 from .context import context
 from .errors import ApiError
 from .render import Json, schedule_json
@@ -23,7 +23,7 @@ def _name(request: Request) -> str:
 
 async def put_schedule(request: Request) -> Response:
     """Create or replace the schedule; 200 with it."""
-    body = parse_json(await request.body() or b"null")
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(422, "body: must be a JSON object, a schedule")
     spec = ScheduleIn.model_validate(body).model_dump(exclude_none=True)
