@@ -300,6 +300,7 @@ def purge(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 Handler = Callable[[Engine, dict[str, Any], ServerInfo], Any]
+STORED_SETTINGS = {p.QUEUE: "queue", p.SCHEDULE: "schedule"}  # answered after their commit
 
 HANDLERS: dict[bytes, Handler] = {
     p.SUBMIT: submit, p.GET: get, p.LIST: list_jobs, p.CANCEL: cancel, p.RETRY: retry,
@@ -323,6 +324,10 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
         result = HANDLERS[request.command](engine, request.body, info)
         if request.command == p.SUBMIT:  # answered once its jobs are committed
             engine.hold_submit_reply(identity, request.request_id, result, result["ids"], wait_s)
+            return
+        if request.command in STORED_SETTINGS:  # likewise, once its row is
+            key = (STORED_SETTINGS[request.command], result["name"])
+            engine.hold_reply(identity, request.request_id, result, key)
             return
     except CommandError as exc:
         engine.outbox.reply(identity, p.encode_error(request.request_id, exc.code, exc.message))

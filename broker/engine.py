@@ -426,6 +426,12 @@ class Engine:
         round trip for a job and its result."""
         self._submits.append(_HeldSubmit(identity, request_id, body, ids, wait_s))
 
+    def hold_reply(self, identity: bytes, request_id: bytes, body: Any, key: tuple[str, str]
+                   ) -> None:
+        """Answer a command that changes a stored setting after the commit, as a SUBMIT is:
+        ERR if the store refused the row of `key` (`("queue" | "schedule", name)`)."""
+        self._submits.append(_HeldSubmit(identity, request_id, body, [key]))
+
     # ------------------------------------------------------------ dispatch
 
     def dispatch(self) -> None:
@@ -1021,15 +1027,18 @@ class Engine:
         self._pending_keys.clear()
 
     def _commit_without_refused(self) -> dict[str, tuple[str, str]]:
-        """Take back the jobs the store refuses (every new one if it refuses none: then the
-        store itself failed) and commit the rest. Returns job id -> (code, message)."""
+        """Take back the jobs, queue settings and schedules the store refuses (every new job
+        if it refuses none: then the store itself failed) and commit the rest. Returns job id
+        (or setting key, see `hold_reply`) -> (code, message)."""
+        settings = self._refuse_settings()
         try:
             bad = self.store.refused_inserts(self._inserts)
         except Exception:
             bad = []
-        if bad:
+        if bad or settings:
             refused = {job.id: (BAD_REQUEST, f"job {job.id} could not be stored: {why}")
                        for job, why in bad}
+            refused.update(settings)
         else:
             refused = {job.id: _UNWRITABLE for job in self._inserts}
         self._evict_batches(refused)
@@ -1041,6 +1050,23 @@ class Engine:
             self._evict_batches(refused)
             self._pending_keys.clear()
         return refused
+
+    def _refuse_settings(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """Drop the turn's queue settings and schedule rows the store refuses (a value past
+        the checks, as a bug could let through), so they cannot fail every later commit."""
+        try:
+            bad = self.store.refused_settings(list(self._queue_rows.values()),
+                                              self.schedules.changes()[0])
+        except Exception:
+            return {}
+        for (kind, name), why in bad.items():
+            if kind == "queue":
+                self._queue_rows.pop(name, None)
+            else:
+                self.schedules.refuse(name)
+            log.error(f"{kind}.refused", name=name, reason=why)
+        return {(kind, name): (BAD_REQUEST, f"{kind} {name!r} could not be stored: {why}")
+                for (kind, name), why in bad.items()}
 
     def _evict_batches(self, refused: dict[str, tuple[str, str]]) -> None:
         """Evict this turn's jobs in `refused` and, a batch being all or nothing, every job

@@ -209,6 +209,12 @@ class ScheduleBook:
     def all(self) -> list[Schedule]:
         return sorted(self._by_name.values(), key=lambda s: s.name)
 
+    def refuse(self, name: str) -> None:
+        """The store will not take this schedule's row: forget the change and the schedule
+        (a stored version comes back at the next start)."""
+        self._upserts.pop(name, None)
+        self._by_name.pop(name, None)
+
     def remove(self, name: str) -> bool:
         """Forget it (its heap entry goes stale); False if there is none."""
         if self._by_name.pop(name, None) is None:
