@@ -1,7 +1,8 @@
 """Errors of the HTTP API and their JSON shape: `{"error": {"code", "message"}}`.
 
 ApiError                an error answered with `status` and `code`
-└── BodyTooLarge        the request body passed the size limit (413)
+├── BodyTooLarge        the request body passed the size limit (413)
+└── BodyTimeout         the request body stalled past its read timeout (408)
 
 Errors from the layers below are translated here, at the boundary, by one
 table each: `BROKER_STATUS` maps a `BrokerError.code` to an HTTP status;
@@ -82,7 +83,17 @@ class BodyTooLarge(ApiError):
     """The request body is larger than the configured limit."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body exceeds the {limit} byte limit")
+        super().__init__(413, f"request body exceeds the {limit} byte limit",
+                         headers={"Connection": "close"})
+
+
+class BodyTimeout(ApiError):
+    """The request body stopped arriving: shorter than its Content-Length, or stalled."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(408, f"the request body stalled for {timeout_s:g} s (is it shorter "
+                              "than its Content-Length?); the connection is closed",
+                         headers={"Connection": "close"})
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
