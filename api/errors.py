@@ -105,11 +105,13 @@ def error_response(status: int, code: str, message: str,
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
-def summarise(exc: ValidationError) -> str:
-    """pydantic errors in one line: `jobs.1.task: Field required; priority: ...`."""
+def summarise(exc: ValidationError, within: str | None = None) -> str:
+    """pydantic errors in one line: `jobs.1.task: Field required; priority: ...` (`within`
+    is where the validated value sits, `jobs.1`)."""
     parts = []
     for error in exc.errors()[:MAX_REPORTED_ERRORS]:
-        where = ".".join(str(part) for part in error["loc"]) or "body"
+        where = ".".join(str(part) for part in (within or "", *error["loc"]) if part != "") \
+            or "body"
         if not where.isprintable():  # a client's own key, e.g. with a newline: one line still
             where = repr(where)
         message = error["msg"].removeprefix("Value error, ")  # a validator's own words

@@ -15,11 +15,12 @@ from broker.jobs import TERMINAL
 from broker.models import JobSpec
 from broker.text import text_problem
 
+from .batches import batch_answer, batch_jobs
 from .bodies import json_body, json_object
 from .context import context
 from .errors import ApiError, unanswered
 from .render import Json, job_json, result_json
-from .schemas import JobBatchIn, ListQuery, ResultQuery, RetryAllIn
+from .schemas import ListQuery, ResultQuery, RetryAllIn
 from .uploads import check_exec_files, exec_job_from_form
 
 
@@ -53,10 +54,10 @@ async def submit(request: Request) -> Response:
     headers = {IDEMPOTENCY_KEY: key}
     try:
         ids = await ctx.client.submit_validated(jobs)
+        del jobs  # a large batch: its objects go before the answer's come
         if batch:
-            found = await ctx.client.wait_many(ids, timeout=0)  # one round trip, at once
-            return Json({"jobs": [job_json(job) for job in found]}, status_code=201,
-                        headers=headers)
+            return Response(await batch_answer(ctx.client, ids), status_code=201,
+                            media_type="application/json", headers=headers)
         job = await ctx.client.get(ids[0])
     except TimeoutError as exc:
         raise unanswered(exc, headers) from None
@@ -85,7 +86,7 @@ async def _jobs_from(request: Request, max_body: int) -> tuple[list[dict[str, An
     if not isinstance(body, dict):
         raise ApiError(422, 'body: must be a JSON object, a job or {"jobs": [...]}')
     if "jobs" in body:
-        return [job.to_wire() for job in JobBatchIn.model_validate(body).jobs], True
+        return batch_jobs(body), True
     return [JobSpec.model_validate(body).to_wire()], False
 
 
