@@ -32,6 +32,7 @@ from broker.errors import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
+    TIMEOUT,
     TOO_LARGE,
     UNAVAILABLE,
     BrokerError,
@@ -60,8 +61,8 @@ HTTP_CODES: dict[int, str] = {
     415: "unsupported_media_type",
     422: "invalid",
     500: "internal",
-    503: "unavailable",
-    504: "timeout",
+    503: UNAVAILABLE,
+    504: TIMEOUT,
 }
 
 MAX_REPORTED_ERRORS = 5

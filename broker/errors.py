@@ -28,6 +28,7 @@ CONFLICT = "conflict"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
 AUTH_REFUSED = "auth_refused"
+TIMEOUT = "timeout"  # never sent by the broker: a request was sent and not answered in time
 
 
 class ZJobsError(Exception):
