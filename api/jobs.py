@@ -98,7 +98,7 @@ async def list_jobs(request: Request) -> Response:
     params: dict[str, Any] = dict(request.query_params)
     statuses = [s.strip() for value in request.query_params.getlist("status")
                 for s in value.split(",") if s.strip()]
-    params["status"] = statuses or None
+    params["status"] = list(dict.fromkeys(statuses)) or None  # each once
     query = ListQuery.model_validate(params)
     try:
         page = await context(request).client.list_page(**query.model_dump(exclude_none=True))

@@ -15,6 +15,7 @@ import pytest
 
 from broker import protocol as p
 from broker.engine import Engine, EngineConfig
+from broker.jobs import STATES
 from broker.pgstore import Fenced, PostgresStore
 from broker.store import Store
 from tests.broker.test_engine import FakeClock, ready, result, sent_jobs
@@ -301,3 +302,14 @@ def test_text_no_store_can_hold_is_refused_and_the_store_goes_on(open_store: Ope
     replies = _replies(engine)
     assert replies[b"after"].ok and engine.store.exists(replies[b"after"].body["id"])
     assert replies[b"page"].ok and replies[b"page"].body["jobs"] == []
+
+
+def test_a_status_named_twice_is_a_filter_not_an_error(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    engine.submit([{"task": "t", "id": "a"}])
+    engine.flush()
+    _answer(engine, p.LIST, b"twice", {"status": [*STATES, *STATES]})
+    _answer(engine, p.RETRY_MANY, b"retry", {"status": ["failed", "failed", "cancelled"]})
+    replies = _replies(engine)
+    assert [j["id"] for j in replies[b"twice"].body["jobs"]] == ["a"]
+    assert replies[b"retry"].ok

@@ -146,6 +146,8 @@ def test_every_hostile_value_is_a_4xx_on_one_connection_and_everything_goes_on(
         for state in STATES:  # every state of the job model is a filter
             assert connection.request("GET", f"/jobs?status={state}", None)[0] == 200
         assert connection.request("GET", "/jobs?status=" + ",".join(STATES), None)[0] == 200
+        every_twice = "&".join(f"status={state}" for state in (*STATES, *STATES))
+        assert connection.request("GET", f"/jobs?{every_twice}", None)[0] == 200
         status, schedules = connection.request("GET", "/schedules", None)
         assert status == 200 and schedules["schedules"] == []  # none of them was kept
         status, job = connection.request("POST", "/jobs", '{"task": "noop", "queue": "after"}')
