@@ -115,8 +115,9 @@ class JobField:
     def _in_bounds(self, value: Any) -> Any:
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {list(self.choices)}")
-        if self.max_len is not None:
-            check_text(value, self.name, self.max_len)
+        if self.max_len is not None and not (  # the common case inline: the hot path
+                0 < len(value) <= self.max_len and value.isascii() and "\x00" not in value):
+            check_text(value, self.name, self.max_len)  # raises, unless valid non-ASCII
         if self.low is None or self.high is None:
             return value
         if self.base is int:
