@@ -87,6 +87,8 @@ class PostgresStore(Store):
     """The job store on PostgreSQL. `generation` (from the leadership) fences every commit."""
 
     DB_ERRORS = (psycopg.Error,)
+    ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
+                  OverflowError, ValueError, TypeError)
 
     def __init__(self, url: str, *, generation: int | None = None) -> None:
         self.path = _redacted(url)

@@ -76,6 +76,11 @@ class Store:
     """
 
     DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+    # What a row's own values cause (a taken key, a value the column cannot hold), as opposed
+    # to a store that cannot write at all (a full disk, a lost connection): see `_probe`.
+    ROW_ERRORS: tuple[type[Exception], ...] = (
+        sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
+        sqlite3.ProgrammingError, OverflowError, ValueError, TypeError)
 
     def __init__(self, data_dir: str | Path, *, sync: str = "NORMAL") -> None:
         path = Path(data_dir)
@@ -183,7 +188,8 @@ class Store:
 
     def _probe(self, sql: str, keyed_rows: list[tuple[Any, tuple]]) -> list[tuple[Any, str]]:
         """The keys of the rows `sql` fails on, with the reason, each row tried alone in a
-        transaction rolled back at the end."""
+        transaction rolled back at the end. An error that is not the row's (`ROW_ERRORS`)
+        is raised: a store that cannot write refuses no row in particular."""
         refused: list[tuple[Any, str]] = []
         db = self.db
         db.execute("BEGIN")
@@ -192,7 +198,7 @@ class Store:
                 db.execute("SAVEPOINT probe")
                 try:
                     db.execute(sql, row)
-                except (*self.DB_ERRORS, OverflowError, ValueError, TypeError) as exc:
+                except self.ROW_ERRORS as exc:
                     refused.append((key, (str(exc).strip().splitlines() or [repr(exc)])[0]))
                 db.execute("ROLLBACK TO probe")
                 db.execute("RELEASE probe")
