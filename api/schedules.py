@@ -1,7 +1,8 @@
 """The /schedules routes: create or replace, list, inspect and remove periodic jobs.
 
-The broker checks a schedule (the cron expression with its parser, `every_s`
-above 0, exactly one of them, the job as a submitted one); what it refuses
+The model (`ScheduleIn`) and then the broker check a schedule (the cron
+expression with its parser and that some date matches it, `every_s` from 1 s
+to a year, exactly one of them, the job as a submitted one); what they refuse
 comes back as 422 with its message.
 """
 

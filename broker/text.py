@@ -26,15 +26,7 @@ from typing import Any
 
 def text_problem(value: Any, max_len: int) -> str | None:
     """Why `value` cannot name something (a phrase to follow the field's name), or None."""
-    if not isinstance(value, str):
-        return "must be a string"
-    if not 0 < len(value) <= max_len:
-        return f"must be 1 to {max_len} characters"
-    if "\x00" in value:
-        return "must not contain NUL (\\u0000)"
-    if not value.isascii() and not _encodable(value):
-        return "must be valid Unicode (it holds a lone surrogate)"
-    return None
+    return texts_problem([value], max_len)
 
 
 def check_text(value: Any, name: str, max_len: int) -> str:
@@ -50,7 +42,7 @@ def texts_problem(values: list[Any], max_len: int) -> str | None:
     few passes at C speed: a WAIT may carry thousands of job ids."""
     try:
         joined = "".join(values)
-    except TypeError:
+    except TypeError:  # not all strings
         return "must be a string"
     if values and not (min(map(len, values)) > 0 and max(map(len, values)) <= max_len):
         return f"must be 1 to {max_len} characters"

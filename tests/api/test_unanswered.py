@@ -84,17 +84,6 @@ def test_an_idempotency_key_header_too_long_for_a_batch_is_400(http: httpx.Clien
     assert "Idempotency-Key" in _error(response, 400, "bad_request")
 
 
-def test_nothing_sent_is_503_unavailable(bare_cluster: Cluster) -> None:
-    """No broker to send to: certainly nothing kept, so `unavailable`, safe to retry."""
-    nowhere = f"tcp://127.0.0.1:{free_port()}"
-    server = start_api(bare_cluster, frontend=nowhere, expect_status=503,
-                       env={"ZJOBS_EVENTS": f"tcp://127.0.0.1:{free_port()}",
-                            "ZJOBS_API_BROKER_TIMEOUT": "1"})
-    with server.client() as http:
-        message = _error(http.post("/jobs", json={"task": "noop"}), 503, "unavailable")
-        assert "not sent" in message
-
-
 def test_the_clients_say_whether_the_request_was_sent(cluster: Cluster) -> None:
     nowhere = f"tcp://127.0.0.1:{free_port()}"
     with Client(nowhere, timeout=0.3) as client, pytest.raises(BrokerUnreachable) as unsent:
