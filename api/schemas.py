@@ -61,7 +61,8 @@ Data = BeforeValidator(_check_data)
 
 
 class JobBatchIn(BaseModel):
-    """`POST /jobs` with a batch: `{"jobs": [job, ...]}`."""
+    """`POST /jobs` with a batch: `{"jobs": [job, ...]}` (the documented shape; `api.batches`
+    validates it one job at a time, so a large batch is never a model in memory whole)."""
 
     model_config = ConfigDict(extra="forbid")
 
