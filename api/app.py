@@ -59,12 +59,12 @@ def routes(static_dir: Path) -> list[BaseRoute]:
 def create_app(frontend: str, events: str, *, token: str | None = None, curve: Any = None,
                max_body: int = 16 * MIB, sse_ping_s: float = 15.0,
                broker_timeout_s: float = 5.0, queue_size: int = DEFAULT_QUEUE_SIZE,
-               static_dir: Path = STATIC_DIR) -> Starlette:
+               static_dir: Path = STATIC_DIR, body_timeout_s: float = 30.0) -> Starlette:
     """The API for the broker at `frontend` and its events at `events`."""
     settings = Settings(frontend=frontend, events=events, token=token or None, curve=curve,
                         max_body=max_body, sse_ping_s=sse_ping_s,
                         broker_timeout_s=broker_timeout_s, queue_size=queue_size,
-                        static_dir=static_dir)
+                        static_dir=static_dir, body_timeout_s=body_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,7 +78,7 @@ def create_app(frontend: str, events: str, *, token: str | None = None, curve: A
 
     middleware = [
         Middleware(TokenAuth, token=settings.token),
-        Middleware(BodyLimit, max_body=settings.max_body),
+        Middleware(BodyLimit, max_body=settings.max_body, timeout_s=settings.body_timeout_s),
     ]
     return Starlette(routes=routes(static_dir), middleware=middleware,
                      exception_handlers=HANDLERS, lifespan=lifespan)

@@ -36,6 +36,7 @@ class Settings:
     sse_ping_s: float = 15.0
     sse_send_timeout_s: float = 30.0
     broker_timeout_s: float = 5.0
+    body_timeout_s: float = 30.0
     health_timeout_s: float = 1.0
     reachability_every_s: float = 1.0
     queue_size: int = DEFAULT_QUEUE_SIZE

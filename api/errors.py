@@ -1,14 +1,20 @@
 """Errors of the HTTP API and their JSON shape: `{"error": {"code", "message"}}`.
 
 ApiError                an error answered with `status` and `code`
-└── BodyTooLarge        the request body passed the size limit (413)
+├── BodyTooLarge        the request body passed the size limit (413)
+└── BodyTimeout         the request body stalled past its read timeout (408)
 
 Errors from the layers below are translated here, at the boundary, by one
 table each: `BROKER_STATUS` maps a `BrokerError.code` to an HTTP status;
-a broker that does not answer (TimeoutError) is 503; malformed JSON is 400;
-a pydantic ValidationError is 422; anything else is 500 with no traceback.
-Bodies that are not strict JSON (bad UTF-8, NaN, nesting that would exhaust
-the parser) are refused with 400 by `api.bodies`.
+malformed JSON is 400; a pydantic ValidationError is 422; anything else is
+500 with no traceback. Bodies that are not strict JSON (bad UTF-8, NaN,
+nesting that would exhaust the parser) are refused with 400 by `api.bodies`.
+
+A broker that does not answer is told truthfully (`unanswered`): 503
+`unavailable` only when the request was never sent, so nothing of it was
+kept; 504 `timeout` when it was sent and not answered in time, so it may
+have been carried out (a submit is then safe to retry with its
+`Idempotency-Key`, see `api.jobs`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from broker.errors import BAD_REQUEST, CONFLICT, NOT_FOUND, TOO_LARGE, UNAVAILABLE, BrokerError
+from broker.errors import (
+    BAD_REQUEST,
+    CONFLICT,
+    NOT_FOUND,
+    TIMEOUT,
+    TOO_LARGE,
+    UNAVAILABLE,
+    BrokerError,
+    BrokerUnreachable,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +55,14 @@ HTTP_CODES: dict[int, str] = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "too_large",
+    415: "unsupported_media_type",
     422: "invalid",
     500: "internal",
-    503: "unavailable",
+    503: UNAVAILABLE,
+    504: TIMEOUT,
 }
 
 MAX_REPORTED_ERRORS = 5
@@ -53,18 +71,30 @@ MAX_REPORTED_ERRORS = 5
 class ApiError(Exception):
     """An error the API answers with `status`, `code` and `message`."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or HTTP_CODES.get(status, "error")
         self.message = message
+        self.headers = headers
 
 
 class BodyTooLarge(ApiError):
     """The request body is larger than the configured limit."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body exceeds the {limit} byte limit")
+        super().__init__(413, f"request body exceeds the {limit} byte limit",
+                         headers={"Connection": "close"})
+
+
+class BodyTimeout(ApiError):
+    """The request body stopped arriving: shorter than its Content-Length, or stalled."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(408, f"the request body stalled for {timeout_s:g} s (is it shorter "
+                              "than its Content-Length?); the connection is closed",
+                         headers={"Connection": "close"})
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -76,11 +106,13 @@ def error_response(status: int, code: str, message: str,
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
-def summarise(exc: ValidationError) -> str:
-    """pydantic errors in one line: `jobs.1.task: Field required; priority: ...`."""
+def summarise(exc: ValidationError, within: str | None = None) -> str:
+    """pydantic errors in one line: `jobs.1.task: Field required; priority: ...` (`within`
+    is where the validated value sits, `jobs.1`)."""
     parts = []
     for error in exc.errors()[:MAX_REPORTED_ERRORS]:
-        where = ".".join(str(part) for part in error["loc"]) or "body"
+        where = ".".join(str(part) for part in (within or "", *error["loc"]) if part != "") \
+            or "body"
         if not where.isprintable():  # a client's own key, e.g. with a newline: one line still
             where = repr(where)
         message = error["msg"].removeprefix("Value error, ")  # a validator's own words
@@ -94,8 +126,20 @@ def summarise(exc: ValidationError) -> str:
 # ---------------------------------------------------------------- handlers
 
 
+def unanswered(exc: TimeoutError, headers: dict[str, str] | None = None) -> ApiError:
+    """The broker did not answer: 503 if the request was never sent (nothing of it was kept,
+    try again), else 504, the outcome unknown."""
+    if isinstance(exc, BrokerUnreachable) and not exc.sent:
+        return ApiError(503, "the broker is not reachable; the request was not sent (nothing "
+                             "was done): try again", headers=headers)
+    within = f" within {exc.timeout_s:g} s" if isinstance(exc, BrokerUnreachable) else ""
+    return ApiError(504, f"the broker did not answer{within}; the request was sent and may "
+                         "have been carried out: look before doing it again, or retry a "
+                         "submit with the same Idempotency-Key", headers=headers)
+
+
 async def on_api_error(request: Request, exc: ApiError) -> Response:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
 async def on_broker_error(request: Request, exc: BrokerError) -> Response:
@@ -103,8 +147,8 @@ async def on_broker_error(request: Request, exc: BrokerError) -> Response:
     return error_response(status, exc.code, exc.message)
 
 
-async def on_timeout(request: Request, exc: Exception) -> Response:
-    return error_response(503, "unavailable", "the broker did not answer in time")
+async def on_timeout(request: Request, exc: TimeoutError) -> Response:
+    return await on_api_error(request, unanswered(exc))
 
 
 async def on_validation(request: Request, exc: ValidationError) -> Response:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from broker import limits as lim
+from broker.errors import BAD_REQUEST, BrokerError
 from broker.jobs import TERMINAL
 from broker.models import JobSpec
+from broker.text import text_problem
 
-from .bodies import parse_json, parse_object
+from .batches import batch_answer, batch_jobs
+from .bodies import json_body, json_object
 from .context import context
-from .errors import ApiError
+from .errors import ApiError, unanswered
 from .render import Json, job_json, result_json
-from .schemas import JobBatchIn, ListQuery, ResultQuery, RetryAllIn
+from .schemas import ListQuery, ResultQuery, RetryAllIn
 from .uploads import check_exec_files, exec_job_from_form
 
 
@@ -25,20 +30,50 @@ def _job_id(request: Request) -> str:
 
 # ---------------------------------------------------------------- submit
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+# a batch's jobs get the request's key and ":<index>": room for a million of them
+REQUEST_KEY_MAX_LEN = lim.IDEMPOTENCY_KEY_MAX_LEN - 8
+
 
 async def submit(request: Request) -> Response:
     """A job (201 with the job), a batch `{"jobs": [...]}` (201 with the jobs) or a multipart
-    `exec` job (201 with the job)."""
+    `exec` job (201 with the job).
+
+    Every submit is idempotent: a job without an `idempotency_key` gets the request's
+    `Idempotency-Key` (its header, or one made here), `KEY:INDEX` for a batch's jobs. The
+    key comes back in the response's header, on a 504 too: the broker did not answer, so
+    the jobs may exist, and the same request sent again with that header creates none twice.
+    """
     ctx = context(request)
+    key = _request_key(request)
     jobs, batch = await _jobs_from(request, ctx.settings.max_body)
     for index, job in enumerate(jobs):
         check_exec_files(job, f"jobs.{index}.spec" if batch else "spec")
-    ids = await ctx.client.submit_validated(jobs)
-    if batch:
-        found = await ctx.client.wait_many(ids, timeout=0)  # one round trip, answered at once
-        return Json({"jobs": [job_json(job) for job in found]}, status_code=201)
-    job = await ctx.client.get(ids[0])
-    return Json(job_json(job), status_code=201, headers={"Location": f"/jobs/{quote(ids[0])}"})
+        if job.get("idempotency_key") is None:
+            job["idempotency_key"] = f"{key}:{index}" if batch else key
+    headers = {IDEMPOTENCY_KEY: key}
+    try:
+        ids = await ctx.client.submit_validated(jobs)
+        del jobs  # a large batch: its objects go before the answer's come
+        if batch:
+            return Response(await batch_answer(ctx.client, ids), status_code=201,
+                            media_type="application/json", headers=headers)
+        job = await ctx.client.get(ids[0])
+    except TimeoutError as exc:
+        raise unanswered(exc, headers) from None
+    return Json(job_json(job), status_code=201,
+                headers={"Location": f"/jobs/{quote(ids[0])}", **headers})
+
+
+def _request_key(request: Request) -> str:
+    """The request's Idempotency-Key header, or a new key."""
+    given = request.headers.get(IDEMPOTENCY_KEY)
+    if given is None:
+        return str(uuid.uuid4())
+    problem = text_problem(given, REQUEST_KEY_MAX_LEN)
+    if problem is not None:
+        raise ApiError(400, f"the {IDEMPOTENCY_KEY} header {problem}")
+    return given
 
 
 async def _jobs_from(request: Request, max_body: int) -> tuple[list[dict[str, Any]], bool]:
@@ -47,11 +82,11 @@ async def _jobs_from(request: Request, max_body: int) -> tuple[list[dict[str, An
     if content_type.startswith("multipart/form-data"):
         job = await exec_job_from_form(request, max_body)
         return [JobSpec.model_validate(job).to_wire()], False
-    body = parse_json(await request.body() or b"null")
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(422, 'body: must be a JSON object, a job or {"jobs": [...]}')
     if "jobs" in body:
-        return [job.to_wire() for job in JobBatchIn.model_validate(body).jobs], True
+        return batch_jobs(body), True
     return [JobSpec.model_validate(body).to_wire()], False
 
 
@@ -63,9 +98,14 @@ async def list_jobs(request: Request) -> Response:
     params: dict[str, Any] = dict(request.query_params)
     statuses = [s.strip() for value in request.query_params.getlist("status")
                 for s in value.split(",") if s.strip()]
-    params["status"] = statuses or None
+    params["status"] = list(dict.fromkeys(statuses)) or None  # each once
     query = ListQuery.model_validate(params)
-    page = await context(request).client.list_page(**query.model_dump(exclude_none=True))
+    try:
+        page = await context(request).client.list_page(**query.model_dump(exclude_none=True))
+    except BrokerError as exc:  # every field is valid but the cursor, which only it can check
+        if exc.code == BAD_REQUEST:
+            raise ApiError(400, exc.message) from None
+        raise
     return Json({"jobs": [job_json(job) for job in page["jobs"]],
                  "next_cursor": page.get("next_cursor")})
 
@@ -84,7 +124,7 @@ async def retry_job(request: Request) -> Response:
 
 async def retry_all(request: Request) -> Response:
     """Run every failed (or cancelled) job again, of one queue or all: `{"retried": n}`."""
-    query = RetryAllIn.model_validate(parse_object(await request.body()))
+    query = RetryAllIn.model_validate(await json_object(request))
     retried = await context(request).client.retry_all(query.status, query.queue)
     return Json({"retried": retried})
 

@@ -23,6 +23,7 @@ from broker.settings import API, config_values, for_role
 from .access_log import redact_access_log
 from .app import create_app
 from .context import MIB, Settings
+from .malformed import JsonErrorsH11Protocol
 from .processes import serve_processes
 
 GRACEFUL_SHUTDOWN_S = 5
@@ -66,7 +67,7 @@ def _config(opts: dict[str, Any]) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=opts.get("host") or "127.0.0.1", port=int(opts.get("port") or 8000),
         log_config=None, access_log=bool(opts.get("access_log")), lifespan="on",
-        server_header=False,
+        server_header=False, http=JsonErrorsH11Protocol,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 

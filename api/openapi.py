@@ -21,15 +21,18 @@ from starlette.responses import HTMLResponse, Response
 from broker import __version__
 from broker.limits import SEQ_MAX
 
+from .jobs import REQUEST_KEY_MAX_LEN
 from .render import Json
 from .schemas import DOCUMENTED, EventsQuery, ListQuery, ResultQuery
 
 SSE = "text/event-stream"
 ERROR_TEXT = {
-    400: "malformed JSON", 401: "missing or wrong token",
+    400: "malformed JSON", 401: "missing or wrong token", 408: "the body stalled",
     404: "no such job, worker, schedule or route",
     409: "the job is in the wrong state", 413: "body over the size limit",
-    422: "invalid fields", 503: "the broker did not answer",
+    415: "a body not sent as application/json", 422: "invalid fields",
+    503: "the broker is not reachable: the request was not sent, nothing was done",
+    504: "the broker did not answer in time: the request may have been carried out",
 }
 
 
@@ -59,12 +62,24 @@ QUEUE_NAME = _path_param("name", "the queue's name")
 LAST_EVENT_ID = {"name": "Last-Event-ID", "in": "header", "required": False,
                  "schema": {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
                  "description": "resume after this id (seq, or line for log streams)"}
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                   "schema": {"type": "string", "maxLength": REQUEST_KEY_MAX_LEN},
+                   "description": "send the key of an earlier submit again to get its jobs, "
+                                  "not new ones (its jobs without an idempotency_key get it, "
+                                  "KEY:INDEX in a batch); without one, the API makes one"}
+KEY_HEADER = {"Idempotency-Key": {"description": "the submit's key: send it again with the "
+                                                 "same request to retry it safely",
+                                  "schema": {"type": "string"}}}
 
 
 def _op(summary: str, tag: str, ok: dict[str, Any], *, status: int = 200,
         params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
         errors: tuple[int, ...] = (503,), extra: dict[str, Any] | None = None) -> dict[str, Any]:
     responses: dict[str, Any] = {str(status): ok, **(extra or {})}
+    if 503 in errors:  # not sent, or sent and not answered
+        errors = (*errors, 504)
+    if body:
+        errors = (*errors, 408, 415)
     for code in (401, *errors):
         responses[str(code)] = _json(_ref("ErrorBody"), ERROR_TEXT[code])
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
@@ -92,10 +107,11 @@ SUBMIT_BODY = {
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/jobs"): _op(
         "Submit a job, a batch, or an exec job with files (multipart)", "jobs",
-        _json({"oneOf": [_ref("Job"), _ref("JobBatch")]}, "the job, or {jobs} for a batch"),
-        status=201, body=SUBMIT_BODY, errors=(400, 413, 422, 503)),
+        {**_json({"oneOf": [_ref("Job"), _ref("JobBatch")]}, "the job, or {jobs} for a batch"),
+         "headers": KEY_HEADER}, status=201, body=SUBMIT_BODY,
+        params=[IDEMPOTENCY_KEY], errors=(400, 413, 422, 503)),
     ("get", "/jobs"): _op("List jobs, newest first", "jobs", _json(_ref("JobPage"), "a page"),
-                          params=_query(ListQuery), errors=(422, 503)),
+                          params=_query(ListQuery), errors=(400, 422, 503)),
     ("post", "/jobs/retry"): _op(
         "Re-run every failed (or cancelled) job, of one queue or all", "jobs",
         _json(_ref("Retried"), "how many were queued again"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .bodies import parse_object
+from .bodies import json_object
 from .context import context
 from .render import Json
 from .schemas import QueuePatch
@@ -14,7 +14,7 @@ from .schemas import QueuePatch
 async def configure_queue(request: Request) -> Response:
     """`{"paused": bool}` and/or `{"rate_limit": n}` (0 or null removes the limit); 200 with
     the queue's settings. A queue not seen before gets them (queues exist on first use)."""
-    patch = QueuePatch.model_validate(parse_object(await request.body()))
+    patch = QueuePatch.model_validate(await json_object(request))
     rate = patch.rate_limit
     if "rate_limit" in patch.model_fields_set and rate is None:
         rate = 0.0  # null: no limit

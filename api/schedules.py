@@ -1,7 +1,8 @@
 """The /schedules routes: create or replace, list, inspect and remove periodic jobs.
 
-The broker checks a schedule (the cron expression with its parser, `every_s`
-above 0, exactly one of them, the job as a submitted one); what it refuses
+The model (`ScheduleIn`) and then the broker check a schedule (the cron
+expression with its parser and that some date matches it, `every_s` from 1 s
+to a year, exactly one of them, the job as a submitted one); what they refuse
 comes back as 422 with its message.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .bodies import parse_json
+from .bodies import json_body
 from .context import context
 from .errors import ApiError
 from .render import Json, schedule_json
@@ -23,7 +24,7 @@ def _name(request: Request) -> str:
 
 async def put_schedule(request: Request) -> Response:
     """Create or replace the schedule; 200 with it."""
-    body = parse_json(await request.body() or b"null")
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(422, "body: must be a JSON object, a schedule")
     spec = ScheduleIn.model_validate(body).model_dump(exclude_none=True)

@@ -10,24 +10,59 @@ multipart `ExecForm` and the REST `Job`) are built from the job schema
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    create_model,
+)
 
 from broker import limits as lim
 from broker.models import JobSpec, pydantic_field
 from broker.schema import BY_NAME, SUBMIT_OPTIONS, WIRE, JobField, Status
+from broker.text import text_problem
 
 MAX_LIST = 1000
 DEFAULT_LIST = 50
 MAX_WAIT_S = 300.0
 
 
+# ---------------------------------------------------------------- field types
+
+
+def text(max_len: int) -> Any:
+    """A name, id or key (a queue, a task, a cursor...): 1 to `max_len` characters, no NUL,
+    valid Unicode: the broker's one rule for text (`broker.text`)."""
+
+    def check(value: str) -> str:
+        problem = text_problem(value, max_len)
+        if problem is not None:
+            raise ValueError(problem)  # shown after the field's name
+        return value
+
+    return Annotated[str, Field(min_length=1, max_length=max_len), AfterValidator(check)]
+
+
+def _check_data(value: Any, info: ValidationInfo) -> Any:
+    lim.check_data(value, info.field_name or "data")  # before pydantic walks it: depth and
+    return value                                        # 64-bit integers
+
+
+Data = BeforeValidator(_check_data)
+
+
 # ---------------------------------------------------------------- requests
 
 
 class JobBatchIn(BaseModel):
-    """`POST /jobs` with a batch: `{"jobs": [job, ...]}`."""
+    """`POST /jobs` with a batch: `{"jobs": [job, ...]}` (the documented shape; `api.batches`
+    validates it one job at a time, so a large batch is never a model in memory whole)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -64,13 +99,14 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: list[Status] | None = None
-    queue: str | None = None
-    task: str | None = None
-    worker: str | None = None
-    depends_on: str | None = Field(None, description="only the jobs that depend on this job id "
-                                   "(its dependents)")
+    queue: text(lim.QUEUE_MAX_LEN) | None = None
+    task: text(lim.TASK_MAX_LEN) | None = None
+    worker: text(lim.WORKER_NAME_MAX_LEN) | None = None
+    depends_on: text(lim.ID_MAX_LEN) | None = Field(
+        None, description="only the jobs that depend on this job id (its dependents)")
     limit: int = Field(default=DEFAULT_LIST, ge=1, le=MAX_LIST)
-    cursor: str | None = None
+    cursor: text(lim.ID_MAX_LEN) | None = Field(
+        None, description="the next_cursor of the previous page; anything else is a 400")
 
 
 class ResultQuery(BaseModel):
@@ -99,8 +135,8 @@ class QueuePatch(BaseModel):
     paused: StrictBool | None = Field(
         default=None, description="a paused queue accepts jobs but starts none")
     rate_limit: float | None = Field(
-        default=None, ge=0.0, description="at most this many job starts per second over "
-        "all workers; 0 or null removes the limit")
+        default=None, ge=0.0, strict=True, description="at most this many job starts per "
+        "second over all workers; 0 or null removes the limit")
 
 
 class RetryAllIn(BaseModel):
@@ -110,7 +146,7 @@ class RetryAllIn(BaseModel):
 
     status: list[Literal["failed", "cancelled"]] = Field(
         default=["failed"], min_length=1, description="the states whose jobs are re-run")
-    queue: str | None = Field(None, min_length=1, description="only this queue's jobs")
+    queue: text(lim.QUEUE_MAX_LEN) | None = Field(None, description="only this queue's jobs")
 
 
 class Retried(BaseModel):
@@ -252,18 +288,21 @@ class ScheduleIn(BaseModel):
     """`PUT /schedules/{name}`: the job each firing submits, and exactly one of `cron` and
     `every_s`."""
 
-    model_config = ConfigDict(extra="forbid")
-    task: str = Field(min_length=1, max_length=lim.TASK_MAX_LEN,
-                      description="the registered task's name")
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    cron: str | None = Field(None, description="a standard 5-field cron expression, in UTC")
-    every_s: float | None = Field(None, description="seconds between firings, above 0; "
-                                  "slots are multiples of it since the epoch")
-    queue: str | None = None
-    priority: int | None = None
-    timeout_s: float | None = None
-    max_retries: int | None = None
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    task: text(lim.TASK_MAX_LEN) = Field(description="the registered task's name")
+    args: Annotated[list[Any], Data] = []
+    kwargs: Annotated[dict[str, Any], Data] = {}
+    cron: text(lim.CRON_MAX_LEN) | None = Field(
+        None, description="a standard 5-field cron expression, in UTC; one that no date "
+        "matches (0 0 31 2 *) is refused")
+    every_s: float | None = Field(
+        None, ge=lim.EVERY_MIN_S, le=lim.EVERY_MAX_S, strict=True,
+        description="seconds between firings, from 1 to a year (longer: cron); slots are "
+        "multiples of it since the epoch")
+    queue: text(lim.QUEUE_MAX_LEN) | None = None
+    priority: int | None = Field(None, **BY_NAME["priority"].constraints())
+    timeout_s: float | None = Field(None, **BY_NAME["timeout_s"].constraints())
+    max_retries: int | None = Field(None, **BY_NAME["max_retries"].constraints())
 
 
 class Schedule(ScheduleIn):

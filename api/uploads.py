@@ -3,9 +3,10 @@
 A multipart `POST /jobs` carries `spec` (the exec spec as JSON), repeatable
 `code_files` / `input_files` uploads whose filename is the path inside the
 job directory, and optional job options as plain fields (the job schema's
-submit options and `id`: `api.schemas.FORM_FIELDS`). File names that could leave the job directory
-(`..`, absolute, backslash, NUL, empty) are refused with 422 here; the
-worker checks again.
+submit options and `id`: `api.schemas.FORM_FIELDS`); a number is read from
+its text here, since the job model takes numbers as numbers only. File names
+that could leave the job directory (`..`, absolute, backslash, NUL, empty)
+are refused with 422 here; the worker checks again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .schemas import FORM_FIELDS
 FILE_FIELDS = ("code_files", "input_files")
 OPTION_FIELDS = frozenset(f.name for f in FORM_FIELDS)
 LIST_FIELDS = frozenset(f.name for f in FORM_FIELDS if f.base is list)
+NUMBER_FIELDS = {f.name: f.base for f in FORM_FIELDS if f.base in (int, float) and not f.time}
 MAX_FILES = 1000
 MAX_FIELDS = 100
 
@@ -76,7 +78,7 @@ async def _job_from(form: FormData) -> dict[str, Any]:
                 if key in LIST_FIELDS:  # repeatable: depends_on=a&depends_on=b
                     options.setdefault(key, []).append(value)
                 else:
-                    options[key] = value
+                    options[key] = _option(key, value)
         else:
             raise ApiError(422, f"unknown form field {key!r}")
     if spec is None:
@@ -84,6 +86,18 @@ async def _job_from(form: FormData) -> dict[str, Any]:
     for field in FILE_FIELDS:
         spec[field] = {**(spec.get(field) or {}), **files[field]}
     return {**options, "kind": "exec", "spec": spec}
+
+
+def _option(key: str, text: str) -> Any:
+    """A form field's value as its job field takes it: a number from its text."""
+    number = NUMBER_FIELDS.get(key)
+    if number is None:
+        return text
+    try:
+        return number(text)
+    except ValueError:  # int("1.5"), int of 5,000 digits, float("soon")
+        noun = "an integer" if number is int else "a number"
+        raise ApiError(422, f"{key}: must be {noun}, got {text[:40]!r}") from None
 
 
 async def _add_file(into: dict[str, bytes], field: str, value: str | UploadFile) -> None:

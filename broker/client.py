@@ -3,6 +3,8 @@
 Both speak ZJP/1 over one DEALER socket with many requests in flight, each
 matched to its reply by request id. A broker that does not answer within
 `timeout` raises BrokerUnreachable (a TimeoutError); the client never hangs.
+Its `sent` says whether the request left at all: a request that could not
+be sent (no broker connected) was certainly not carried out.
 A broker that refuses the client's CURVE key raises AuthError instead, as
 soon as the handshake fails. Jobs are validated here, at the edge, so the
 broker loop only does cheap checks.
@@ -71,6 +73,20 @@ def _checked(reply: p.ClientReply) -> Any:
         body = reply.body if isinstance(reply.body, dict) else {}
         raise BrokerError(str(body.get("code", "error")), str(body.get("message", "")))
     return reply.body
+
+
+def _batch_outcome(results: list[Any]) -> list[Any]:
+    """The replies of a batch's requests, or the error that stands for the batch: a broker
+    that did not answer, `sent` if any request of the batch left; else the first error."""
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if not errors:
+        return results
+    silent = [e for e in errors if isinstance(e, BrokerUnreachable)]
+    if not silent:
+        raise errors[0]
+    unsent = sum(not e.sent for e in silent)
+    raise BrokerUnreachable(silent[0].endpoint, silent[0].timeout_s,
+                            sent=unsent < len(results))
 
 
 def _decoded(frames: list[bytes]) -> p.ClientReply | None:
@@ -219,7 +235,14 @@ class Client(_BaseClient):
             return p.decode_event(step.sub.recv_multipart())
         calls = step.calls if isinstance(step, Batch) else (step,)
         deadline = time.monotonic() + max(map(self._limit, calls), default=0)
-        rids = [self._send(call, deadline) for call in calls]  # all sent, then all read
+        rids: list[bytes] = []
+        try:
+            for call in calls:  # all sent, then all read
+                rids.append(self._send(call, deadline))
+        except BrokerUnreachable as exc:
+            if rids:  # some of the batch left: what became of it is unknown
+                raise BrokerUnreachable(self.endpoint, exc.timeout_s, sent=True) from None
+            raise
         replies = [self._recv(rid, max(deadline, time.monotonic() + self._limit(call)))
                    for rid, call in zip(rids, calls, strict=True)]
         return replies if isinstance(step, Batch) else replies[0]
@@ -236,7 +259,8 @@ class Client(_BaseClient):
                 break
             except zmq.Again:
                 if time.monotonic() >= deadline:
-                    raise BrokerUnreachable(self.endpoint, self._limit(call)) from None
+                    raise BrokerUnreachable(self.endpoint, self._limit(call), sent=False) \
+                        from None
                 self._sock.poll(50, zmq.POLLOUT)
                 self._check_link()
         self._outstanding.sent(rid, call.command, call.body, time.monotonic())
@@ -338,7 +362,8 @@ class AsyncClient(_BaseClient):
             await step.sub.poll()
             return p.decode_event(await step.sub.recv_multipart(zmq.NOBLOCK))
         if isinstance(step, Batch):  # every request is sent before the first reply is read
-            return await asyncio.gather(*map(self._call, step.calls))
+            return _batch_outcome(await asyncio.gather(*map(self._call, step.calls),
+                                                       return_exceptions=True))
         return await self._call(step)
 
     # ------------------------------------------------------------ transport
@@ -357,12 +382,14 @@ class AsyncClient(_BaseClient):
         rid = self._outstanding.next_id()
         future = asyncio.get_running_loop().create_future()
         self._replies[rid] = future
+        sent = False
         try:
             async with asyncio.timeout(limit):
                 await self._send(call, rid)
+                sent = True
                 reply = await future
         except TimeoutError:
-            raise BrokerUnreachable(self.endpoint, limit) from None
+            raise BrokerUnreachable(self.endpoint, limit, sent=sent) from None
         finally:
             self._replies.pop(rid, None)
             self._outstanding.answered(rid)

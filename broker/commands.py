@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import limits as lim
 from . import protocol as p
 from .engine import Engine
 from .errors import BAD_REQUEST, NOT_FOUND, CommandError
@@ -15,6 +16,7 @@ from .jobs import TERMINAL, TERMINAL_IN_ORDER
 from .limits import is_number
 from .schedules import build_schedule
 from .schema import STATES
+from .text import text_problem, texts_problem
 
 MAX_LIST = 1000
 MAX_WAIT_S = 3600.0
@@ -28,10 +30,19 @@ class ServerInfo:
     started_mono: float
 
 
-def _str(body: dict[str, Any], key: str) -> str:
+# The longest text each named field may hold (broker.text's rule holds for all of them).
+TEXT_MAX_LEN = {
+    "id": lim.ID_MAX_LEN, "depends_on": lim.ID_MAX_LEN, "cursor": lim.ID_MAX_LEN,
+    "queue": lim.QUEUE_MAX_LEN, "task": lim.TASK_MAX_LEN, "worker": lim.WORKER_NAME_MAX_LEN,
+}
+
+
+def _text(body: dict[str, Any], key: str, max_len: int | None = None) -> str:
+    """A name, id or key: a string of 1 to `max_len` characters, no NUL, valid Unicode."""
     value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise CommandError(BAD_REQUEST, f"{key} must be a non-empty string")
+    problem = text_problem(value, max_len or TEXT_MAX_LEN[key])
+    if problem is not None:
+        raise CommandError(BAD_REQUEST, f"{key} {problem}")
     return value
 
 
@@ -48,12 +59,19 @@ def _int(body: dict[str, Any], key: str, default: int, low: int = 0, high: int =
     return min(value, high)
 
 
-def _opt_str(body: dict[str, Any], key: str) -> str | None:
-    """An optional string field: absent or nil is None; anything else but a string refused."""
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise CommandError(BAD_REQUEST, f"{key} must be a string")
-    return value
+def _opt_text(body: dict[str, Any], key: str) -> str | None:
+    """An optional name, id or key: absent or nil is None; otherwise as `_text`."""
+    return None if body.get(key) is None else _text(body, key)
+
+
+def _cursor(engine: Engine, body: dict[str, Any]) -> str | None:
+    """A page's `cursor`: the id of a job the broker holds (the last of the previous page).
+    Anything else is refused, rather than read as "from the first page"."""
+    cursor = _opt_text(body, "cursor")
+    if cursor is not None and cursor not in engine.active and not engine.store.exists(cursor):
+        raise CommandError(BAD_REQUEST, f"cursor {cursor[:40]!r} is no job's id: pass the "
+                           "next_cursor of the previous page, or none for the first page")
+    return cursor
 
 
 def _next_cursor(rows: list[dict[str, Any]], limit: int) -> str | None:
@@ -100,15 +118,15 @@ def _submit_wait(body: Any) -> float | None:
 
 
 def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    return _job_or_404(engine, _str(body, "id"))
+    return _job_or_404(engine, _text(body, "id"))
 
 
 def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     """Newest first. `status` is one status or a list of them (any of which matches);
     `depends_on` keeps the jobs that depend on that job id."""
-    filters = {key: _opt_str(body, key) for key in ("queue", "task", "worker", "depends_on")}
+    filters = {key: _opt_text(body, key) for key in ("queue", "task", "worker", "depends_on")}
     statuses = _statuses(body.get("status"))
-    cursor = _opt_str(body, "cursor")
+    cursor = _cursor(engine, body)
     limit = _int(body, "limit", 100, 1, MAX_LIST)
     stored = statuses - {"running"} if statuses else None
     rows = [] if stored == set() else engine.store.list(
@@ -122,11 +140,14 @@ def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     return {"jobs": jobs, "next_cursor": next_cursor}
 
 
+MAX_STATUSES = 64  # a status may come more than once (a set, as a client builds it)
+
+
 def _statuses(value: Any) -> set[str] | None:
     if value is None:
         return None
     values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list) or not values or len(values) > len(STATES) \
+    if not isinstance(values, list) or not values or len(values) > MAX_STATUSES \
             or not all(isinstance(v, str) and v in STATES for v in values):
         raise CommandError(BAD_REQUEST, f"status must be one of {', '.join(STATES)}, "
                                         "or a list of them")
@@ -153,11 +174,11 @@ def _newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cancel(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    return engine.cancel(_str(body, "id"))
+    return engine.cancel(_text(body, "id"))
 
 
 def retry(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    return engine.retry(_str(body, "id"))
+    return engine.retry(_text(body, "id"))
 
 
 def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
@@ -170,8 +191,8 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     if not statuses <= RETRYABLE:
         raise CommandError(BAD_REQUEST, "status must be failed, cancelled, or both")
     limit = _int(body, "limit", MAX_LIST, 1, MAX_LIST)
-    rows = engine.store.list({"status": sorted(statuses), "queue": _opt_str(body, "queue")},
-                             _opt_str(body, "cursor"), limit + 1)
+    rows = engine.store.list({"status": sorted(statuses), "queue": _opt_text(body, "queue")},
+                             _cursor(engine, body), limit + 1)
     ids = []
     for row in rows[:limit]:
         try:
@@ -185,7 +206,7 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     since = _int(body, "since", 0)
     limit = _int(body, "limit", 10_000, 1, 100_000)
-    job = _job_or_404(engine, _str(body, "id"))
+    job = _job_or_404(engine, _text(body, "id"))
     lines = engine.store.logs(job["id"], since, limit)
     return {
         "lines": lines, "status": job["status"], "done": job["status"] in TERMINAL,
@@ -219,19 +240,19 @@ def ping(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 
 def workers(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    name = body.get("name")
-    found = engine.worker_views(name if isinstance(name, str) else None)
+    name = None if body.get("name") is None else _text(body, "name", lim.WORKER_NAME_MAX_LEN)
+    found = engine.worker_views(name)
     if name is not None and not found:
         raise CommandError(NOT_FOUND, f"no live worker {name}")
     return {"workers": found}
 
 
 def artifact(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    job = _job_or_404(engine, _str(body, "id"))
-    name = body.get("name")
-    if name is None:
+    job = _job_or_404(engine, _text(body, "id"))
+    if body.get("name") is None:
         return {"artifacts": engine.store.artifacts(job["id"])}
-    found = engine.store.artifact(job["id"], _str(body, "name"))
+    name = _text(body, "name", lim.ARTIFACT_NAME_MAX_LEN)
+    found = engine.store.artifact(job["id"], name)
     if found is None:
         raise CommandError(NOT_FOUND, f"job {job['id']} has no artifact {name}")
     return {"name": name, "content_type": found[0], "data": found[1]}
@@ -248,17 +269,17 @@ def schedule(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 def schedules(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     """`{"schedules": [...]}`, or the one schedule `name`."""
-    name = body.get("name")
-    if name is None:
+    if body.get("name") is None:
         return {"schedules": [s.to_wire() for s in engine.schedules.all()]}
-    found = engine.schedules.get(_str(body, "name"))
+    name = _text(body, "name", lim.SCHEDULE_NAME_MAX_LEN)
+    found = engine.schedules.get(name)
     if found is None:
         raise CommandError(NOT_FOUND, f"no schedule {name}")
     return found.to_wire()
 
 
 def unschedule(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    name = _str(body, "name")
+    name = _text(body, "name", lim.SCHEDULE_NAME_MAX_LEN)
     if not engine.schedules.remove(name):
         raise CommandError(NOT_FOUND, f"no schedule {name}")
     return {"removed": name}
@@ -272,14 +293,16 @@ def configure_queue(engine: Engine, body: dict[str, Any], info: ServerInfo) -> A
     if rate is not None and (not is_number(rate) or not math.isfinite(rate) or rate < 0):
         raise CommandError(BAD_REQUEST, f"rate_limit must be a finite number of jobs per "
                            f"second, at least 0 (0 removes the limit), got {rate!r}")
-    return engine.configure_queue(_str(body, "name"), paused=paused, rate_limit=rate)
+    return engine.configure_queue(_text(body, "name", lim.QUEUE_MAX_LEN), paused=paused,
+                                  rate_limit=rate)
 
 
 def purge(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
-    return {"cancelled": engine.purge(_str(body, "name"))}
+    return {"cancelled": engine.purge(_text(body, "name", lim.QUEUE_MAX_LEN))}
 
 
 Handler = Callable[[Engine, dict[str, Any], ServerInfo], Any]
+STORED_SETTINGS = {p.QUEUE: "queue", p.SCHEDULE: "schedule"}  # answered after their commit
 
 HANDLERS: dict[bytes, Handler] = {
     p.SUBMIT: submit, p.GET: get, p.LIST: list_jobs, p.CANCEL: cancel, p.RETRY: retry,
@@ -305,6 +328,10 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
             engine.hold_submit_reply(identity, request.request_id, result, result["ids"], wait_s,
                                      request.body.get("fields") == "outcome")
             return
+        if request.command in STORED_SETTINGS:  # likewise, once its row is
+            key = (STORED_SETTINGS[request.command], result["name"])
+            engine.hold_reply(identity, request.request_id, result, key)
+            return
     except CommandError as exc:
         engine.outbox.reply(identity, p.encode_error(request.request_id, exc.code, exc.message))
         return
@@ -325,9 +352,12 @@ def _events(engine: Engine, body: dict[str, Any]) -> bytes:
 def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     body = request.body
     single = "ids" not in body
-    ids = [_str(body, "id")] if single else body["ids"]
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+    ids = [_text(body, "id")] if single else body["ids"]
+    if not isinstance(ids, list) or not ids:
         raise CommandError(BAD_REQUEST, "ids must be a non-empty list of job ids")
+    problem = texts_problem(ids, lim.ID_MAX_LEN)
+    if problem is not None:
+        raise CommandError(BAD_REQUEST, f"ids: each job id {problem}")
     timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
     each = body.get("each") is True and not single
     finished = engine.ended_jobs(ids)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from . import limits as lim
 from . import protocol as p
 from .artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
 from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError, Fenced
@@ -26,6 +27,7 @@ from .rates import RateCounter
 from .schedules import ScheduleBook
 from .store import Store
 from .submit import build_job
+from .text import storable, text_problem
 from .throttle import Throttle
 from .waits import WaitBook, WaitGroup
 from .workers import MAX_PREFETCH, Worker, WorkerRegistry, group_view, requirement
@@ -473,6 +475,12 @@ class Engine:
         round trip for a job and its result."""
         self._submits.append(_HeldSubmit(identity, request_id, body, ids, wait_s, outcome))
 
+    def hold_reply(self, identity: bytes, request_id: bytes, body: Any, key: tuple[str, str]
+                   ) -> None:
+        """Answer a command that changes a stored setting after the commit, as a SUBMIT is:
+        ERR if the store refused the row of `key` (`("queue" | "schedule", name)`)."""
+        self._submits.append(_HeldSubmit(identity, request_id, body, [key]))
+
     # ------------------------------------------------------------ dispatch
 
     def dispatch(self) -> None:
@@ -624,7 +632,7 @@ class Engine:
             reported = p.ready_running(ready)
             worker = Worker(identity, ready, mono, self.clock.wall(),
                             self.config.heartbeat_interval_s, self.config.heartbeat_liveness)
-        except (p.ProtocolError, ValueError, KeyError) as exc:
+        except (p.ProtocolError, ValueError, TypeError, KeyError) as exc:
             self.stats["malformed"] += 1
             log.debug("worker.ready_refused", reason=str(exc))
             return
@@ -747,11 +755,12 @@ class Engine:
         job.log_lines += 1
         stream = "stderr" if body["stream"] == "stderr" else "stdout"
         ts = self.clock.wall()
-        self._logs.append((job.id, job.log_lines, stream, body["data"], ts))
+        data = storable(body["data"])
+        self._logs.append((job.id, job.log_lines, stream, data, ts))
         self._touch(job)
         self.events.emit("log", {
-            "job_id": job.id, "queue": job.queue, "worker": worker.name,
-            "stream": stream, "line": job.log_lines, "data": body["data"],
+            "job_id": job.id, "queue": job.queue, "worker": worker.group,
+            "stream": stream, "line": job.log_lines, "data": data,
         })
 
     def _on_progress(self, worker: Worker, body: dict[str, Any]) -> None:
@@ -803,14 +812,17 @@ class Engine:
         Returns why not, when a chunked one did not arrive whole; nothing is kept then.
         """
         items = [item for item in artifacts if isinstance(item, dict)
-                 and isinstance(item.get("name"), str)] if isinstance(artifacts, list) else []
+                 and text_problem(item.get("name"), lim.ARTIFACT_NAME_MAX_LEN) is None
+                 ] if isinstance(artifacts, list) else []
         chunked = [item for item in items if not isinstance(item.get("data"), bytes)]
         rows, problem = self.transfers.complete(job.id, job.attempts, chunked)
         if problem is not None:
             return problem
         for item in items:
             if isinstance(item.get("data"), bytes):
-                content_type = item.get("content_type") or DEFAULT_CONTENT_TYPE
+                content_type = item.get("content_type")
+                if text_problem(content_type, lim.TASK_MAX_LEN) is not None:
+                    content_type = DEFAULT_CONTENT_TYPE
                 data = item["data"]
                 rows.append((job.id, item["name"], str(content_type), len(data), data,
                              job.attempts))
@@ -820,7 +832,9 @@ class Engine:
     def _on_artifact(self, worker: Worker, body: dict[str, Any]) -> None:
         """One chunk of an artifact, stored with this turn's commit; the RESULT follows."""
         job = self._current(worker, body)
-        row = None if job is None else self.transfers.chunk(job.id, body)
+        named = text_problem(body["name"], lim.ARTIFACT_NAME_MAX_LEN) is None \
+            and text_problem(body.get("content_type") or "-", lim.TASK_MAX_LEN) is None
+        row = None if job is None or not named else self.transfers.chunk(job.id, body)
         if row is None:
             self.stats["dropped_artifact_chunks"] += 1
             return
@@ -1162,15 +1176,18 @@ class Engine:
         self._pending_keys.clear()
 
     def _commit_without_refused(self) -> dict[str, tuple[str, str]]:
-        """Take back the jobs the store refuses (every new one if it refuses none: then the
-        store itself failed) and commit the rest. Returns job id -> (code, message)."""
+        """Take back the jobs, queue settings and schedules the store refuses (every new job
+        if it refuses none: then the store itself failed) and commit the rest. Returns job id
+        (or setting key, see `hold_reply`) -> (code, message)."""
+        settings = self._refuse_settings()
         try:
             bad = self.store.refused_inserts(self._inserts)
         except Exception:
             bad = []
-        if bad:
+        if bad or settings:
             refused = {job.id: (BAD_REQUEST, f"job {job.id} could not be stored: {why}")
                        for job, why in bad}
+            refused.update(settings)
         else:
             refused = {job.id: _UNWRITABLE for job in self._inserts}
         self._evict_batches(refused)
@@ -1182,6 +1199,23 @@ class Engine:
             self._evict_batches(refused)
             self._pending_keys.clear()
         return refused
+
+    def _refuse_settings(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """Drop the turn's queue settings and schedule rows the store refuses (a value past
+        the checks, as a bug could let through), so they cannot fail every later commit."""
+        try:
+            bad = self.store.refused_settings(list(self._queue_rows.values()),
+                                              self.schedules.changes()[0])
+        except Exception:
+            return {}
+        for (kind, name), why in bad.items():
+            if kind == "queue":
+                self._queue_rows.pop(name, None)
+            else:
+                self.schedules.refuse(name)
+            log.error(f"{kind}.refused", name=name, reason=why)
+        return {(kind, name): (BAD_REQUEST, f"{kind} {name!r} could not be stored: {why}")
+                for (kind, name), why in bad.items()}
 
     def _evict_batches(self, refused: dict[str, tuple[str, str]]) -> None:
         """Evict this turn's jobs in `refused` and, a batch being all or nothing, every job

@@ -4,7 +4,8 @@ ZJobsError
 ├── CommandError        a client command the broker refuses (has `code`)
 ├── BrokerError         the client's view of an ERR reply (has `code`)
 │   └── AuthError       the broker refused this client's CURVE key (code `auth_refused`)
-├── BrokerUnreachable   the broker did not answer in time (also a TimeoutError)
+├── BrokerUnreachable   the broker did not answer in time (also a TimeoutError); `sent`
+│                       says whether the request left: if not, nothing of it was kept
 ├── JobFailed           `Client.result` of a job that failed (has `job`)
 ├── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
 ├── FunctionError       an item of `Client.map` raised (has `index`, `remote_traceback`)
@@ -27,6 +28,7 @@ CONFLICT = "conflict"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
 AUTH_REFUSED = "auth_refused"
+TIMEOUT = "timeout"  # never sent by the broker: a request was sent and not answered in time
 
 
 class ZJobsError(Exception):
@@ -52,12 +54,25 @@ class BrokerError(ZJobsError):
 
 
 class BrokerUnreachable(ZJobsError, TimeoutError):
-    """No answer from the broker at `endpoint` within `timeout_s` seconds."""
+    """No answer from the broker at `endpoint` within `timeout_s` seconds.
 
-    def __init__(self, endpoint: str, timeout_s: float) -> None:
-        super().__init__(f"broker not reachable at {endpoint} within {timeout_s:g} s")
+    `sent` is False when the request never left (no broker was connected): the broker
+    certainly kept nothing of it, and it may simply be sent again. When it is True the
+    request was sent and not answered: it may have been carried out (a job created, a
+    queue purged), so only an idempotent request (a submit with an `idempotency_key`, a
+    read) is safe to send again.
+    """
+
+    def __init__(self, endpoint: str, timeout_s: float, *, sent: bool = True) -> None:
+        if sent:
+            message = (f"broker at {endpoint} did not answer within {timeout_s:g} s; the "
+                       "request was sent, so it may have been carried out")
+        else:
+            message = f"broker not reachable at {endpoint} within {timeout_s:g} s"
+        super().__init__(message)
         self.endpoint = endpoint
         self.timeout_s = timeout_s
+        self.sent = sent
 
 
 class AuthError(BrokerError):

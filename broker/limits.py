@@ -15,7 +15,12 @@ Why these numbers:
   timeout must be above zero.
 - `run_at` is finite epoch seconds from 1970 to the end of year 9999, the
   range an ISO-8601 string (and Python's datetime) can show.
-- strings are capped so that one job cannot make an index or an event huge.
+- strings are capped so that one job cannot make an index or an event huge;
+  every name, id and key also follows `broker.text`'s rule (no NUL, valid
+  Unicode), so that both stores can hold it.
+- a schedule fires at most once a second (`every_s` from 1 s: below that it
+  is a busy loop, not a schedule) and at least once a year, so its next slot
+  is a time the store and REST can show; longer periods are cron's.
 - job data (`args`, `kwargs`, an exec `spec`) nests at most `MAX_NESTING`
   levels, and its integers fit msgpack's 64 bits.
 - a sequence number or log line number (`Last-Event-ID`, `since`) fits
@@ -39,6 +44,12 @@ DEPENDS_ON_MAX = 1000  # dependencies of one job
 QUEUE_MAX_LEN = 200
 TASK_MAX_LEN = 500
 IDEMPOTENCY_KEY_MAX_LEN = 500
+SCHEDULE_NAME_MAX_LEN = 200
+CRON_MAX_LEN = 200
+WORKER_NAME_MAX_LEN = 300  # a host name (up to 253) and a pid
+ARTIFACT_NAME_MAX_LEN = 4096  # a path inside the job directory (PATH_MAX)
+EVERY_MIN_S = 1.0
+EVERY_MAX_S = 366 * 86400.0
 MAX_NESTING = 64
 INT_MIN = -(2**63)  # msgpack's integer range
 INT_MAX = 2**64 - 1

@@ -23,7 +23,8 @@ from pydantic import (
 )
 
 from . import limits as lim
-from .schema import BY_NAME, SUBMITTED, JobField
+from .schema import BY_NAME, SUBMITTED, TEXT, JobField
+from .text import text_problem
 from .times import parse_time
 
 
@@ -65,6 +66,25 @@ class _JobSpecChecks(BaseModel):
     def _data(cls, value: Any, info: ValidationInfo) -> Any:
         """Before pydantic walks it: too deep a structure would exhaust its stack."""
         lim.check_data(value, info.field_name or "data")
+        return value
+
+    @field_validator(*(f.name for f in TEXT), mode="after", check_fields=False)
+    @classmethod
+    def _text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Names, ids and keys: the broker's one rule for text (no NUL, valid Unicode)."""
+        problem = None if value is None else \
+            text_problem(value, BY_NAME[str(info.field_name)].max_len or 0)
+        if problem is not None:
+            raise ValueError(problem)  # shown after the field's name
+        return value
+
+    @field_validator("depends_on", mode="after", check_fields=False)
+    @classmethod
+    def _job_ids(cls, value: Any) -> Any:
+        for job_id in value or ():
+            problem = text_problem(job_id, lim.ID_MAX_LEN)
+            if problem is not None:
+                raise ValueError(f"each job id {problem}")
         return value
 
     @field_validator("run_at", mode="before", check_fields=False)

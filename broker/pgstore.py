@@ -136,6 +136,8 @@ class PostgresStore(Store):
     """
 
     DB_ERRORS = (psycopg.Error,)
+    ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
+                  OverflowError, ValueError, TypeError)
 
     def __init__(self, url: str, *, generation: int | None = None, name: str = "zjobs-broker",
                  lease_ttl_s: float = LEASE_TTL_S,

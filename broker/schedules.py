@@ -25,15 +25,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
+from . import limits as lim
 from . import protocol as p
 from .events import EventLog
 from .submit import build_job
+from .text import check_text
 
 log = structlog.get_logger(__name__)
 
-NAME_MAX_LEN = 200
+NAME_MAX_LEN = lim.SCHEDULE_NAME_MAX_LEN
 JOB_KEYS = ("task", "args", "kwargs", "queue", "priority", "timeout_s", "max_retries")
 # the row of the store's `schedules` table, in its column order
 COLUMNS = (*JOB_KEYS, "cron", "every_s", "next_run_at", "last_run_at", "created_at")
@@ -86,15 +88,14 @@ def idempotency_key(name: str, slot: float) -> str:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not 0 < len(name) <= NAME_MAX_LEN:
-        raise ValueError(f"name must be a string of 1 to {NAME_MAX_LEN} characters")
-    return name
+    return check_text(name, "name", NAME_MAX_LEN)
 
 
 def check_cron(expr: Any) -> str:
     """A standard 5-field cron expression; ValueError with the parser's message otherwise."""
     if not isinstance(expr, str):
         raise ValueError("cron must be a string")
+    check_text(expr, "cron", lim.CRON_MAX_LEN)
     if len(expr.split()) != 5:
         raise ValueError(f"cron must have 5 fields (minute hour day month weekday), "
                          f"got {expr!r}")
@@ -106,11 +107,26 @@ def check_cron(expr: Any) -> str:
 
 
 def check_every(every_s: Any) -> float:
+    """Seconds between firings: finite, from `EVERY_MIN_S` (1 s) to `EVERY_MAX_S` (a year)."""
     if isinstance(every_s, bool) or not isinstance(every_s, int | float):
         raise ValueError("every_s must be a number of seconds")
-    if not math.isfinite(every_s) or every_s <= 0:
-        raise ValueError(f"every_s must be a number of seconds above 0, got {every_s}")
-    return float(every_s)
+    try:
+        seconds = float(every_s)
+    except OverflowError:  # an int past a float's range
+        seconds = math.inf
+    if not lim.EVERY_MIN_S <= seconds <= lim.EVERY_MAX_S:  # False for NaN too
+        raise ValueError(f"every_s must be a number of seconds from {lim.EVERY_MIN_S:g} to "
+                         f"{lim.EVERY_MAX_S:.0f} (a year; longer: use cron), got {seconds:.6g}")
+    return seconds
+
+
+def check_fires(schedule: Schedule, now: float) -> None:
+    """ValueError if the schedule never fires: a cron date that does not exist (`0 0 31 2 *`,
+    the 31st of February) would be stored, then fail every computation of its next slot."""
+    try:
+        schedule.slot_after(now)
+    except CroniterBadDateError:
+        raise ValueError(f"cron {schedule.cron!r} never fires: no date matches it") from None
 
 
 def build_schedule(name: Any, body: dict[str, Any], now: float) -> Schedule:
@@ -131,7 +147,9 @@ def build_schedule(name: Any, body: dict[str, Any], now: float) -> Schedule:
     job.update(args=list(job["args"] or []), kwargs=dict(job["kwargs"] or {}),
                queue=built.queue, priority=built.priority, timeout_s=built.timeout_s,
                max_retries=built.max_retries)
-    return Schedule(name, job, cron, every_s, now)
+    schedule = Schedule(name, job, cron, every_s, now)
+    check_fires(schedule, now)
+    return schedule
 
 
 def from_row(row: tuple) -> Schedule:
@@ -191,6 +209,12 @@ class ScheduleBook:
     def all(self) -> list[Schedule]:
         return sorted(self._by_name.values(), key=lambda s: s.name)
 
+    def refuse(self, name: str) -> None:
+        """The store will not take this schedule's row: forget the change and the schedule
+        (a stored version comes back at the next start)."""
+        self._upserts.pop(name, None)
+        self._by_name.pop(name, None)
+
     def remove(self, name: str) -> bool:
         """Forget it (its heap entry goes stale); False if there is none."""
         if self._by_name.pop(name, None) is None:
@@ -221,7 +245,23 @@ class ScheduleBook:
             if due is None or due > now:
                 return fired
             _, name, _ = heapq.heappop(self._heap)
-            fired += self._fire(self._by_name[name], now)
+            fired += self._fire_or_skip(self._by_name[name], now)
+
+    def _fire_or_skip(self, schedule: Schedule, now: float) -> int:
+        """`_fire`; a schedule that cannot fire (a store error, or a row written before a rule
+        that refuses it now) loses this slot, never the broker loop."""
+        try:
+            return self._fire(schedule, now)
+        except Exception as exc:  # noqa: BLE001 - logged; the loop must go on
+            log.error("schedule.fire_failed", schedule=schedule.name, error=repr(exc))
+        try:
+            schedule.next_run_at = schedule.slot_after(now)
+        except Exception as exc:  # noqa: BLE001 - it has no next slot: it stays unfired
+            log.error("schedule.stopped", schedule=schedule.name, error=repr(exc))
+            return 0
+        self._push(schedule)
+        self._changed(schedule)
+        return 0
 
     def _fire(self, schedule: Schedule, now: float) -> int:
         slot = schedule.latest_slot(now)

@@ -32,6 +32,7 @@ from annotated_types import Len
 
 from . import limits as lim
 from .protocol import pack
+from .text import check_text, text_problem
 from .times import parse_time
 
 
@@ -70,7 +71,8 @@ class JobField:
     low: float | None = None       # numbers: the lowest value allowed ...
     high: float | None = None      # ... and the highest
     low_open: bool = False         # the lowest value itself is refused (a timeout above 0)
-    max_len: int | None = None     # strings: 1 to max_len characters
+    max_len: int | None = None     # names, ids, keys: 1 to max_len characters, no NUL
+                                   # (broker.text's rule)
     parse: Callable[[Any], Any] | None = None  # a parser that does the whole check (run_at)
     # derived from the above once, in __post_init__: `check` runs for every submitted job
     base: Any = field(init=False, repr=False, compare=False)     # str for a Literal, list...
@@ -113,8 +115,9 @@ class JobField:
     def _in_bounds(self, value: Any) -> Any:
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {list(self.choices)}")
-        if self.max_len is not None and not 0 < len(value) <= self.max_len:
-            raise ValueError(f"{self.name} must be 1 to {self.max_len} characters")
+        if self.max_len is not None and not (  # the common case inline: the hot path
+                0 < len(value) <= self.max_len and value.isascii() and "\x00" not in value):
+            check_text(value, self.name, self.max_len)  # raises, unless valid non-ASCII
         if self.low is None or self.high is None:
             return value
         if self.base is int:
@@ -125,12 +128,14 @@ class JobField:
         return value
 
     def constraints(self) -> dict[str, Any]:
-        """The same bounds as keyword arguments of `pydantic.Field`."""
+        """The same bounds as keyword arguments of `pydantic.Field`. Numbers are strict, as
+        `check` is: `true` is not 1 and `"5"` not 5 (an int is a fine float)."""
         if self.max_len is not None:
             return {"min_length": 1, "max_length": self.max_len}
+        strict = {"strict": True} if self.base in (int, float) else {}
         if self.low is None or self.high is None:
-            return {}
-        return {"gt" if self.low_open else "ge": self.low, "le": self.high}
+            return strict
+        return {"gt" if self.low_open else "ge": self.low, "le": self.high, **strict}
 
 
 def _not_none(annotation: Any) -> Any:
@@ -150,8 +155,9 @@ def parse_depends_on(value: Any) -> bytes | None:
     if len(value) > lim.DEPENDS_ON_MAX:
         raise ValueError(f"depends_on must name at most {lim.DEPENDS_ON_MAX} jobs")
     for job_id in value:
-        if not isinstance(job_id, str) or not 0 < len(job_id) <= lim.ID_MAX_LEN:
-            raise ValueError(f"depends_on must hold job ids of 1 to {lim.ID_MAX_LEN} characters")
+        problem = text_problem(job_id, lim.ID_MAX_LEN)
+        if problem is not None:
+            raise ValueError(f"depends_on: each job id {problem}")
     return pack(list(dict.fromkeys(value))) if value else None
 
 
@@ -233,6 +239,7 @@ MUTABLE = tuple(f for f in STORED if f.mutable)
 SUBMITTED = tuple(f for f in FIELDS if f.set_by == SUBMITTER)
 CHECKED = tuple(f for f in SUBMITTED if not f.in_payload)  # checked one by one in build_job
 SUBMIT_OPTIONS = tuple(f for f in FIELDS if f.option)
+TEXT = tuple(f for f in SUBMITTED if f.max_len is not None)  # names, ids, keys: broker.text
 WIRE = tuple(f for f in FIELDS if f.wire)
 WIRE_COLUMNS = tuple(f.name for f in WIRE if f.sql is not None and not f.packed)
 WIRE_PACKED = tuple(f.name for f in WIRE if f.packed)

@@ -133,8 +133,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("access_log", False, "log every HTTP request", (API,), is_flag=True),
     Setting("sse_ping", 15.0, "seconds between keep-alive comments on idle SSE streams",
             (API,), SECONDS, env="ZJOBS_API_SSE_PING", field="sse_ping_s"),
-    Setting("api_broker_timeout", 5.0, "seconds before a silent broker makes a request 503",
-            (API,), SECONDS, field="broker_timeout_s"),
+    Setting("api_broker_timeout", 5.0, "seconds before a silent broker makes a request 503 "
+            "(not sent: nothing done) or 504 (sent: it may have been done)", (API,), SECONDS,
+            field="broker_timeout_s"),
+    Setting("api_body_timeout", 30.0, "seconds a request body may stall before the request "
+            "is answered 408 and its connection closed", (API,), SECONDS,
+            field="body_timeout_s"),
     Setting("api_workers", 1, "API processes sharing the HTTP port, each with its own event "
             "hub (more SSE clients; one core each)", (API,), click.IntRange(min=1, max=64)),
     Setting("api_token", None, "bearer token every route but /health requires", (API,),

@@ -31,6 +31,9 @@ _INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * le
 _MUTABLE = tuple(f.stored_as for f in MUTABLE)
 _UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
 _insert_row = operator.attrgetter(*_ATTRS)
+_QUEUE_UPSERT = ("INSERT INTO queues (name, paused, rate_limit) VALUES (?, ?, ?) "
+                 "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+                 "rate_limit = excluded.rate_limit")
 _update_row = operator.attrgetter(*(f.name for f in MUTABLE), "id")
 
 
@@ -73,6 +76,11 @@ class Store:
     """
 
     DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+    # What a row's own values cause (a taken key, a value the column cannot hold), as opposed
+    # to a store that cannot write at all (a full disk, a lost connection): see `_probe`.
+    ROW_ERRORS: tuple[type[Exception], ...] = (
+        sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
+        sqlite3.ProgrammingError, OverflowError, ValueError, TypeError)
 
     def __init__(self, data_dir: str | Path, *, sync: str = "NORMAL") -> None:
         path = Path(data_dir)
@@ -142,12 +150,7 @@ class Store:
             if schedules:
                 _write_schedules(db, *schedules)
             if queues:
-                db.executemany(
-                    "INSERT INTO queues (name, paused, rate_limit) VALUES (?, ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
-                    "rate_limit = excluded.rate_limit",
-                    queues,
-                )
+                db.executemany(_QUEUE_UPSERT, queues)
             if meta:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -172,16 +175,31 @@ class Store:
 
         Each row is tried in a transaction that is rolled back: nothing is written.
         """
-        refused: list[tuple[Job, str]] = []
+        return self._probe(_INSERT, [(job, _insert_row(job)) for job in inserts])
+
+    def refused_settings(self, queues: list[tuple], schedules: list[tuple]
+                         ) -> dict[tuple[str, str], str]:
+        """The queue settings and schedule rows (as `commit` takes them) the store refuses,
+        by `("queue" | "schedule", name)`, each with the reason. Nothing is written."""
+        keyed = [(("queue", row[0]), row) for row in queues]
+        found = self._probe(_QUEUE_UPSERT, keyed)
+        found += self._probe(_SCHEDULE_UPSERT, [(("schedule", row[0]), row) for row in schedules])
+        return dict(found)
+
+    def _probe(self, sql: str, keyed_rows: list[tuple[Any, tuple]]) -> list[tuple[Any, str]]:
+        """The keys of the rows `sql` fails on, with the reason, each row tried alone in a
+        transaction rolled back at the end. An error that is not the row's (`ROW_ERRORS`)
+        is raised: a store that cannot write refuses no row in particular."""
+        refused: list[tuple[Any, str]] = []
         db = self.db
         db.execute("BEGIN")
         try:
-            for job in inserts:
+            for key, row in keyed_rows:
                 db.execute("SAVEPOINT probe")
                 try:
-                    db.execute(_INSERT, _insert_row(job))
-                except (*self.DB_ERRORS, OverflowError, ValueError, TypeError) as exc:
-                    refused.append((job, str(exc)))
+                    db.execute(sql, row)
+                except self.ROW_ERRORS as exc:
+                    refused.append((key, (str(exc).strip().splitlines() or [repr(exc)])[0]))
                 db.execute("ROLLBACK TO probe")
                 db.execute("RELEASE probe")
         finally:

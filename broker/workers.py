@@ -13,6 +13,8 @@ from collections.abc import Collection, Iterator
 from typing import Any
 
 from .limits import TASK_MAX_LEN as MAX_NAME
+from .limits import WORKER_NAME_MAX_LEN
+from .text import check_text, texts_problem
 
 # What a job needs from a worker, as one string per job: its task name for kind `task`,
 # or one of these for the kinds a worker runs only when started with the matching flag.
@@ -40,9 +42,18 @@ def _names(value: Any, field: str) -> list[str]:
         return []
     if not isinstance(value, list) or len(value) > MAX_LIST:
         raise ValueError(f"READY: {field} must be a list of at most {MAX_LIST} strings")
-    if not all(isinstance(v, str) and 0 < len(v) <= MAX_NAME for v in value):
-        raise ValueError(f"READY: every {field} entry must be a string of 1 to {MAX_NAME} chars")
+    problem = texts_problem(value, MAX_NAME)
+    if problem is not None:
+        raise ValueError(f"READY: every {field} entry {problem}")
     return list(value)
+
+
+def _text(ready: dict[str, Any], field: str, default: str = "") -> str:
+    """A READY's name-like field, held to the text rule (broker.text): it is stored and shown."""
+    value = ready.get(field)
+    if value is None or value == "":
+        return default
+    return check_text(value, f"READY: {field}", WORKER_NAME_MAX_LEN)
 
 
 def _count(ready: dict[str, Any], field: str, default: int, high: int) -> int:
@@ -83,12 +94,11 @@ class Worker:
 
     def __init__(self, identity: bytes, ready: dict[str, Any], mono: float, wall: float,
                  interval_s: float, liveness: int) -> None:
-        """Raises ValueError when the READY claims something out of shape."""
+        """Raises ValueError (TypeError) when the READY claims something out of shape."""
         self.identity = identity
-        self.name = str(ready["name"])[:MAX_NAME]
-        group = ready.get("group")
-        self.group = group[:MAX_NAME] if isinstance(group, str) and group else self.name
-        self.host = str(ready.get("host", ""))[:MAX_NAME]
+        self.name = check_text(ready["name"], "READY: name", WORKER_NAME_MAX_LEN)
+        self.group = _text(ready, "group", self.name)
+        self.host = _text(ready, "host")
         pid = ready.get("pid")
         self.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
         self.queues = tuple(_names(ready["queues"], "queues")) or ("default",)
@@ -100,7 +110,7 @@ class Worker:
         self.compact = ready.get("compact") is True
         self.slots = _count(ready, "slots", self.capacity, MAX_CAPACITY)
         self.tasks = _names(ready.get("tasks"), "tasks")
-        self.version = str(ready.get("version", ""))[:MAX_NAME]
+        self.version = _text(ready, "version")
         self.flags = _names(ready.get("flags"), "flags")
         caps = ready.get("caps") or []
         if not isinstance(caps, list) or len(caps) > MAX_LIST:

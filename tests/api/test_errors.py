@@ -22,9 +22,33 @@ def _error(response: httpx.Response, status: int, code: str) -> str:
     return body["error"]["message"]
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def test_malformed_json_is_400(http: httpx.Client) -> None:
-    _error(http.post("/jobs", content=b'{"task": "add",'), 400, "bad_request")
+    _error(http.post("/jobs", content=b'{"task": "add",', headers=JSON), 400, "bad_request")
     _error(http.post("/jobs", content=b""), 422, "invalid")  # no body: not a job
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          None, "application/jsonx"])
+def test_a_body_not_sent_as_json_is_415_and_not_read(http: httpx.Client,
+                                                     content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    for method, path, body in (("POST", "/jobs", b'{"task": "noop"}'),
+                               ("PUT", "/schedules/plain", b'{"task": "noop", "every_s": 60}'),
+                               ("PATCH", "/queues/plain", b'{"paused": true}'),
+                               ("POST", "/jobs/retry", b'{"queue": "plain"}')):
+        response = http.request(method, path, content=body, headers=headers)
+        assert "Content-Type: application/json" in _error(response, 415,
+                                                          "unsupported_media_type")
+    assert http.get("/queues").json()["queues"].get("plain") is None
+    assert http.get("/schedules/plain").status_code == 404
+    # JSON with a charset or a +json type is JSON
+    assert http.post("/jobs", content=b'{"task": "noop"}', headers={
+        "Content-Type": "application/json; charset=utf-8"}).status_code == 201
+    assert http.post("/jobs", content=b'{"task": "noop"}', headers={
+        "Content-Type": "application/vnd.zjobs+json"}).status_code == 201
 
 
 def test_invalid_fields_are_422_naming_the_field(http: httpx.Client) -> None:
@@ -95,6 +119,8 @@ def test_broker_down_is_503(bare_cluster: Cluster) -> None:
         assert health.json()["status"] == "unavailable"
         assert health.json()["error"]["code"] == "unavailable"
         _error(client.get("/jobs/x"), 503, "unavailable")
-        _error(client.post("/jobs", json={"task": "noop"}), 503, "unavailable")
+        # no broker to send to: certainly nothing kept, so `unavailable`, safe to retry
+        assert "not sent" in _error(client.post("/jobs", json={"task": "noop"}), 503,
+                                    "unavailable")
         metrics = client.get("/metrics")
         assert metrics.status_code == 200 and "zjobs_broker_up 0.0" in metrics.text

@@ -47,8 +47,11 @@ def test_bad_schedules_are_422_with_the_reason(http: httpx.Client) -> None:
     cases = [
         ({"task": "noop", "cron": "61 * * * *"}, "bad cron expression"),
         ({"task": "noop", "cron": "* * *"}, "5 fields"),
-        ({"task": "noop", "every_s": 0}, "above 0"),
-        ({"task": "noop", "every_s": -5}, "above 0"),
+        ({"task": "noop", "every_s": 0}, "greater than or equal to 1"),
+        ({"task": "noop", "every_s": -5}, "greater than or equal to 1"),
+        ({"task": "noop", "every_s": 0.001}, "greater than or equal to 1"),
+        ({"task": "noop", "every_s": 1e30}, "less than or equal to 31622400"),
+        ({"task": "noop", "cron": "0 0 31 2 *"}, "never fires"),
         ({"task": "noop"}, "exactly one of cron and every_s"),
         ({"task": "noop", "cron": "* * * * *", "every_s": 5}, "exactly one of cron and every_s"),
         ({"every_s": 5}, "task"),

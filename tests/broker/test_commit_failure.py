@@ -116,3 +116,46 @@ def test_a_refused_job_already_sent_to_its_worker_is_cancelled_there(tmp_path: P
     cancels = engine.outbox.take_workers()[1][b"w"][p.CANCEL_JOB]
     assert sorted(p.unpack(b)["job_id"] for b in cancels) == ["mate", "poison"]
     assert not engine.workers.by_name("w").running
+
+
+class _FullDisk:
+    """A connection whose writes fail as on a full disk, while `full` is set."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.full = False
+
+    def _check(self, sql: str) -> None:
+        if self.full and sql.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def execute(self, sql: str, *args):  # noqa: ANN202 - sqlite3's own
+        self._check(sql)
+        return self.db.execute(sql, *args)
+
+    def executemany(self, sql: str, *args):  # noqa: ANN202
+        self._check(sql)
+        return self.db.executemany(sql, *args)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.db, name)
+
+
+def test_a_store_that_cannot_write_drops_no_setting(tmp_path: Path) -> None:
+    """Only a row the store refuses for its own values is dropped; when every write fails
+    (a full disk), the queue settings and schedules stay buffered for the next commit."""
+    engine = Engine(Store(tmp_path), FakeClock(), EngineConfig())
+    engine.store.db = disk = _FullDisk(engine.store.db)
+    disk.full = True
+    commands.handle(engine, b"c", p.ClientRequest(p.QUEUE, b"q", {"name": "q", "paused": True}),
+                    INFO)
+    commands.handle(engine, b"c", p.ClientRequest(p.SCHEDULE, b"s", {
+        "name": "s", "task": "t", "every_s": 60}), INFO)
+    _submit(engine, b"job", {"task": "t"})
+    engine.flush()
+    replies = _replies(engine)
+    assert (replies[b"job"].ok, replies[b"job"].body["code"]) == (False, "unavailable")
+    disk.full = False
+    engine.flush()
+    assert engine.store.queue_settings() == {"q": (True, None)}
+    assert [s.name for s in engine.store.load_schedules()] == ["s"]

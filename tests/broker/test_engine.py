@@ -659,3 +659,33 @@ def test_a_lost_worker_with_buffered_jobs_is_never_offered_work_again(engine: En
     ready(engine, b"w2", "w2", prefetch=4)
     engine.dispatch()
     assert sorted(j["id"] for j in sent_jobs(engine)[b"w2"]) == sorted(ids)
+
+
+@pytest.mark.parametrize("claim", [{"name": "w\x00"}, {"name": "\udc80"}, {"group": "g\x00"},
+                                   {"queues": ["q\x00"]}, {"tasks": ["t" * 600]},
+                                   {"capacity": "many"}, {"prefetch": True}])
+def test_a_ready_claiming_what_a_store_cannot_hold_is_refused(engine: Engine, claim) -> None:
+    before = engine.stats["malformed"]
+    body = {"name": "w", "queues": ["default"], "capacity": 1, **claim}
+    engine.worker_message(b"w", p.WorkerMessage(p.READY, [body]))
+    assert engine.workers.get(b"w") is None and engine.stats["malformed"] == before + 1
+
+
+def test_a_ready_is_believed_within_bounds(engine: Engine) -> None:
+    ready(engine, b"w", "w", capacity=10**9, prefetch=10**9, heartbeat_interval_s=1e300)
+    worker = engine.workers.get(b"w")
+    assert (worker.capacity, worker.prefetch) == (100_000, 10_000)
+    assert worker.expiry_s == 10 * 1.0 * 3  # at most 10 x the broker's interval, x liveness
+
+
+def test_a_log_line_with_nul_or_a_lone_surrogate_is_stored_readable(engine: Engine) -> None:
+    [job_id] = engine.submit([{"task": "t"}])
+    ready(engine, b"w", "w")
+    engine.dispatch()
+    [job] = sent_jobs(engine)[b"w"]
+    for line in ("a\x00b", "c\udc80d"):
+        engine.worker_message(b"w", p.WorkerMessage(p.LOG, [{
+            "job_id": job_id, "attempt": job["attempt"], "stream": "stdout", "data": line}]))
+    engine.flush()
+    assert [row["data"] for row in engine.store.logs(job_id, 0, 10)] == ["a\ufffdb",
+                                                                           "c\ufffdd"]

@@ -145,15 +145,58 @@ def test_removal_is_durable(tmp_path: Path, clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ({"every_s": 0}, "every_s must be a number of seconds above 0"),
-    ({"every_s": -1}, "above 0"),
+    ({"every_s": 0}, "every_s must be a number of seconds from 1 to 31622400"),
+    ({"every_s": -1}, "from 1 to"),
+    ({"every_s": 1e-300}, "from 1 to"),
+    ({"every_s": 0.001}, "from 1 to"),
+    ({"every_s": 1e30}, "a year; longer: use cron"),
+    ({"every_s": 2**70}, "from 1 to"),
+    ({"every_s": float("nan")}, "from 1 to"),
+    ({"every_s": True}, "every_s must be a number"),
+    ({"cron": "0 0 31 2 *"}, "never fires"),
+    ({"cron": "0 0 30 2 *"}, "never fires"),
+    ({"cron": "* * * *\x00 *"}, "cron must not contain NUL"),
     ({"cron": "61 * * * *"}, "bad cron expression"),
     ({"cron": "* * * *"}, "5 fields"),
     ({}, "exactly one of cron and every_s"),
     ({"cron": "* * * * *", "every_s": 5}, "exactly one of cron and every_s"),
     ({"every_s": 5, "max_retries": -1}, "max_retries"),
     ({"every_s": 5, "task": ""}, "task"),
+    ({"every_s": 5, "task": "ec\x00ho"}, "task must not contain NUL"),
+    ({"every_s": 5, "queue": "q\x00"}, "queue must not contain NUL"),
+    ({"every_s": 5, "queue": "\udc80"}, "queue must be valid Unicode"),
 ])
 def test_bad_schedules_are_refused(body: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_schedule("s", {"task": "echo", **body}, WALL0)
+
+
+@pytest.mark.parametrize("name", ["", "n" * 201, "na\x00me", "\udc80", 7])
+def test_a_schedule_name_follows_the_rule_for_text(engine: Engine, name: object) -> None:
+    with pytest.raises(CommandError) as refused:
+        put(engine, name)  # type: ignore[arg-type]
+    assert refused.value.code == "bad_request" and "name" in refused.value.message
+    assert len(engine.schedules) == 0
+
+
+def test_the_bounds_of_every_s_are_accepted(engine: Engine) -> None:
+    assert put(engine, "fast", every_s=1)["every_s"] == 1.0
+    yearly = put(engine, "slow", every_s=366 * 86400)
+    assert yearly["next_run_at"] <= WALL0 + 366 * 86400
+
+
+def test_a_schedule_that_cannot_fire_costs_its_slot_not_the_loop(
+        engine: Engine, clock: FakeClock) -> None:
+    """A row stored before a rule refused it (here: a job that no longer builds) is logged
+    and skipped at each slot; the other schedules and the loop go on."""
+    put(engine, "bad", every_s=10)
+    put(engine, "good", every_s=10)
+    engine.schedules.get("bad").job["priority"] = 2**40  # as an older broker could store
+    clock.t += 10
+    engine.tick()
+    engine.flush()
+    assert [e["name"] for e in fired(engine)] == ["good"]
+    assert engine.schedules.get("bad").next_run_at == WALL0 + 20
+    clock.t += 10
+    engine.tick()
+    assert [e["name"] for e in fired(engine)] == ["good"]

@@ -15,6 +15,7 @@ import pytest
 
 from broker import protocol as p
 from broker.engine import Engine, EngineConfig
+from broker.jobs import STATES
 from broker.pgstore import Fenced, PostgresStore
 from broker.store import Store
 from tests.broker.test_engine import FakeClock, ready, result, sent_jobs
@@ -215,3 +216,100 @@ def test_queue_settings_survive_a_reopen(open_store: Opener) -> None:
     depths = _engine(store).queue_depths()
     assert (depths["q"]["paused"], depths["q"]["rate_limit"]) == (True, 2.5)
     assert (depths["r"]["paused"], depths["r"]["rate_limit"]) == (False, None)
+
+
+def _answer(engine: Engine, command: bytes, rid: bytes, body: dict) -> None:
+    """A request as the broker's decoder hands it on (a lone surrogate cannot be packed: it
+    reaches the broker only from inside, which must refuse it all the same)."""
+    from broker import commands
+
+    request = p.ClientRequest(command, rid, body)
+    commands.handle(engine, b"client", request, commands.ServerInfo("tcp://x", "0", 0.0))
+
+
+def _replies(engine: Engine) -> dict[bytes, p.ClientReply]:
+    decoded = (p.decode_reply(frames) for _, frames in engine.outbox.take_replies())
+    return {reply.request_id: reply for reply in decoded}
+
+
+def test_a_setting_the_store_refuses_costs_its_request_an_err_and_never_wedges(
+        open_store: Opener) -> None:
+    """A queue setting or a schedule whose row the store refuses (a value past the checks,
+    as a bug could let through: a NUL on PostgreSQL, an integer past 64 bits on either) is
+    answered ERR and dropped; the jobs of the same turn are stored, and the next commit
+    goes through instead of failing on the same row for ever."""
+    engine = _engine(open_store())
+    _answer(engine, p.QUEUE, b"queue", {"name": "poisoned", "paused": True})
+    _answer(engine, p.SCHEDULE, b"schedule", {"name": "poisoned", "task": "t", "every_s": 60})
+    _answer(engine, p.QUEUE, b"fine", {"name": "fine", "rate_limit": 3})
+    _answer(engine, p.SUBMIT, b"job", {"task": "t", "id": "kept"})
+    engine._queue_rows["poisoned"] = ("poisoned", 2**70, None)  # noqa: SLF001 - the bug
+    engine.schedules.get("poisoned").job.update(task="t\x00", priority=2**70)
+    engine.flush()
+    replies = _replies(engine)
+    for rid in (b"queue", b"schedule"):
+        assert (replies[rid].ok, replies[rid].body["code"]) == (False, "bad_request")
+        assert "poisoned" in replies[rid].body["message"]
+    assert replies[b"fine"].ok and replies[b"job"].ok
+    assert engine.store.exists("kept")
+    assert engine.store.queue_settings() == {"fine": (False, 3.0)}
+    assert engine.store.load_schedules() == [] and engine.schedules.get("poisoned") is None
+    _answer(engine, p.SUBMIT, b"next", {"task": "t", "id": "next"})
+    engine.flush()  # the next turn commits: the store is not wedged
+    assert _replies(engine)[b"next"].ok and engine.store.exists("next")
+
+
+NUL, LONE = "q\x00x", "\udc80"
+# Every way a command names something, with a NUL (PostgreSQL's text cannot hold it: before
+# the rule, one of these wedged every commit or killed the broker) and a lone surrogate.
+BAD_TEXT_REQUESTS = [
+    (p.SUBMIT, {"task": "t", "queue": NUL}), (p.SUBMIT, {"task": NUL}),
+    (p.SUBMIT, {"task": "t", "idempotency_key": NUL}), (p.SUBMIT, {"task": "t", "id": NUL}),
+    (p.SUBMIT, {"task": "t", "depends_on": [NUL]}), (p.SUBMIT, {"task": "t", "queue": LONE}),
+    (p.SUBMIT, {"jobs": [{"task": "t"}, {"task": "t", "idempotency_key": NUL}]}),
+    (p.QUEUE, {"name": NUL, "paused": True}), (p.PURGE, {"name": NUL}),
+    (p.SCHEDULE, {"name": NUL, "task": "t", "every_s": 60}),
+    (p.SCHEDULE, {"name": "s", "task": NUL, "every_s": 60}),
+    (p.SCHEDULE, {"name": "s", "task": "t", "queue": NUL, "every_s": 60}),
+    (p.SCHEDULE, {"name": "s", "task": "t", "cron": "0 0 * * *\x00"}),
+    (p.SCHEDULES, {"name": NUL}), (p.UNSCHEDULE, {"name": NUL}),
+    (p.GET, {"id": NUL}), (p.CANCEL, {"id": NUL}), (p.RETRY, {"id": NUL}),
+    (p.LOGS, {"id": NUL}), (p.ARTIFACT, {"id": NUL}), (p.WAIT, {"id": NUL}),
+    (p.WAIT, {"ids": ["a", NUL], "each": True}), (p.WAIT, {"ids": ["a", LONE]}),
+    (p.LIST, {"queue": NUL}), (p.LIST, {"task": NUL}), (p.LIST, {"worker": NUL}),
+    (p.LIST, {"depends_on": NUL}), (p.LIST, {"cursor": NUL}), (p.LIST, {"cursor": "garbage"}),
+    (p.RETRY_MANY, {"queue": NUL}), (p.RETRY_MANY, {"cursor": "garbage"}),
+    (p.WORKERS, {"name": NUL}),
+]
+
+
+def test_text_no_store_can_hold_is_refused_and_the_store_goes_on(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    [parent] = engine.submit([{"task": "t", "id": "parent"}])
+    engine.flush()
+    for index, (command, body) in enumerate(BAD_TEXT_REQUESTS):
+        rid = str(index).encode()
+        _answer(engine, command, rid, body)
+        engine.flush()
+        reply = _replies(engine)[rid]
+        assert (reply.ok, reply.body["code"]) == (False, "bad_request"), (command, body)
+        assert "\n" not in reply.body["message"]
+    assert engine.store.counts() == {("default", "queued"): 1}
+    assert engine.store.queue_settings() == {} and engine.store.load_schedules() == []
+    _answer(engine, p.SUBMIT, b"after", {"task": "t", "depends_on": [parent]})
+    _answer(engine, p.LIST, b"page", {"cursor": parent, "limit": 5})
+    engine.flush()
+    replies = _replies(engine)
+    assert replies[b"after"].ok and engine.store.exists(replies[b"after"].body["id"])
+    assert replies[b"page"].ok and replies[b"page"].body["jobs"] == []
+
+
+def test_a_status_named_twice_is_a_filter_not_an_error(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    engine.submit([{"task": "t", "id": "a"}])
+    engine.flush()
+    _answer(engine, p.LIST, b"twice", {"status": [*STATES, *STATES]})
+    _answer(engine, p.RETRY_MANY, b"retry", {"status": ["failed", "failed", "cancelled"]})
+    replies = _replies(engine)
+    assert [j["id"] for j in replies[b"twice"].body["jobs"]] == ["a"]
+    assert replies[b"retry"].ok
