@@ -360,7 +360,8 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
         raise CommandError(BAD_REQUEST, f"ids: each job id {problem}")
     timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
     each = body.get("each") is True and not single
-    finished = engine.ended_jobs(ids)
+    outcome = body.get("fields") == "outcome"
+    finished = engine.ended_jobs(ids, outcome)
     missing = [i for i in ids if i not in engine.active and i not in finished]
     if missing and not each:
         raise CommandError(NOT_FOUND, f"no job {missing[0]}")
@@ -368,4 +369,4 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
         unknown = set(missing)
         ids = [i for i in ids if i not in unknown]
     engine.wait_for(identity, request.request_id, ids, timeout, single=single, finished=finished,
-                    each=each, missing=missing, outcome=body.get("fields") == "outcome")
+                    each=each, missing=missing, outcome=outcome)

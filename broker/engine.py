@@ -21,7 +21,7 @@ from . import protocol as p
 from .artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
 from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError, Fenced
 from .events import EventLog
-from .jobs import TERMINAL, Job, JobState
+from .jobs import TERMINAL, Job, JobState, outcome_of
 from .queues import ReadyQueues, Timeline
 from .rates import RateCounter
 from .schedules import ScheduleBook
@@ -291,18 +291,20 @@ class Engine:
             return job.to_wire()
         return self.store.get(job_id)
 
-    def lookup_many(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Like `lookup` for many ids, with one store query for those not in memory."""
+    def lookup_many(self, ids: list[str], outcome: bool = False) -> dict[str, dict[str, Any]]:
+        """Like `lookup` for many ids, with one store query for those not in memory; with
+        `outcome`, each job's outcome fields only (`Job.outcome`)."""
         found: dict[str, dict[str, Any]] = {}
         missing = []
         for job_id in ids:
             job = self._live(job_id)
             if job is not None:
-                found[job_id] = job.to_wire()
+                found[job_id] = job.outcome() if outcome else job.to_wire()
             else:
                 missing.append(job_id)
         if missing:
-            found.update(self.store.get_many(missing))
+            rows = self.store.get_many(missing)
+            found.update({i: outcome_of(row) for i, row in rows.items()} if outcome else rows)
         return found
 
     def overlay(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1267,7 +1269,8 @@ class Engine:
                 if refused else None
             if reason is None and held.wait_s is not None:  # an idempotent repeat may have ended
                 self.wait_for(held.identity, held.request_id, held.ids, held.wait_s,
-                              single="id" in held.body, finished=self.ended_jobs(held.ids),
+                              single="id" in held.body,
+                              finished=self.ended_jobs(held.ids, held.outcome),
                               outcome=held.outcome)
             elif reason is None:
                 self.outbox.reply(held.identity, p.encode_reply(True, held.request_id, held.body))
@@ -1275,10 +1278,11 @@ class Engine:
                 self.outbox.reply(held.identity, p.encode_error(held.request_id, *reason))
         self._submits = []
 
-    def ended_jobs(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    def ended_jobs(self, ids: list[str], outcome: bool = False) -> dict[str, dict[str, Any]]:
         """The client view of those of `ids` that are not live (ended, or unknown: absent)."""
-        ended = [job_id for job_id in ids if job_id not in self.active]
-        return self.lookup_many(ended) if ended else {}
+        active = self.active
+        ended = [job_id for job_id in ids if job_id not in active]
+        return self.lookup_many(ended, outcome) if ended else {}
 
     def wait_for(self, identity: bytes, request_id: bytes, ids: list[str], timeout_s: float, *,
                  single: bool, finished: dict[str, dict[str, Any]], each: bool = False,

@@ -82,8 +82,6 @@ class WaitBook:
         if not math.isfinite(group.deadline):
             raise ValueError(f"a wait deadline must be finite, got {group.deadline}")
         group.pending.difference_update(finished)
-        if group.outcome:
-            finished = {job_id: outcome_of(job) for job_id, job in finished.items()}
         if group.each:
             group.fresh.extend(finished.values())
             if group.pending and (group.fresh or group.missing):
