@@ -236,11 +236,21 @@ class Engine:
         """The job if the broker holds it: unfinished, or changed this turn and not committed."""
         return self.active.get(job_id) or self._dirty.get(job_id)
 
+    def _view(self, job: Job) -> dict[str, Any]:
+        """A live job as clients see it: its wire fields, plus `unserved: true` when it is
+        queued and no live worker can run it (none serves its queue with its task, or with
+        the flag its kind needs), so a job that would wait forever says so."""
+        wire = job.to_wire()
+        if job.status == S.QUEUED and not self.workers.any_can_run(
+                job.queue, requirement(job.kind, job.task)):
+            wire["unserved"] = True
+        return wire
+
     def lookup(self, job_id: str) -> dict[str, Any] | None:
         """The job as clients see it, including changes of this turn not yet committed."""
         job = self._live(job_id)
         if job is not None:
-            return job.to_wire()
+            return self._view(job)
         return self.store.get(job_id)
 
     def lookup_many(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -250,7 +260,7 @@ class Engine:
         for job_id in ids:
             job = self._live(job_id)
             if job is not None:
-                found[job_id] = job.to_wire()
+                found[job_id] = self._view(job)
             else:
                 missing.append(job_id)
         if missing:
@@ -262,7 +272,7 @@ class Engine:
         out = []
         for row in jobs:
             job = self._live(row["id"])
-            out.append(job.to_wire() if job is not None else row)
+            out.append(self._view(job) if job is not None else row)
         return out
 
     def _load(self, job_id: str) -> Job | None:

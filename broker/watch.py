@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,11 +23,19 @@ _COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "grey50", "runni
             "queued": "cyan", "scheduled": "magenta"}
 
 
+UNSERVED_NOTICE_S = 3.0  # a job still unserved after this long gets one line on stderr
+
+
 def wait_and_show(client: Client, job_id: str) -> dict[str, Any]:
-    """Wait for the job, drawing its progress on stderr; the terminal job."""
+    """Wait for the job, drawing its progress on stderr; the terminal job.
+
+    A job that no live worker can run (`unserved`) for a few seconds gets one line on
+    stderr saying so and how to start a worker that can; the wait goes on.
+    """
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.fields[msg]}"),
                TimeElapsedColumn())
+    notice_at = time.monotonic() + UNSERVED_NOTICE_S
     with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as bar:
         handle = bar.add_task(job_id[:13], total=1.0, msg="")
         while True:
@@ -35,6 +45,25 @@ def wait_and_show(client: Client, job_id: str) -> dict[str, Any]:
                        msg=f"{job['status']} {progress.get('message') or ''}")
             if job["status"] in TERMINAL:
                 return job
+            if job.get("unserved") and time.monotonic() >= notice_at:
+                notice_at = math.inf
+                _err.print(unserved_hint(job), soft_wrap=True, markup=False, highlight=False)
+
+
+def unserved_hint(job: dict[str, Any]) -> str:
+    """One line: no live worker can run `job`, and the command that starts one that can."""
+    queue = job.get("queue") or "default"
+    queues = "" if queue == "default" else f" --queues {queue}"
+    if job.get("kind") == "exec":
+        what, start = "runs exec jobs", f"zjobs worker --allow-exec{queues}"
+    elif job.get("kind") == "function":
+        what, start = "runs function jobs", f"zjobs worker --allow-pickle{queues}"
+    else:
+        what = f"has task {job.get('task')!r}"
+        start = f"zjobs worker --tasks MODULE{queues} (MODULE: where {job.get('task')} is " \
+                "defined with @task)"
+    return (f"waiting: no live worker on queue {queue!r} {what}; the job stays queued until "
+            f"one joins: {start}")
 
 
 def show_job(job: dict[str, Any], as_json: bool) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,3 +135,37 @@ def test_queue_verbs_from_the_shell(cluster: Cluster) -> None:
     assert "rate_limit must be" in zjobs("queue", "limit", "shell-q", "--", "-1", env=env).stderr
     missing = zjobs("queue", "limit", "shell-q", env=env)
     assert missing.returncode == 2 and missing.stderr.startswith("error:")
+
+
+def test_submit_wait_says_when_no_live_worker_can_run_the_job(cluster: Cluster) -> None:
+    """The job waits in silence no more: `unserved` on the job, one stderr line from
+    `submit --wait`, and the wait goes on until a worker that can run it joins."""
+    cluster.start_worker("elsewhere")  # serves `default` only
+    env = cluster.env()
+    started = time.monotonic()
+    waiting = subprocess.Popen([sys.executable, "-m", "broker.cli", "submit", "add", "2", "3",
+                                "--queue", "lonely", "--wait"], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(waiting.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: lines, 15, message="a line on stderr from submit --wait")
+        assert time.monotonic() - started >= 2  # after a few seconds, not at once
+        line = lines[0]
+        assert "no live worker on queue 'lonely'" in line, line
+        assert "zjobs worker --tasks MODULE --queues lonely" in line, line
+        [job] = cluster.client().list(queue="lonely")
+        assert job["unserved"] is True and job["status"] == "queued"
+        assert cluster.client().get(job["id"])["unserved"] is True
+        cluster.start_worker("lonely-1", "--queues", "lonely")
+        assert waiting.wait(30) == 0, lines
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        waiting.wait()
+        reader.join(5)
+    assert waiting.stdout.read().strip() == "5"
+    assert lines == [line]  # said once
+    assert "unserved" not in cluster.client().get(job["id"])
