@@ -34,10 +34,25 @@ def _curve(curve_dir: str | None, role: str) -> Any:
         sys.exit(1)
 
 
-def _client(frontend: str, curve_dir: str | None, broker_timeout: float) -> Any:
+READ_PATIENCE_S = 2.0  # with Python's start, a read against a silent broker ends within 3 s
+
+
+def _client(frontend: str, curve_dir: str | None, broker_timeout: float, *,
+            read: bool = False) -> Any:
+    """A client for a shell tool. A read (status, list, tail) gives up on a silent broker
+    after READ_PATIENCE_S unless --broker-timeout or ZJOBS_BROKER_TIMEOUT was given: a
+    person asking how things are should not wait 10 s to learn the broker is down."""
     from .client import Client
 
+    if read and _defaulted("broker_timeout"):
+        broker_timeout = min(broker_timeout, READ_PATIENCE_S)
     return Client(frontend, curve=_curve(curve_dir, "client"), timeout=broker_timeout)
+
+
+def _defaulted(param: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(param) in (
+        click.core.ParameterSource.DEFAULT, None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -216,7 +231,7 @@ def status(job_id: str | None, frontend: str, curve_dir: str | None, broker_time
     """Queue depths and workers, or one job (with ID)."""
     from .watch import show_job, show_stats
 
-    with _client(frontend, curve_dir, broker_timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
         if job_id:
             show_job(client.get(job_id), as_json)
         else:
@@ -233,7 +248,7 @@ def tail(job_id: str | None, frontend: str, curve_dir: str | None, broker_timeou
     """Follow all events live, or one job's log (with ID) until it ends."""
     from .watch import follow_events, follow_log
 
-    with _client(frontend, curve_dir, broker_timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
         try:
             if job_id:
                 sys.exit(follow_log(client, job_id))
@@ -346,7 +361,7 @@ def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_js
     from .watch import show_jobs
 
     filters["status"] = list(filters["status"]) or None
-    with _client(frontend, curve_dir, broker_timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
         show_jobs(client.list(**filters), as_json)
 
 
@@ -433,7 +448,7 @@ def schedule_list(frontend: str, curve_dir: str | None, broker_timeout: float,
     """Every schedule, with its next and last run."""
     from .watch import show_schedules
 
-    with _client(frontend, curve_dir, broker_timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
         show_schedules(client.schedules(), as_json)
 
 

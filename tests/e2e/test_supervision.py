@@ -192,3 +192,25 @@ def test_up_tasks_come_from_the_current_directory(ups: list[Up], tmp_path: Path)
     done = up.zjobs("submit", "shout", "hi", "--wait")
     assert (done.returncode, done.stdout.strip()) == (0, "HI!"), done.stderr + up.log()
 
+
+
+def test_reads_give_up_on_a_silent_broker_within_seconds(tmp_path: Path) -> None:
+    """A listener that accepts connections and never speaks: status and list say so fast."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        endpoint = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        for args in (["status"], ["list", "--json"], ["schedule", "list"]):
+            started = time.monotonic()
+            done = subprocess.run([str(ZJOBS), *args, "--frontend", endpoint],
+                                  capture_output=True, text=True, timeout=30)
+            took = time.monotonic() - started
+            assert took < 4, (args, took)
+            assert done.returncode == 1 and done.stdout == ""
+            assert done.stderr.splitlines() == [
+                f"error: broker not reachable at {endpoint} within 2 s; is 'zjobs broker' "
+                "(or 'zjobs up') running there?"], args
+        patient = subprocess.run([str(ZJOBS), "status", "--frontend", endpoint,
+                                  "--broker-timeout", "3.5"], capture_output=True, text=True,
+                                 timeout=30)
+        assert "within 3.5 s" in patient.stderr  # an explicit patience wins
