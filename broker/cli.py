@@ -140,6 +140,9 @@ def api(**opts: Any) -> None:
     """Run the HTTP API, SSE streams and dashboard (Starlette under uvicorn)."""
     from api.main import run_api
 
+    from .exposure import check_exposure
+
+    check_exposure(opts)
     configure_logging(opts["log_json"], opts["log_level"])
     run_api(opts)
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from .errors import StartError
+from .exposure import check_exposure
 from .settings import forwarded
 from .supervisor import Child, Supervisor
 
@@ -99,6 +100,7 @@ class Announcer:
 
 def run_up(n_workers: int, opts: dict[str, Any]) -> int:
     """Supervise everything until SIGINT/SIGTERM; raises StartError or GaveUp. Exit code."""
+    check_exposure(opts)
     check_ports(opts)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     announcer = Announcer(opts["host"], int(opts["port"]))

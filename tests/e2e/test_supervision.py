@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from broker import Client
@@ -214,3 +215,27 @@ def test_reads_give_up_on_a_silent_broker_within_seconds(tmp_path: Path) -> None
                                   "--broker-timeout", "3.5"], capture_output=True, text=True,
                                  timeout=30)
         assert "within 3.5 s" in patient.stderr  # an explicit patience wins
+
+
+def test_an_api_off_loopback_needs_a_token_or_open(ups: list[Up], tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ZJOBS_API_TOKEN"}
+    port = str(free_port())
+    for command in (["api"], ["up", "--workers", "0"]):
+        started = time.monotonic()
+        done = subprocess.run([str(ZJOBS), *command, "--host", "0.0.0.0", "--port", port],
+                              env=env, capture_output=True, text=True, timeout=30)
+        assert time.monotonic() - started < 10
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.splitlines() == [
+            "error: refusing to serve the HTTP API on 0.0.0.0 without a token: set "
+            "ZJOBS_API_TOKEN (clients then send 'Authorization: Bearer <token>'), or pass "
+            "--open to serve it unprotected on purpose"], command
+    protected = Up(tmp_path, "--workers", "0", "--host", "0.0.0.0")
+    protected.env["ZJOBS_API_TOKEN"] = "s3cret"
+    ups.append(protected)
+    protected.start().wait_ready()
+    assert httpx.get(protected.url + "/queues", timeout=10).status_code == 401
+    protected.close()
+    opened = _start(ups, tmp_path, "--workers", "0", "--host", "0.0.0.0", "--open")
+    opened.wait_ready()
+    assert httpx.get(opened.url + "/queues", timeout=10).status_code == 200
