@@ -99,12 +99,32 @@ def test_restart_never_stops_everything_when_a_child_dies(ups: list[Up], tmp_pat
 
 def test_a_child_that_keeps_failing_at_start_ends_up_with_one_line(ups: list[Up],
                                                                    tmp_path: Path) -> None:
-    up = _start(ups, tmp_path, "--workers", "1", "--tasks", "no_such_tasks_module")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "workers_only.py").write_text(  # imports in the --tasks check, not in a worker
+        "import sys\nif 'worker' in sys.argv:\n    raise RuntimeError('not in a worker')\n")
+    up = _start(ups, tmp_path, "--workers", "1", "--tasks", "workers_only", cwd=project)
     assert up.proc.wait(60) == 1
     errors = [line for line in up.log().splitlines() if line.startswith("error: ")]
     assert errors[-1].startswith("error: worker-1 failed 5 times in a row"), errors
-    assert "cannot import task module 'no_such_tasks_module'" in errors[-1]
+    assert "cannot import task module 'workers_only' (RuntimeError: not in a worker)" \
+        in errors[-1]
     assert "Traceback" not in up.log()
+    assert session_processes(up.proc.pid) == []
+
+
+def test_up_checks_its_tasks_before_it_says_it_is_up(ups: list[Up], tmp_path: Path) -> None:
+    started = time.monotonic()
+    up = _start(ups, tmp_path, "--workers", "2", "--tasks", "missing_module")
+    assert up.proc.wait(30) == 1
+    assert time.monotonic() - started < 10
+    log = up.log()
+    assert "zjobs is up" not in log and "Traceback" not in log
+    assert [line for line in log.splitlines() if line.startswith("error: ")] == [
+        "error: cannot import task module 'missing_module' (ModuleNotFoundError: No module "
+        "named 'missing_module'); run from the directory that holds it, or fix --tasks"]
+    assert log.strip().splitlines()[-1].startswith("error: ")
+    assert "worker-1" not in log  # no worker was started, so none failed
     assert session_processes(up.proc.pid) == []
 
 
