@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from broker import Client
 from tests.cluster import Cluster
-from tests.waiting import free_port, wait_until
+from tests.waiting import free_port, holds_for, wait_until
 
 from .up import ZJOBS, Up, session_processes
 
@@ -259,3 +260,21 @@ def test_an_api_off_loopback_needs_a_token_or_open(ups: list[Up], tmp_path: Path
     opened = _start(ups, tmp_path, "--workers", "0", "--host", "0.0.0.0", "--open")
     opened.wait_ready()
     assert httpx.get(opened.url + "/queues", timeout=10).status_code == 200
+
+
+def test_a_request_held_at_shutdown_answers_503_without_a_traceback(ups: list[Up],
+                                                                   tmp_path: Path) -> None:
+    up = _start(ups, tmp_path, "--workers", "0")
+    up.wait_ready()
+    job = httpx.post(up.url + "/jobs", json={"task": "sleep", "args": [60]}, timeout=10).json()
+    answers: list[httpx.Response] = []
+    held = threading.Thread(target=lambda: answers.append(httpx.get(
+        f"{up.url}/jobs/{job['id']}/result", params={"wait": 60}, timeout=90)))
+    held.start()
+    holds_for(lambda: not answers, 1.5, message="the request held")
+    os.kill(up.proc.pid, signal.SIGTERM)
+    held.join(30)
+    assert [a.status_code for a in answers] == [503]
+    assert answers[0].json()["error"]["code"] == "unavailable"
+    assert up.proc.wait(30) == 0
+    assert "Traceback" not in up.log() and "Exception in ASGI" not in up.log()
