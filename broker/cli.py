@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from .cli_errors import debug_wanted, report
+from .jsonview import job_json
 from .logs import configure_logging
 from .schema import STATES, SUBMIT_OPTIONS
 from .settings import API, BROKER, CLIENT, SERVERS, UP, WORKER, config_values, options
@@ -294,7 +295,9 @@ def _each_job(job_ids: tuple[str, ...], action: str, frontend: str, curve_dir: s
             if not as_json:
                 click.echo(f"{job['id']} {job['status']}")
     if as_json:
-        click.echo(json.dumps(done, default=str, indent=2))
+        from .watch import print_json
+
+        print_json([job_json(job) for job in done])
     if refused:
         sys.exit(1)
 
@@ -342,7 +345,7 @@ def queue_limit(name: str, rate: float, frontend: str, curve_dir: str | None,
 @client_options
 @click.argument("name")
 def queue_purge(name: str, frontend: str, curve_dir: str | None, broker_timeout: float) -> None:
-    """Cancel every queued or scheduled job of queue NAME (running ones go on)."""
+    """Cancel every queued, scheduled or deferred job of queue NAME (running ones go on)."""
     with _client(frontend, curve_dir, broker_timeout) as client:
         cancelled = client.purge(name)
     click.echo(f"queue {name}: {cancelled} job{'' if cancelled == 1 else 's'} cancelled")
@@ -365,7 +368,7 @@ def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_js
 
     filters["status"] = list(filters["status"]) or None
     with _client(frontend, curve_dir, broker_timeout, read=True) as client:
-        show_jobs(client.list(**filters), as_json)
+        show_jobs(client.list_page(**filters), as_json)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -433,14 +436,14 @@ def schedule_add(name: str, task: str, args: tuple[str, ...], kw: tuple[str, ...
                  frontend: str, curve_dir: str | None, broker_timeout: float, as_json: bool,
                  **options: Any) -> None:
     """Submit TASK with ARGS on a cron expression (--cron) or every SECONDS (--every)."""
-    from .watch import show_schedules
+    from .watch import show_schedule
 
     if (options["cron"] is None) == (options["every_s"] is None):
         raise click.UsageError("give exactly one of --cron and --every")
     kwargs = {key: _parse_arg(value) for key, _, value in (p.partition("=") for p in kw)}
     with _client(frontend, curve_dir, broker_timeout) as client:
         shown = client.schedule(name, task, *[_parse_arg(a) for a in args], **options, **kwargs)
-    show_schedules([shown], as_json)
+    show_schedule(shown, as_json)
 
 
 @schedule.command("list")

@@ -59,3 +59,18 @@ def test_a_broker_known_to_be_down_gets_an_instant_503(cluster: Cluster) -> None
     wait_until(lambda: http.get("/queues").status_code == 200, 15,
                message="the API to serve again once the broker answers")
     http.close()
+
+
+def test_every_422_has_the_code_invalid(cluster: Cluster) -> None:
+    """Whether pydantic or the broker found the problem: one kind of error, one code."""
+    api = start_api(cluster)
+    with api.client() as http:
+        answers = [
+            http.put("/schedules/bad", json={"task": "noop", "cron": "61 * * * *"}),  # broker
+            http.put("/schedules/bad", json={"task": "noop"}),
+            http.post("/jobs", json={"task": "noop", "priority": "high"}),  # pydantic
+            http.patch("/queues/q", json={"rate_limit": -1}),
+        ]
+        for answer in answers:
+            assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid"), \
+                answer.text

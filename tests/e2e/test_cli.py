@@ -104,7 +104,7 @@ def test_cancel_retry_and_list_from_the_shell(cluster: Cluster) -> None:
     done = zjobs("cancel", job_id, env=env)
     assert (done.returncode, done.stdout.strip()) == (0, f"{job_id} cancelled"), done.stderr
     listed = zjobs("list", "--status", "cancelled", "--queue", "idle", "--json", env=env)
-    assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
+    assert [j["id"] for j in json.loads(listed.stdout)["jobs"]] == [job_id]
     again = zjobs("retry", job_id, "--json", env=env)
     assert json.loads(again.stdout)[0]["status"] == "queued"
     missing = zjobs("cancel", "no-such-job", job_id, env=env)
@@ -169,3 +169,37 @@ def test_submit_wait_says_when_no_live_worker_can_run_the_job(cluster: Cluster) 
     assert waiting.stdout.read().strip() == "5"
     assert lines == [line]  # said once
     assert "unserved" not in cluster.client().get(job["id"])
+
+
+def test_json_is_what_rest_returns_and_tables_fit_the_terminal(cluster: Cluster) -> None:
+    from tests.api.server import start_api
+
+    cluster.start_worker("a-worker-with-a-rather-long-name")
+    api = start_api(cluster)
+    env = cluster.env()
+    client = cluster.client()
+    job_id = client.submit("add", 1, 2)
+    client.wait(job_id, timeout=30)
+    client.submit("add", 3, 4, queue="a-queue-nobody-serves-with-a-long-name")
+    client.schedule("nightly", "add", 1, 2, cron="0 3 * * *")
+    with api.client() as http:
+        for args, path in (((job_id,), f"/jobs/{job_id}"), (("--limit", "5"), "/jobs?limit=5"),
+                           ((), "/schedules")):
+            verb = ("status",) if args[:1] == (job_id,) else \
+                ("list",) if path.startswith("/jobs?") else ("schedule", "list")
+            shown = zjobs(*verb, *args, "--json", env=env)
+            assert shown.returncode == 0, shown.stderr
+            assert json.loads(shown.stdout) == http.get(path).json(), verb
+        assert json.loads(zjobs("status", job_id, "--json", env=env).stdout)["created_at"] \
+            .endswith("Z")  # ISO-8601 UTC, as REST
+        def steady(workers: list[dict]) -> list[dict]:
+            return [{k: v for k, v in w.items() if k != "last_seen_s"} for w in workers]
+
+        shown = json.loads(zjobs("status", "--json", env=env).stdout)["workers"]
+        assert steady(shown) == steady(http.get("/workers").json()["workers"])
+    for columns in (80, 60):
+        table = zjobs("status", env={**env, "COLUMNS": str(columns)})
+        lines = table.stdout.splitlines()
+        assert max(len(line) for line in lines) <= columns, table.stdout
+        assert "…" not in table.stdout  # folded, never cut
+        assert "unserved" in table.stdout.replace("\n", "")
