@@ -1,7 +1,7 @@
 """The README as a program: its blocks, their commands, and a session that runs them in order
 against a live zjobs, the way a reader following it would.
 
-How each block runs (the convention the README keeps; see README.md "Contributing"):
+How each block runs (the convention the README keeps; README.md "This README runs"):
 
 - ```sh and ```console: each command runs in bash, in a scratch directory that
   holds the files the README writes, with `zjobs` on the PATH. In a block with
