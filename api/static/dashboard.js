@@ -2199,10 +2199,12 @@
     const queue = rec.queue || 'default';
     const serving = [...state.workers.values()].filter((w) => Array.isArray(w.queues) && w.queues.includes(queue));
     const flag = rec.kind === 'exec' ? '--allow-exec' : rec.kind === 'function' ? '--allow-pickle' : null;
+    const who = serving.length === 1 ? `The one live worker of queue “${queue}” (${serving[0].name}) does not`
+      : `None of the ${serving.length} live workers of queue “${queue}”`;
     let why;
     if (!serving.length) why = `No live worker serves queue “${queue}”.`;
-    else if (flag) why = `None of the ${serving.length} live worker${serving.length === 1 ? '' : 's'} of queue “${queue}” runs ${rec.kind} jobs (they need ${flag}).`;
-    else why = `None of the ${serving.length} live worker${serving.length === 1 ? '' : 's'} of queue “${queue}” has the task “${rec.task}”.`;
+    else if (flag) why = `${who} ${serving.length === 1 ? 'run' : 'runs'} ${rec.kind} jobs (that needs ${flag}).`;
+    else why = `${who} ${serving.length === 1 ? 'have' : 'has'} the task “${rec.task}”.`;
     setText(els.detailUnservedWhy, why);
     const queues = queue === 'default' ? '' : ` --queues ${queue}`;
     setText(els.detailUnservedFix, flag ? `zjobs worker ${flag}${queues}` : `zjobs worker --tasks MODULE${queues}`);

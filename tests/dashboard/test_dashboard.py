@@ -124,7 +124,8 @@ def test_a_dead_broker_is_shown_as_unreachable(cluster: Cluster, browser_page,
         assert page.get_attribute(selector, "data-stale") is None, selector
 
 
-def test_a_job_no_worker_can_run_shows_as_waiting(cluster: Cluster, browser_page) -> None:
+def test_a_job_no_worker_can_run_shows_as_waiting(cluster: Cluster, browser_page,
+                                                  tmp_path: Path) -> None:
     cluster.start_worker("w1")
     api = start_api(cluster)
     page = browser_page
@@ -144,8 +145,9 @@ def test_a_job_no_worker_can_run_shows_as_waiting(cluster: Cluster, browser_page
         page.evaluate(f"zjobsDashboard.openDetail({job['id']!r})")
         page.wait_for_selector("#detail-unserved:not([hidden])", timeout=10_000)
         assert page.inner_text("#detail-unserved-why") == \
-            "None of the 1 live worker of queue “default” has the task “nobody_has_this”."
+            "The one live worker of queue “default” (w1) does not have the task “nobody_has_this”."
         assert page.inner_text("#detail-unserved-fix") == "zjobs worker --tasks MODULE"
+        _screenshot(page, tmp_path / "dashboard-unserved.png")
         served = http.post("/jobs", json={"task": "sleep", "args": [30], "queue": "lonely"})
         page.evaluate(f"zjobsDashboard.openDetail({served.json()['id']!r})")
         page.wait_for_selector("#detail-unserved-why:has-text('No live worker serves queue')",
