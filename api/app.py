@@ -18,6 +18,7 @@ from .context import MIB, STATIC_DIR, ApiContext, Settings
 from .errors import HANDLERS
 from .hub import DEFAULT_QUEUE_SIZE
 from .limits import BodyLimit
+from .reachability import BrokerGate
 
 
 def routes(static_dir: Path) -> list[BaseRoute]:
@@ -78,6 +79,7 @@ def create_app(frontend: str, events: str, *, token: str | None = None, curve: A
 
     middleware = [
         Middleware(TokenAuth, token=settings.token),
+        Middleware(BrokerGate, frontend=settings.frontend),
         Middleware(BodyLimit, max_body=settings.max_body, timeout_s=settings.body_timeout_s),
     ]
     return Starlette(routes=routes(static_dir), middleware=middleware,

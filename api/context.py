@@ -2,26 +2,32 @@
 
 The context is opened by the app's lifespan (ZeroMQ asyncio sockets belong
 to the running loop) and closed by it: hub task stopped, SUB socket and
-DEALER closed. `shutdown` is set by sse-starlette when the server begins to
-stop; open streams are then ended cleanly (see `api.streams`).
+DEALER closed. `shutdown` is set when the server begins to stop (by the
+server's signal handler, `stopping`, and by sse-starlette); open streams are
+then ended cleanly (see `api.streams`) and held requests (a result waited
+for) are answered 503 at once (`until_shutdown`), rather than cancelled with
+a traceback when uvicorn's graceful period runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from starlette.requests import Request
 
 from broker import AsyncClient
 
+from .errors import ApiError
 from .hub import DEFAULT_QUEUE_SIZE, EventHub
 from .metrics import ApiMetrics
 from .reachability import Reachability
 
+T = TypeVar("T")
 MIB = 1024 * 1024
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -58,15 +64,37 @@ class ApiContext:
         self.shutdown = anyio.Event()
         self.reachability = Reachability()
         self._tasks: list[asyncio.Task] = []
+        self._loop = asyncio.get_running_loop()
 
     def start(self) -> None:
         self.hub.start()
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._tasks = [
             loop.create_task(self._end_streams_at_shutdown()),
             loop.create_task(self.reachability.watch(
                 self.client, self.settings.reachability_every_s, self.settings.health_timeout_s)),
         ]
+
+    def stopping(self) -> None:
+        """The server begins to stop (called from its signal handler)."""
+        self._loop.call_soon_threadsafe(self.shutdown.set)
+
+    async def until_shutdown(self, work: Awaitable[T]) -> T:
+        """`work`'s result, or 503 if the server begins to stop first (`work` is cancelled)."""
+        job = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self.shutdown.wait())
+        try:
+            await asyncio.wait((job, stop), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            job.cancel()
+            raise
+        finally:
+            stop.cancel()
+        if job.done():
+            return job.result()
+        job.cancel()
+        await asyncio.wait((job,))  # its cancellation has run: nothing is left behind
+        raise ApiError(503, "the API is shutting down; ask again once it is back")
 
     async def _end_streams_at_shutdown(self) -> None:
         await self.shutdown.wait()

@@ -143,8 +143,11 @@ async def on_api_error(request: Request, exc: ApiError) -> Response:
 
 
 async def on_broker_error(request: Request, exc: BrokerError) -> Response:
+    """One code per status for what the table knows: a broker `bad_request` is `invalid`, as
+    pydantic's 422s are, so a client tells kinds of errors apart by one field."""
     status = BROKER_STATUS.get(exc.code, 500)
-    return error_response(status, exc.code, exc.message)
+    code = HTTP_CODES[status] if exc.code in BROKER_STATUS else exc.code
+    return error_response(status, code, exc.message)
 
 
 async def on_timeout(request: Request, exc: TimeoutError) -> Response:

@@ -132,9 +132,12 @@ async def retry_all(request: Request) -> Response:
 async def job_result(request: Request) -> Response:
     """200 once the job has ended; 202 if it is still pending after `?wait=` seconds."""
     query = ResultQuery.model_validate(dict(request.query_params))
-    client = context(request).client
+    ctx = context(request)
     job_id = _job_id(request)
-    job = await (client.poll(job_id, timeout=query.wait) if query.wait > 0 else client.get(job_id))
+    if query.wait > 0:  # held: answered 503 at once if the API stops meanwhile
+        job = await ctx.until_shutdown(ctx.client.poll(job_id, timeout=query.wait))
+    else:
+        job = await ctx.client.get(job_id)
     status = 200 if job["status"] in TERMINAL else 202
     return Json(result_json(job), status_code=status)
 

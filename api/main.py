@@ -79,6 +79,12 @@ class _Server(uvicorn.Server):
     die of it (or print click's "Aborted!") after a clean shutdown.
     """
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        ctx = getattr(self.config.app.state, "ctx", None)
+        if ctx is not None:
+            ctx.stopping()  # held requests answer 503 now, not a traceback in 5 s
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():

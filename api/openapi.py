@@ -184,7 +184,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         body={"required": True, "content": {"application/json": {
             "schema": _ref("QueuePatch")}}}, errors=(400, 422, 503)),
     ("post", "/queues/{name}/purge"): _op(
-        "Cancel every queued or scheduled job of a queue", "cluster",
+        "Cancel every queued, scheduled or deferred job of a queue", "cluster",
         _json(_ref("Purged"), "how many were cancelled"), params=[QUEUE_NAME]),
     ("get", "/stats"): _op("Broker and API statistics", "cluster", _json(_ref("Stats"), "stats")),
     ("get", "/health"): {**_op("200 when the broker answers", "cluster",

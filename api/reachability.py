@@ -4,19 +4,33 @@ A background task pings the broker every `interval_s`; /health records its
 own pings too. The dashboard shows "Live" only while the broker answers and
 "broker unreachable since HH:MM:SS" otherwise, so a green badge never sits
 over a dead broker just because the API's own event stream is still open.
+
+While the broker is known to be unreachable (what /health says), `BrokerGate`
+answers every route that needs it with 503 at once, instead of letting each
+request wait out the broker timeout. /health, /metrics (which reports the
+broker down), the dashboard page, its static files and the API docs stay
+served: they are what a person looks at during an outage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from broker import AsyncClient, BrokerError
 
+from .errors import error_response
+
 log = structlog.get_logger(__name__)
+
+UNGATED_PATHS = frozenset({"/health", "/metrics", "/", "/docs", "/openapi.json"})
+UNGATED_PREFIXES = ("/static/",)
+RETRY_AFTER_S = 1  # the watch pings every second: ask again then
 
 
 class Reachability:
@@ -50,3 +64,33 @@ class Reachability:
         while True:
             await self.ping(client, timeout_s)
             await asyncio.sleep(interval_s)
+
+
+def needs_broker(path: str) -> bool:
+    return path not in UNGATED_PATHS and not path.startswith(UNGATED_PREFIXES)
+
+
+class BrokerGate:
+    """ASGI middleware: 503 at once for routes that need the broker while it is known down.
+
+    The reachability is the app context's (created by the lifespan), found through
+    the app in the scope; before the first ping it is unknown and nothing is refused.
+    """
+
+    def __init__(self, app: ASGIApp, frontend: str) -> None:
+        self.app = app
+        self.frontend = frontend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and needs_broker(scope["path"]):
+            ctx = getattr(scope["app"].state, "ctx", None)
+            reach = ctx.reachability if ctx is not None else None
+            if reach is not None and reach.reachable is False:
+                since = datetime.fromtimestamp(reach.since, UTC).strftime("%H:%M:%S UTC")
+                message = (f"the broker at {self.frontend} has not answered since {since}; "
+                           "retry once GET /health says it is reachable")
+                response = error_response(503, "unavailable", message,
+                                          headers={"Retry-After": str(RETRY_AFTER_S)})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

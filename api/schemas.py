@@ -198,6 +198,8 @@ Job = create_model(
     "Job", __module__=__name__,
     __doc__="A job as REST shows it: times are ISO-8601 UTC strings, bytes are base64.",
     **{f.name: _rest_field(f) for f in WIRE},
+    unserved=(bool, Field(default=False, description="present (true) on a queued job that no "
+                          "live worker can run: none serves its queue with its task or flag")),
 )
 
 

@@ -63,9 +63,11 @@ async def health(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """Prometheus text format; broker gauges are absent (and zjobs_broker_up 0) if it is down."""
     ctx = context(request)
-    try:
-        broker_stats = await ctx.client.stats()
-    except (TimeoutError, BrokerError):
-        broker_stats = None
+    broker_stats = None
+    if ctx.reachability.reachable is not False:  # known down: say so at once, as other routes
+        try:
+            broker_stats = await ctx.client.stats()
+        except (TimeoutError, BrokerError):
+            pass
     return Response(ctx.metrics.render(broker_stats),
                     media_type="text/plain; version=0.0.4; charset=utf-8")

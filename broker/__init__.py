@@ -8,10 +8,11 @@ from .errors import (  # noqa: E402
     BrokerError,
     BrokerUnreachable,
     FunctionError,
+    InvalidJob,
     JobCancelled,
     JobFailed,
     ZJobsError,
 )
 
 __all__ = ["AsyncClient", "AuthError", "BrokerError", "BrokerUnreachable", "Client",
-           "FunctionError", "JobCancelled", "JobFailed", "ZJobsError", "__version__"]
+           "FunctionError", "InvalidJob", "JobCancelled", "JobFailed", "ZJobsError", "__version__"]

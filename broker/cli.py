@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from .cli_errors import debug_wanted, report
+from .jsonview import job_json
 from .logs import configure_logging
 from .schema import STATES, SUBMIT_OPTIONS
 from .settings import API, BROKER, CLIENT, SERVERS, UP, WORKER, config_values, options
@@ -34,10 +35,25 @@ def _curve(curve_dir: str | None, role: str) -> Any:
         sys.exit(1)
 
 
-def _client(frontend: str, curve_dir: str | None, broker_timeout: float) -> Any:
+READ_PATIENCE_S = 2.0  # with Python's start, a read against a silent broker ends within 3 s
+
+
+def _client(frontend: str, curve_dir: str | None, broker_timeout: float, *,
+            read: bool = False) -> Any:
+    """A client for a shell tool. A read (status, list, tail) gives up on a silent broker
+    after READ_PATIENCE_S unless --broker-timeout or ZJOBS_BROKER_TIMEOUT was given: a
+    person asking how things are should not wait 10 s to learn the broker is down."""
     from .client import Client
 
+    if read and _defaulted("broker_timeout"):
+        broker_timeout = min(broker_timeout, READ_PATIENCE_S)
     return Client(frontend, curve=_curve(curve_dir, "client"), timeout=broker_timeout)
+
+
+def _defaulted(param: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(param) in (
+        click.core.ParameterSource.DEFAULT, None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -125,6 +141,9 @@ def api(**opts: Any) -> None:
     """Run the HTTP API, SSE streams and dashboard (Starlette under uvicorn)."""
     from api.main import run_api
 
+    from .exposure import check_exposure
+
+    check_exposure(opts)
     configure_logging(opts["log_json"], opts["log_level"])
     run_api(opts)
 
@@ -216,7 +235,7 @@ def status(job_id: str | None, frontend: str, curve_dir: str | None, broker_time
     """Queue depths and workers, or one job (with ID)."""
     from .watch import show_job, show_stats
 
-    with _client(frontend, curve_dir, broker_timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
         if job_id:
             show_job(client.get(job_id), as_json)
         else:
@@ -233,7 +252,7 @@ def tail(job_id: str | None, frontend: str, curve_dir: str | None, broker_timeou
     """Follow all events live, or one job's log (with ID) until it ends."""
     from .watch import follow_events, follow_log
 
-    with _client(frontend, curve_dir, broker_timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
         try:
             if job_id:
                 sys.exit(follow_log(client, job_id))
@@ -276,7 +295,9 @@ def _each_job(job_ids: tuple[str, ...], action: str, frontend: str, curve_dir: s
             if not as_json:
                 click.echo(f"{job['id']} {job['status']}")
     if as_json:
-        click.echo(json.dumps(done, default=str, indent=2))
+        from .watch import print_json
+
+        print_json([job_json(job) for job in done])
     if refused:
         sys.exit(1)
 
@@ -324,7 +345,7 @@ def queue_limit(name: str, rate: float, frontend: str, curve_dir: str | None,
 @client_options
 @click.argument("name")
 def queue_purge(name: str, frontend: str, curve_dir: str | None, broker_timeout: float) -> None:
-    """Cancel every queued or scheduled job of queue NAME (running ones go on)."""
+    """Cancel every queued, scheduled or deferred job of queue NAME (running ones go on)."""
     with _client(frontend, curve_dir, broker_timeout) as client:
         cancelled = client.purge(name)
     click.echo(f"queue {name}: {cancelled} job{'' if cancelled == 1 else 's'} cancelled")
@@ -346,8 +367,8 @@ def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_js
     from .watch import show_jobs
 
     filters["status"] = list(filters["status"]) or None
-    with _client(frontend, curve_dir, broker_timeout) as client:
-        show_jobs(client.list(**filters), as_json)
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
+        show_jobs(client.list_page(**filters), as_json)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -415,14 +436,14 @@ def schedule_add(name: str, task: str, args: tuple[str, ...], kw: tuple[str, ...
                  frontend: str, curve_dir: str | None, broker_timeout: float, as_json: bool,
                  **options: Any) -> None:
     """Submit TASK with ARGS on a cron expression (--cron) or every SECONDS (--every)."""
-    from .watch import show_schedules
+    from .watch import show_schedule
 
     if (options["cron"] is None) == (options["every_s"] is None):
         raise click.UsageError("give exactly one of --cron and --every")
     kwargs = {key: _parse_arg(value) for key, _, value in (p.partition("=") for p in kw)}
     with _client(frontend, curve_dir, broker_timeout) as client:
         shown = client.schedule(name, task, *[_parse_arg(a) for a in args], **options, **kwargs)
-    show_schedules([shown], as_json)
+    show_schedule(shown, as_json)
 
 
 @schedule.command("list")
@@ -433,7 +454,7 @@ def schedule_list(frontend: str, curve_dir: str | None, broker_timeout: float,
     """Every schedule, with its next and last run."""
     from .watch import show_schedules
 
-    with _client(frontend, curve_dir, broker_timeout) as client:
+    with _client(frontend, curve_dir, broker_timeout, read=True) as client:
         show_schedules(client.schedules(), as_json)
 
 

@@ -15,7 +15,15 @@ import click
 import pydantic
 import zmq
 
-from .errors import AuthError, BrokerError, BrokerUnreachable, JobCancelled, JobFailed, ZJobsError
+from .errors import (
+    AuthError,
+    BrokerError,
+    BrokerUnreachable,
+    InvalidJob,
+    JobCancelled,
+    JobFailed,
+    ZJobsError,
+)
 
 USAGE = 2
 FAILURE = 1
@@ -44,10 +52,10 @@ def describe(exc: BaseException) -> tuple[str, int]:
                 "whose key is allowed there"), FAILURE
     if isinstance(exc, BrokerError):
         return _broker_error(exc), FAILURE
+    if isinstance(exc, InvalidJob | pydantic.ValidationError):  # options given in the shell
+        return _invalid(exc), USAGE
     if isinstance(exc, JobFailed | JobCancelled | ZJobsError):
         return str(exc), FAILURE
-    if isinstance(exc, pydantic.ValidationError):
-        return _validation(exc), USAGE
     if isinstance(exc, zmq.ZMQError):
         return f"ZeroMQ: {exc.strerror}", FAILURE
     if isinstance(exc, OSError) and exc.strerror:
@@ -62,6 +70,10 @@ def _broker_error(exc: BrokerError) -> str:
     if exc.code == "not_found":
         return f"{exc.message} (not found)"
     return f"the broker refused the request: {exc.message} ({exc.code})"
+
+
+def _invalid(exc: InvalidJob | pydantic.ValidationError) -> str:
+    return str(exc) if isinstance(exc, InvalidJob) else _validation(exc)
 
 
 def _validation(exc: pydantic.ValidationError) -> str:

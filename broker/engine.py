@@ -284,11 +284,21 @@ class Engine:
         while recent and (len(recent) > RECENT_MAX or next(iter(recent.values()))[0] < horizon):
             recent.popitem(last=False)
 
+    def _view(self, job: Job) -> dict[str, Any]:
+        """A live job as clients see it: its wire fields, plus `unserved: true` when it is
+        queued and no live worker can run it (none serves its queue with its task, or with
+        the flag its kind needs), so a job that would wait forever says so."""
+        wire = job.to_wire()
+        if job.status == S.QUEUED and not self.workers.any_can_run(
+                job.queue, requirement(job.kind, job.task)):
+            wire["unserved"] = True
+        return wire
+
     def lookup(self, job_id: str) -> dict[str, Any] | None:
         """The job as clients see it, including changes of this turn not yet committed."""
         job = self._live(job_id)
         if job is not None:
-            return job.to_wire()
+            return self._view(job)
         return self.store.get(job_id)
 
     def lookup_many(self, ids: list[str], outcome: bool = False) -> dict[str, dict[str, Any]]:
@@ -299,7 +309,7 @@ class Engine:
         for job_id in ids:
             job = self._live(job_id)
             if job is not None:
-                found[job_id] = job.outcome() if outcome else job.to_wire()
+                found[job_id] = job.outcome() if outcome else self._view(job)
             else:
                 missing.append(job_id)
         if missing:
@@ -312,7 +322,7 @@ class Engine:
         out = []
         for row in jobs:
             job = self._live(row["id"])
-            out.append(job.to_wire() if job is not None else row)
+            out.append(self._view(job) if job is not None else row)
         return out
 
     def _load(self, job_id: str) -> Job | None:

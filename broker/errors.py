@@ -6,6 +6,7 @@ ZJobsError
 │   └── AuthError       the broker refused this client's CURVE key (code `auth_refused`)
 ├── BrokerUnreachable   the broker did not answer in time (also a TimeoutError); `sent`
 │                       says whether the request left: if not, nothing of it was kept
+├── InvalidJob          the client refuses a job before sending it (also a ValueError)
 ├── JobFailed           `Client.result` of a job that failed (has `job`)
 ├── JobCancelled        `Client.result` of a job that was cancelled (has `job`)
 ├── FunctionError       an item of `Client.map` raised (has `index`, `remote_traceback`)
@@ -73,6 +74,18 @@ class BrokerUnreachable(ZJobsError, TimeoutError):
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self.sent = sent
+
+
+class InvalidJob(ZJobsError, ValueError):
+    """A job the client refuses before sending it. One line that names the field
+    (`priority: Input should be a valid integer (got 'high')`); `field` is the first bad
+    field, `errors` every problem as pydantic reported it."""
+
+    def __init__(self, message: str, field: str | None = None,
+                 errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.errors = errors or []
 
 
 class AuthError(BrokerError):

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationError,
     ValidationInfo,
     create_model,
     field_validator,
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from . import limits as lim
+from .errors import InvalidJob
 from .schema import BY_NAME, SUBMITTED, TEXT, JobField
 from .text import text_problem
 from .times import parse_time
@@ -159,10 +161,45 @@ def _plain(job: Any) -> dict[str, Any] | None:
 
 
 def validate_jobs(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Validate a batch of job dicts; pydantic.ValidationError names the bad field and index.
+    """Validate a batch of job dicts; InvalidJob (a ValueError) names the bad field, and the
+    job's position in a batch of several.
 
     Plain task jobs (the common case) take the schema's own checks; the rest pydantic."""
     plain = [_plain(job) for job in jobs]
     if all(job is not None for job in plain):
         return plain  # type: ignore[return-value]
-    return [job.to_wire() for job in JOB_LIST.validate_python(jobs)]
+    try:
+        return [job.to_wire() for job in JOB_LIST.validate_python(jobs)]
+    except ValidationError as exc:
+        raise invalid_job(exc, batch=len(jobs) > 1) from None
+
+
+MAX_REPORTED = 3
+
+
+def invalid_job(exc: ValidationError, batch: bool) -> InvalidJob:
+    """pydantic's errors as one line: `invalid job: priority: Input should be a valid integer,
+    unable to parse string as an integer (got 'high')`."""
+    parts, first = [], None
+    for error in exc.errors()[:MAX_REPORTED]:
+        loc = list(error["loc"])
+        where = f"job {loc.pop(0)}: " if batch and loc and isinstance(loc[0], int) else ""
+        if not batch and loc and isinstance(loc[0], int):
+            loc.pop(0)
+        field = ".".join(str(part) for part in loc)
+        first = first or field or None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        given = f" (got {_short(error['input'])})" if error["type"] not in _NO_INPUT else ""
+        parts.append(f"{where}{field + ': ' if field else ''}{message}{given}")
+    more = exc.error_count() - MAX_REPORTED
+    if more > 0:
+        parts.append(f"and {more} more")
+    return InvalidJob("invalid job: " + "; ".join(parts), first, exc.errors())
+
+
+_NO_INPUT = frozenset({"missing", "extra_forbidden", "value_error", "assertion_error"})
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -143,6 +143,9 @@ SETTINGS: tuple[Setting, ...] = (
             "hub (more SSE clients; one core each)", (API,), click.IntRange(min=1, max=64)),
     Setting("api_token", None, "bearer token every route but /health requires", (API,),
             flag=False, field="token"),
+    Setting("open", False, "serve the HTTP API on a non-loopback --host without "
+            "ZJOBS_API_TOKEN, unprotected, on purpose (refused otherwise)", (API,),
+            is_flag=True),
     # `zjobs up` itself
     Setting("workers", 2, "worker processes to start", (UP,), click.IntRange(min=0, max=256)),
     Setting("restart", "always", "restart a child that exits unasked (backoff 1 s doubling "

@@ -6,6 +6,11 @@ fails within a few seconds of starting five times in a row (a port in use,
 a bad `--tasks`) ends the supervisor with one line saying why, taken from
 the last line the child wrote to stderr.
 
+A `held` child starts only once the `oneshot` children have all exited with
+status 0: `zjobs up --tasks` holds its workers while a throwaway process
+imports the task modules, so a module that does not import ends `up` with
+its one line at once, not after five restarts of every worker.
+
 The supervisor is a Linux child subreaper: a worker's pool processes and
 resource tracker, orphaned when their worker dies, become its children, so
 `run()` returns only once every descendant has exited. Children get SIGKILL
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from .errors import ZJobsError
+from .errors import StartError, ZJobsError
 from .orphans import become_subreaper, children_of, die_with_parent
 
 log = structlog.get_logger(__name__)
@@ -67,11 +72,14 @@ class Child:
     argv: list[str]
     stop_first: bool = True          # workers and API stop before the broker
     stop_grace_s: float = 8.0
+    held: bool = False               # started once every oneshot child has succeeded
+    oneshot: bool = False            # a check: exit 0 releases the held, else ends it all
     backoff: Backoff = field(default_factory=Backoff)
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     restart_at: float | None = None
     last_words: deque = field(default_factory=lambda: deque(maxlen=5))
+    relay: threading.Thread | None = None  # copies its stderr, keeping the last words
 
 
 class GaveUp(ZJobsError):
@@ -98,6 +106,11 @@ class Supervisor:
     def stop(self, *_: object) -> None:
         self._stop = True
 
+    @property
+    def holding(self) -> bool:
+        """Whether some children wait for a check still running."""
+        return any(c.held for c in self.children)
+
     # ------------------------------------------------------------ processes
 
     def _start(self, child: Child) -> None:
@@ -108,8 +121,10 @@ class Supervisor:
         )
         child.proc, child.started_at, child.restart_at = proc, time.monotonic(), None
         self._by_pid[proc.pid] = child
-        threading.Thread(target=_relay, args=(proc.stderr, child.last_words), daemon=True,
-                         name=f"stderr-{child.name}").start()
+        child.relay = threading.Thread(
+            target=_relay, args=(proc.stderr, child.last_words, not child.oneshot), daemon=True,
+            name=f"stderr-{child.name}")
+        child.relay.start()
 
     def _reap(self) -> list[tuple[Child, int]]:
         """Collect every exited descendant; the supervised ones are returned."""
@@ -128,6 +143,9 @@ class Supervisor:
                 exited.append((child, status))
 
     def _on_exit(self, child: Child, status: int) -> None:
+        if child.oneshot:
+            self._checked(child, status)
+            return
         ran_s = time.monotonic() - child.started_at
         if self.restart == "never" or (self.restart == "on-failure" and status == 0):
             log.error("zjobs.child_exited", child=child.name, status=describe_status(status))
@@ -143,6 +161,20 @@ class Supervisor:
                     ran_s=round(ran_s, 1), restart_in_s=delay)
         child.restart_at = time.monotonic() + delay
 
+    def _checked(self, check: Child, status: int) -> None:
+        """A oneshot child ended: the held children start once every check has passed."""
+        if status != 0:
+            if check.relay is not None:
+                check.relay.join(5)  # its last words, for the error
+            raise StartError(_last_error(check.last_words)
+                             or f"{check.name} failed ({describe_status(status)})")
+        self.children.remove(check)
+        if not any(c.oneshot for c in self.children):
+            for child in self.children:
+                if child.held:
+                    child.held = False
+                    self._start(child)
+
     # ------------------------------------------------------------ loop
 
     def run(self) -> None:
@@ -150,7 +182,8 @@ class Supervisor:
         become_subreaper()
         try:
             for child in self.children:
-                self._start(child)
+                if not child.held:
+                    self._start(child)
             while not self._stop:
                 self._turn()
         finally:
@@ -213,11 +246,14 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _relay(stream: object, tail: deque) -> None:
-    """Copy a child's stderr to ours line by line, keeping its last lines for errors."""
+def _relay(stream: object, tail: deque, copy: bool = True) -> None:
+    """Copy a child's stderr to ours line by line (unless not `copy`), keeping its last lines
+    for errors."""
     out = sys.stderr.buffer
     for line in iter(stream.readline, b""):  # type: ignore[attr-defined]
         tail.append(line.decode(errors="replace").rstrip())
+        if not copy:
+            continue
         try:
             out.write(line)
             out.flush()

@@ -16,13 +16,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
 from .errors import StartError
-from .settings import forwarded
+from .exposure import check_exposure
+from .settings import WORKER, forwarded, resolved
 from .supervisor import Child, Supervisor
 
 log = structlog.get_logger(__name__)
@@ -37,13 +39,32 @@ def _argv(role: str, opts: dict[str, Any], extra: list[str] | None = None) -> li
             *(extra or [])]
 
 
+# Imports the task modules as a worker does (from the current directory too), in a
+# throwaway process: its `error:` line is the one `zjobs up` ends with.
+TASKS_CHECK = """import sys
+from broker.errors import StartError
+from worker.registry import import_tasks
+try:
+    import_tasks(sys.argv[1:])
+except StartError as exc:
+    print(f"error: {exc}", file=sys.stderr, flush=True)
+    sys.exit(1)
+"""
+
+
 def children(n_workers: int, opts: dict[str, Any]) -> list[Child]:
+    """The broker, the workers and the API; with --tasks, a check that the task modules
+    import, which the workers wait for (the broker and the API start meanwhile)."""
     name = opts.get("name") or f"{os.uname().nodename}-{os.getpid()}"
     grace = float(opts.get("shutdown_grace") or 5.0) + 3.0
+    modules = resolved(WORKER, opts).get("tasks") or []
+    check = [Child("tasks-check", [sys.executable, "-P", "-c", TASKS_CHECK, *modules],
+                   oneshot=True)] if modules and n_workers else []
     return [
+        *check,
         Child("broker", _argv("broker", opts), stop_first=False),
         *(Child(f"worker-{i + 1}", _argv("worker", opts, ["--name", f"{name}-w{i + 1}"]),
-                stop_grace_s=grace) for i in range(n_workers)),
+                stop_grace_s=grace, held=bool(check)) for i in range(n_workers)),
         Child("api", _argv("api", opts)),
     ]
 
@@ -74,17 +95,19 @@ def _in_use(host: str, port: int) -> bool:
 
 
 class Announcer:
-    """Prints "zjobs is up" once the API answers /health (it answers 200 once the broker does)."""
+    """Prints "zjobs is up" once the API answers /health (it answers 200 once the broker does)
+    and `ready()` says the rest has started (the workers wait for the --tasks check)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, ready: Callable[[], bool] = lambda: True) -> None:
         probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         self.dashboard = f"http://{host}:{port}/"
         self.health = f"http://{'[' + probe + ']' if ':' in probe else probe}:{port}/health"
+        self.ready = ready
         self.done = False
         self._next = 0.0
 
     def __call__(self) -> None:
-        if self.done or time.monotonic() < self._next:
+        if self.done or time.monotonic() < self._next or not self.ready():
             return
         self._next = time.monotonic() + HEALTH_EVERY_S
         try:
@@ -99,11 +122,13 @@ class Announcer:
 
 def run_up(n_workers: int, opts: dict[str, Any]) -> int:
     """Supervise everything until SIGINT/SIGTERM; raises StartError or GaveUp. Exit code."""
+    check_exposure(opts)
     check_ports(opts)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     announcer = Announcer(opts["host"], int(opts["port"]))
     supervisor = Supervisor(children(n_workers, opts), env, opts.get("restart") or "always",
                             on_tick=announcer)
+    announcer.ready = lambda: not supervisor.holding
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor.stop)
     log.info("zjobs.starting", dashboard=announcer.dashboard, frontend=opts["frontend"],

@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .client import Client
 from .jobs import TERMINAL, TERMINAL_EVENTS
+from .jsonview import dumps, job_json, schedule_json, worker_json
 from .schema import STATES
 
 _err = Console(stderr=True)
 _out = Console()
 _COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "grey50", "running": "yellow",
-            "queued": "cyan", "scheduled": "magenta"}
+            "queued": "cyan", "scheduled": "magenta", "unserved": "bold red"}
+
+
+UNSERVED_NOTICE_S = 3.0  # a job still unserved after this long gets one line on stderr
 
 
 def wait_and_show(client: Client, job_id: str) -> dict[str, Any]:
-    """Wait for the job, drawing its progress on stderr; the terminal job."""
+    """Wait for the job, drawing its progress on stderr; the terminal job.
+
+    A job that no live worker can run (`unserved`) for a few seconds gets one line on
+    stderr saying so and how to start a worker that can; the wait goes on.
+    """
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.fields[msg]}"),
                TimeElapsedColumn())
+    notice_at = time.monotonic() + UNSERVED_NOTICE_S
     with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as bar:
         handle = bar.add_task(job_id[:13], total=1.0, msg="")
         while True:
@@ -35,11 +47,36 @@ def wait_and_show(client: Client, job_id: str) -> dict[str, Any]:
                        msg=f"{job['status']} {progress.get('message') or ''}")
             if job["status"] in TERMINAL:
                 return job
+            if job.get("unserved") and time.monotonic() >= notice_at:
+                notice_at = math.inf
+                _err.print(unserved_hint(job), soft_wrap=True, markup=False, highlight=False)
+
+
+def unserved_hint(job: dict[str, Any]) -> str:
+    """One line: no live worker can run `job`, and the command that starts one that can."""
+    queue = job.get("queue") or "default"
+    queues = "" if queue == "default" else f" --queues {queue}"
+    if job.get("kind") == "exec":
+        what, start = "runs exec jobs", f"zjobs worker --allow-exec{queues}"
+    elif job.get("kind") == "function":
+        what, start = "runs function jobs", f"zjobs worker --allow-pickle{queues}"
+    else:
+        what = f"has task {job.get('task')!r}"
+        start = f"zjobs worker --tasks MODULE{queues} (MODULE: where {job.get('task')} is " \
+                "defined with @task)"
+    return (f"waiting: no live worker on queue {queue!r} {what}; the job stays queued until "
+            f"one joins: {start}")
+
+
+def print_json(value: Any) -> None:
+    """What REST would answer, indented: the same fields in the same formats."""
+    print(dumps(value, indent=2), flush=True)
 
 
 def show_job(job: dict[str, Any], as_json: bool) -> None:
+    """One job; `--json` prints GET /jobs/{id}'s body."""
     if as_json:
-        print(json.dumps(job, default=str, indent=2))
+        print_json(job_json(job))
         return
     table = Table(show_header=False, box=None)
     for key, value in job.items():
@@ -53,9 +90,12 @@ def show_job(job: dict[str, Any], as_json: bool) -> None:
     _out.print(table)
 
 
-def show_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:
+def show_jobs(page: dict[str, Any], as_json: bool) -> None:
+    """A page of jobs; `--json` prints GET /jobs's body (`{"jobs": [...], "next_cursor"}`)."""
+    jobs = page["jobs"]
     if as_json:
-        print(json.dumps(jobs, default=str, indent=2))
+        print_json({"jobs": [job_json(job) for job in jobs],
+                    "next_cursor": page.get("next_cursor")})
         return
     table = Table(box=None)
     for column in ("id", "status", "queue", "task", "attempts", "worker", "created"):
@@ -68,9 +108,18 @@ def show_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:
     _out.print(table)
 
 
-def show_schedules(schedules: list[dict[str, Any]], as_json: bool) -> None:
+def show_schedule(schedule: dict[str, Any], as_json: bool) -> None:
+    """One schedule; `--json` prints PUT /schedules/{name}'s body."""
     if as_json:
-        print(json.dumps(schedules, default=str, indent=2))
+        print_json(schedule_json(schedule))
+        return
+    show_schedules([schedule], False)
+
+
+def show_schedules(schedules: list[dict[str, Any]], as_json: bool) -> None:
+    """Every schedule; `--json` prints GET /schedules's body (`{"schedules": [...]}`)."""
+    if as_json:
+        print_json({"schedules": [schedule_json(found) for found in schedules]})
         return
     table = Table(box=None)
     for column in ("name", "task", "when", "queue", "next run (UTC)", "last run (UTC)"):
@@ -89,19 +138,15 @@ def _utc(epoch: float | None) -> str:
 
 
 def show_stats(stats: dict[str, Any], workers: list[dict[str, Any]], as_json: bool) -> None:
+    """Queue depths and workers, in the terminal's width; `--json` prints GET /stats's body
+    (the broker's part) and GET /workers's list as `{"stats": ..., "workers": [...]}`."""
     if as_json:
-        print(json.dumps({"stats": stats, "workers": workers}, default=str, indent=2))
+        print_json({"stats": stats, "workers": [worker_json(w) for w in workers]})
         return
-    queues = Table(title="queues")
-    queues.add_column("queue")
-    for state in STATES:
-        queues.add_column(state, justify="right", style=_COLOURS.get(state))
-    for name, row in sorted(stats["queues"].items()):
-        queues.add_row(name, *(str(row.get(s, 0)) for s in STATES))
-    _out.print(queues)
-    table = Table(title=f"workers ({len(workers)})")
+    _out.print(queue_table(stats["queues"]))
+    table = _compact(f"workers ({len(workers)})")
     for column in ("name", "host", "queues", "running", "processed", "failed"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for w in workers:
         table.add_row(w["name"], w["host"], ",".join(w["queues"]),
                       f"{len(w['running'])}/{w['capacity']}", str(w["processed"]),
@@ -109,6 +154,28 @@ def show_stats(stats: dict[str, Any], workers: list[dict[str, Any]], as_json: bo
     _out.print(table)
     _out.print(f"throughput {stats['throughput_per_s']}/s over the last minute, "
                f"event seq {stats['seq']}")
+
+
+def queue_table(depths: dict[str, dict[str, Any]]) -> Table:
+    """Jobs per queue and state. Only the states some queue has jobs in (queued and running
+    always), plus `unserved` when a queue has some: the table fits an 80-column terminal, and
+    nothing is cut, only folded, in a narrower one."""
+    rows = sorted(depths.items())
+    states = [s for s in STATES if s in ("queued", "running") or any(r.get(s) for _, r in rows)]
+    if any(r.get("unserved") for _, r in rows):
+        states.insert(states.index("queued") + 1, "unserved")
+    table = _compact("queues")
+    table.add_column("queue", overflow="fold")
+    for state in states:
+        table.add_column(state, justify="right", style=_COLOURS.get(state), overflow="fold")
+    for name, row in rows:
+        paused = " (paused)" if row.get("paused") else ""
+        table.add_row(name + paused, *(str(row.get(s, 0)) for s in states))
+    return table
+
+
+def _compact(title: str) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
 
 
 def queue_line(settings: dict[str, Any]) -> str:

@@ -68,7 +68,7 @@ def test_the_dockerfile_installs_zjobs_and_runs_it() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["zjobs"]' in text
     for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
-        for source in line.split()[:-1]:
+        for source in [word for word in line.split()[:-1] if not word.startswith("--")]:
             assert (ROOT / source).exists(), source
     cmd = re.search(r"^CMD (.+)$", text, flags=re.M).group(1)
     _parses(yaml.safe_load(cmd))
@@ -80,6 +80,74 @@ def test_the_systemd_units_in_the_docs_run_zjobs_commands_that_parse() -> None:
     assert len(starts) == 3
     for line in starts:
         _parses(shlex.split(line.replace("%H-%i", "host-1")))
+
+
+# ---------------------------------------------------------------- the first hour (issue 25)
+
+
+def _opts(argv: list[str]) -> dict:
+    command = main.commands[argv[0]]
+    return command.make_context(argv[0], list(argv[1:])).params
+
+
+def _exposed_without_a_token(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether `zjobs ARGV` would refuse to start for want of ZJOBS_API_TOKEN."""
+    from broker.errors import StartError
+    from broker.exposure import check_exposure
+
+    monkeypatch.delenv("ZJOBS_API_TOKEN", raising=False)
+    try:
+        check_exposure(_opts(argv))
+    except StartError as exc:
+        assert "ZJOBS_API_TOKEN" in str(exc)
+        return True
+    return False
+
+
+def test_compose_takes_the_api_token_from_the_environment(monkeypatch) -> None:
+    api = _compose()["services"]["api"]
+    assert _exposed_without_a_token(api["command"], monkeypatch)  # so the token matters
+    token = api["environment"]["ZJOBS_API_TOKEN"]
+    assert re.fullmatch(r"\$\{ZJOBS_API_TOKEN:\?[^}]+\}", token), token  # required, not baked
+
+
+def test_compose_has_healthchecks_and_waits_for_a_healthy_broker() -> None:
+    services = _compose()["services"]
+    broker = services["broker"]["healthcheck"]["test"]
+    assert broker[:2] == ["CMD", "zjobs"]
+    assert _parses(broker[2:]).name == "status"  # a read: answers only if the broker serves
+    assert "--broker-timeout" in broker
+    api = " ".join(services["api"]["healthcheck"]["test"])
+    assert "127.0.0.1:8000/health" in api  # public, 200 only while the broker answers
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"] == {"broker": {"condition": "service_healthy"}}
+
+
+def test_the_image_needs_a_token_and_lets_a_derived_image_pip_install(monkeypatch) -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    cmd = yaml.safe_load(re.search(r"^CMD (.+)$", text, flags=re.M).group(1))
+    assert _exposed_without_a_token(cmd, monkeypatch)
+    env_lines = re.findall(r"^(?:ENV|ARG) .*$", text, flags=re.M)
+    assert not any("ZJOBS_API_TOKEN" in line for line in env_lines)  # never baked in
+    assert "ZJOBS_API_TOKEN" in text  # but said how to give it
+    venv = re.search(r"python -m venv (\S+)", text).group(1)
+    assert re.search(rf"PATH={re.escape(venv)}/bin:\$PATH", text)
+    assert re.search(rf"chown -R zjobs\S* {re.escape(venv)}", text)
+    user = re.search(r"^USER zjobs$", text, flags=re.M).start()
+    install = re.search(r"^RUN pip install", text, flags=re.M).start()
+    assert user < install  # installed, and a derived image's installs, as zjobs
+
+
+def test_the_systemd_units_make_their_state_directory_and_keep_the_token_out() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    units = re.findall(r"```ini\n(.*?)```", docs, flags=re.S)
+    broker = next(u for u in units if "zjobs broker" in u)
+    state = re.search(r"^StateDirectory=(\S+)$", broker, flags=re.M).group(1)
+    data_dir = re.search(r"--data-dir (\S+)", broker).group(1)
+    assert data_dir == f"/var/lib/{state}"
+    api = next(u for u in units if "zjobs api" in u)
+    assert "--host 0.0.0.0" in api and re.search(r"^EnvironmentFile=\S+$", api, flags=re.M)
+    assert "ZJOBS_API_TOKEN=" not in "".join(re.findall(r"^Environment=.*$", docs, flags=re.M))
 
 
 def _works(*argv: str) -> bool:

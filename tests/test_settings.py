@@ -27,7 +27,7 @@ from worker.runtime import WorkerConfig
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 CONFIGS = {BROKER: BrokerConfig, WORKER: WorkerConfig, API: ApiSettings}
 NOT_CONFIG = {"curve_dir", "log_json", "log_level", "host", "port", "access_log", "max_message",
-              "api_workers", "mdp"}  # read by the process runner (api/main.py), not the app
+              "api_workers", "mdp", "open"}  # read by the process runners, not the app
 
 
 def _config_section() -> str:

@@ -164,6 +164,18 @@
     return Number.isFinite(v) ? String(Math.max(0, Math.round(v))) : '–';
   }
 
+  /** A count in at most 6 characters, for a tile: 12345, then 123.5k, 1.235M, 12.35G. */
+  function fmtCount(v) {
+    if (!Number.isFinite(v)) return '–';
+    v = Math.max(0, Math.round(v));
+    if (v < 100000) return String(v);
+    for (const [size, unit] of [[1e3, 'k'], [1e6, 'M'], [1e9, 'G'], [1e12, 'T']]) {
+      const shown = Number((v / size).toPrecision(4));
+      if (shown < 1000) return String(shown) + unit;
+    }
+    return v.toExponential(1);
+  }
+
   function fmtDur(ms) {
     if (!Number.isFinite(ms)) return '–';
     if (ms < 0) ms = 0;
@@ -251,6 +263,7 @@
     everOpened: false,
     brokerUp: null,              // from /health: does the API reach the broker?
     brokerSince: null,           // epoch s of the last change of brokerUp
+    staleSince: null,            // ms since when the live counts are not live
     loadedAt: Date.now(),
     filter: { statuses: new Set(), queue: '', text: '' },
     // page 1 is the live list; an older page is a fixed list of ids from GET /jobs?cursor=
@@ -332,6 +345,7 @@
 
   function mergeRest(rec, j) {
     Object.assign(rec, j);
+    if (!('unserved' in j)) delete rec.unserved;  // present only while it is true
     rec._c = parseTime(j.created_at) ?? rec._c;
     rec._s = 'started_at' in j ? parseTime(j.started_at) : rec._s;
     rec._f = 'finished_at' in j ? parseTime(j.finished_at) : rec._f;
@@ -495,6 +509,7 @@
     }
     if (s.workers != null) state.statsWorkers = Array.isArray(s.workers) ? s.workers.length : num(s.workers);
     const seq = s.seq != null && Number.isFinite(Number(s.seq)) ? Number(s.seq) : null;
+    if (seq != null && (state.lastSeq == null || seq > state.lastSeq)) state.lastSeq = seq;
     const parts = { jobs: s.jobs, queues: s.queues, counters: s.counters };
     // Counts never go back to an older snapshot than the one they are based on
     // (a stream lagging behind a REST snapshot would otherwise make them flicker).
@@ -819,6 +834,8 @@
     }
     markDirty('workers', 'header');
     refreshWorkersSoon();
+    const shown = state.detailId && state.jobs.get(state.detailId);
+    if (shown && shown.unserved) refetchDetailSoon();
   }
 
   // ------------------------------------------------------------------ REST refreshes
@@ -942,6 +959,8 @@
   function poll() {
     if (document.hidden) return;
     refreshWorkers();
+    const shown = state.detailId && state.jobs.get(state.detailId);
+    if (shown && shown.unserved) fetchDetail(state.detailId);  // a worker may serve it now
     refreshSchedules();
     if (state.workerId) fetchWorker(state.workerId);
     const streamStatsFresh = state.connected && Date.now() - state.streamStatsAt < 5000;
@@ -966,6 +985,7 @@
     setAttr(conn, 'data-state', live ? 'open' : 'closed');
     setAttr(conn, 'data-broker', brokerDown ? 'down' : state.brokerUp ? 'up' : 'unknown');
     setAttr(document.body, 'data-conn', live ? 'open' : 'closed');
+    renderStale(brokerDown);
     setText(els.connLabel, brokerDown
       ? 'Broker unreachable since ' + fmtClock(state.brokerSince * 1000)
       : state.connected ? 'Live' : state.everOpened ? 'Reconnecting…' : 'Connecting…');
@@ -985,13 +1005,37 @@
     setText(els.clock, fmtClock(Date.now()));
   }
 
+  /**
+   * While the broker is down (or the event stream lost), the live counts are the last ones
+   * known: greyed and marked "stale, as of HH:MM:SS" rather than shown as if current.
+   */
+  function renderStale(brokerDown) {
+    const stale = brokerDown || (state.everOpened && !state.connected);
+    if (!stale) state.staleSince = null;
+    else if (state.staleSince == null) {
+      state.staleSince = brokerDown && state.brokerSince ? state.brokerSince * 1000 : Date.now();
+    }
+    const label = stale ? 'stale · as of ' + fmtClock(state.staleSince) : '';
+    for (const node of els.staleable) {
+      if (stale) {
+        setAttr(node, 'data-stale', label);
+        node.title = 'Not live: the broker is not reachable. These are the last values seen, ' +
+          'as of ' + fmtClock(state.staleSince) + '.';
+      } else if (node.hasAttribute('data-stale')) {
+        node.removeAttribute('data-stale');
+        node.title = '';
+      }
+    }
+  }
+
   function renderCounts() {
     for (const s of STATUSES) {
       const node = els.count[s];
       const v = Math.max(0, Math.round(state.counts[s] || 0));
-      if (node.textContent !== String(v)) {
-        node.textContent = String(v);
+      if (node.dataset.value !== String(v)) {
+        node.textContent = fmtCount(v);
         node.dataset.value = String(v);
+        node.title = `${v.toLocaleString('en')} ${s}`;
       }
     }
     const nq = Object.keys(state.queues).length;
@@ -1662,10 +1706,10 @@
       tr.append(c);
       return c;
     };
-    const nameCell = td('');
+    const nameCell = td('w-main');
     const nameSpan = el('span', 'w-name', name);
-    nameCell.append(nameSpan);
-    const host = td('w-host');
+    const host = el('div', 'w-host');  // under the name: one column fewer in a narrow panel
+    nameCell.append(nameSpan, host);
     const queues = td('w-queues');
     const loadCell = td('');
     const load = el('div', 'load');
@@ -2113,6 +2157,8 @@
     ];
     renderFields(els.detailFields, fields);
 
+    renderUnserved(rec, status);
+
     // error
     const err = normError(rec.error);
     els.detailError.hidden = !err;
@@ -2140,6 +2186,29 @@
       ? `args:   ${JSON.stringify(rec.args ?? [])}\nkwargs: ${JSON.stringify(rec.kwargs ?? {})}`
       : rec._full ? '–' : 'loading…';
     setText(els.detailArgs, args);
+  }
+
+  /**
+   * A queued job no live worker can run (`unserved` from GET /jobs/{id}): why, from the
+   * workers the page knows, and the command that starts one that can.
+   */
+  function renderUnserved(rec, status) {
+    const shown = status === 'queued' && rec.unserved === true;
+    els.detailUnserved.hidden = !shown;
+    if (!shown) return;
+    const queue = rec.queue || 'default';
+    const serving = [...state.workers.values()].filter((w) => Array.isArray(w.queues) && w.queues.includes(queue));
+    const flag = rec.kind === 'exec' ? '--allow-exec' : rec.kind === 'function' ? '--allow-pickle' : null;
+    const who = serving.length === 1 ? `The one live worker of queue “${queue}” (${serving[0].name}) does not`
+      : `None of the ${serving.length} live workers of queue “${queue}”`;
+    let why;
+    if (!serving.length) why = `No live worker serves queue “${queue}”.`;
+    else if (flag) why = `${who} ${serving.length === 1 ? 'run' : 'runs'} ${rec.kind} jobs (that needs ${flag}).`;
+    else why = `${who} ${serving.length === 1 ? 'have' : 'has'} the task “${rec.task}”.`;
+    setText(els.detailUnservedWhy, why);
+    const queues = queue === 'default' ? '' : ` --queues ${queue}`;
+    setText(els.detailUnservedFix, flag ? `zjobs worker ${flag}${queues}` : `zjobs worker --tasks MODULE${queues}`);
+    els.detailUnservedFix.title = flag ? '' : `MODULE: the module that defines ${rec.task} with @task`;
   }
 
   /** A `<dl>` of [label, value] pairs, rebuilt only when a value changed. */
@@ -2375,6 +2444,7 @@
       els.count[s] = $('#count-' + s);
       els.sub[s] = $('#sub-' + s);
     }
+    els.staleable = ['#counters', '.hstats', '.panel-queues', '.panel-workers'].map((q) => $(q));
     els.counterStrip = {};
     for (const k of ['submitted', 'retried', 'dropped_results', 'malformed']) els.counterStrip[k] = $('#counter-' + k);
     els.queues = $('#queues');
@@ -2423,6 +2493,9 @@
     els.detailStatus = $('#detail-status');
     els.detailFields = $('#detail-fields');
     els.detailError = $('#detail-error');
+    els.detailUnserved = $('#detail-unserved');
+    els.detailUnservedWhy = $('#detail-unserved-why');
+    els.detailUnservedFix = $('#detail-unserved-fix');
     els.detailErrorType = $('#detail-error-type');
     els.detailErrorMessage = $('#detail-error-message');
     els.detailTraceback = $('#detail-traceback');

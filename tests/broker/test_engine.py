@@ -452,6 +452,23 @@ def test_unserved_counts_queues_nobody_serves_and_unknown_tasks(engine: Engine) 
     assert (depths["default"]["unserved"], depths["nowhere"]["unserved"]) == (1, 1)
 
 
+def test_a_queued_job_no_live_worker_can_run_says_it_is_unserved(engine: Engine) -> None:
+    nope, elsewhere, served, run = engine.submit([
+        {"task": "nope"}, {"task": "x", "queue": "nowhere"}, {"task": "x", "run_at": 1e10},
+        {"kind": "exec", "spec": {"entry": "main.py", "code_files": {"main.py": b""}}},
+    ])
+    ready(engine, b"a", "a", capacity=0, tasks=["x"])  # full: a busy worker still serves x
+    views = engine.lookup_many([nope, elsewhere, served, run])
+    assert {k: v.get("unserved") for k, v in views.items()} == \
+        {nope: True, elsewhere: True, served: None, run: True}  # `served` is scheduled
+    listed = engine.overlay([engine.store.get(nope) or {"id": nope}])
+    assert listed[0]["unserved"] is True
+    ready(engine, b"b", "b", capacity=1, tasks=["nope"], flags=["exec"])
+    assert "unserved" not in engine.lookup(nope) and "unserved" not in engine.lookup(run)
+    engine.workers.remove(b"b")  # its worker is gone: the job says so again
+    assert engine.lookup(nope)["unserved"] is True
+
+
 def test_result_sent_before_the_ready_is_applied_after_it(engine: Engine) -> None:
     job_id, job = _lose(engine, b"w", "w")
     result(engine, b"w", job, value="ended while unknown")  # draws the DISCONNECT

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_cancel_retry_and_list_from_the_shell(cluster: Cluster) -> None:
     done = zjobs("cancel", job_id, env=env)
     assert (done.returncode, done.stdout.strip()) == (0, f"{job_id} cancelled"), done.stderr
     listed = zjobs("list", "--status", "cancelled", "--queue", "idle", "--json", env=env)
-    assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
+    assert [j["id"] for j in json.loads(listed.stdout)["jobs"]] == [job_id]
     again = zjobs("retry", job_id, "--json", env=env)
     assert json.loads(again.stdout)[0]["status"] == "queued"
     missing = zjobs("cancel", "no-such-job", job_id, env=env)
@@ -134,3 +135,71 @@ def test_queue_verbs_from_the_shell(cluster: Cluster) -> None:
     assert "rate_limit must be" in zjobs("queue", "limit", "shell-q", "--", "-1", env=env).stderr
     missing = zjobs("queue", "limit", "shell-q", env=env)
     assert missing.returncode == 2 and missing.stderr.startswith("error:")
+
+
+def test_submit_wait_says_when_no_live_worker_can_run_the_job(cluster: Cluster) -> None:
+    """The job waits in silence no more: `unserved` on the job, one stderr line from
+    `submit --wait`, and the wait goes on until a worker that can run it joins."""
+    cluster.start_worker("elsewhere")  # serves `default` only
+    env = cluster.env()
+    started = time.monotonic()
+    waiting = subprocess.Popen([sys.executable, "-m", "broker.cli", "submit", "add", "2", "3",
+                                "--queue", "lonely", "--wait"], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(waiting.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: lines, 15, message="a line on stderr from submit --wait")
+        assert time.monotonic() - started >= 2  # after a few seconds, not at once
+        line = lines[0]
+        assert "no live worker on queue 'lonely'" in line, line
+        assert "zjobs worker --tasks MODULE --queues lonely" in line, line
+        [job] = cluster.client().list(queue="lonely")
+        assert job["unserved"] is True and job["status"] == "queued"
+        assert cluster.client().get(job["id"])["unserved"] is True
+        cluster.start_worker("lonely-1", "--queues", "lonely")
+        assert waiting.wait(30) == 0, lines
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        waiting.wait()
+        reader.join(5)
+    assert waiting.stdout.read().strip() == "5"
+    assert lines == [line]  # said once
+    assert "unserved" not in cluster.client().get(job["id"])
+
+
+def test_json_is_what_rest_returns_and_tables_fit_the_terminal(cluster: Cluster) -> None:
+    from tests.api.server import start_api
+
+    cluster.start_worker("a-worker-with-a-rather-long-name")
+    api = start_api(cluster)
+    env = cluster.env()
+    client = cluster.client()
+    job_id = client.submit("add", 1, 2)
+    client.wait(job_id, timeout=30)
+    client.submit("add", 3, 4, queue="a-queue-nobody-serves-with-a-long-name")
+    client.schedule("nightly", "add", 1, 2, cron="0 3 * * *")
+    with api.client() as http:
+        for args, path in (((job_id,), f"/jobs/{job_id}"), (("--limit", "5"), "/jobs?limit=5"),
+                           ((), "/schedules")):
+            verb = ("status",) if args[:1] == (job_id,) else \
+                ("list",) if path.startswith("/jobs?") else ("schedule", "list")
+            shown = zjobs(*verb, *args, "--json", env=env)
+            assert shown.returncode == 0, shown.stderr
+            assert json.loads(shown.stdout) == http.get(path).json(), verb
+        assert json.loads(zjobs("status", job_id, "--json", env=env).stdout)["created_at"] \
+            .endswith("Z")  # ISO-8601 UTC, as REST
+        def steady(workers: list[dict]) -> list[dict]:
+            return [{k: v for k, v in w.items() if k != "last_seen_s"} for w in workers]
+
+        shown = json.loads(zjobs("status", "--json", env=env).stdout)["workers"]
+        assert steady(shown) == steady(http.get("/workers").json()["workers"])
+    for columns in (80, 60):
+        table = zjobs("status", env={**env, "COLUMNS": str(columns)})
+        lines = table.stdout.splitlines()
+        assert max(len(line) for line in lines) <= columns, table.stdout
+        assert "…" not in table.stdout  # folded, never cut
+        assert "unserved" in table.stdout.replace("\n", "")

@@ -82,19 +82,19 @@ def test_the_schedule_verbs(cluster: Cluster) -> None:
     added = zjobs(cluster, "schedule", "add", "nightly", "add", "1", "2", "--cron", "0 3 * * *",
                   "--queue", "night", "--json")
     assert added.returncode == 0, added.stderr
-    shown = json.loads(added.stdout)[0]
+    shown = json.loads(added.stdout)  # PUT /schedules/{name}'s body
     assert (shown["name"], shown["task"], shown["args"], shown["cron"], shown["queue"]) == \
         ("nightly", "add", [1, 2], "0 3 * * *", "night")
     assert zjobs(cluster, "schedule", "add", "often", "noop", "--every", "60").returncode == 0
     listed = zjobs(cluster, "schedule", "list", "--json")
-    assert [s["name"] for s in json.loads(listed.stdout)] == ["nightly", "often"]
+    assert [s["name"] for s in json.loads(listed.stdout)["schedules"]] == ["nightly", "often"]
     table = zjobs(cluster, "schedule", "list")
     assert "every 60 s" in table.stdout and "0 3 * * *" in table.stdout
 
     removed = zjobs(cluster, "schedule", "remove", "often")
     assert removed.returncode == 0 and "removed often" in removed.stdout
-    assert [s["name"] for s in json.loads(zjobs(cluster, "schedule", "list", "--json").stdout)] \
-        == ["nightly"]
+    listed = zjobs(cluster, "schedule", "list", "--json")
+    assert [s["name"] for s in json.loads(listed.stdout)["schedules"]] == ["nightly"]
 
     missing = zjobs(cluster, "schedule", "remove", "often")
     assert missing.returncode == 1 and missing.stderr.startswith("error:")

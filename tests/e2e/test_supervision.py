@@ -6,15 +6,17 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from broker import Client
 from tests.cluster import Cluster
-from tests.waiting import free_port, wait_until
+from tests.waiting import free_port, holds_for, wait_until
 
 from .up import ZJOBS, Up, session_processes
 
@@ -98,12 +100,32 @@ def test_restart_never_stops_everything_when_a_child_dies(ups: list[Up], tmp_pat
 
 def test_a_child_that_keeps_failing_at_start_ends_up_with_one_line(ups: list[Up],
                                                                    tmp_path: Path) -> None:
-    up = _start(ups, tmp_path, "--workers", "1", "--tasks", "no_such_tasks_module")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "workers_only.py").write_text(  # imports in the --tasks check, not in a worker
+        "import sys\nif 'worker' in sys.argv:\n    raise RuntimeError('not in a worker')\n")
+    up = _start(ups, tmp_path, "--workers", "1", "--tasks", "workers_only", cwd=project)
     assert up.proc.wait(60) == 1
     errors = [line for line in up.log().splitlines() if line.startswith("error: ")]
     assert errors[-1].startswith("error: worker-1 failed 5 times in a row"), errors
-    assert "cannot import task module 'no_such_tasks_module'" in errors[-1]
+    assert "cannot import task module 'workers_only' (RuntimeError: not in a worker)" \
+        in errors[-1]
     assert "Traceback" not in up.log()
+    assert session_processes(up.proc.pid) == []
+
+
+def test_up_checks_its_tasks_before_it_says_it_is_up(ups: list[Up], tmp_path: Path) -> None:
+    started = time.monotonic()
+    up = _start(ups, tmp_path, "--workers", "2", "--tasks", "missing_module")
+    assert up.proc.wait(30) == 1
+    assert time.monotonic() - started < 10
+    log = up.log()
+    assert "zjobs is up" not in log and "Traceback" not in log
+    assert [line for line in log.splitlines() if line.startswith("error: ")] == [
+        "error: cannot import task module 'missing_module' (ModuleNotFoundError: No module "
+        "named 'missing_module'); run from the directory that holds it, or fix --tasks"]
+    assert log.strip().splitlines()[-1].startswith("error: ")
+    assert "worker-1" not in log  # no worker was started, so none failed
     assert session_processes(up.proc.pid) == []
 
 
@@ -192,3 +214,67 @@ def test_up_tasks_come_from_the_current_directory(ups: list[Up], tmp_path: Path)
     done = up.zjobs("submit", "shout", "hi", "--wait")
     assert (done.returncode, done.stdout.strip()) == (0, "HI!"), done.stderr + up.log()
 
+
+
+def test_reads_give_up_on_a_silent_broker_within_seconds(tmp_path: Path) -> None:
+    """A listener that accepts connections and never speaks: status and list say so fast."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        endpoint = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        for args in (["status"], ["list", "--json"], ["schedule", "list"]):
+            started = time.monotonic()
+            done = subprocess.run([str(ZJOBS), *args, "--frontend", endpoint],
+                                  capture_output=True, text=True, timeout=30)
+            took = time.monotonic() - started
+            assert took < 4, (args, took)
+            assert done.returncode == 1 and done.stdout == ""
+            assert done.stderr.splitlines() == [
+                f"error: broker not reachable at {endpoint} within 2 s; is 'zjobs broker' "
+                "(or 'zjobs up') running there?"], args
+        patient = subprocess.run([str(ZJOBS), "status", "--frontend", endpoint,
+                                  "--broker-timeout", "3.5"], capture_output=True, text=True,
+                                 timeout=30)
+        assert "within 3.5 s" in patient.stderr  # an explicit patience wins
+
+
+def test_an_api_off_loopback_needs_a_token_or_open(ups: list[Up], tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ZJOBS_API_TOKEN"}
+    port = str(free_port())
+    for command in (["api"], ["up", "--workers", "0"]):
+        started = time.monotonic()
+        done = subprocess.run([str(ZJOBS), *command, "--host", "0.0.0.0", "--port", port],
+                              env=env, capture_output=True, text=True, timeout=30)
+        assert time.monotonic() - started < 10
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.splitlines() == [
+            "error: refusing to serve the HTTP API on 0.0.0.0 without a token: set "
+            "ZJOBS_API_TOKEN (clients then send 'Authorization: Bearer <token>'), or pass "
+            "--open to serve it unprotected on purpose"], command
+    protected = Up(tmp_path, "--workers", "0", "--host", "0.0.0.0")
+    protected.env["ZJOBS_API_TOKEN"] = "s3cret"
+    ups.append(protected)
+    protected.start().wait_ready()
+    assert httpx.get(protected.url + "/queues", timeout=10).status_code == 401
+    protected.close()
+    opened = _start(ups, tmp_path, "--workers", "0", "--host", "0.0.0.0", "--open")
+    opened.wait_ready()
+    assert httpx.get(opened.url + "/queues", timeout=10).status_code == 200
+
+
+def test_a_request_held_at_shutdown_answers_503_without_a_traceback(ups: list[Up],
+                                                                   tmp_path: Path) -> None:
+    up = _start(ups, tmp_path, "--workers", "0")
+    up.wait_ready()
+    job = httpx.post(up.url + "/jobs", json={"task": "sleep", "args": [60]}, timeout=10).json()
+    answers: list[httpx.Response] = []
+    held = threading.Thread(target=lambda: answers.append(httpx.get(
+        f"{up.url}/jobs/{job['id']}/result", params={"wait": 60}, timeout=90)))
+    held.start()
+    holds_for(lambda: not answers, 1.5, message="the request held")
+    os.kill(up.proc.pid, signal.SIGTERM)
+    held.join(30)
+    assert [a.status_code for a in answers] == [503]
+    assert answers[0].json()["error"]["code"] == "unavailable"
+    assert up.proc.wait(30) == 0
+    assert "Traceback" not in up.log() and "Exception in ASGI" not in up.log()
