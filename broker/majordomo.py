@@ -7,18 +7,25 @@ events, REST and the dashboard) and the broker loop knows nothing of MDP:
 
 - a client's REQUEST for service S is a job in queue S, task S, whose `args` are the
   request's body frames (bytes); the job's result is the list of reply frames. The
-  requests read in one turn of the bridge are one `SUBMIT` batch, and the bridge waits for
-  their jobs with one `WAIT {ids, each: true}`, answered in parts as the jobs end: two
-  requests to the broker per turn, however many Majordomo requests it read;
+  requests read in one turn of the bridge are one `SUBMIT` batch, and the jobs of the
+  batches answered in a turn are waited for with one `WAIT {ids, each: true}`, answered in
+  parts as they end: a few requests to the broker per turn, however many Majordomo
+  requests the turn read;
 - a worker's READY for S opens a ZJP worker connection of its own (name `mdp-S-<id>`,
-  queue S, task S, credit 1); a JOB on it becomes a REQUEST to the Majordomo worker, whose
-  client address frame is the job id;
+  queue S, task S, one slot and a prefetch window of `PREFETCH` jobs); a JOB on it becomes
+  a REQUEST to the Majordomo worker, whose client address frame is the job id, when the
+  worker has answered the one before: the next request is at hand the moment a FINAL comes;
 - the worker's PARTIAL replies go to the client at once and are the job's log lines; its
   FINAL reply is the job's RESULT; the client gets its FINAL when a WAIT part shows the
   job ended, which the broker sends only once that is stored: answered once, after the
   commit;
+- a job still waiting in the window has not started (it shows `queued`). The bridge sends
+  `STARTED` for a request its worker has held for `LONG_S` (a faster one's RESULT says it),
+  and then hands the window's jobs back (`WINDOW`) so that they go to an idle worker rather
+  than wait behind a long one; the window opens again when that request ends;
 - a Majordomo worker silent for the heartbeat window (or one that sends DISCONNECT) has its
-  ZJP connection closed with DISCONNECT: the broker requeues its job for another worker;
+  ZJP connection closed with DISCONNECT: the broker requeues the job it ran for another
+  worker, and puts those of its window back uncounted;
 - `mmi.service` answers "200" when a Majordomo worker serves the service, else "404";
   any other `mmi.*` "501".
 
@@ -37,7 +44,8 @@ import itertools
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -45,14 +53,16 @@ import structlog
 import zmq
 
 from . import protocol as p
-from .jobs import new_job_id
 from .sockets import send_frames
 
 log = structlog.get_logger(__name__)
 
 CLIENT, WORKER = b"MDPC02", b"MDPW02"
 READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in range(1, 7))
+WINDOW = b"WINDOW"  # ZJP worker -> broker: a new prefetch window, buffered jobs handed back
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
+PREFETCH = 4               # jobs a Majordomo worker's connection holds beside the one it runs
+LONG_S = 0.25              # a request held this long is reported STARTED, its window returned
 WAIT_S = 30.0              # one WAIT slice; its jobs not ended by then are waited for again
 WAIT_RESEND_S = WAIT_S + 15.0  # no last part by then: lost with a restarted broker, ask again
 SUBMIT_FORGET_S = 120.0    # a SUBMIT never answered (the broker restarted): its clients resend
@@ -62,6 +72,8 @@ WAIT_IDS = 5000            # ids per WAIT
 DRAIN = 1000               # messages read from one socket per turn, so none starves the others
 FRONT_HWM = 100_000        # requests queued for the broker before a SUBMIT is refused here
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+_EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = (int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE),
+                                       int(zmq.NOBLOCK))  # plain ints: no enum arithmetic
 _PEER_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
                 UnicodeDecodeError, msgpack.UnpackException)
 
@@ -73,6 +85,17 @@ def local(endpoint: str) -> str:
 
 
 @dataclass(slots=True)
+class _Held:
+    """A job the broker handed to a Majordomo worker's connection."""
+
+    job_id: str
+    attempt: int
+    args: list[bytes]
+    since: float = 0.0     # when its REQUEST went to the Majordomo worker
+    reported: bool = False  # its STARTED went to the broker
+
+
+@dataclass(slots=True)
 class _Worker:
     """One Majordomo worker, which the broker sees as a ZJP worker of its own."""
 
@@ -80,7 +103,9 @@ class _Worker:
     service: str
     sock: zmq.Socket
     last_heard: float
-    job: tuple[str, int] | None = None  # (job id, attempt) it runs
+    job: _Held | None = None  # the request it works on
+    window: deque[_Held] = field(default_factory=deque)  # handed to it, not sent to it yet
+    closed: bool = False      # its window was handed back while a long request runs
 
 
 @dataclass
@@ -94,19 +119,19 @@ class Stats:
 
 
 @dataclass(slots=True)
-class _Request:
-    """A client request the bridge answers when its job has ended."""
+class _Submit:
+    """A SUBMIT batch in flight: its jobs, and the client of each, in order."""
 
-    client: bytes
-    job: dict[str, Any]      # what was submitted, with the id the bridge gave it
-    confirmed: bool = False  # the broker answered its SUBMIT: the job is stored
+    clients: list[bytes]
+    jobs: list[dict[str, Any]]
+    sent_at: float
 
 
 @dataclass(slots=True)
-class _Sent:
-    """A SUBMIT (`ids` in order) or a WAIT (`ids` not answered yet) the broker has to answer."""
+class _Wait:
+    """A WAIT `{ids, each}` in flight: the ids not answered yet."""
 
-    ids: Any  # list[str] for a SUBMIT, set[str] for a WAIT
+    ids: set[str]
     sent_at: float
 
 
@@ -130,11 +155,12 @@ class MajordomoBridge:
         self._poller.register(self._front, zmq.POLLIN)
         self._workers: dict[bytes, _Worker] = {}
         self._by_sock: dict[zmq.Socket, _Worker] = {}
-        self._requests: dict[str, _Request] = {}  # job id -> the request it answers
-        self._new: list[str] = []       # job ids read this turn, submitted at its end
-        self._rewait: list[str] = []    # job ids to wait for again at the turn's end
-        self._submits: dict[bytes, _Sent] = {}  # request id -> SUBMIT in flight
-        self._waits: dict[bytes, _Sent] = {}    # request id -> WAIT in flight
+        self._new: list[tuple[bytes, dict[str, Any]]] = []  # read this turn: (client, job)
+        self._submits: dict[bytes, _Submit] = {}  # request id -> SUBMIT in flight
+        self._clients: dict[str, bytes] = {}      # job id -> the client its FINAL goes to
+        self._early: dict[str, list[list[bytes]]] = {}  # PARTIALs before their SUBMIT's OK
+        self._to_wait: list[str] = []             # job ids to WAIT for at the turn's end
+        self._waits: dict[bytes, _Wait] = {}      # request id -> WAIT in flight
         self._ids = itertools.count(1)
         self._packer = msgpack.Packer()  # this thread's own: protocol.pack is the broker's
         self._stop = threading.Event()
@@ -164,26 +190,30 @@ class MajordomoBridge:
             self._ctx.destroy(linger=0)
 
     def _turn(self) -> None:
-        """Read what every socket has, then send the turn's SUBMIT and WAIT, then timers."""
+        """Read what every socket has, then send the turn's SUBMITs and WAITs, then timers."""
         timeout_ms = max(0.0, self._timers_at - time.monotonic()) * 1000
         ready = self._poller.poll(timeout_ms)
         self._now = time.monotonic()
         for sock, _ in ready:
             self._drain(sock)
-        if self._new or self._rewait:
-            self._flush()
         if self._now >= self._timers_at:
-            self._timers_at = self._now + self.interval_s / 2
+            self._timers_at = self._now + min(self.interval_s / 2, LONG_S)
             self._timers(self._now)
+        if self._new or self._to_wait:
+            self._flush()
 
     def _drain(self, sock: zmq.Socket) -> None:
+        """Every message `sock` has (up to DRAIN). EVENTS says when it has no more: a receive
+        that raises zmq.Again costs more than the message it did not read."""
         if sock.closed:
             return  # a worker's, dropped earlier in this turn
+        recv, get = sock.recv, sock.get
         for _ in range(DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            if not get(_EVENTS) & _POLLIN:
                 return
+            frames = [recv(_NOBLOCK)]
+            while get(_RCVMORE):
+                frames.append(recv(_NOBLOCK))
             try:
                 self._dispatch(sock, frames)
             except _PEER_ERRORS as exc:
@@ -218,10 +248,7 @@ class MajordomoBridge:
         if service.startswith("mmi."):
             self._reply(client, FINAL, [self._mmi(service, body)])
             return
-        job_id = new_job_id()  # given here, so the WAIT can go with the SUBMIT
-        self._requests[job_id] = _Request(client, {"id": job_id, "task": service,
-                                                   "queue": service, "args": body})
-        self._new.append(job_id)
+        self._new.append((client, {"task": service, "queue": service, "args": body}))
 
     def _mmi(self, service: str, body: list[bytes]) -> bytes:
         if service != "mmi.service" or not body:
@@ -237,7 +264,7 @@ class MajordomoBridge:
             self._register(identity, body[0].decode("ascii"))
             return
         if worker is None:  # not registered here (a restarted broker): it must READY again
-            self._mdp.send_multipart([identity, b"", WORKER, DISCONNECT])
+            send_frames(self._mdp, [identity, b"", WORKER, DISCONNECT])
             return
         worker.last_heard = self._now
         if command in (PARTIAL, FINAL) and len(body) >= 2:
@@ -260,34 +287,48 @@ class MajordomoBridge:
         log.info("mdp.worker_ready", service=service, worker=identity.hex())
 
     def _ready(self, worker: _Worker) -> None:
-        running = [{"job_id": worker.job[0], "attempt": worker.job[1]}] if worker.job else []
+        job = worker.job
+        running = [{"job_id": job.job_id, "attempt": job.attempt}] if job else []
         self._send_back(worker, p.READY, {
             "name": f"mdp-{worker.service}-{worker.identity.hex()}", "queues": [worker.service],
-            "capacity": 1, "tasks": [worker.service], "pid": os.getpid(),
-            "version": "mdp/0.2", "heartbeat_interval_s": self.interval_s,
-            "running": running})
+            "capacity": 1, "prefetch": 0 if worker.closed else PREFETCH,
+            "tasks": [worker.service], "pid": os.getpid(), "version": "mdp/0.2",
+            "heartbeat_interval_s": self.interval_s, "running": running})
 
     def _worker_reply(self, worker: _Worker, command: bytes, job_id: str,
                       frames: list[bytes]) -> None:
-        if worker.job is None or worker.job[0] != job_id:
+        job = worker.job
+        if job is None or job.job_id != job_id:
             return  # an answer to a job it no longer holds (cancelled, requeued): dropped
-        attempt = worker.job[1]
         if command == PARTIAL:
-            self._send_back(worker, p.LOG, {"job_id": job_id, "attempt": attempt,
+            self._send_back(worker, p.LOG, {"job_id": job_id, "attempt": job.attempt,
                                             "stream": "stdout", "data": _text(frames)})
-            request = self._requests.get(job_id)
-            if request is not None:
-                self._reply(request.client, PARTIAL, frames)
+            self._partial(job_id, frames)
             return
+        self._send_back(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
+                                           "ok": True, "result": frames})
+        self._next(worker)
+
+    def _next(self, worker: _Worker) -> None:
+        """The worker is free: send it the next job of its window, if there is one."""
         worker.job = None
-        self._send_back(worker, p.RESULT, {"job_id": job_id, "attempt": attempt, "ok": True,
-                                           "result": frames})
+        if worker.closed:  # the long request that closed the window has ended: open it
+            worker.closed = False
+            self._send_back(worker, WINDOW, {"prefetch": PREFETCH})
+        if worker.window:
+            job = worker.job = worker.window.popleft()
+            job.since = self._now
+            send_frames(self._mdp, [worker.identity, b"", WORKER, REQUEST, job.job_id.encode(),
+                                    b"", *job.args])
 
     def _drop(self, worker: _Worker) -> None:
-        """The Majordomo worker is gone: the broker requeues what it ran."""
+        """The Majordomo worker is gone: the broker requeues what it ran, and puts what its
+        window held back uncounted (those never started)."""
         self._workers.pop(worker.identity, None)
         self._by_sock.pop(worker.sock, None)
         self._poller.unregister(worker.sock)
+        if worker.job is not None:
+            self._report_started(worker, worker.job)  # it may have run: an attempt
         try:
             send_frames(worker.sock, [p.WORKER_HEADER, p.DISCONNECT])
         except zmq.ZMQError:
@@ -300,6 +341,13 @@ class MajordomoBridge:
         if command == FINAL:
             self.stats.replies += 1
 
+    def _partial(self, job_id: str, frames: list[bytes]) -> None:
+        client = self._clients.get(job_id)
+        if client is not None:
+            self._reply(client, PARTIAL, frames)
+        elif self._submits:  # the JOB went out before the commit, the SUBMIT's OK after it
+            self._early.setdefault(job_id, []).append(frames)
+
     # ------------------------------------------------------------ the broker, as a worker
 
     def _from_broker_back(self, worker: _Worker, frames: list[bytes]) -> None:
@@ -309,61 +357,76 @@ class MajordomoBridge:
         if command == p.JOB:
             for job in bodies:
                 self._job(worker, job)
+            if worker.job is None:
+                self._next(worker)
         elif command == p.CANCEL_JOB:
             for body in bodies:
                 self._cancel(worker, body["job_id"])
-        elif command == p.DISCONNECT:
-            self._ready(worker)  # the broker restarted: register again, with the job we run
+        elif command == p.DISCONNECT:  # the broker restarted: register again, with the job
+            worker.window.clear()      # we run; those of the window are queued in its store
+            self._ready(worker)
 
     def _job(self, worker: _Worker, job: dict[str, Any]) -> None:
         job_id, attempt = job["id"], job["attempt"]
         args = msgpack.unpackb(job["payload"]).get("args", []) if job.get("payload") else []
-        if worker.job is not None or not all(isinstance(a, bytes) for a in args):
+        if not isinstance(args, list) or not all(isinstance(a, bytes) for a in args):
             self._send_back(worker, p.RESULT, {"job_id": job_id, "attempt": attempt, "ok": False,
                                                "error": _error("BadRequest", "a Majordomo job's "
                                                                "args are its body frames")})
             return
-        worker.job = (job_id, attempt)
-        send_frames(self._mdp, [worker.identity, b"", WORKER, REQUEST, job_id.encode(), b"",
-                                *args])
+        worker.window.append(_Held(job_id, attempt, args))
 
     def _cancel(self, worker: _Worker, job_id: str) -> None:
-        if worker.job is not None and worker.job[0] == job_id:
-            self._send_back(worker, p.RESULT, {"job_id": job_id, "attempt": worker.job[1],
+        job = worker.job
+        if job is not None and job.job_id == job_id:
+            self._send_back(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
                                                "ok": False, "error": _error("Cancelled", "")})
-            worker.job = None
+            self._next(worker)
+            return
+        for held in worker.window:  # never started: it leaves the window, no RESULT owed
+            if held.job_id == job_id:
+                worker.window.remove(held)
+                return
+
+    def _report_started(self, worker: _Worker, job: _Held) -> None:
+        if not job.reported:
+            job.reported = True
+            self._send_back(worker, p.STARTED, {"job_id": job.job_id, "attempt": job.attempt})
 
     def _send_back(self, worker: _Worker, command: bytes, body: dict[str, Any]) -> None:
+        self._send_back_raw(worker, [p.WORKER_HEADER, command, self._packer.pack(body)])
+
+    def _send_back_raw(self, worker: _Worker, frames: list[bytes]) -> None:
         try:
-            send_frames(worker.sock, [p.WORKER_HEADER, command, self._packer.pack(body)])
+            send_frames(worker.sock, frames)
         except zmq.Again:  # the broker has not read 1000 messages: it is gone, not slow
             log.debug("mdp.backend_full", worker=worker.identity.hex())
 
     # ------------------------------------------------------------ the broker, as a client
 
     def _flush(self) -> None:
-        """The turn's new requests as SUBMIT batches, and one WAIT for them and the rewaits."""
+        """The turn's new requests as SUBMIT batches; one WAIT for the jobs stored since."""
         new, self._new = self._new, []
-        for batch in _batches(new, self._requests):
+        for batch in _batches(new):
             self._submit(batch)
-        wanted, self._rewait = new + self._rewait, []
+        wanted, self._to_wait = self._to_wait, []
         for start in range(0, len(wanted), WAIT_IDS):
             self._wait(wanted[start:start + WAIT_IDS])
 
-    def _submit(self, ids: list[str]) -> None:
-        jobs = [self._requests[i].job for i in ids]
+    def _submit(self, batch: list[tuple[bytes, dict[str, Any]]]) -> None:
+        clients, jobs = [c for c, _ in batch], [j for _, j in batch]
         rid = self._send_front(p.SUBMIT, {"jobs": jobs})
         if rid is None:
-            self._refused(ids, "unavailable", "the broker is not reading its requests")
+            self._refused(clients, "unavailable", "the broker is not reading its requests")
             return
-        self._submits[rid] = _Sent(ids, self._now)
+        self._submits[rid] = _Submit(clients, jobs, self._now)
         self.stats.submits += 1
 
     def _wait(self, ids: list[str]) -> None:
         rid = self._send_front(p.WAIT, {"ids": ids, "each": True, "timeout": WAIT_S})
         if rid is None:
             rid = next(self._ids).to_bytes(8, "big")  # unsent: the resend timer asks again
-        self._waits[rid] = _Sent(set(ids), self._now)
+        self._waits[rid] = _Wait(set(ids), self._now)
         self.stats.waits += 1
 
     def _send_front(self, command: bytes, body: dict[str, Any]) -> bytes | None:
@@ -380,7 +443,7 @@ class MajordomoBridge:
         rid, ok = frames[2], frames[1] == p.OK
         submit = self._submits.pop(rid, None)
         if submit is not None:
-            self._submitted(submit.ids, ok, msgpack.unpackb(frames[3]))
+            self._submitted(submit, ok, msgpack.unpackb(frames[3]))
             return
         wait = self._waits.get(rid)
         if wait is None:
@@ -388,64 +451,57 @@ class MajordomoBridge:
         body = msgpack.unpackb(frames[3])
         if not ok:
             del self._waits[rid]
-            self._refused(list(wait.ids), body.get("code"), body.get("message"))
+            self._refused([c for i in wait.ids if (c := self._clients.pop(i, None))],
+                          body.get("code"), body.get("message"))
             return
         self._waited(rid, wait, body)
 
-    def _submitted(self, ids: list[str], ok: bool, body: dict[str, Any]) -> None:
+    def _submitted(self, submit: _Submit, ok: bool, body: dict[str, Any]) -> None:
         if ok:
-            for job_id in ids:
-                request = self._requests.get(job_id)
-                if request is not None:
-                    request.confirmed = True
-            return
-        if len(ids) > 1 and body.get("code") != "unavailable":  # one job spoiled the batch
-            alive = [i for i in ids if i in self._requests]
-            for job_id in alive:
-                self._submit([job_id])
-            self._rewait.extend(alive)  # the batch's WAIT found none of them
-            return
-        self._refused(ids, body.get("code"), body.get("message"))
+            for job_id, client in zip(body["ids"], submit.clients, strict=True):
+                self._clients[job_id] = client
+                for frames in self._early.pop(job_id, ()):
+                    self._reply(client, PARTIAL, frames)
+            self._to_wait.extend(body["ids"])
+        elif len(submit.jobs) > 1 and body.get("code") != "unavailable":
+            for pair in zip(submit.clients, submit.jobs, strict=True):  # one job spoiled it:
+                self._submit([pair])                                    # each on its own
+        else:
+            self._refused(submit.clients, body.get("code"), body.get("message"))
+        if not self._submits:
+            self._early.clear()  # PARTIALs of jobs no SUBMIT of ours is waiting for
 
-    def _refused(self, ids: list[str], code: Any, message: Any) -> None:
-        for job_id in ids:
-            request = self._requests.pop(job_id, None)
-            if request is not None:
-                self._reply(request.client, FINAL, [f"error: {code}: {message}".encode()])
+    def _refused(self, clients: list[bytes], code: Any, message: Any) -> None:
+        for client in clients:
+            self._reply(client, FINAL, [f"error: {code}: {message}".encode()])
 
-    def _waited(self, rid: bytes, wait: _Sent, body: dict[str, Any]) -> None:
+    def _waited(self, rid: bytes, wait: _Wait, body: dict[str, Any]) -> None:
         """A part of an `each` WAIT: answer the clients of the jobs that ended."""
         for job in body["jobs"]:
             if job["status"] in TERMINAL:
                 wait.ids.discard(job["id"])
                 self._answer(job)
-        for job_id in body.get("missing", ()):
+        for job_id in body.get("missing", ()):  # stored, then gone (purged): say so
             wait.ids.discard(job_id)
-            self._missing(job_id)
+            client = self._clients.pop(job_id, None)
+            if client is not None:
+                self._reply(client, FINAL, [b"error: NotFound: the broker lost the job"])
         if not body.get("more"):  # the last part: what has not ended is waited for again
             del self._waits[rid]
-            self._rewait.extend(i for i in wait.ids if i in self._requests)
-
-    def _missing(self, job_id: str) -> None:
-        """The broker does not know the job: its SUBMIT was refused (its reply answers the
-        client), or, once it was stored, the job is gone (purged): say so."""
-        request = self._requests.get(job_id)
-        if request is not None and request.confirmed:
-            del self._requests[job_id]
-            self._reply(request.client, FINAL, [b"error: NotFound: the broker lost the job"])
+            self._to_wait.extend(i for i in wait.ids if i in self._clients)
 
     def _answer(self, job: dict[str, Any]) -> None:
-        request = self._requests.pop(job["id"], None)
-        if request is None:
+        client = self._clients.pop(job["id"], None)
+        if client is None:
             return  # answered already (two WAITs held it)
         if job["status"] == "succeeded":
             result = job.get("result")
             frames = result if isinstance(result, list) else [msgpack.packb(result)]
-            self._reply(request.client, FINAL, [f if isinstance(f, bytes) else str(f).encode()
-                                                for f in frames])
+            self._reply(client, FINAL, [f if isinstance(f, bytes) else str(f).encode()
+                                        for f in frames])
         else:
             error = job.get("error") or {}
-            self._reply(request.client, FINAL, [
+            self._reply(client, FINAL, [
                 f"error: {error.get('type', job['status'])}: {error.get('message', '')}".encode()])
 
     # ------------------------------------------------------------ time
@@ -454,6 +510,9 @@ class MajordomoBridge:
         for worker in [w for w in self._workers.values() if now - w.last_heard > self.expiry_s]:
             log.info("mdp.worker_expired", service=worker.service)
             self._drop(worker)
+        for worker in self._workers.values():
+            if worker.job is not None and now - worker.job.since >= LONG_S:
+                self._long_request(worker, worker.job)
         self._resend_waits(now)
         self._forget_submits(now)
         if now - self._beat_at >= self.interval_s:
@@ -462,38 +521,39 @@ class MajordomoBridge:
                 send_frames(self._mdp, [worker.identity, b"", WORKER, HEARTBEAT])
                 self._send_back_raw(worker, [p.WORKER_HEADER, p.HEARTBEAT])
 
-    def _send_back_raw(self, worker: _Worker, frames: list[bytes]) -> None:
-        try:
-            send_frames(worker.sock, frames)
-        except zmq.Again:
-            pass  # the broker is gone: the heartbeat would tell it nothing
+    def _long_request(self, worker: _Worker, job: _Held) -> None:
+        """A request its worker has held for LONG_S: the broker shows it started, and the
+        jobs waiting behind it go back to their queue for an idle worker to take."""
+        self._report_started(worker, job)
+        if worker.window:
+            returned = [held.job_id for held in worker.window]
+            worker.window.clear()
+            worker.closed = True
+            self._send_back(worker, WINDOW, {"prefetch": 0, "returned": returned})
 
     def _resend_waits(self, now: float) -> None:
         for rid in [r for r, w in self._waits.items() if now - w.sent_at > WAIT_RESEND_S]:
             wait = self._waits.pop(rid)  # its last part was lost (a restarted broker)
-            self._rewait.extend(i for i in wait.ids if i in self._requests)
-        if self._rewait:
-            self._flush()
+            self._to_wait.extend(i for i in wait.ids if i in self._clients)
 
     def _forget_submits(self, now: float) -> None:
         for rid in [r for r, s in self._submits.items() if now - s.sent_at > SUBMIT_FORGET_S]:
-            for job_id in self._submits.pop(rid).ids:
-                request = self._requests.get(job_id)
-                if request is not None and not request.confirmed:
-                    del self._requests[job_id]
+            del self._submits[rid]
             log.info("mdp.submit_unanswered", request=rid.hex())
+        if not self._submits:
+            self._early.clear()
 
 
-def _batches(ids: list[str], requests: dict[str, _Request]) -> list[list[str]]:
-    """`ids` in order, cut into SUBMITs of at most BATCH_JOBS jobs and about BATCH_BYTES."""
-    batches: list[list[str]] = [[]] if ids else []
-    size = 0
-    for job_id in ids:
-        weight = sum(len(a) for a in requests[job_id].job["args"]) + 64
-        if batches[-1] and (len(batches[-1]) >= BATCH_JOBS or size + weight > BATCH_BYTES):
+def _batches(new: list[tuple[bytes, dict[str, Any]]]) -> list[list[tuple[bytes, dict]]]:
+    """`new` in order, cut into SUBMITs of at most BATCH_JOBS jobs and about BATCH_BYTES."""
+    batches: list[list[tuple[bytes, dict]]] = []
+    size = BATCH_BYTES + 1
+    for pair in new:
+        weight = sum(len(a) for a in pair[1]["args"]) + 64
+        if size + weight > BATCH_BYTES or len(batches[-1]) >= BATCH_JOBS:
             batches.append([])
             size = 0
-        batches[-1].append(job_id)
+        batches[-1].append(pair)
         size += weight
     return batches
 
