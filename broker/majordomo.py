@@ -21,8 +21,8 @@ events, REST and the dashboard) and the broker loop knows nothing of MDP:
   commit;
 - a job still waiting in the window has not started (it shows `queued`). The bridge sends
   `STARTED` for a request its worker has held for `LONG_S` (a faster one's RESULT says it),
-  and then hands the window's jobs back (`WINDOW`) so that they go to an idle worker rather
-  than wait behind a long one; the window opens again when that request ends;
+  and then closes the window and hands its jobs back (`WINDOW`), so that they go to an idle
+  worker rather than wait behind a long request; the window opens when that request ends;
 - a Majordomo worker silent for the heartbeat window (or one that sends DISCONNECT) has its
   ZJP connection closed with DISCONNECT: the broker requeues the job it ran for another
   worker, and puts those of its window back uncounted;
@@ -179,6 +179,8 @@ class MajordomoBridge:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        else:
+            self._ctx.destroy(linger=0)  # never started: its sockets are closed here
 
     def run(self) -> None:
         try:
@@ -337,9 +339,9 @@ class MajordomoBridge:
         log.info("mdp.worker_gone", service=worker.service, worker=worker.identity.hex())
 
     def _reply(self, client: bytes, command: bytes, frames: list[bytes]) -> None:
-        send_frames(self._mdp, [client, b"", CLIENT, command, *frames])
         if command == FINAL:
-            self.stats.replies += 1
+            self.stats.replies += 1  # counted first: the client may read it the moment it goes
+        send_frames(self._mdp, [client, b"", CLIENT, command, *frames])
 
     def _partial(self, job_id: str, frames: list[bytes]) -> None:
         client = self._clients.get(job_id)
@@ -525,7 +527,7 @@ class MajordomoBridge:
         """A request its worker has held for LONG_S: the broker shows it started, and the
         jobs waiting behind it go back to their queue for an idle worker to take."""
         self._report_started(worker, job)
-        if worker.window:
+        if not worker.closed or worker.window:
             returned = [held.job_id for held in worker.window]
             worker.window.clear()
             worker.closed = True
