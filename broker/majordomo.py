@@ -12,9 +12,11 @@ events, REST and the dashboard) and the broker loop knows nothing of MDP:
   parts as they end: a few requests to the broker per turn, however many Majordomo
   requests the turn read;
 - a worker's READY for S opens a ZJP worker connection of its own (name `mdp-S-<id>`,
-  queue S, task S, one slot and a prefetch window of `PREFETCH` jobs); a JOB on it becomes
-  a REQUEST to the Majordomo worker, whose client address frame is the job id, when the
-  worker has answered the one before: the next request is at hand the moment a FINAL comes;
+  queue S, task S, one slot and a prefetch window); a JOB on it becomes a REQUEST to the
+  Majordomo worker, whose client address frame is the job id, when the worker has answered
+  the one before: the next request is at hand the moment a FINAL comes. The window holds
+  about `WINDOW_S` of the worker's work (by its recent requests), from 1 to `PREFETCH_MAX`
+  jobs, so that short requests never wait for a broker turn and long ones are not hoarded;
 - the worker's PARTIAL replies go to the client at once and are the job's log lines; its
   FINAL reply is the job's RESULT; the client gets its FINAL when a WAIT part shows the
   job ended, which the broker sends only once that is stored: answered once, after the
@@ -53,7 +55,7 @@ import structlog
 import zmq
 
 from . import protocol as p
-from .sockets import send_frames
+from .sockets import recv_frames, send_frames
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +63,8 @@ CLIENT, WORKER = b"MDPC02", b"MDPW02"
 READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in range(1, 7))
 WINDOW = b"WINDOW"  # ZJP worker -> broker: a new prefetch window, buffered jobs handed back
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
-PREFETCH = 4               # jobs a Majordomo worker's connection holds beside the one it runs
+PREFETCH_MAX = 16          # jobs a Majordomo worker's window holds at most (beside its slot)
+WINDOW_S = 0.02            # work a window holds: enough to cover a broker turn or two
 LONG_S = 0.25              # a request held this long is reported STARTED, its window returned
 WAIT_S = 30.0              # one WAIT slice; its jobs not ended by then are waited for again
 WAIT_RESEND_S = WAIT_S + 15.0  # no last part by then: lost with a restarted broker, ask again
@@ -72,8 +75,6 @@ WAIT_IDS = 5000            # ids per WAIT
 DRAIN = 1000               # messages read from one socket per turn, so none starves the others
 FRONT_HWM = 100_000        # requests queued for the broker before a SUBMIT is refused here
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-_EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = (int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE),
-                                       int(zmq.NOBLOCK))  # plain ints: no enum arithmetic
 _PEER_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
                 UnicodeDecodeError, msgpack.UnpackException)
 
@@ -105,6 +106,8 @@ class _Worker:
     last_heard: float
     job: _Held | None = None  # the request it works on
     window: deque[_Held] = field(default_factory=deque)  # handed to it, not sent to it yet
+    prefetch: int = 1         # its window, as the broker was last told
+    request_s: float = LONG_S  # how long its requests take, on average (recent ones weigh most)
     closed: bool = False      # its window was handed back while a long request runs
 
 
@@ -205,17 +208,13 @@ class MajordomoBridge:
             self._flush()
 
     def _drain(self, sock: zmq.Socket) -> None:
-        """Every message `sock` has (up to DRAIN). EVENTS says when it has no more: a receive
-        that raises zmq.Again costs more than the message it did not read."""
+        """Every message `sock` has, up to DRAIN."""
         if sock.closed:
             return  # a worker's, dropped earlier in this turn
-        recv, get = sock.recv, sock.get
         for _ in range(DRAIN):
-            if not get(_EVENTS) & _POLLIN:
+            frames = recv_frames(sock)
+            if frames is None:
                 return
-            frames = [recv(_NOBLOCK)]
-            while get(_RCVMORE):
-                frames.append(recv(_NOBLOCK))
             try:
                 self._dispatch(sock, frames)
             except _PEER_ERRORS as exc:
@@ -293,7 +292,7 @@ class MajordomoBridge:
         running = [{"job_id": job.job_id, "attempt": job.attempt}] if job else []
         self._send_back(worker, p.READY, {
             "name": f"mdp-{worker.service}-{worker.identity.hex()}", "queues": [worker.service],
-            "capacity": 1, "prefetch": 0 if worker.closed else PREFETCH,
+            "capacity": 1, "prefetch": 0 if worker.closed else worker.prefetch,
             "tasks": [worker.service], "pid": os.getpid(), "version": "mdp/0.2",
             "heartbeat_interval_s": self.interval_s, "running": running})
 
@@ -309,14 +308,17 @@ class MajordomoBridge:
             return
         self._send_back(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
                                            "ok": True, "result": frames})
+        worker.request_s += (self._now - job.since - worker.request_s) / 4
         self._next(worker)
 
     def _next(self, worker: _Worker) -> None:
-        """The worker is free: send it the next job of its window, if there is one."""
+        """The worker is free: send it the next job of its window, if there is one; the
+        window follows how long its requests take (and opens again after a long one)."""
         worker.job = None
-        if worker.closed:  # the long request that closed the window has ended: open it
-            worker.closed = False
-            self._send_back(worker, WINDOW, {"prefetch": PREFETCH})
+        prefetch = _window(worker.request_s)
+        if worker.closed or prefetch != worker.prefetch:
+            worker.closed, worker.prefetch = False, prefetch
+            self._send_back(worker, WINDOW, {"prefetch": prefetch})
         if worker.window:
             job = worker.job = worker.window.popleft()
             job.since = self._now
@@ -566,3 +568,10 @@ def _text(frames: list[bytes]) -> str:
 
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"type": kind, "message": message, "traceback": None}
+
+
+def _window(request_s: float) -> int:
+    """The prefetch window for requests of `request_s`: about WINDOW_S of work, in powers of
+    two (so that it changes seldom), from 1 to PREFETCH_MAX."""
+    jobs = min(int(WINDOW_S / max(request_s, 1e-6)), PREFETCH_MAX)
+    return 1 << max(jobs.bit_length() - 1, 0)
