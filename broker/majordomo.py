@@ -8,9 +8,9 @@ events, REST and the dashboard) and the broker loop knows nothing of MDP:
 - a client's REQUEST for service S is a job in queue S, task S, whose `args` are the
   request's body frames (bytes); the job's result is the list of reply frames. The
   requests read in one turn of the bridge are one `SUBMIT` batch, and the jobs of the
-  batches answered in a turn are waited for with one `WAIT {ids, each: true}`, answered in
-  parts as they end: a few requests to the broker per turn, however many Majordomo
-  requests the turn read;
+  batches answered in a turn are waited for with one `WAIT {ids, each: true}` (asking only
+  for their outcome), answered in parts as they end: a few requests to the broker per turn,
+  however many Majordomo requests the turn read;
 - a worker's READY for S opens a ZJP worker connection of its own (name `mdp-S-<id>`,
   queue S, task S, one slot and a prefetch window); a JOB on it becomes a REQUEST to the
   Majordomo worker, whose client address frame is the job id, when the worker has answered
@@ -64,8 +64,9 @@ READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in ran
 WINDOW = b"WINDOW"  # ZJP worker -> broker: a new prefetch window, buffered jobs handed back
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
 PREFETCH_MAX = 16          # jobs a Majordomo worker's window holds at most (beside its slot)
-WINDOW_S = 0.02            # work a window holds: enough to cover a broker turn or two
+WINDOW_S = 0.05            # work a window holds at the worker's pace (the Python worker's too)
 LONG_S = 0.25              # a request held this long is reported STARTED, its window returned
+                           # (as the Python worker hands its buffer back after 0.25 s stalled)
 WAIT_S = 30.0              # one WAIT slice; its jobs not ended by then are waited for again
 WAIT_RESEND_S = WAIT_S + 15.0  # no last part by then: lost with a restarted broker, ask again
 SUBMIT_FORGET_S = 120.0    # a SUBMIT never answered (the broker restarted): its clients resend
@@ -427,7 +428,8 @@ class MajordomoBridge:
         self.stats.submits += 1
 
     def _wait(self, ids: list[str]) -> None:
-        rid = self._send_front(p.WAIT, {"ids": ids, "each": True, "timeout": WAIT_S})
+        rid = self._send_front(p.WAIT, {"ids": ids, "each": True, "timeout": WAIT_S,
+                                        "fields": "outcome"})  # id, status, result, error
         if rid is None:
             rid = next(self._ids).to_bytes(8, "big")  # unsent: the resend timer asks again
         self._waits[rid] = _Wait(set(ids), self._now)
