@@ -33,6 +33,7 @@ import zmq.asyncio
 
 from broker import protocol as p
 from broker.curve import apply_client_curve
+from broker.prefetch import PrefetchWindow, worth_telling
 from broker.sockets import endpoint_list
 
 from .context import JobContext, capture_output, enter, leave
@@ -42,7 +43,6 @@ from .peer import Backoff, PeerOutbox, ready_body, result_body
 from .registry import REGISTRY, THREADED, is_async, load_tasks
 from .slot import slot_tasks
 from .slots import SlotSupervisor
-from .window import PrefetchWindow, worth_telling
 
 log = structlog.get_logger(__name__)
 

@@ -47,6 +47,7 @@ from broker import protocol as p
 from broker.curve import apply_client_curve
 from broker.logs import configure_logging
 from broker.orphans import die_with_parent
+from broker.prefetch import PrefetchWindow, worth_telling
 from broker.sockets import endpoint_list
 
 from .context import JobContext, capture_output, enter, leave
@@ -54,7 +55,6 @@ from .errors import Outcome, error, failure, success
 from .functions import run_function
 from .peer import Backoff, PeerOutbox, ready_body, result_body
 from .registry import REGISTRY, THREADED, import_tasks, is_async
-from .window import PrefetchWindow, worth_telling
 
 log = structlog.get_logger(__name__)
 

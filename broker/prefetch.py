@@ -1,5 +1,8 @@
 """The prefetch window: how many jobs a worker holds beyond those it runs. Pure.
 
+The policy of every peer that asks the broker for a window (docs/protocol.md, 6.6): the
+Python worker, its sync slots, and the Majordomo bridge for each Majordomo worker.
+
 Credit equal to the slots would make every job wait a round trip to the broker before it
 starts, and every broker turn, worker read and client read handle one or two jobs. A
 window lets a worker keep the next jobs at hand. But a window is the prefetch trap Celery
