@@ -48,7 +48,7 @@ from broker.curve import apply_client_curve
 from broker.logs import configure_logging
 from broker.orphans import die_with_parent
 from broker.prefetch import PrefetchWindow, worth_telling
-from broker.sockets import endpoint_list
+from broker.sockets import endpoint_list, recv_frames, send_frames
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
@@ -257,7 +257,7 @@ class Slot:
         if self.sock is None:
             return
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK)
+            send_frames(self.sock, frames)
             self.last_sent = time.monotonic()
         except zmq.ZMQError as exc:
             log.warning("broker.send_failed", worker=self.name, error=str(exc))
@@ -296,9 +296,8 @@ class Slot:
     def _receive_all(self) -> None:
         assert self.sock is not None
         while True:
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            frames = recv_frames(self.sock)
+            if frames is None:
                 return
             self.last_recv = time.monotonic()
             self.backoff.reset()
