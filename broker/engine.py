@@ -666,10 +666,11 @@ class Engine:
             return
         self.events.emit("worker.joined", {
             "worker": worker.name, "host": worker.host, "queues": list(worker.queues),
-            "capacity": worker.slots, "pid": worker.pid, "running": sorted(worker.running),
+            "capacity": worker.slots or worker.capacity, "pid": worker.pid,
+            "running": sorted(worker.running),
         })
         log.info("worker.joined", worker=worker.name, queues=worker.queues,
-                 capacity=worker.slots, kept=len(worker.running))
+                 capacity=worker.slots or worker.capacity, kept=len(worker.running))
 
     def _retire(self, worker: Worker, reported: dict[str, int]) -> set[str]:
         """Drop the earlier registrations of this identity or this name (a worker that

@@ -191,7 +191,8 @@ def group_view(peers: list[Worker], started: Collection[str], mono: float) -> di
     members = [w for w in peers if w.member]
     return {
         "name": lead.group, "host": lead.host, "pid": lead.pid, "queues": list(lead.queues),
-        "capacity": lead.slots if members or lead.slots != lead.capacity else lead.capacity,
+        "capacity": lead.slots or lead.capacity,  # its sync slots; an async-only worker's
+        # async ones
         "running": running, "tasks": sorted({t for w in peers for t in w.tasks}),
         "version": lead.version, "flags": sorted({f for w in peers for f in w.flags}),
         "joined_at": min(w.joined_at for w in peers),

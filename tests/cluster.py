@@ -71,13 +71,15 @@ class Cluster:
             args += ["--concurrency", "2"]
         proc = self.spawn(args, f"worker-{name}")
         self.workers[name] = proc
-        if wait:
-            self.wait_for_worker(name)
+        if wait:  # tests.tasks has sync tasks: the worker starts its sync slots
+            self.wait_for_worker(name, slots=int(args[args.index("--concurrency") + 1]))
         return proc
 
-    def wait_for_worker(self, name: str, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_for_worker(self, name: str, timeout: float = 20.0, slots: int = 0
+                        ) -> dict[str, Any]:
+        """The worker once it and `slots` of its sync slots have registered."""
         with self.client() as client:
-            return wait_until(lambda: _worker(client, name), timeout,
+            return wait_until(lambda: _worker(client, name, slots), timeout,
                               message=f"worker {name} to register")
 
     def client(self, timeout: float = 10.0) -> Client:
@@ -131,8 +133,9 @@ def _pings(client: Client) -> bool:
         return False
 
 
-def _worker(client: Client, name: str) -> dict[str, Any] | None:
+def _worker(client: Client, name: str, slots: int = 0) -> dict[str, Any] | None:
     try:
-        return next((w for w in client.workers() if w["name"] == name), None)
+        found = next((w for w in client.workers() if w["name"] == name), None)
     except TimeoutError:
         return None
+    return found if found is not None and len(found["slots"]) >= slots else None

@@ -179,7 +179,7 @@ class Worker:
             flags=flags, heartbeat_interval_s=self.config.heartbeat_interval_s,
             running=[{"job_id": job_id, "attempt": running.attempt}
                      for job_id, running in self._running.items()],
-            slots=self.config.concurrency,
+            slots=self.config.concurrency if self._slots is not None else 0,
             caps=[{"max": self.config.concurrency, "tasks": blocking, "flags": flags}])
         self._send_now(p.encode_worker(p.READY, ready))
         self.registrations += 1

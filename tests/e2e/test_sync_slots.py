@@ -109,3 +109,15 @@ def test_a_slot_frozen_in_c_holding_the_gil_is_replaced_and_its_job_times_out(
     assert "replaced" in error["message"]
     assert _gone(pid)
     assert solo.result(solo.submit("add", 3, 3), timeout=20) == 6
+
+
+def test_async_tasks_run_many_at_once_on_a_default_worker(cluster: Cluster) -> None:
+    """--async-concurrency (100) is apart from the sync slots (the CPU count): 50 one-second
+    async tasks on one default worker take about a second, not 25."""
+    cluster.start_worker("default")
+    client = cluster.client()
+    started = time.monotonic()
+    ids = client.submit_many({"task": "async_sleep", "args": [1]} for _ in range(50))
+    jobs = client.wait_many(ids, timeout=30)
+    assert [job["status"] for job in jobs] == ["succeeded"] * 50
+    assert time.monotonic() - started < 4
