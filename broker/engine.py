@@ -39,6 +39,10 @@ S = JobState
 MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
 MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
 RECENT_MAX = 20_000  # ended jobs kept in memory for the reads that follow their end
+# A turn whose only writes are jobs submitted with `wait` (run()) may leave them for a commit
+# at most this much later: their client hears nothing before the jobs end anyway, and a job
+# that ends by then is inserted in its final state, one commit on its round trip, not two.
+DEFER_S = 0.002
 PURGEABLE = frozenset({S.QUEUED, S.SCHEDULED, S.DEFERRED})  # what a purge cancels
 
 
@@ -173,6 +177,7 @@ class Engine:
         self.transfers = ArtifactTransfers(config.max_artifact_bytes)
         self._pending_keys: dict[str, str] = {}
         self._submits: list[_HeldSubmit] = []  # this turn's SUBMITs, answered after the commit
+        self._defer_until: float | None = None  # see DEFER_S
         # dependencies, in memory only (rebuilt from the store in _recover): a dependency's
         # id -> the deferred jobs waiting on it, and a deferred job -> the ones it still awaits
         self._dependents: dict[str, set[str]] = {}
@@ -1152,8 +1157,11 @@ class Engine:
 
     # ------------------------------------------------------------ commit
 
-    def flush(self) -> None:
+    def flush(self, force: bool = False) -> None:
         """Commit this turn's changes in one transaction, then answer the turn's submits.
+
+        Unless `force`, a turn whose only writes are new jobs submitted with `wait` leaves
+        them for a commit at most DEFER_S later (see `_deferred`).
 
         A failed commit costs the jobs the store would not take, never the broker: they
         (and every submit batch they belong to) are taken back from memory, their submits
@@ -1165,6 +1173,9 @@ class Engine:
         refused: dict[str, tuple[str, str]] = {}
         if (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
                 or self._queue_rows or self.events.pending or self.schedules.dirty):
+            if not force and self._deferred():
+                return
+            self._defer_until = None
             try:
                 self._write()
             except Fenced:
@@ -1174,6 +1185,32 @@ class Engine:
                 refused = self._commit_without_refused()
         self._answer_submits(refused)
         self.waits.send_parts(self.outbox)
+
+    def _deferred(self) -> bool:
+        """Whether this turn's commit waits (DEFER_S at most): its writes are only the
+        inserts of jobs submitted with `wait`, which nobody has been told of. Those that end
+        meanwhile are then inserted as they ended: one commit instead of two on the round
+        trip of `run()`. Anything else to write, or to answer, commits now."""
+        if (not self._submits or self._logs or self._artifacts or self._chunks
+                or self._queue_rows or self.schedules.dirty
+                or any(held.wait_s is None for held in self._submits)):
+            return False
+        inserted = {job.id for job in self._inserts}
+        if not inserted <= {i for held in self._submits for i in held.ids} \
+                or not self._dirty.keys() <= inserted:
+            return False  # other writes (a schedule's job, a result): commit now
+        if any(job.status in TERMINAL for job in self._inserts):
+            return False  # one has ended: its client is waiting for this commit
+        mono = self.clock.mono()
+        if self._defer_until is None:
+            self._defer_until = mono + DEFER_S
+        return mono < self._defer_until
+
+    def flush_due_s(self) -> float | None:
+        """Seconds until a deferred commit is due (the loop's poll must wake by then)."""
+        if self._defer_until is None:
+            return None
+        return max(self._defer_until - self.clock.mono(), 0.0)
 
     def _write(self) -> None:
         inserted = {j.id for j in self._inserts}

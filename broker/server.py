@@ -164,7 +164,8 @@ class BrokerServer:
         self._send_to_workers()  # first: a worker runs its jobs while the turn commits
         self.engine.flush()
         self._send_outbox()
-        return timeout_s
+        due_s = self.engine.flush_due_s()
+        return timeout_s if due_s is None else min(timeout_s, due_s)
 
     def _drain(self, sock: zmq.Socket, handler: Any) -> None:
         received = 0
@@ -297,7 +298,7 @@ class BrokerServer:
     def close(self) -> None:
         if not self._lost:
             try:
-                self.engine.flush()
+                self.engine.flush(force=True)
             except Fenced:
                 self._lost = True
         for sock in (self.frontend, self.backend, self.publisher):
