@@ -277,7 +277,9 @@ class Engine:
         ended a moment ago."""
         job = self.active.get(job_id) or self._dirty.get(job_id)
         if job is None and job_id in self._recent:
-            job = self._recent[job_id][1]
+            ended_at, ended = self._recent[job_id]
+            if ended_at >= self.clock.mono() - self.config.recent_s:
+                job = ended  # (an older one may be purged from the store by now)
         return job
 
     def _remember(self, job: Job) -> None:

@@ -22,7 +22,9 @@ import signal
 import socket
 import sys
 import time
+import types
 from collections import deque
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +36,7 @@ import zmq.asyncio
 from broker import protocol as p
 from broker.curve import apply_client_curve
 from broker.prefetch import PrefetchWindow, worth_telling
-from broker.sockets import endpoint_list
+from broker.sockets import endpoint_list, recv_frames
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
@@ -84,6 +86,7 @@ class Worker:
         self.log = log.bind(worker=config.name)
         self._ctx = zmq.asyncio.Context()
         self._sock: zmq.asyncio.Socket | None = None
+        self._reader: zmq.Socket | None = None  # a plain shadow of _sock, for receiving
         self._running: dict[str, _Running] = {}
         self._buffer: deque[dict[str, Any]] = deque()
         self._outbox = PeerOutbox(config.max_message)
@@ -97,6 +100,7 @@ class Worker:
         self._connects = 0  # which endpoint of a primary/standby list is next
         self._threads: ThreadPoolExecutor | None = None  # for pool="thread" tasks, lazily
         self._slots: SlotSupervisor | None = None
+        self._starting = False  # inside _start_buffered (a job may end in its first step)
         self._exec_box = worker_box(config) if config.allow_exec else None  # who runs programs
 
     # ------------------------------------------------------------ lifecycle
@@ -218,11 +222,16 @@ class Worker:
             self._slots.check(silence_s)
 
     def _receive_all(self) -> None:
+        """Everything the broker sent, read through a plain shadow of the socket after a
+        poll said so (as `broker.sockets.received` does): no future per message. Sends stay
+        on the asyncio socket, which re-arms its poll after each one."""
         assert self._sock is not None
+        reader = self._reader
+        if reader is None or reader.underlying != self._sock.underlying:
+            reader = self._reader = zmq.Socket.shadow(self._sock.underlying)
         while True:
-            try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK).result()
-            except zmq.Again:
+            frames = recv_frames(reader)
+            if frames is None:
                 break
             self._last_recv = time.monotonic()
             self._backoff.reset()
@@ -293,11 +302,25 @@ class Worker:
     # ------------------------------------------------------------ running jobs
 
     def _start_buffered(self) -> None:
-        """Start buffered jobs while async slots are free (caps are the broker's to keep)."""
-        now = time.monotonic()
-        while self._buffer and len(self._running) < self.config.async_concurrency:
-            self._window.started(now)
-            self._start(self._buffer.popleft())
+        """Start buffered jobs while async slots are free (caps are the broker's to keep);
+        then send what they said (at once if none is left running: no batch to wait for)."""
+        if self._starting:
+            return  # a job that ended within its first step: the loop below goes on
+        self._starting = True
+        try:
+            now = time.monotonic()
+            while self._buffer and len(self._running) < self.config.async_concurrency:
+                self._window.started(now)
+                self._start(self._buffer.popleft())
+        finally:
+            self._starting = False
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if self._running:
+            self._schedule_flush()  # others run: their results may join this message
+        else:
+            self._flush()  # nothing runs: no batch to wait for, a loop cycle saved
 
     def _start(self, job: dict[str, Any]) -> None:
         job_id, attempt, kind = job["id"], job["attempt"], job["kind"]
@@ -309,9 +332,6 @@ class Worker:
         self._running[job_id] = running
         self._outbox.started(job_id, attempt)
         refusal = self._launch(job_id, attempt, kind, job.get("task"), payload, running)
-        # Scheduled after the launch, so the flush runs after an async job's first step: a job
-        # that ends at once travels as one RESULT instead of STARTED, then RESULT.
-        self._schedule_flush()
         if refusal is not None:
             self._finish(job_id, attempt, (False, refusal, None))
             return
@@ -330,8 +350,11 @@ class Worker:
             if fn is None or not (is_async(fn) or task in THREADED):
                 return error("UnknownTask", f"unknown task {task!r}: this worker runs "
                              f"{', '.join(self._served()[0]) or 'no tasks'} itself")
-            run = self._run_async if is_async(fn) else self._run_in_thread
-            running.task = asyncio.ensure_future(run(job_id, attempt, fn, args, kwargs))
+            if is_async(fn):
+                running.task = _eager_task(self._run_async(job_id, attempt, fn, args, kwargs))
+            else:
+                running.task = asyncio.ensure_future(
+                    self._run_in_thread(job_id, attempt, fn, args, kwargs))
             return None
         if kind == "exec":
             if not self.config.allow_exec:
@@ -417,7 +440,6 @@ class Worker:
         self._outbox.queue_packed(p.RESULT, result_body(job_id, running.attempt, outcome,
                                                         self.config.max_message, listed))
         self._start_buffered()
-        self._schedule_flush()
 
     def _send_artifacts(self, job_id: str, attempt: int,
                         artifacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -471,6 +493,43 @@ class Worker:
             self._last_sent = time.monotonic()
         except zmq.ZMQError as exc:
             self.log.warning("broker.send_failed", command=frames[1].decode(), error=str(exc))
+
+
+def _eager_task(coro: Any) -> asyncio.Task | None:
+    """Run `coro` now until it first waits, then as a task (None if it ended at once).
+
+    A job's first step runs in the loop cycle that received it, instead of the next: an
+    async task that never waits (or returns after its first await) saves a cycle of the
+    loop on every job. Python 3.12's eager tasks do this; 3.11 has none, so the first step
+    runs here in a context of its own, and the task drives the rest in that context.
+    """
+    context = contextvars.copy_context()
+    try:
+        yielded = context.run(coro.send, None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(_resume(coro, yielded), context=context)
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on driving `coro` from where its first step left it (`yielded`), as `await` would."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # a cancel, or the awaited future's exception
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            yielded = coro.send(sent)
+        except StopIteration as stop:
+            return stop.value
 
 
 def run_worker(config: WorkerConfig) -> None:
