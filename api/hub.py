@@ -5,7 +5,9 @@ pending `recv()` is never cancelled) and tracks `last_seq`. PUB drops for a
 slow or late subscriber by design, so on a gap (an event whose seq is not
 `last_seq + 1`) the hub first fetches the missing range from the broker's
 replay window (EVENTS, page by page) and delivers it, then the newer
-events: subscribers always see contiguous seqs, each once.
+events: subscribers always see contiguous seqs, each once. A message may
+carry a run of events of one type (docs/protocol.md 7.1); their seqs follow
+each other, so only a message's first event can open a gap.
 
 All subscribers read one shared ring of the last `queue_size` events, each
 with its own cursor and filter, so delivering an event costs one append,
@@ -270,21 +272,23 @@ class EventHub:
             self.last_seq = pong["seq"]
 
     async def _receive(self, frames: list[bytes]) -> None:
+        """One PUB message: a run of events with consecutive seqs (one, or a ZJB1 batch)."""
         try:
-            event = p.decode_event(frames)
+            events = p.decode_events(frames)
         except p.ProtocolError:
             self.stats.malformed += 1
             return
-        self.stats.received += 1
-        seq = event["seq"]
+        self.stats.received += len(events)
+        first = events[0]["seq"]
         if self.last_seq is None:
-            self.last_seq = seq - 1
-        if seq > self.last_seq + 1:
-            await self._fill(seq)
-        if seq <= self.last_seq:
-            self.stats.duplicates += 1
-            return
-        self._deliver(event)
+            self.last_seq = first - 1
+        if first > self.last_seq + 1:
+            await self._fill(first)
+        for event in events:
+            if event["seq"] <= self.last_seq:
+                self.stats.duplicates += 1
+            else:
+                self._deliver(event)
 
     # ------------------------------------------------------------ gaps
 

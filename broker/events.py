@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .protocol import pack, packed_array, packed_map
+from .protocol import encode_event_run, pack, packed_array, packed_map
 
 
 class EventLog:
@@ -36,6 +36,25 @@ class EventLog:
     def take_pending(self) -> list[tuple[bytes, bytes]]:
         pending, self.pending = self.pending, []
         return pending
+
+    def take_messages(self, max_bytes: int) -> list[list[bytes]]:
+        """The pending events as PUB messages, in seq order: each run of consecutive events
+        of one type in one message, of at most `max_bytes` of bodies (a larger event goes
+        alone). Runs, not the whole turn: a SUB filters on the first frame, the type."""
+        messages: list[list[bytes]] = []
+        run: list[bytes] = []
+        run_topic = b""
+        size = 0
+        for topic, body in self.take_pending():
+            if run and (topic != run_topic or size + len(body) > max_bytes):
+                messages.append(encode_event_run(run_topic, run))
+                run, size = [], 0
+            run_topic = topic
+            run.append(body)
+            size += len(body)
+        if run:
+            messages.append(encode_event_run(run_topic, run))
+        return messages
 
     @property
     def first_seq(self) -> int:

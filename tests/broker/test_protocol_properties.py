@@ -26,7 +26,7 @@ frames = st.lists(frame | packed, max_size=6) | structured
 worker_frames = st.tuples(headers, commands, st.lists(body, max_size=3)).map(
     lambda t: [t[0], t[1], *t[2]])
 
-DECODERS = (p.decode_request, p.decode_worker, p.decode_broker, p.decode_reply, p.decode_event)
+DECODERS = (p.decode_request, p.decode_worker, p.decode_broker, p.decode_reply, p.decode_events)
 
 
 @settings(max_examples=400, deadline=None)
