@@ -9,34 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import zmq
 
 from broker import AsyncClient, Client
 from broker import protocol as p
 from tests.cluster import Cluster
+from tests.event_taps import Tap, replayed
 from tests.waiting import wait_until
 
 PREFIXES = ("", "job.", "job.succeeded", "log")
-
-
-class Tap:
-    """A raw SUB socket on the broker's events: what arrived, message by message."""
-
-    def __init__(self, endpoint: str, prefix: str) -> None:
-        self.sock = zmq.Context.instance().socket(zmq.SUB)
-        self.sock.linger = 0
-        self.sock.rcvhwm = 0  # keep everything: the test reads after the fact
-        self.sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-        self.sock.connect(endpoint)
-        self.messages: list[list[bytes]] = []
-
-    def read(self) -> int:
-        while self.sock.poll(0):
-            self.messages.append(self.sock.recv_multipart())
-        return len(self.messages)
-
-    def events_after(self, seq: int) -> list[dict[str, Any]]:
-        return [e for frames in self.messages for e in p.decode_events(frames) if e["seq"] > seq]
 
 
 @pytest.fixture
@@ -46,15 +26,7 @@ def taps(cluster: Cluster) -> Iterator[dict[str, Tap]]:
         yield taps
     finally:
         for tap in taps.values():
-            tap.sock.close(linger=0)
-
-
-def _replayed(client: Client, since: int, until: int) -> list[dict[str, Any]]:
-    """The broker's window from `since` to `until`: the truth the live events must match."""
-    events: list[dict[str, Any]] = []
-    for page in client.replay_pages(since):
-        events += [e for e in page["events"] if e["seq"] <= until]
-    return events
+            tap.close()
 
 
 def test_prefix_subscribers_get_exactly_their_types_from_batches(cluster: Cluster,
@@ -72,7 +44,7 @@ def test_prefix_subscribers_get_exactly_their_types_from_batches(cluster: Cluste
     ids += client.submit_many({"task": "chatty", "args": [3]} for _ in range(5))
     client.wait_many(ids, timeout=60)
     until = client.ping()["seq"]
-    truth = _replayed(client, since, until)
+    truth = replayed(client, since, until)
     assert [e["seq"] for e in truth] == list(range(since + 1, until + 1))
     for prefix, tap in taps.items():
         wanted = [e for e in truth if e["type"].startswith(prefix)]
@@ -96,7 +68,7 @@ def test_both_clients_events_read_batches_exactly_once(cluster: Cluster) -> None
     seen_sync = _follow_in_a_thread(cluster, since, len(jobs))
     seen_async = asyncio.run(_follow_async(cluster, since, jobs))
     seen_sync.join(60)
-    truth = [e for e in _replayed(client, since, 1 << 62) if e["type"].startswith("job.")]
+    truth = [e for e in replayed(client, since, 1 << 62) if e["type"].startswith("job.")]
     succeeded = [e for e in truth if e["type"] == "job.succeeded"]
     assert len(succeeded) == len(jobs)
     last = succeeded[-1]["seq"]
