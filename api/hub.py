@@ -284,11 +284,11 @@ class EventHub:
             self.last_seq = first - 1
         if first > self.last_seq + 1:
             await self._fill(first)
-        for event in events:
-            if event["seq"] <= self.last_seq:
-                self.stats.duplicates += 1
-            else:
-                self._deliver(event)
+        seen = self.last_seq + 1 - first  # how many of the run a replay delivered already
+        if seen > 0:
+            self.stats.duplicates += min(seen, len(events))
+            events = events[seen:]
+        self._deliver(events)
 
     # ------------------------------------------------------------ gaps
 
@@ -307,10 +307,10 @@ class EventHub:
         async for page in self.client.replay_pages(since):
             if page["truncated"]:
                 self._lost()  # before the replayed events, so streams see the hole
-            for event in page["events"]:
-                if self.last_seq is None or event["seq"] > self.last_seq:
-                    self.stats.replayed += 1
-                    self._deliver(event)
+            last = self.last_seq
+            fresh = [e for e in page["events"] if last is None or e["seq"] > last]
+            self.stats.replayed += len(fresh)
+            self._deliver(fresh)
 
     def _lost(self) -> None:
         """Events are missing that the hub cannot deliver: every subscriber resyncs itself."""
@@ -320,22 +320,32 @@ class EventHub:
 
     # ------------------------------------------------------------ delivery
 
-    def _deliver(self, event: Event) -> None:
-        self.last_seq = event["seq"]
-        self._index(event)
+    def _deliver(self, events: list[Event]) -> None:
+        """Hand `events`, the next after `last_seq` and in seq order, to every subscriber."""
+        if not events:
+            return
+        self.last_seq = events[-1]["seq"]
+        for event in events:
+            self._index(event)
         for observer in self._observers:
-            try:
-                observer(event)
-            except Exception as exc:  # an observer bug must not stop the bus
-                log.error("hub.observer_failed", error=repr(exc), type=event.get("type"))
-        self.ring.append(event)
-        if len(self.ring) > self.queue_size:
-            self.ring.popleft()
+            self._observe(observer, events)
+        ring = self.ring
+        ring.extend(events)
+        for _ in range(len(ring) - self.queue_size):
+            ring.popleft()
             self.ring_start += 1
         if self.waiting:
             for sub in self.waiting:
                 sub._wake.set()
             self.waiting.clear()
+
+    @staticmethod
+    def _observe(observer: Observer, events: list[Event]) -> None:
+        for event in events:
+            try:
+                observer(event)
+            except Exception as exc:  # an observer bug must not stop the bus
+                log.error("hub.observer_failed", error=repr(exc), type=event.get("type"))
 
     def _index(self, event: Event) -> None:
         job_id = event.get("job_id")

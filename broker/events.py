@@ -10,11 +10,25 @@ from typing import Any
 from .protocol import encode_event_run, pack, packed_array, packed_map
 
 
+class Run:
+    """Consecutive pending events of one type: their packed bodies and how many bytes."""
+
+    __slots__ = ("type", "bodies", "size")
+
+    def __init__(self, type_: str, body: bytes) -> None:
+        self.type = type_
+        self.bodies = [body]
+        self.size = len(body)
+
+
 class EventLog:
     """Numbers every event (seq grows by exactly 1) and keeps the last `window` of them.
 
     Events emitted during a loop turn wait in `pending` until the turn's
-    commit, so nothing is published that the store could still lose.
+    commit, so nothing is published that the store could still lose. They wait
+    grouped in runs of one type as they are emitted, so that publishing costs
+    a message per run, not per event (docs/protocol.md 7.1): a run costs
+    `emit` one comparison, and a turn of single events costs no more than before.
     """
 
     def __init__(self, last_seq: int = 0, window: int = 100_000,
@@ -22,7 +36,7 @@ class EventLog:
         self.wall = wall  # the engine's injected clock: tests see the times they set
         self.last_seq = last_seq
         self.window: deque[tuple[int, str, bytes]] = deque(maxlen=max(window, 1))
-        self.pending: list[tuple[bytes, bytes]] = []
+        self.pending: list[Run] = []
 
     def emit(self, type_: str, fields: dict[str, Any]) -> None:
         self.last_seq += 1
@@ -31,29 +45,32 @@ class EventLog:
         fields["type"] = type_
         body = pack(fields)
         self.window.append((self.last_seq, type_, body))
-        self.pending.append((type_.encode(), body))
+        pending = self.pending
+        if pending and pending[-1].type == type_:
+            run = pending[-1]
+            run.bodies.append(body)
+            run.size += len(body)
+        else:
+            pending.append(Run(type_, body))
 
     def take_pending(self) -> list[tuple[bytes, bytes]]:
-        pending, self.pending = self.pending, []
-        return pending
+        """The pending events one by one, as (topic, packed body), and forget them."""
+        runs, self.pending = self.pending, []
+        return [(run.type.encode(), body) for run in runs for body in run.bodies]
 
     def take_messages(self, max_bytes: int) -> list[list[bytes]]:
-        """The pending events as PUB messages, in seq order: each run of consecutive events
-        of one type in one message, of at most `max_bytes` of bodies (a larger event goes
-        alone). Runs, not the whole turn: a SUB filters on the first frame, the type."""
+        """The pending events as PUB messages, in seq order, and forget them: a run in one
+        message, cut where its bodies would pass `max_bytes` (a larger event goes alone).
+        Runs of one type, not the whole turn: a SUB filters on the first frame, the type."""
+        runs, self.pending = self.pending, []
         messages: list[list[bytes]] = []
-        run: list[bytes] = []
-        run_topic = b""
-        size = 0
-        for topic, body in self.take_pending():
-            if run and (topic != run_topic or size + len(body) > max_bytes):
-                messages.append(encode_event_run(run_topic, run))
-                run, size = [], 0
-            run_topic = topic
-            run.append(body)
-            size += len(body)
-        if run:
-            messages.append(encode_event_run(run_topic, run))
+        for run in runs:
+            topic = run.type.encode()
+            if run.size <= max_bytes or len(run.bodies) == 1:
+                messages.append(encode_event_run(topic, run.bodies))
+            else:
+                messages += [encode_event_run(topic, part)
+                             for part in _cut(run.bodies, max_bytes)]
         return messages
 
     @property
@@ -82,3 +99,18 @@ class EventLog:
                 picked.append(body)
         fields = {"truncated": truncated, "more": more, "last": last, "last_seq": self.last_seq}
         return packed_map(fields, {"events": packed_array(picked)})
+
+
+def _cut(bodies: list[bytes], max_bytes: int) -> list[list[bytes]]:
+    """Consecutive parts of `bodies` of at most `max_bytes` each (a larger body alone)."""
+    parts: list[list[bytes]] = []
+    part: list[bytes] = []
+    size = 0
+    for body in bodies:
+        if part and size + len(body) > max_bytes:
+            parts.append(part)
+            part, size = [], 0
+        part.append(body)
+        size += len(body)
+    parts.append(part)
+    return parts
