@@ -26,9 +26,10 @@ class EventLog:
 
     Events emitted during a loop turn wait in `pending` until the turn's
     commit, so nothing is published that the store could still lose. They wait
-    grouped in runs of one type as they are emitted, so that publishing costs
-    a message per run, not per event (docs/protocol.md 7.1): a run costs
-    `emit` one comparison, and a turn of single events costs no more than before.
+    grouped, as they are emitted, in runs of consecutive events of one type, and
+    each run is published as one message (docs/protocol.md 7.1). Grouping at
+    emit costs one comparison per event, so a turn of single events (a few jobs
+    in flight) costs no more to publish than one message per event did.
     """
 
     def __init__(self, last_seq: int = 0, window: int = 100_000,
