@@ -10,17 +10,6 @@ from typing import Any
 from .protocol import encode_event_run, pack, packed_array, packed_map
 
 
-class Run:
-    """Consecutive pending events of one type: their packed bodies and how many bytes."""
-
-    __slots__ = ("type", "bodies", "size")
-
-    def __init__(self, type_: str, body: bytes) -> None:
-        self.type = type_
-        self.bodies = [body]
-        self.size = len(body)
-
-
 class EventLog:
     """Numbers every event (seq grows by exactly 1) and keeps the last `window` of them.
 
@@ -37,7 +26,7 @@ class EventLog:
         self.wall = wall  # the engine's injected clock: tests see the times they set
         self.last_seq = last_seq
         self.window: deque[tuple[int, str, bytes]] = deque(maxlen=max(window, 1))
-        self.pending: list[Run] = []
+        self.pending: list[list[Any]] = []  # runs, each [type, packed body, packed body...]
 
     def emit(self, type_: str, fields: dict[str, Any]) -> None:
         self.last_seq += 1
@@ -47,17 +36,15 @@ class EventLog:
         body = pack(fields)
         self.window.append((self.last_seq, type_, body))
         pending = self.pending
-        if pending and pending[-1].type == type_:
-            run = pending[-1]
-            run.bodies.append(body)
-            run.size += len(body)
+        if pending and pending[-1][0] == type_:
+            pending[-1].append(body)
         else:
-            pending.append(Run(type_, body))
+            pending.append([type_, body])
 
     def take_pending(self) -> list[tuple[bytes, bytes]]:
         """The pending events one by one, as (topic, packed body), and forget them."""
         runs, self.pending = self.pending, []
-        return [(run.type.encode(), body) for run in runs for body in run.bodies]
+        return [(run[0].encode(), body) for run in runs for body in run[1:]]
 
     def take_messages(self, max_bytes: int) -> list[list[bytes]]:
         """The pending events as PUB messages, in seq order, and forget them: a run in one
@@ -66,12 +53,16 @@ class EventLog:
         runs, self.pending = self.pending, []
         messages: list[list[bytes]] = []
         for run in runs:
-            topic = run.type.encode()
-            if run.size <= max_bytes or len(run.bodies) == 1:
-                messages.append(encode_event_run(topic, run.bodies))
+            topic = run[0].encode()
+            if len(run) == 2:  # one event: [topic, body], the single form, in the run's own list
+                run[0] = topic
+                messages.append(run)
+                continue
+            bodies = run[1:]
+            if sum(map(len, bodies)) > max_bytes:
+                messages += [encode_event_run(topic, part) for part in _cut(bodies, max_bytes)]
             else:
-                messages += [encode_event_run(topic, part)
-                             for part in _cut(run.bodies, max_bytes)]
+                messages.append(encode_event_run(topic, bodies))
         return messages
 
     @property

@@ -31,7 +31,7 @@ def test_a_run_is_cut_at_the_size_limit_and_a_larger_event_goes_alone() -> None:
     _emit(log, ["log"] * 10, data="x" * 100)
     _emit(log, ["log"], data="y" * 1000)
     _emit(log, ["log"] * 2, data="z" * 100)
-    body_bytes = len(log.pending[0].bodies[0])
+    body_bytes = len(log.pending[0][1])
     messages = log.take_messages(max_bytes=3 * body_bytes)
     assert [len(p.decode_events(frames)) for frames in messages] == [3, 3, 3, 1, 1, 2]
     assert all(len(frames[-1]) <= 3 * body_bytes + 1 for frames in messages if len(frames) == 3)
