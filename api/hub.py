@@ -325,27 +325,25 @@ class EventHub:
         if not events:
             return
         self.last_seq = events[-1]["seq"]
+        index, observers = self._index, self._observers
         for event in events:
-            self._index(event)
-        for observer in self._observers:
-            self._observe(observer, events)
+            index(event)
+            for observer in observers:
+                try:
+                    observer(event)
+                except Exception as exc:  # an observer bug must not stop the bus
+                    log.error("hub.observer_failed", error=repr(exc), type=event.get("type"))
         ring = self.ring
         ring.extend(events)
-        for _ in range(len(ring) - self.queue_size):
-            ring.popleft()
-            self.ring_start += 1
+        excess = len(ring) - self.queue_size
+        if excess > 0:
+            for _ in range(excess):
+                ring.popleft()
+            self.ring_start += excess
         if self.waiting:
             for sub in self.waiting:
                 sub._wake.set()
             self.waiting.clear()
-
-    @staticmethod
-    def _observe(observer: Observer, events: list[Event]) -> None:
-        for event in events:
-            try:
-                observer(event)
-            except Exception as exc:  # an observer bug must not stop the bus
-                log.error("hub.observer_failed", error=repr(exc), type=event.get("type"))
 
     def _index(self, event: Event) -> None:
         job_id = event.get("job_id")

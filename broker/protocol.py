@@ -376,34 +376,41 @@ def decode_events(frames: list[bytes]) -> list[dict[str, Any]]:
     a batch's seqs must follow each other, so a reader can check for gaps on
     the first event alone.
     """
-    if len(frames) == 2:
-        events = [_unpack_map(frames[1])]
-    elif len(frames) == 3:
-        if frames[1] != EVENT_BATCH:
-            raise ProtocolError("bad event batch header: expected ZJB1")
-        events = unpack(frames[2])
-        if not isinstance(events, list) or not events:
-            raise ProtocolError("an event batch must be a non-empty msgpack array")
-    else:
+    if len(frames) == 2:  # the single form, checked inline: a quiet bus is all single events
+        event = _unpack_map(frames[1])
+        type_ = event.get("type")
+        if type(event.get("seq")) is not int or type(type_) is not str or (
+                type_.encode() != frames[0]):
+            raise ProtocolError(_NOT_AN_EVENT)
+        return [event]
+    if len(frames) != 3:
         raise ProtocolError(f"expected 2 or 3 event frames, got {len(frames)}")
+    if frames[1] != EVENT_BATCH:
+        raise ProtocolError("bad event batch header: expected ZJB1")
+    events = unpack(frames[2])
+    if not isinstance(events, list) or not events:
+        raise ProtocolError("an event batch must be a non-empty msgpack array")
     _check_run(events, frames[0])
     return events
+
+
+_NOT_AN_EVENT = "an event is not a map with an int seq and the topic as its type"
 
 
 def _check_run(events: list[Any], topic: bytes) -> None:
     try:
         type_ = bytes(topic).decode()
     except UnicodeDecodeError:
-        raise ProtocolError("event topic is not UTF-8") from None
-    seq = None
-    for event in events:
-        if not isinstance(event, dict) or event.get("type") != type_:
-            raise ProtocolError("an event is not a map whose type is the topic")
-        if seq is not None and event.get("seq") != seq + 1:
+        raise ProtocolError(_NOT_AN_EVENT) from None
+    first = None
+    for offset, event in enumerate(events):
+        if not isinstance(event, dict) or event.get("type") != type_ or (
+                type(event.get("seq")) is not int):
+            raise ProtocolError(_NOT_AN_EVENT)
+        if first is None:
+            first = event["seq"]
+        elif event["seq"] != first + offset:
             raise ProtocolError("the seqs of an event batch do not follow each other")
-        seq = event.get("seq")
-        if type(seq) is not int:
-            raise ProtocolError("event without an int seq")
 
 
 def packed_array(items: list[bytes]) -> bytes:
