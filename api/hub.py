@@ -5,7 +5,9 @@ pending `recv()` is never cancelled) and tracks `last_seq`. PUB drops for a
 slow or late subscriber by design, so on a gap (an event whose seq is not
 `last_seq + 1`) the hub first fetches the missing range from the broker's
 replay window (EVENTS, page by page) and delivers it, then the newer
-events: subscribers always see contiguous seqs, each once.
+events: subscribers always see contiguous seqs, each once. A message may
+carry a run of events of one type (docs/protocol.md 7.1); their seqs follow
+each other, so only a message's first event can open a gap.
 
 All subscribers read one shared ring of the last `queue_size` events, each
 with its own cursor and filter, so delivering an event costs one append,
@@ -270,21 +272,23 @@ class EventHub:
             self.last_seq = pong["seq"]
 
     async def _receive(self, frames: list[bytes]) -> None:
+        """One PUB message: a run of events with consecutive seqs (one, or a ZJB1 batch)."""
         try:
-            event = p.decode_event(frames)
+            events = p.decode_events(frames)
         except p.ProtocolError:
             self.stats.malformed += 1
             return
-        self.stats.received += 1
-        seq = event["seq"]
+        self.stats.received += len(events)
+        first = events[0]["seq"]
         if self.last_seq is None:
-            self.last_seq = seq - 1
-        if seq > self.last_seq + 1:
-            await self._fill(seq)
-        if seq <= self.last_seq:
-            self.stats.duplicates += 1
-            return
-        self._deliver(event)
+            self.last_seq = first - 1
+        if first > self.last_seq + 1:
+            await self._fill(first)
+        seen = self.last_seq + 1 - first  # how many of the run a replay delivered already
+        if seen > 0:
+            self.stats.duplicates += min(seen, len(events))
+            events = events[seen:]
+        self._deliver(events)
 
     # ------------------------------------------------------------ gaps
 
@@ -303,10 +307,10 @@ class EventHub:
         async for page in self.client.replay_pages(since):
             if page["truncated"]:
                 self._lost()  # before the replayed events, so streams see the hole
-            for event in page["events"]:
-                if self.last_seq is None or event["seq"] > self.last_seq:
-                    self.stats.replayed += 1
-                    self._deliver(event)
+            last = self.last_seq
+            fresh = [e for e in page["events"] if last is None or e["seq"] > last]
+            self.stats.replayed += len(fresh)
+            self._deliver(fresh)
 
     def _lost(self) -> None:
         """Events are missing that the hub cannot deliver: every subscriber resyncs itself."""
@@ -316,18 +320,26 @@ class EventHub:
 
     # ------------------------------------------------------------ delivery
 
-    def _deliver(self, event: Event) -> None:
-        self.last_seq = event["seq"]
-        self._index(event)
-        for observer in self._observers:
-            try:
-                observer(event)
-            except Exception as exc:  # an observer bug must not stop the bus
-                log.error("hub.observer_failed", error=repr(exc), type=event.get("type"))
-        self.ring.append(event)
-        if len(self.ring) > self.queue_size:
-            self.ring.popleft()
-            self.ring_start += 1
+    def _deliver(self, events: list[Event]) -> None:
+        """Hand `events`, the next after `last_seq` and in seq order, to every subscriber."""
+        if not events:
+            return
+        self.last_seq = events[-1]["seq"]
+        index, observers = self._index, self._observers
+        for event in events:
+            index(event)
+            for observer in observers:
+                try:
+                    observer(event)
+                except Exception as exc:  # an observer bug must not stop the bus
+                    log.error("hub.observer_failed", error=repr(exc), type=event.get("type"))
+        ring = self.ring
+        ring.extend(events)
+        excess = len(ring) - self.queue_size
+        if excess > 0:
+            for _ in range(excess):
+                ring.popleft()
+            self.ring_start += excess
         if self.waiting:
             for sub in self.waiting:
                 sub._wake.set()

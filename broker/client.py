@@ -232,7 +232,7 @@ class Client(_BaseClient):
         if isinstance(step, Live):
             while not step.sub.poll(1000):
                 pass
-            return p.decode_event(step.sub.recv_multipart())
+            return step.sub.recv_multipart()
         calls = step.calls if isinstance(step, Batch) else (step,)
         deadline = time.monotonic() + max(map(self._limit, calls), default=0)
         rids: list[bytes] = []
@@ -360,7 +360,7 @@ class AsyncClient(_BaseClient):
     async def _do(self, step: Call | Batch | Live) -> Any:
         if isinstance(step, Live):
             await step.sub.poll()
-            return p.decode_event(await step.sub.recv_multipart(zmq.NOBLOCK))
+            return await step.sub.recv_multipart(zmq.NOBLOCK)
         if isinstance(step, Batch):  # every request is sent before the first reply is read
             return _batch_outcome(await asyncio.gather(*map(self._call, step.calls),
                                                        return_exceptions=True))

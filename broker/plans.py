@@ -3,7 +3,7 @@
 An operation is a *plan*: a generator that yields steps and is sent what each
 step got back. `Call` is one request (the checked reply body comes back),
 `Batch` several pipelined (the bodies come back as a list, in order), `Live`
-the next event of a SUB socket, and `Emit` an item a streaming operation
+the next message of a SUB socket, and `Emit` an item a streaming operation
 hands to its caller. The plans hold everything that is not I/O: request
 bodies, validation, wait slicing and terminal checks, the replay-page loop,
 the gap-free event cursor, the mapping of a terminal job to its result.
@@ -62,7 +62,7 @@ class Batch:
 
 @dataclass(slots=True, frozen=True)
 class Live:
-    """Wait for the next event on `sub`; the plan is sent it, decoded."""
+    """Wait for the next message on `sub`; the plan is sent its frames (one or more events)."""
 
     sub: zmq.Socket
 
@@ -537,14 +537,22 @@ class Plans:
             cursor = EventCursor(start, tuple(types))
             cursor.last = yield from self._paged(cursor.last, None, cursor.replayed)
             while True:
-                event = yield Live(sub)
-                try:
-                    fresh = cursor.accept(event)
-                except LookupError:  # the SUB socket dropped some: the broker's window has them
-                    cursor.last = yield from self._paged(cursor.last, None, cursor.replayed)
-                    continue
-                if fresh and cursor.wanted(event):
-                    yield Emit(event)
+                yield from self._live(cursor, (yield Live(sub)))
+
+    def _live(self, cursor: EventCursor, frames: list[bytes]) -> Plan:
+        """Emit the wanted events of one PUB message not seen yet, filling any gap first."""
+        try:
+            events = p.decode_events(frames)
+        except p.ProtocolError:
+            return  # dropped (docs/protocol.md 10): the next message shows the gap it left
+        for event in events:
+            try:
+                fresh = cursor.accept(event)
+            except LookupError:  # the SUB socket dropped some: the broker's window has them
+                cursor.last = yield from self._paged(cursor.last, None, cursor.replayed)
+                continue
+            if fresh and cursor.wanted(event):
+                yield Emit(event)
 
     def _paged(self, since: int, types: tuple[str, ...] | None,
                items: Callable[[dict[str, Any]], Iterable[Any]]) -> Plan:

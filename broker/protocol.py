@@ -3,7 +3,7 @@
 Client (DEALER) -> frontend (ROUTER):   [b"ZJC1", command, request_id, body]
 Frontend -> client:                     [b"ZJC1", b"OK" | b"ERR", request_id, body]
 Worker (DEALER) <-> backend (ROUTER):   [b"ZJW1", command, body, body, ...]
-Events (PUB):                           [topic, body]
+Events (PUB):                           [topic, body] or [topic, b"ZJB1", array of bodies]
 
 Bodies are msgpack maps. A worker message may carry several bodies: the
 command applies to each, which is how jobs and results are batched on the
@@ -21,6 +21,7 @@ import msgpack
 
 CLIENT_HEADER = b"ZJC1"
 WORKER_HEADER = b"ZJW1"
+EVENT_BATCH = b"ZJB1"  # an events message carrying a run of events: [topic, ZJB1, array]
 
 # client commands
 SUBMIT = b"SUBMIT"
@@ -431,13 +432,56 @@ def encode_event(event: dict[str, Any]) -> list[bytes]:
     return [event["type"].encode(), pack(event)]
 
 
-def decode_event(frames: list[bytes]) -> dict[str, Any]:
-    if len(frames) != 2:
-        raise ProtocolError(f"expected 2 event frames, got {len(frames)}")
-    body = _unpack_map(frames[1])
-    if not isinstance(body.get("seq"), int) or not isinstance(body.get("type"), str):
-        raise ProtocolError("event without seq/type")
-    return body
+def encode_event_run(topic: bytes, bodies: list[bytes]) -> list[bytes]:
+    """One PUB message for packed events of type `topic` with consecutive seqs, in seq order:
+    the single form `[topic, body]` for one, else `[topic, ZJB1, array of the bodies]`."""
+    if len(bodies) == 1:
+        return [topic, bodies[0]]
+    return [topic, EVENT_BATCH, packed_array(bodies)]
+
+
+def decode_events(frames: list[bytes]) -> list[dict[str, Any]]:
+    """The events of one PUB message, either form, in seq order (at least one).
+
+    Every event must be a map with an int `seq` and the topic as its `type`, and
+    a batch's seqs must follow each other, so a reader can check for gaps on
+    the first event alone.
+    """
+    if len(frames) == 2:  # the single form, checked inline: a quiet bus is all single events
+        event = _unpack_map(frames[1])
+        type_ = event.get("type")
+        if type(event.get("seq")) is not int or type(type_) is not str or (
+                type_.encode() != frames[0]):
+            raise ProtocolError(_NOT_AN_EVENT)
+        return [event]
+    if len(frames) != 3:
+        raise ProtocolError(f"expected 2 or 3 event frames, got {len(frames)}")
+    if frames[1] != EVENT_BATCH:
+        raise ProtocolError("bad event batch header: expected ZJB1")
+    events = unpack(frames[2])
+    if not isinstance(events, list) or not events:
+        raise ProtocolError("an event batch must be a non-empty msgpack array")
+    _check_run(events, frames[0])
+    return events
+
+
+_NOT_AN_EVENT = "an event is not a map with an int seq and the topic as its type"
+
+
+def _check_run(events: list[Any], topic: bytes) -> None:
+    try:
+        type_ = bytes(topic).decode()
+    except UnicodeDecodeError:
+        raise ProtocolError(_NOT_AN_EVENT) from None
+    first = None
+    for offset, event in enumerate(events):
+        if not isinstance(event, dict) or event.get("type") != type_ or (
+                type(event.get("seq")) is not int):
+            raise ProtocolError(_NOT_AN_EVENT)
+        if first is None:
+            first = event["seq"]
+        elif event["seq"] != first + offset:
+            raise ProtocolError("the seqs of an event batch do not follow each other")
 
 
 def packed_array(items: list[bytes]) -> bytes:

@@ -280,9 +280,9 @@ class BrokerServer:
             except zmq.ZMQError:
                 self.engine.stats["dropped_replies"] += 1
         self._send_to_workers()
-        for topic, body in self.engine.events.take_pending():
+        for frames in self.engine.events.take_messages(self.config.max_message):
             try:
-                send_frames(self.publisher, [topic, body])
+                send_frames(self.publisher, frames)
             except zmq.Again:
                 self.engine.stats["dropped_events"] += 1
 

@@ -1,4 +1,5 @@
-/* zjp.h: the few pieces of ZJP/1 (docs/protocol.md) the C examples share.
+/* zjp.h: the few pieces of ZJP/1 (docs/protocol.md) the C examples share (static inline:
+ * each example uses some of them).
  *
  * Messages are multipart ZeroMQ messages: a 4-byte header ("ZJC1" for clients,
  * "ZJW1" for workers), an ASCII command, then msgpack bodies. Header-only, so each
@@ -17,6 +18,7 @@
 
 #define ZJP_CLIENT "ZJC1"
 #define ZJP_WORKER "ZJW1"
+#define ZJP_BATCH "ZJB1" /* frame 1 of an events message carrying several events */
 #define ZJP_MAX_FRAMES 16
 
 /* A received message: up to ZJP_MAX_FRAMES frames. */
@@ -26,13 +28,13 @@ typedef struct {
     int truncated; /* more frames came than we keep: the message is dropped */
 } zjp_message;
 
-static double zjp_now(void) {
+static inline double zjp_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int zjp_recv(void *sock, zjp_message *m) {
+static inline int zjp_recv(void *sock, zjp_message *m) {
     int more = 1;
     m->count = 0;
     m->truncated = 0;
@@ -54,20 +56,20 @@ static int zjp_recv(void *sock, zjp_message *m) {
     return 0;
 }
 
-static void zjp_close(zjp_message *m) {
+static inline void zjp_close(zjp_message *m) {
     for (int i = 0; i < m->count; i++) zmq_msg_close(&m->frames[i]);
     m->count = 0;
 }
 
 /* Frame i of m equals the C string s. */
-static int zjp_frame_is(zjp_message *m, int i, const char *s) {
+static inline int zjp_frame_is(zjp_message *m, int i, const char *s) {
     size_t n = strlen(s);
     return i < m->count && zmq_msg_size(&m->frames[i]) == n
         && memcmp(zmq_msg_data(&m->frames[i]), s, n) == 0;
 }
 
 /* Send header, command, then `n` bodies (each a buffer and its size). */
-static int zjp_send(void *sock, const char *header, const char *command, int n,
+static inline int zjp_send(void *sock, const char *header, const char *command, int n,
                     const char **bodies, const size_t *sizes) {
     if (zmq_send(sock, header, 4, ZMQ_SNDMORE) < 0) return -1;
     if (zmq_send(sock, command, strlen(command), n ? ZMQ_SNDMORE : 0) < 0) return -1;
@@ -76,14 +78,14 @@ static int zjp_send(void *sock, const char *header, const char *command, int n,
     return 0;
 }
 
-static void zjp_pack_str(msgpack_packer *pk, const char *s) {
+static inline void zjp_pack_str(msgpack_packer *pk, const char *s) {
     size_t n = strlen(s);
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
 }
 
 /* The value of `key` in a msgpack map, or NULL. */
-static msgpack_object *zjp_get(msgpack_object *map, const char *key) {
+static inline msgpack_object *zjp_get(msgpack_object *map, const char *key) {
     if (map->type != MSGPACK_OBJECT_MAP) return NULL;
     size_t n = strlen(key);
     for (uint32_t i = 0; i < map->via.map.size; i++) {
@@ -96,7 +98,7 @@ static msgpack_object *zjp_get(msgpack_object *map, const char *key) {
 }
 
 /* An integer value (either sign), or `fallback`. */
-static int64_t zjp_int(msgpack_object *o, int64_t fallback) {
+static inline int64_t zjp_int(msgpack_object *o, int64_t fallback) {
     if (o == NULL) return fallback;
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (int64_t)o->via.u64;
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return o->via.i64;
@@ -104,7 +106,7 @@ static int64_t zjp_int(msgpack_object *o, int64_t fallback) {
 }
 
 /* A string value copied into buf (NUL-terminated), or "" when absent or not a string. */
-static const char *zjp_str(msgpack_object *o, char *buf, size_t size) {
+static inline const char *zjp_str(msgpack_object *o, char *buf, size_t size) {
     buf[0] = '\0';
     if (o != NULL && o->type == MSGPACK_OBJECT_STR && o->via.str.size < size) {
         memcpy(buf, o->via.str.ptr, o->via.str.size);

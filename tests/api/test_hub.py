@@ -87,6 +87,12 @@ async def publish(pub: zmq.asyncio.Socket, event: dict[str, Any]) -> None:
     await pub.send_multipart(p.encode_event(event))
 
 
+async def publish_run(pub: zmq.asyncio.Socket, events: list[dict[str, Any]]) -> None:
+    """One message for a run of events of one type, as the broker batches a turn's events."""
+    bodies = [p.pack(event) for event in events]
+    await pub.send_multipart(p.encode_event_run(events[0]["type"].encode(), bodies))
+
+
 async def publish_until(pub: zmq.asyncio.Socket, fake: FakeBroker,
                         condition: Callable[[], bool]) -> None:
     """Keep the bus moving (a late SUB misses the first messages) until `condition()`."""
@@ -152,3 +158,32 @@ def test_a_resume_from_before_the_window_says_truncated() -> None:
         await items.aclose()
 
     run(scenario, broker=FakeBroker(page=2))
+
+
+def _collector(sub: Any, got: list[int], last: int) -> Callable[[], bool]:
+    def collected() -> bool:
+        got.extend(e["seq"] for e in sub.drain(100))
+        return bool(got) and got[-1] >= last
+    return collected
+
+
+def test_batches_are_delivered_event_by_event_once_across_a_gap() -> None:
+    async def scenario(pub: zmq.asyncio.Socket, hub: EventHub, fake: FakeBroker) -> None:
+        await publish_until(pub, fake, lambda: hub.stats.received > 0)  # connected
+        start, replayed = hub.last_seq or 0, hub.stats.replayed
+        sub = hub.subscribe(lambda e: True)
+        got: list[int] = []
+        await publish_run(pub, [fake.emit("job.started", job_id=f"a{i}") for i in range(4)])
+        await publish_run(pub, [fake.emit("log", job_id="a0") for _ in range(3)])
+        await publish_until(pub, fake, _collector(sub, got, start + 7))
+        assert hub.stats.replayed == replayed  # every event of each batch came over the bus
+        [fake.emit("log", job_id="b") for _ in range(3)]  # lost on the wire
+        await pub.send_multipart([b"log", p.EVENT_BATCH, b"\x93\x01"])  # malformed: counted
+        await publish_run(pub, [fake.emit("job.succeeded", job_id=f"c{i}") for i in range(5)])
+        await publish_run(pub, [fake.emit("job.started", job_id=f"d{i}") for i in range(2)])
+        await publish_until(pub, fake, _collector(sub, got, fake.events[-1]["seq"]))
+        assert got == list(range(start + 1, start + 1 + len(got)))  # each once, in order
+        assert hub.stats.replayed > replayed and hub.stats.malformed == 1
+        assert hub.job_since("a3") == start + 3  # its first event is start + 4
+
+    run(scenario)

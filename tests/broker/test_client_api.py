@@ -206,7 +206,7 @@ def test_events_replay_then_go_live_and_fill_a_gap_from_the_window() -> None:
             event = next(live, None)
             if event is None:
                 raise Quiet
-            return event
+            return p.encode_event(event)
         return replay(step)
 
     def subscriber(endpoint: str) -> Any:
@@ -216,3 +216,38 @@ def test_events_replay_then_go_live_and_fill_a_gap_from_the_window() -> None:
     seqs = [e["seq"] for e in drive(_plans(subscriber=subscriber).events(("job.",), since=0),
                                     answer)]
     assert seqs == [1, 2, 3, 5, 6, 7] and opened == ["tcp://127.0.0.1:1"]
+
+
+def _message(events: list[dict[str, Any]]) -> list[bytes]:
+    """One PUB message: a run of events of one type, as the broker sends it."""
+    return p.encode_event_run(events[0]["type"].encode(), [p.pack(e) for e in events])
+
+
+def test_events_read_batches_exactly_once_across_replays_and_gaps() -> None:
+    types = ["job.started"] * 3 + ["log"] * 4 + ["job.started"] * 5 + ["job.succeeded"] * 3
+    held = [_event(seq, type_) for seq, type_ in enumerate(types, start=1)]
+    live = iter([
+        _message(held[1:3]),     # 2 overlaps the replay of 1-2, 3 is new
+        _message(held[3:7]),     # the log run, not wanted but counted
+        [b"job.started", p.EVENT_BATCH, b"\xc1"],  # malformed: dropped, the gap is filled
+        _message(held[9:12]),    # 8 and 9 lost on the wire: replayed before 10-12
+        _message(held[12:15]),
+    ])
+    replays: list[int] = []
+    replay = _window(held[:2])
+
+    def answer(step: Any) -> Any:
+        nonlocal replay
+        if isinstance(step, Live):
+            replay = _window(held)  # by now the broker holds everything
+            message = next(live, None)
+            if message is None:
+                raise Quiet
+            return message
+        if step.command == p.EVENTS:
+            replays.append(step.body["since"])
+        return replay(step)
+
+    got = drive(_plans().events(("job.",), since=0), answer)
+    assert [e["seq"] for e in got] == [1, 2, 3, *range(8, 16)]
+    assert replays == [0, 7, 9, 11, 13]  # the start, then the gap from 7, page by page

@@ -70,4 +70,54 @@ def test_bad_worker_messages_raise_protocol_error(frames: list[bytes]) -> None:
 
 def test_event_round_trip() -> None:
     event = {"type": "job.submitted", "seq": 4, "ts": 1.5, "job_id": "x"}
-    assert p.decode_event(p.encode_event(event)) == event
+    assert p.decode_events(p.encode_event(event)) == [event]
+
+
+def _run(type_: str, seqs: list[int]) -> list[dict]:
+    return [{"type": type_, "seq": seq, "ts": 1.5, "job_id": f"j{seq}"} for seq in seqs]
+
+
+def test_an_event_run_round_trips_in_one_batch_message() -> None:
+    events = _run("job.succeeded", [7, 8, 9])
+    frames = p.encode_event_run(b"job.succeeded", [p.pack(e) for e in events])
+    assert frames[:2] == [b"job.succeeded", p.EVENT_BATCH]  # the topic stays the type
+    assert msgpack.unpackb(frames[2]) == events  # a plain msgpack array of the event maps
+    assert p.decode_events(frames) == events
+
+
+def test_a_run_of_one_keeps_the_single_form() -> None:
+    [event] = _run("log", [3])
+    assert p.encode_event_run(b"log", [p.pack(event)]) == p.encode_event(event)
+
+
+def _batch(events: object, topic: bytes = b"log", header: bytes = p.EVENT_BATCH) -> list[bytes]:
+    return [topic, header, msgpack.packb(events)]
+
+
+@pytest.mark.parametrize("frames, reason", [
+    ([b"log"], "expected 2 or 3 event frames"),
+    ([b"log", b"", b"", b""], "expected 2 or 3 event frames"),
+    ([b"log", b"\xc1"], "malformed msgpack"),
+    ([b"log", msgpack.packb([1])], "must be a msgpack map"),
+    ([b"log", msgpack.packb({"type": "log"})], "int seq"),
+    ([b"log", msgpack.packb({"type": "log", "seq": True})], "int seq"),
+    ([b"log", msgpack.packb({"type": 5, "seq": 1})], "topic as its type"),
+    ([b"log", msgpack.packb({"type": "job.failed", "seq": 1})], "topic as its type"),
+    ([b"log.", msgpack.packb({"type": "log", "seq": 1})], "topic as its type"),
+    ([b"\xff", msgpack.packb({"type": "log", "seq": 1})], "topic as its type"),
+    (_batch(_run("log", [1, 2]), topic=b"\xff"), "topic as its type"),
+    (_batch(_run("log", [1, 2]), header=b"ZJB2"), "expected ZJB1"),
+    ([b"log", p.EVENT_BATCH, b"\xc1"], "malformed msgpack"),
+    (_batch([]), "non-empty msgpack array"),
+    (_batch({"type": "log", "seq": 1}), "non-empty msgpack array"),
+    (_batch([*_run("log", [1]), 5]), "topic as its type"),
+    (_batch(_run("log", [1]) + _run("job.failed", [2])), "topic as its type"),
+    (_batch(_run("log", [1]), topic=b"log."), "topic as its type"),
+    (_batch(_run("log", [1, 3])), "do not follow"),
+    (_batch(_run("log", [2, 1])), "do not follow"),
+    (_batch(_run("log", [1, 1])), "do not follow"),
+    (_batch([{"type": "log", "seq": "1"}, {"type": "log", "seq": 2}]), "int seq"),
+])
+def test_malformed_event_messages_raise_protocol_error(frames: list[bytes], reason: str) -> None:
+    with pytest.raises(p.ProtocolError, match=reason):
+        p.decode_events(frames)

@@ -26,7 +26,7 @@ frames = st.lists(frame | packed, max_size=6) | structured
 worker_frames = st.tuples(headers, commands, st.lists(body, max_size=3)).map(
     lambda t: [t[0], t[1], *t[2]])
 
-DECODERS = (p.decode_request, p.decode_worker, p.decode_broker, p.decode_reply, p.decode_event)
+DECODERS = (p.decode_request, p.decode_worker, p.decode_broker, p.decode_reply, p.decode_events)
 
 
 @settings(max_examples=400, deadline=None)
@@ -79,3 +79,31 @@ def test_request_round_trip(body: dict, rid: bytes) -> None:
     request = p.decode_request(p.encode_request(p.SUBMIT, rid, body))
     assert request.request_id == rid
     assert msgpack.packb(request.body) == msgpack.packb(body)
+
+
+event_types = st.sampled_from(["log", "job.started", "worker.joined", "é"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**62), event_types,
+       st.lists(st.dictionaries(st.text(max_size=8), msgpack_values, max_size=4),
+                min_size=1, max_size=6))
+def test_event_runs_round_trip(first: int, type_: str, extras: list[dict]) -> None:
+    events = [{**extra, "seq": first + i, "type": type_} for i, extra in enumerate(extras)]
+    frames = p.encode_event_run(type_.encode(), [p.pack(e) for e in events])
+    assert len(frames) == (2 if len(events) == 1 else 3)
+    assert p.pack(p.decode_events(frames)) == p.pack(events)  # packed: NaN equals itself
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from([b"log", b"job.started", b"", b"\xff"]),
+       st.sampled_from([p.EVENT_BATCH, b"ZJB2", b""]), body)
+def test_any_batch_decodes_to_a_checked_run_or_raises_protocol_error(
+        topic: bytes, header: bytes, data: bytes) -> None:
+    try:
+        events = p.decode_events([topic, header, data])
+    except p.ProtocolError:
+        return
+    assert events and all(e["type"] == topic.decode() for e in events)
+    assert [e["seq"] for e in events] == list(range(events[0]["seq"],
+                                                    events[0]["seq"] + len(events)))
