@@ -162,8 +162,10 @@ class BrokerServer:
         self._housekeeping()
         self.engine.dispatch()
         self._send_to_workers()  # first: a worker runs its jobs while the turn commits
-        self.engine.flush()
-        self._send_outbox()
+        if self.engine.flush(may_wait=True):
+            self._send_outbox()  # replies and events only once what they tell is stored
+        else:
+            self._send_to_workers()
         due_s = self.engine.flush_due_s()
         return timeout_s if due_s is None else min(timeout_s, due_s)
 
@@ -298,7 +300,7 @@ class BrokerServer:
     def close(self) -> None:
         if not self._lost:
             try:
-                self.engine.flush(force=True)
+                self.engine.flush()
             except Fenced:
                 self._lost = True
         for sock in (self.frontend, self.backend, self.publisher):

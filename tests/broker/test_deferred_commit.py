@@ -26,7 +26,7 @@ class CountingStore(Store):
 def _engine(tmp_path: Path) -> Engine:
     engine = Engine(CountingStore(tmp_path), FakeClock(), EngineConfig())
     ready(engine, b"w", "w", prefetch=4)
-    engine.flush()
+    engine.flush(may_wait=True)
     engine.store.commits = 0
     return engine
 
@@ -45,12 +45,12 @@ def test_a_run_that_ends_before_the_next_commit_costs_one_commit(tmp_path: Path)
     _request(engine, b"run", {"task": "t", "wait": 5, "fields": "outcome"})
     engine.dispatch()
     [job] = sent_jobs(engine)[b"w"]
-    engine.flush()
+    engine.flush(may_wait=True)
     assert engine.store.commits == 0 and engine.store.get(job["id"]) is None
     assert 0 < engine.flush_due_s() <= DEFER_S
     engine.worker_message(b"w", p.WorkerMessage(p.RESULT, [
         {"job_id": job["id"], "attempt": 1, "ok": True, "result": 42}]))
-    engine.flush()
+    engine.flush(may_wait=True)
     assert engine.store.commits == 1 and engine.flush_due_s() is None
     assert engine.store.get(job["id"])["status"] == "succeeded"  # inserted as it ended
     reply = _replies(engine)[b"run"]
@@ -62,9 +62,9 @@ def test_a_run_still_going_after_the_delay_is_committed_then(tmp_path: Path) -> 
     _request(engine, b"run", {"task": "t", "wait": 5})
     engine.dispatch()
     [job] = sent_jobs(engine)[b"w"]
-    engine.flush()
+    engine.flush(may_wait=True)
     engine.clock.t += DEFER_S
-    engine.flush()
+    engine.flush(may_wait=True)
     assert engine.store.commits == 1 and engine.store.get(job["id"])["status"] == "queued"
     assert _replies(engine) == {}  # held until the job ends, as WAIT is
 
@@ -73,9 +73,9 @@ def test_a_submit_without_wait_and_other_writes_commit_at_once(tmp_path: Path) -
     engine = _engine(tmp_path)
     _request(engine, b"run", {"task": "t", "wait": 5})
     _request(engine, b"plain", {"task": "t"})
-    engine.flush()
+    engine.flush(may_wait=True)
     assert engine.store.commits == 1 and _replies(engine)[b"plain"].ok
     _request(engine, b"run2", {"task": "t", "wait": 5})
     engine.submit([{"task": "t"}])  # a job of the broker's own (a schedule's firing)
-    engine.flush()
+    engine.flush(may_wait=True)
     assert engine.store.commits == 2
