@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import random
 import socket
+from collections import deque
 from collections.abc import Container
 from typing import Any
 
 import structlog
+import zmq
 
 from broker import __version__
 from broker import protocol as p
+from broker.curve import apply_client_curve
 
 from .errors import Outcome, error
 
@@ -146,3 +149,64 @@ class PeerOutbox:
             out[p.STARTED] = started + out.get(p.STARTED, [])
         return [p.encode_worker_packed(command, batch) for command in FLUSH_ORDER
                 for batch in p.split_batches(out.get(command) or [], self.max_message)]
+
+
+def dealer(ctx: zmq.Context, endpoint: str, max_message: int, curve: Any) -> zmq.Socket:
+    """A peer's DEALER to the broker's backend, connected to `endpoint`."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.sndhwm = sock.rcvhwm = 100_000
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message + 65536)
+    if curve is not None:
+        apply_client_curve(sock, curve)
+    sock.connect(endpoint)
+    return sock
+
+
+class JobBuffer:
+    """The jobs a peer holds beyond those it runs (its prefetch window), oldest first.
+
+    None of them has started: the broker still shows them `queued`, and they are its
+    again whenever the peer hands them back or registers anew. Dropping one also drops
+    the STARTED the outbox may hold for it.
+    """
+
+    __slots__ = ("_jobs", "_outbox")
+
+    def __init__(self, outbox: PeerOutbox) -> None:
+        self._jobs: deque[dict[str, Any]] = deque()
+        self._outbox = outbox
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def add(self, jobs: list[dict[str, Any]]) -> None:
+        self._jobs.extend(jobs)
+
+    def next(self) -> dict[str, Any]:
+        return self._jobs.popleft()
+
+    def drop(self, job_id: str) -> bool:
+        """Take out a job the broker took back (a CANCEL); False if it is not here."""
+        for job in self._jobs:
+            if job["id"] == job_id:
+                self._jobs.remove(job)
+                self._outbox.forget(job_id)
+                return True
+        return False
+
+    def take_all(self) -> list[str]:
+        """Empty the buffer; the ids of what it held."""
+        returned = [job["id"] for job in self._jobs]
+        self._jobs.clear()
+        for job_id in returned:
+            self._outbox.forget(job_id)
+        return returned
+
+
+def hand_back(returned: list[str], *, drain: bool) -> list[bytes]:
+    """The message that gives the broker back buffered jobs: `WINDOW {prefetch: 0}`, or,
+    shutting down, `DISCONNECT {drain}` (nothing new from now on)."""
+    if drain:
+        return p.encode_worker(p.DISCONNECT, {"drain": True, "returned": returned})
+    return p.encode_worker(p.WINDOW, {"prefetch": 0, "returned": returned})

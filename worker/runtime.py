@@ -23,7 +23,6 @@ import socket
 import sys
 import time
 import types
-from collections import deque
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,14 +33,21 @@ import zmq
 import zmq.asyncio
 
 from broker import protocol as p
-from broker.curve import apply_client_curve
 from broker.prefetch import PrefetchWindow, worth_telling
 from broker.sockets import endpoint_list, recv_frames
 
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
 from .exec_job import run_exec_job, worker_box
-from .peer import Backoff, PeerOutbox, ready_body, result_body
+from .peer import (
+    Backoff,
+    JobBuffer,
+    PeerOutbox,
+    dealer,
+    hand_back,
+    ready_body,
+    result_body,
+)
 from .registry import REGISTRY, THREADED, is_async, load_tasks
 from .slot import slot_tasks
 from .slots import SlotSupervisor
@@ -88,8 +94,8 @@ class Worker:
         self._sock: zmq.asyncio.Socket | None = None
         self._reader: zmq.Socket | None = None  # a plain shadow of _sock, for receiving
         self._running: dict[str, _Running] = {}
-        self._buffer: deque[dict[str, Any]] = deque()
         self._outbox = PeerOutbox(config.max_message)
+        self._buffer = JobBuffer(self._outbox)
         self._window = PrefetchWindow(config.prefetch, config.async_concurrency, time.monotonic())
         self._announced = 0
         self._flush_scheduled = False
@@ -143,18 +149,12 @@ class Worker:
             pass
 
     def _connect(self) -> None:
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.sndhwm = sock.rcvhwm = 100_000
-        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message + 65536)
-        if self.config.curve is not None:
-            apply_client_curve(sock, self.config.curve)
         # One broker at a time, as the Binary Star pattern's clients do: with a standby in the
         # list, a broker that falls silent sends us on to the next endpoint.
         endpoints = endpoint_list(self.config.backend)
         endpoint = endpoints[self._connects % len(endpoints)]
         self._connects += 1
-        sock.connect(endpoint)
+        sock = dealer(self._ctx, endpoint, self.config.max_message, self.config.curve)
         if len(endpoints) > 1:
             self.log.info("broker.connecting", endpoint=endpoint)
         self._sock = sock
@@ -171,9 +171,7 @@ class Worker:
         """Register, naming the jobs still running here so the broker keeps them on us
         (after our reconnect, its restart, or a stall it took for our death). Jobs we
         buffered are the broker's again: it has requeued them."""
-        for job in self._buffer:
-            self._outbox.forget(job["id"])
-        self._buffer.clear()
+        self._buffer.take_all()
         tasks, flags = self._served()
         blocking = [n for n in tasks if n in THREADED]
         self._announced = self._window.size()
@@ -243,7 +241,7 @@ class Worker:
 
     def _on_broker(self, msg: p.WorkerMessage) -> None:
         if msg.command == p.JOB:
-            self._buffer.extend(p.decode_jobs(msg.bodies))
+            self._buffer.add(p.decode_jobs(msg.bodies))
         elif msg.command == p.CANCEL_JOB:
             for body in msg.bodies:
                 self._cancel(body["job_id"])
@@ -253,24 +251,13 @@ class Worker:
 
     def _cancel(self, job_id: str) -> None:
         """Drop a buffered job (the broker has taken it back), or stop the running one."""
-        for job in self._buffer:
-            if job["id"] == job_id:
-                self._buffer.remove(job)
-                self._outbox.forget(job_id)
-                return
-        self._stop_job(job_id, "Cancelled", "cancelled by request")
+        if not self._buffer.drop(job_id):
+            self._stop_job(job_id, "Cancelled", "cancelled by request")
 
     def _hand_back(self, *, drain: bool = False) -> None:
         """Give the broker back every buffered job: none of them started here."""
-        returned = [job["id"] for job in self._buffer]
-        self._buffer.clear()
-        for job_id in returned:
-            self._outbox.forget(job_id)
-        if drain:
-            self._send_now(p.encode_worker(p.DISCONNECT, {"drain": True, "returned": returned}))
-        else:
-            self._announced = 0
-            self._send_now(p.encode_worker(p.WINDOW, {"prefetch": 0, "returned": returned}))
+        self._announced = 0
+        self._send_now(hand_back(self._buffer.take_all(), drain=drain))
 
     async def _drain(self) -> None:
         """Stop the slots, hand back the buffer, finish what runs within the grace period,
@@ -311,7 +298,7 @@ class Worker:
             now = time.monotonic()
             while self._buffer and len(self._running) < self.config.async_concurrency:
                 self._window.started(now)
-                self._start(self._buffer.popleft())
+                self._start(self._buffer.next())
         finally:
             self._starting = False
         self._flush_soon()

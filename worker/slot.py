@@ -37,14 +37,12 @@ import os
 import signal
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import structlog
 import zmq
 
 from broker import protocol as p
-from broker.curve import apply_client_curve
 from broker.logs import configure_logging
 from broker.orphans import die_with_parent
 from broker.prefetch import PrefetchWindow, worth_telling
@@ -53,7 +51,15 @@ from broker.sockets import endpoint_list, recv_frames, send_frames
 from .context import JobContext, capture_output, enter, leave
 from .errors import Outcome, error, failure, success
 from .functions import run_function
-from .peer import Backoff, PeerOutbox, ready_body, result_body
+from .peer import (
+    Backoff,
+    JobBuffer,
+    PeerOutbox,
+    dealer,
+    hand_back,
+    ready_body,
+    result_body,
+)
 from .registry import REGISTRY, THREADED, import_tasks, is_async
 
 log = structlog.get_logger(__name__)
@@ -150,13 +156,13 @@ class Slot:
         self.lock = threading.Lock()  # the socket, the buffer, the outbox, the window
         self.ctx = zmq.Context()
         self.sock: zmq.Socket | None = None
-        self.buffer: deque[dict[str, Any]] = deque()
         self.current: dict[str, Any] | None = None
         self.in_task = False
         self.interrupt: tuple[str, str, str] | None = None  # (job id, kind, message)
         self.interrupted_at = 0.0
         now = time.monotonic()
         self.outbox = PeerOutbox(config.max_message)
+        self.buffer = JobBuffer(self.outbox)
         self.window = PrefetchWindow(config.prefetch, 1, now)
         self.announced = 0
         self.backoff = Backoff(config.reconnect_initial_s, config.reconnect_max_s)
@@ -211,15 +217,9 @@ class Slot:
     # ------------------------------------------------------------ the socket (lock held)
 
     def _connect(self) -> None:
-        sock = self.ctx.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.sndhwm = sock.rcvhwm = 100_000
-        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message + 65536)
-        if self.config.curve is not None:
-            apply_client_curve(sock, self.config.curve)
-        sock.connect(self.endpoints[self.connects % len(self.endpoints)])
+        endpoint = self.endpoints[self.connects % len(self.endpoints)]
         self.connects += 1
-        self.sock = sock
+        self.sock = dealer(self.ctx, endpoint, self.config.max_message, self.config.curve)
         self.last_recv = time.monotonic()
         self._register()
 
@@ -227,9 +227,7 @@ class Slot:
         """READY, naming the job still running here (and one a replaced slot left), then
         what ended while we were away. The buffer is the broker's again: it has requeued
         those jobs (we were lost, or it restarted)."""
-        for job in self.buffer:
-            self.outbox.forget(job["id"])
-        self.buffer.clear()
+        self.buffer.take_all()
         running = []
         if self.current is not None:
             running.append({"job_id": self.current["id"], "attempt": self.current["attempt"]})
@@ -304,7 +302,7 @@ class Slot:
             try:
                 msg = p.decode_broker(frames)
                 if msg.command == p.JOB:
-                    self.buffer.extend(p.decode_jobs(msg.bodies))
+                    self.buffer.add(p.decode_jobs(msg.bodies))
                 elif msg.command == p.CANCEL_JOB:
                     for body in msg.bodies:
                         self._cancel(body["job_id"])
@@ -316,25 +314,15 @@ class Slot:
 
     def _cancel(self, job_id: str) -> None:
         """Drop a buffered job (the broker has taken it back), or stop the running one."""
-        for job in self.buffer:
-            if job["id"] == job_id:
-                self.buffer.remove(job)
-                self.outbox.forget(job_id)
-                return
+        if self.buffer.drop(job_id):
+            return
         if self.current is not None and self.current["id"] == job_id:
             self._interrupt("Cancelled", "cancelled by request")
 
     def _hand_back(self, *, drain: bool = False) -> None:
         """Give the broker back every buffered job: it never started here."""
-        returned = [job["id"] for job in self.buffer]
-        self.buffer.clear()
-        for job_id in returned:
-            self.outbox.forget(job_id)
-        if drain:
-            self._send(p.encode_worker(p.DISCONNECT, {"drain": True, "returned": returned}))
-        elif returned or self.announced:
-            self.announced = 0
-            self._send(p.encode_worker(p.WINDOW, {"prefetch": 0, "returned": returned}))
+        self.announced = 0
+        self._send(hand_back(self.buffer.take_all(), drain=drain))
 
     # ------------------------------------------------------------ the main thread
 
@@ -350,7 +338,7 @@ class Slot:
                 if self.buffer:
                     if now - self.last_flush >= FLUSH_EVERY_S:
                         self._flush()
-                    return self._begin(self.buffer.popleft(), now)
+                    return self._begin(self.buffer.next(), now)
                 self._flush()
                 if self.sock is None:
                     timeout_s = max(min(self.reconnect_at - now, 0.5), 0.0)
