@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.cluster import Cluster
 from tests.waiting import wait_until
 
 from .server import start_api
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path)
-    try:
-        cluster.start_broker()
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def test_the_access_log_redacts_the_token_of_a_query(cluster: Cluster) -> None:

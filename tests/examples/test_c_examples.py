@@ -37,16 +37,6 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path)
-    try:
-        cluster.start_broker()
-        yield cluster
-    finally:
-        cluster.close()
-
-
-@pytest.fixture
 def c_worker(cluster: Cluster, programs: Path) -> Iterator[subprocess.Popen]:
     log = open(cluster.logs / "c-worker.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([str(programs / "zjobs_worker"), cluster.backend, "cw", C_QUEUE],

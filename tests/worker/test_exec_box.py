@@ -27,14 +27,6 @@ NOBODY = pwd.getpwnam("nobody")
 
 
 @pytest.fixture
-def work_root(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "work"
-    root.mkdir()
-    yield root
-    assert list(root.iterdir()) == [], "the work directory was not removed"
-
-
-@pytest.fixture
 def open_dir() -> Iterator[Path]:
     """A directory anyone may search and list (in /tmp, not under pytest's private one)."""
     path = Path(tempfile.mkdtemp(prefix="zjobs-test-"))

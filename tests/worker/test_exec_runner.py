@@ -58,14 +58,6 @@ def box(request: pytest.FixtureRequest) -> ExecBox | None:
     return None
 
 
-@pytest.fixture
-def work_root(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "work"
-    root.mkdir()
-    yield root
-    assert list(root.iterdir()) == [], "the work directory was not removed"
-
-
 def exec_py(
     source: str,
     work_root: Path,
