@@ -87,8 +87,9 @@ class BrokerGate:
             reach = ctx.reachability if ctx is not None else None
             if reach is not None and reach.reachable is False:
                 since = datetime.fromtimestamp(reach.since, UTC).strftime("%H:%M:%S UTC")
-                message = (f"the broker at {self.frontend} has not answered since {since}; "
-                           "retry once GET /health says it is reachable")
+                message = (f"not sent: the broker at {self.frontend} has not answered since "
+                           f"{since}, so nothing was done; retry once GET /health says it "
+                           "is reachable")
                 response = error_response(503, "unavailable", message,
                                           headers={"Retry-After": str(RETRY_AFTER_S)})
                 await response(scope, receive, send)

@@ -18,7 +18,7 @@ import pytest
 
 from broker import AsyncClient, BrokerUnreachable, Client
 from tests.cluster import Cluster
-from tests.waiting import free_port
+from tests.waiting import free_port, wait_until
 
 from .server import ApiServer, start_api
 from .test_errors import _error
@@ -53,6 +53,10 @@ def test_a_submit_the_broker_kept_but_did_not_answer_is_504_and_safe_to_retry(
         finally:
             cluster.kill(cluster.broker, signal.SIGCONT)
         assert "may have been carried out" in message and "Idempotency-Key" in message
+        # the API may have seen the broker down meanwhile: it answers 503 at once until
+        # /health finds it back, so the retry goes once it has
+        wait_until(lambda: http.get("/health").status_code == 200, 15,
+                   message="the API to see the broker back")
         key = response.headers["Idempotency-Key"]
         again = http.post("/jobs", json={"task": "noop", "queue": queue},
                           headers={"Idempotency-Key": key})
