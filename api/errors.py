@@ -22,7 +22,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from broker.errors import BAD_REQUEST, CONFLICT, NOT_FOUND, TOO_LARGE, UNAVAILABLE, BrokerError
+from broker.errors import (
+    BAD_REQUEST,
+    BUSY,
+    CONFLICT,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    BrokerError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +41,7 @@ BROKER_STATUS: dict[str, int] = {
     CONFLICT: 409,
     TOO_LARGE: 413,
     UNAVAILABLE: 503,
+    BUSY: 503,
 }
 
 HTTP_CODES: dict[int, str] = {
