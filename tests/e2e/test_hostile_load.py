@@ -8,15 +8,13 @@ serves a normal submit.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgpack
 import pytest
 import zmq
 
+from bench.faults import BOMB_KINDS, Pinger, decode_bomb, rss_mib
 from broker import AsyncClient, Client
 from broker import protocol as p
 from broker.errors import BrokerError
@@ -29,45 +27,22 @@ MAX_MESSAGE = 16 * MIB
 PING_LIMIT_S = 1.5
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The process's peak resident set (VmHWM), in MiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
-    return int(line.split()[1]) / 1024
+def peak_rss_mib(cluster: Cluster) -> float:
+    """The broker's peak resident set (VmHWM), in MiB."""
+    return rss_mib(cluster.broker.pid, "VmHWM")
 
 
-class Pinger(threading.Thread):
-    """PINGs the broker one after another until stopped; keeps the slowest answer."""
+def pinging(cluster: Cluster) -> Pinger:
+    """Another client PINGing the broker throughout, already answered once."""
+    pinger = Pinger(cluster.frontend).started()
+    assert pinger.pings > 0, pinger.failure
+    return pinger
 
-    def __init__(self, frontend: str) -> None:
-        super().__init__(daemon=True)
-        self.frontend = frontend
-        self.slowest_s = 0.0
-        self.pings = 0
-        self.failure: BaseException | None = None
-        self._halt = threading.Event()
 
-    def run(self) -> None:
-        with Client(self.frontend, timeout=30.0) as client:
-            while not self._halt.is_set():
-                started = time.monotonic()
-                try:
-                    client.ping()
-                except BaseException as exc:  # reported by stop(), in the test's thread
-                    self.failure = exc
-                    return
-                self.slowest_s = max(self.slowest_s, time.monotonic() - started)
-                self.pings += 1
-                self._halt.wait(0.05)
-
-    def stop(self) -> float:
-        """Stop; the slowest PING in seconds."""
-        self._halt.set()
-        self.join(60)
-        if self.failure is not None:
-            raise AssertionError(f"a PING failed: {self.failure!r}")
-        assert self.pings > 0
-        return self.slowest_s
+def slowest_ping(pinger: Pinger) -> float:
+    slowest = pinger.stop()
+    assert pinger.failure is None, f"a PING failed: {pinger.failure!r}"
+    return slowest
 
 
 @pytest.fixture
@@ -102,58 +77,26 @@ def still_serves(cluster: Cluster) -> None:
 # ---------------------------------------------------------------- decode bombs
 
 RID = b"bomb"
-BODY_BYTES = MAX_MESSAGE - len(p.CLIENT_HEADER) - len(p.SUBMIT) - len(RID) - 64
 
 
-def _array(count: int) -> bytes:
-    return b"\xdd" + count.to_bytes(4, "big")
-
-
-def flat(empty: bytes) -> bytes:
-    """A SUBMIT body that is one array of as many empty arrays (or maps) as fit."""
-    count = BODY_BYTES - 5
-    return _array(count) + empty * count
-
-
-def nested_in_a_job(empty: bytes, key: str) -> bytes:
-    """A well-formed SUBMIT whose job's `args` (or `kwargs`) holds 16 arrays of a million
-    empty arrays (or maps) each: no array is long, together they are 16 million."""
-    count = BODY_BYTES // 16 - 64
-    holder = _array(16) + (_array(count) + empty * count) * 16
-    if key == "kwargs":
-        holder = b"\x81" + msgpack.packb("data") + holder
-    head = msgpack.packb({"task": "noop", "queue": "bomb"})
-    return b"\x83" + head[1:] + msgpack.packb(key) + holder
-
-
-BOMBS = {
-    "an array of empty arrays": lambda: flat(b"\x90"),
-    "an array of empty maps": lambda: flat(b"\x80"),
-    "a job's args of nested empty arrays": lambda: nested_in_a_job(b"\x90", "args"),
-    "a job's kwargs of nested empty maps": lambda: nested_in_a_job(b"\x80", "kwargs"),
-}
-
-
-@pytest.mark.parametrize("bomb", BOMBS)
+@pytest.mark.parametrize("bomb", BOMB_KINDS)
 def test_a_decode_bomb_is_refused_at_once_and_costs_little(broker: Cluster, dealer: zmq.Socket,
                                                            bomb: str) -> None:
-    body = BOMBS[bomb]()
-    assert len(body) + 64 < MAX_MESSAGE
-    pinger = Pinger(broker.frontend)
-    pinger.start()
-    wait_until(lambda: pinger.pings > 0, 15, message="the first PING")
+    body = decode_bomb(bomb, MAX_MESSAGE)
+    assert MAX_MESSAGE - 4096 <= len(body) + 64 <= MAX_MESSAGE  # 16 MiB, inside the limit
+    pinger = pinging(broker)
     for _ in range(3):
         dealer.send_multipart([p.CLIENT_HEADER, p.SUBMIT, RID, body])
     replies = []
     for _ in range(3):
         assert dealer.poll(60_000), "no reply to the bomb"
         replies.append(p.decode_reply(dealer.recv_multipart()))
-    slowest = pinger.stop()
+    slowest = slowest_ping(pinger)
     for reply in replies:
         assert (reply.ok, reply.body["code"]) == (False, "too_large"), reply.body
         assert "values" in reply.body["message"] or "items" in reply.body["message"]
     assert slowest < PING_LIMIT_S, f"a PING took {slowest:.2f} s during the bomb"
-    assert peak_rss_mib(broker.broker.pid) < 500
+    assert peak_rss_mib(broker) < 500
     with broker.client() as client:
         assert client.stats()["jobs"].get("queued", 0) == 0  # nothing of the bomb was kept
     still_serves(broker)
@@ -174,9 +117,7 @@ def test_unread_replies_are_dropped_and_counted_not_kept(broker: Cluster,
         client.submit_many({"task": "noop", "args": [FAT_ARG], "queue": "fat"}
                            for _ in range(FAT_JOBS))
     dealer.rcvhwm = PEER_QUEUE
-    pinger = Pinger(broker.frontend)
-    pinger.start()
-    wait_until(lambda: pinger.pings > 0, 15, message="the first PING")
+    pinger = pinging(broker)
     request = [p.CLIENT_HEADER, p.LIST, b"unread", p.pack({"limit": 1000})]
     for _ in range(UNREAD_LISTS):  # a blocking send: at the broker's own pace
         dealer.send_multipart(request)
@@ -186,9 +127,9 @@ def test_unread_replies_are_dropped_and_counted_not_kept(broker: Cluster,
     with broker.client() as client:
         wait_until(lambda: dropped(client) >= UNREAD_LISTS - delivered_at_most, 300,
                    interval=0.5, message="the broker to drop the replies nobody reads")
-    slowest = pinger.stop()
+    slowest = slowest_ping(pinger)
     assert slowest < PING_LIMIT_S, f"a PING took {slowest:.2f} s during the flood"
-    assert peak_rss_mib(broker.broker.pid) < 600
+    assert peak_rss_mib(broker) < 600
     still_serves(broker)
 
 
