@@ -8,10 +8,10 @@ No peer can hold the loop: a socket is drained for at most `DRAIN_BUDGET_S` (or 
 messages, or `BATCH_BYTES`) a turn, and a client that has put `PEER_SHARE` requests into
 a turn ends the clients' drain: its next ones wait in ZeroMQ's queue, whose fair queueing
 hands out every other client's messages in between. A client with `MAX_IN_FLIGHT` requests
-not answered yet is answered `ERR busy`; replies to a client that does not read pile up
-to `PEER_HWM` in ZeroMQ, then are dropped and counted (`dropped_replies`). What a message
-may decode into is bounded too (broker/unpacking.py). The numbers are in docs/protocol.md
-("Limits").
+held until their jobs end is answered `ERR busy`; replies to a client that does not read
+pile up to `PEER_HWM` in ZeroMQ, then are dropped and counted (`dropped_replies`). What a
+message may decode into is bounded too (broker/unpacking.py). The numbers are in
+docs/protocol.md ("Limits").
 """
 
 from __future__ import annotations
