@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from broker.errors import (
     BAD_REQUEST,
+    BUSY,
     CONFLICT,
     NOT_FOUND,
     TIMEOUT,
@@ -48,6 +49,7 @@ BROKER_STATUS: dict[str, int] = {
     CONFLICT: 409,
     TOO_LARGE: 413,
     UNAVAILABLE: 503,
+    BUSY: 503,
 }
 
 HTTP_CODES: dict[int, str] = {

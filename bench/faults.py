@@ -10,7 +10,9 @@ must be terminal; the report says, per fault:
 - executed twice: jobs whose number is in the file more than once;
 - failed without running: failed jobs whose number is not in the file (must be 0);
 - client errors: submits that raised (a broker outage shows here, as it should);
-- broker RSS before and after.
+- broker RSS before and after;
+- for the attacks on the frontend (decode bombs, replies nobody reads, one client's flood),
+  what the attack observed: the slowest PING of another client meanwhile, replies dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import zmq
 
 from broker import BrokerError, Client
+from broker import protocol as p
 from broker.jobs import TERMINAL
 
 from .cluster import BenchCluster, _pings, _until
@@ -39,6 +42,13 @@ DEAD_AFTER_S = HEARTBEAT_S * LIVENESS
 LOAD_S = 6.0
 BATCH = 10
 GARBAGE = 10_000
+MIB = 1024 * 1024
+BOMBS_EACH = 2
+UNREAD_LISTS = 5000
+# Replies that reach a client that does not read: its own queue (ZeroMQ's default 1,000),
+# the broker's queue to it (1,000), and what the kernel's socket buffers hold.
+UNREAD_DELIVERED = 2200
+FLOOD_PINGS = 20_000
 
 
 class Load(threading.Thread):
@@ -72,9 +82,10 @@ class Load(threading.Thread):
         self.join(30)
 
 
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident set (or with `VmHWM`, its peak), in MiB."""
     status = Path(f"/proc/{pid}/status").read_text()
-    line = next(line for line in status.splitlines() if line.startswith("VmRSS"))
+    line = next(line for line in status.splitlines() if line.startswith(field))
     return round(int(line.split()[1]) / 1024, 1)
 
 
@@ -145,19 +156,162 @@ def garbage(cluster: FaultCluster) -> None:
         sock.close()
 
 
-CASES: dict[str, Callable[[FaultCluster], None]] = {
+# ---------------------------------------------------------------- attacks on the frontend
+
+
+class Pinger(threading.Thread):
+    """PINGs a broker one after another (from a client of its own) until stopped; keeps the
+    slowest answer. A PING that fails is kept in `failure`."""
+
+    def __init__(self, frontend: str) -> None:
+        super().__init__(daemon=True)
+        self.frontend = frontend
+        self.slowest_s = 0.0
+        self.pings = 0
+        self.failure: BaseException | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with Client(self.frontend, timeout=30.0) as client:
+            while not self._halt.is_set():
+                started = time.monotonic()
+                try:
+                    client.ping()
+                except BaseException as exc:  # the caller reads it after stop()
+                    self.failure = exc
+                    return
+                self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+                self.pings += 1
+                self._halt.wait(0.05)
+
+    def started(self) -> Pinger:
+        """Start, and return once the first PING is answered."""
+        self.start()
+        deadline = time.monotonic() + 30
+        while self.pings == 0 and self.failure is None and time.monotonic() < deadline:
+            self._halt.wait(0.02)
+        return self
+
+    def stop(self) -> float:
+        """Stop; the slowest PING in seconds."""
+        self._halt.set()
+        self.join(60)
+        return self.slowest_s
+
+
+def _array(count: int) -> bytes:
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def decode_bomb(kind: str, max_message: int = 16 * MIB) -> bytes:
+    """A SUBMIT body that fills the message limit with empty containers: one array of them
+    (`array of empty arrays`, `array of empty maps`), or a well-formed job whose `args` (or
+    `kwargs`) holds 16 arrays of a million each (`nested arrays in args`, `nested maps in
+    kwargs`): no array is long, together they are 16 million."""
+    room = max_message - 128  # the other frames of the request
+    empty = b"\x80" if "maps" in kind else b"\x90"
+    if kind.startswith("array of"):
+        return _array(room - 5) + empty * (room - 5)
+    count = room // 16 - 64
+    holder = _array(16) + (_array(count) + empty * count) * 16
+    key = "kwargs" if "kwargs" in kind else "args"
+    if key == "kwargs":
+        holder = b"\x81" + p.pack("data") + holder
+    head = p.pack({"task": "noop", "queue": "bomb"})
+    return b"\x83" + head[1:] + p.pack(key) + holder
+
+
+BOMB_KINDS = ("array of empty arrays", "array of empty maps", "nested arrays in args",
+              "nested maps in kwargs")
+
+
+def _dealer(endpoint: str) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    return sock
+
+
+def bombs(cluster: FaultCluster) -> dict[str, Any]:
+    """Two 16 MiB decode bombs of each kind, one after another, while the load runs."""
+    pinger = Pinger(cluster.frontend).started()
+    sock = _dealer(cluster.frontend)
+    codes: Counter[str] = Counter()
+    try:
+        for kind in BOMB_KINDS:
+            body = decode_bomb(kind)
+            for _ in range(BOMBS_EACH):
+                sock.send_multipart([p.CLIENT_HEADER, p.SUBMIT, b"bomb", body])
+                reply = p.decode_reply(sock.recv_multipart()) if sock.poll(120_000) else None
+                codes["no reply" if reply is None else reply.body.get("code", "ok")] += 1
+    finally:
+        sock.close(linger=0)
+    return {"slowest_ping_s": round(pinger.stop(), 3), "answers": dict(codes),
+            "broker_peak_rss_mib": rss_mib(cluster.procs["broker"].pid, "VmHWM")}
+
+
+def unread_replies(cluster: FaultCluster) -> dict[str, Any]:
+    """5,000 `LIST {limit: 1000}` of 300 kB replies from a client that never reads them."""
+    with cluster.client(timeout=30) as client:
+        client.submit_many({"task": "record", "args": ["/dev/null", 0], "queue": "nobody",
+                            "kwargs": {"pad": "x" * 15_000}} for _ in range(20))
+    pinger = Pinger(cluster.frontend).started()
+    sock = _dealer(cluster.frontend)
+    try:
+        request = [p.CLIENT_HEADER, p.LIST, b"unread", p.pack({"limit": 1000,
+                                                               "queue": "nobody"})]
+        for _ in range(UNREAD_LISTS):
+            sock.send_multipart(request)
+        with cluster.client(timeout=30) as client:
+            # worked through: all dropped but what the queues between the two can hold
+            _until(lambda: _dropped(client) >= UNREAD_LISTS - UNREAD_DELIVERED, 600)
+            dropped = _dropped(client)
+    finally:
+        sock.close(linger=0)
+    return {"slowest_ping_s": round(pinger.stop(), 3), "dropped_replies": dropped,
+            "broker_peak_rss_mib": rss_mib(cluster.procs["broker"].pid, "VmHWM")}
+
+
+def _dropped(client: Client) -> int:
+    return client.stats()["counters"]["dropped_replies"]
+
+
+def flood(cluster: FaultCluster) -> dict[str, Any]:
+    """20,000 PINGs sent at once by one client, then read (2,000 of them used to make one
+    turn)."""
+    pinger = Pinger(cluster.frontend).started()
+    sock = _dealer(cluster.frontend)
+    sock.sndhwm = sock.rcvhwm = FLOOD_PINGS
+    answered = 0
+    try:
+        for index in range(FLOOD_PINGS):
+            sock.send_multipart(p.encode_request(p.PING, index.to_bytes(4, "big"), {}))
+        while answered < FLOOD_PINGS and sock.poll(30_000):
+            sock.recv_multipart()
+            answered += 1
+    finally:
+        sock.close(linger=0)
+    return {"slowest_ping_s": round(pinger.stop(), 3), "answered": answered,
+            "broker_peak_rss_mib": rss_mib(cluster.procs["broker"].pid, "VmHWM")}
+
+
+CASES: dict[str, Callable[[FaultCluster], dict[str, Any] | None]] = {
     "worker SIGKILL x3": kill_workers,
     "broker SIGKILL x3": kill_broker,
     "worker SIGSTOP 3x timeout": stall_worker,
     "workers 3 s before the broker": lambda cluster: None,
     "10,000 garbage messages per ROUTER": garbage,
+    "8 decode bombs of 16 MiB": bombs,
+    "5,000 LISTs whose replies nobody reads": unread_replies,
+    "20,000 PINGs at once from one client": flood,
 }
 
 
 # ---------------------------------------------------------------- one case
 
 
-def run_case(name: str, fault: Callable[[FaultCluster], None]) -> dict[str, Any]:
+def run_case(name: str, fault: Callable[[FaultCluster], dict[str, Any] | None]
+             ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="zjobs-faults-") as tmp:
         cluster = FaultCluster(str(Path(tmp) / "store"))
         executions = str(Path(tmp) / "executions")
@@ -172,18 +326,19 @@ def run_case(name: str, fault: Callable[[FaultCluster], None]) -> dict[str, Any]
                 cluster.start_worker(0)
                 cluster.start_worker(1)
             cluster.wait_workers(2)
-            rss_before = _rss_mib(cluster.procs["broker"].pid)
+            rss_before = rss_mib(cluster.procs["broker"].pid)
             load = Load(cluster.frontend, executions)
             started = time.monotonic()
             load.start()
-            fault(cluster)
+            observed = fault(cluster)
             time.sleep(max(LOAD_S - (time.monotonic() - started), 0))
             load.stop()
             jobs = _final_states(cluster, load.acked)
-            rss_after = _rss_mib(cluster.procs["broker"].pid)
+            rss_after = rss_mib(cluster.procs["broker"].pid)
         finally:
             cluster.close()
-        return _count(name, load, jobs, _executions(executions), rss_before, rss_after)
+        row = _count(name, load, jobs, _executions(executions), rss_before, rss_after)
+        return {**row, "observed": observed} if observed else row
 
 
 def _final_states(cluster: FaultCluster, acked: dict[int, str]) -> dict[int, dict | None]:

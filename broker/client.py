@@ -6,7 +6,11 @@ matched to its reply by request id. A broker that does not answer within
 Its `sent` says whether the request left at all: a request that could not
 be sent (no broker connected) was certainly not carried out.
 A broker that refuses the client's CURVE key raises AuthError instead, as
-soon as the handshake fails. Jobs are validated here, at the edge, so the
+soon as the handshake fails. A request the broker refuses because this
+connection already has 500 held (WAITs, SUBMITs with wait) raises BrokerError
+with code `busy`: nothing of it was done, and it may be sent again once some
+of those have been answered. It is not retried here: the caller knows which
+of its waits it can give up. Jobs are validated here, at the edge, so the
 broker loop only does cheap checks.
 
 A socket monitor also tells when the connection comes back after it was lost

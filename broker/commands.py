@@ -221,7 +221,7 @@ def stats(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
         "submitted", *TERMINAL_IN_ORDER, "retried", "rerun",
         "dropped_results", "dropped_logs", "malformed", "too_large", "idempotent_hits",
         "purged", "expired_attempts", "unknown_worker_messages", "dropped_replies",
-        "dropped_events", "refused",
+        "dropped_events", "refused", "busy",
     )}
     reply = {
         "jobs": engine.job_counts(), "queues": engine.queue_depths(),

@@ -28,6 +28,7 @@ NOT_FOUND = "not_found"
 CONFLICT = "conflict"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
+BUSY = "busy"  # this connection has too many requests in flight: nothing was done
 AUTH_REFUSED = "auth_refused"
 TIMEOUT = "timeout"  # never sent by the broker: a request was sent and not answered in time
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import msgpack
 
+from .unpacking import DecodeLimitError, DecodeLimits, ValueCounter, unpack_within
+
 CLIENT_HEADER = b"ZJC1"
 WORKER_HEADER = b"ZJW1"
 EVENT_BATCH = b"ZJB1"  # an events message carrying a run of events: [topic, ZJB1, array]
@@ -85,6 +87,12 @@ _BROKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
 }
 
 MAX_REQUEST_ID = 64
+DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
+# What a client request or worker message may decode into (broker/unpacking.py); the broker
+# sizes its own from --max-message.
+DEFAULT_LIMITS = DecodeLimits.for_message(DEFAULT_MAX_MESSAGE)
+# A map's keys read to find the fields of a message too large to decode (a RESULT has ~10).
+PEEK_MAX_KEYS = 64
 
 # What a worker message spends besides its bodies: the header and the longest command frame.
 WORKER_ENVELOPE_BYTES = len(WORKER_HEADER) + 16
@@ -96,12 +104,15 @@ _CHUNK_FIELDS_BYTES = 8 * 1024
 
 
 class ProtocolError(Exception):
-    """A message that is not valid ZJP/1. `request_id` is set when a reply can be addressed."""
+    """A message that is not valid ZJP/1. `request_id` is set when a reply can be addressed;
+    `code` is the error a client is answered (`too_large`: past a decode limit)."""
 
-    def __init__(self, reason: str, request_id: bytes | None = None) -> None:
+    def __init__(self, reason: str, request_id: bytes | None = None,
+                 code: str = "bad_request") -> None:
         super().__init__(reason)
         self.reason = reason
         self.request_id = request_id
+        self.code = code
 
 
 @dataclass(slots=True, frozen=True)
@@ -145,13 +156,31 @@ def unpack(data: bytes) -> Any:
         raise ProtocolError(f"malformed msgpack body: {type(exc).__name__}") from exc
 
 
-def _unpack_map(data: bytes, request_id: bytes | None = None) -> dict[str, Any]:
+def unpack_peer(data: bytes, limits: DecodeLimits, counter: ValueCounter | None = None,
+                request_id: bytes | None = None) -> Any:
+    """msgpack-decode what a client or worker sent, within `limits` (broker/unpacking.py).
+    Past a limit: ProtocolError with code `too_large`; anything malformed: `bad_request`."""
+    try:
+        return unpack_within(data, limits, counter)
+    except DecodeLimitError as exc:
+        raise ProtocolError(str(exc), request_id, "too_large") from None
+    except Exception as exc:  # msgpack raises many types; all mean "malformed"
+        raise ProtocolError(f"malformed msgpack body: {type(exc).__name__}", request_id) from None
+
+
+def _unpack_map(data: bytes, request_id: bytes | None = None,
+                limits: DecodeLimits | None = None,
+                counter: ValueCounter | None = None) -> dict[str, Any]:
+    """A body that must be a map; within `limits` when given (what peers send the broker)."""
     if not data:
         return {}
-    try:
-        body = unpack(data)
-    except ProtocolError as exc:
-        raise ProtocolError(exc.reason, request_id) from None
+    if limits is not None:
+        body = unpack_peer(data, limits, counter, request_id)
+    else:
+        try:
+            body = unpack(data)
+        except ProtocolError as exc:
+            raise ProtocolError(exc.reason, request_id) from None
     if not isinstance(body, dict):
         raise ProtocolError("body must be a msgpack map", request_id)
     return body
@@ -164,8 +193,9 @@ def encode_request(command: bytes, request_id: bytes, body: Any) -> list[bytes]:
     return [CLIENT_HEADER, command, request_id, pack(body)]
 
 
-def decode_request(frames: list[bytes]) -> ClientRequest:
-    """Decode the frames a client sent (without the ROUTER identity)."""
+def decode_request(frames: list[bytes], limits: DecodeLimits = DEFAULT_LIMITS) -> ClientRequest:
+    """Decode the frames a client sent (without the ROUTER identity), its body within
+    `limits`."""
     request_id = _guess_request_id(frames)
     if len(frames) != 4:
         raise ProtocolError(f"expected 4 frames, got {len(frames)}", request_id)
@@ -176,7 +206,8 @@ def decode_request(frames: list[bytes]) -> ClientRequest:
         raise ProtocolError(f"unknown command {command[:32]!r}", request_id)
     if len(rid) > MAX_REQUEST_ID:
         raise ProtocolError("request_id too long", None)
-    return ClientRequest(command, rid, _unpack_map(body, rid))
+    return ClientRequest(command, rid,
+                         _unpack_map(body, rid, limits, limits.counter(len(body))))
 
 
 def _guess_request_id(frames: list[bytes]) -> bytes | None:
@@ -261,9 +292,10 @@ def decode_jobs(bodies: list[Any]) -> list[dict[str, Any]]:
     return jobs
 
 
-def decode_worker(frames: list[bytes]) -> WorkerMessage:
-    """Decode what a worker sent to the backend (without the ROUTER identity)."""
-    return _decode_worker_frames(frames, _WORKER_BODY_SCHEMA)
+def decode_worker(frames: list[bytes], limits: DecodeLimits = DEFAULT_LIMITS) -> WorkerMessage:
+    """Decode what a worker sent to the backend (without the ROUTER identity); its bodies
+    together within `limits`."""
+    return _decode_worker_frames(frames, _WORKER_BODY_SCHEMA, limits)
 
 
 def decode_broker(frames: list[bytes]) -> WorkerMessage:
@@ -272,7 +304,8 @@ def decode_broker(frames: list[bytes]) -> WorkerMessage:
 
 
 def _decode_worker_frames(
-    frames: list[bytes], schema: dict[bytes, dict[str, type | tuple[type, ...]]]
+    frames: list[bytes], schema: dict[bytes, dict[str, type | tuple[type, ...]]],
+    limits: DecodeLimits | None = None,
 ) -> WorkerMessage:
     if len(frames) < 2:
         raise ProtocolError(f"expected at least 2 frames, got {len(frames)}")
@@ -284,7 +317,8 @@ def _decode_worker_frames(
         raise ProtocolError(f"unknown worker command {command[:32]!r}")
     if command == JOB and schema is _BROKER_BODY_SCHEMA:
         return WorkerMessage(command, _job_bodies(frames[2:]))
-    bodies = [_unpack_map(f) for f in frames[2:]]
+    counter = None if limits is None else limits.counter(sum(len(f) for f in frames[2:]))
+    bodies = [_unpack_map(f, None, limits, counter) for f in frames[2:]]
     for body in bodies:
         _check_fields(body, required, command)
     return WorkerMessage(command, bodies)
@@ -380,11 +414,13 @@ def peek_worker(frames: list[bytes], keys: tuple[str, ...] = ("job_id", "attempt
 
 
 def _peek_map(data: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) or 1)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) or 1,
+                                max_array_len=PEEK_MAX_KEYS, max_map_len=PEEK_MAX_KEYS,
+                                max_ext_len=0)
     try:
         unpacker.feed(data)
         found: dict[str, Any] = {}
-        for _ in range(unpacker.read_map_header()):
+        for _ in range(min(unpacker.read_map_header(), PEEK_MAX_KEYS)):
             key = unpacker.unpack()
             if key in keys:
                 found[key] = unpacker.unpack()

@@ -1,8 +1,17 @@
 """The broker process: three sockets around the engine, one poll loop.
 
-A loop turn: poll until the next deadline, drain up to `BATCH` messages from
-each ROUTER, run timers, dispatch, commit everything in one transaction,
-then send replies, jobs and events. Work is per batch, not per message.
+A loop turn: poll until the next deadline, drain each ROUTER (the workers' first) within a
+budget, run timers, dispatch, commit everything in one transaction, then send replies, jobs
+and events. Work is per batch, not per message.
+
+No peer can hold the loop: a socket is drained for at most `DRAIN_BUDGET_S` (or `BATCH`
+messages, or `BATCH_BYTES`) a turn, and a client that has put `PEER_SHARE` requests into
+a turn ends the clients' drain: its next ones wait in ZeroMQ's queue, whose fair queueing
+hands out every other client's messages in between. A client with `MAX_IN_FLIGHT` requests
+held until their jobs end is answered `ERR busy`; replies to a client that does not read
+pile up to `PEER_HWM` in ZeroMQ, then are dropped and counted (`dropped_replies`). What a
+message may decode into is bounded too (broker/unpacking.py). The numbers are in
+docs/protocol.md ("Limits").
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +30,10 @@ from . import __version__, commands
 from . import protocol as p
 from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
-from .errors import Fenced, StartError
+from .errors import BUSY, TOO_LARGE, Fenced, StartError
 from .sockets import NOBLOCK, send_frames
 from .store import Store
+from .unpacking import DecodeLimits
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +41,20 @@ BATCH = 2000
 # A turn stops draining a socket past this many bytes, so what the broker holds before its
 # commit stays bounded however many large messages (artifact chunks) are queued.
 BATCH_BYTES = 64 * 1024 * 1024
+# ... and past this long, so that one turn's replies, heartbeats and commit are never far off.
+# Under load a turn's own work (commit, dispatch, sends) is a few ms: at 50 ms of draining it
+# stays a small part of the turn, as before the budget (at 10 ms, the broker spent 11% more
+# CPU per job in `zjobs bench throughput`, committing three times as often).
+DRAIN_BUDGET_S = 0.050
+PEER_SHARE = 100  # requests of one client in one turn; its next ones wait for the next turn
+# Requests of one client held until their jobs end (WAITs, SUBMITs with wait): a request
+# that finds this many is answered ERR busy. With the turn's own (PEER_SHARE), no more
+# replies than that can be due to one peer in a turn, which stays well under PEER_HWM: a
+# client that reads never has one dropped.
+MAX_IN_FLIGHT = 500
+# Messages queued to (or from) one peer of a ROUTER in ZeroMQ, ZeroMQ's own default. A peer
+# that does not read its replies costs at most this many; the next ones are dropped.
+PEER_HWM = 1000
 STATS_EVERY_S = 5.0
 
 
@@ -76,11 +101,14 @@ class BrokerServer:
             event_window=config.event_window,
         )
         self.engine = Engine(self.store, self.clock, engine_config)
+        self.limits = DecodeLimits.for_message(config.max_message)
+        self._turn_requests: dict[bytes, int] = {}  # requests per client this turn
         self.ctx = zmq.Context()
         self._auth: Any = None
         self.frontend = self._router(config.frontend, FRONTEND)
         self.backend = self._router(config.backend, BACKEND)
-        self.publisher = self._socket(zmq.PUB, config.events, FRONTEND)  # clients and the API
+        # clients and the API; what a slow subscriber misses it replays by `seq`
+        self.publisher = self._socket(zmq.PUB, config.events, FRONTEND, hwm=1_000_000)
         self.info = commands.ServerInfo(self.publisher.getsockopt_string(zmq.LAST_ENDPOINT),
                                         __version__, time.monotonic())
         self._stop = threading.Event()
@@ -88,15 +116,16 @@ class BrokerServer:
 
     # ------------------------------------------------------------ sockets
 
-    def _socket(self, kind: int, endpoint: str, domain: str) -> zmq.Socket:
-        """A bound socket; under CURVE it admits the keys of ZAP `domain` only."""
+    def _socket(self, kind: int, endpoint: str, domain: str, hwm: int) -> zmq.Socket:
+        """A bound socket queueing at most `hwm` messages per peer each way; under CURVE it
+        admits the keys of ZAP `domain` only."""
         sock = self.ctx.socket(kind)
         sock.linger = 0
         # libzmq drops a peer whose frame passes this hard limit; up to it, an oversized
         # message is received and refused with ERR too_large, so the sender learns why.
         sock.setsockopt(zmq.MAXMSGSIZE, 2 * self.config.max_message + 65536)
-        sock.sndhwm = 1_000_000
-        sock.rcvhwm = 1_000_000
+        sock.sndhwm = hwm
+        sock.rcvhwm = hwm
         if self.config.curve is not None:
             self._auth = apply_server_curve(self.ctx, sock, self.config.curve, self._auth,
                                             domain)
@@ -110,7 +139,9 @@ class BrokerServer:
         return sock
 
     def _router(self, endpoint: str, domain: str) -> zmq.Socket:
-        sock = self._socket(zmq.ROUTER, endpoint, domain)
+        """A ROUTER whose send to a peer that is gone, or whose queue is full (it does not
+        read), raises instead of blocking: the reply is dropped and counted."""
+        sock = self._socket(zmq.ROUTER, endpoint, domain, hwm=PEER_HWM)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         return sock
 
@@ -154,10 +185,11 @@ class BrokerServer:
 
     def turn(self, ready: dict[Any, int]) -> float:
         """One loop turn; returns the seconds until the next timer is due."""
-        if self.frontend in ready:
-            self._drain(self.frontend, self._on_client)
-        if self.backend in ready:
+        if self.backend in ready:  # first: a worker's heartbeat never waits behind clients
             self._drain(self.backend, self._on_worker)
+        if self.frontend in ready:
+            self._turn_requests.clear()
+            self._drain(self.frontend, self._on_client)
         timeout_s = self.engine.tick()
         self._housekeeping()
         self.engine.dispatch()
@@ -169,35 +201,52 @@ class BrokerServer:
         due_s = self.engine.flush_due_s()
         return timeout_s if due_s is None else min(timeout_s, due_s)
 
-    def _drain(self, sock: zmq.Socket, handler: Any) -> None:
+    def _drain(self, sock: zmq.Socket, handler: Callable[[list[bytes]], bool]) -> None:
+        """Handle the messages `sock` has queued, up to BATCH of them, BATCH_BYTES or
+        DRAIN_BUDGET_S, or until `handler` says a peer has had its share of the turn."""
+        deadline = time.monotonic() + DRAIN_BUDGET_S
         received = 0
         for _ in range(BATCH):
             try:
                 frames = sock.recv_multipart(NOBLOCK)
             except zmq.Again:
                 return
-            handler(frames)
+            if handler(frames):
+                return
             received += sum(len(f) for f in frames)
-            if received >= BATCH_BYTES:
+            if received >= BATCH_BYTES or time.monotonic() >= deadline:
                 return
 
     def _too_large(self, frames: list[bytes]) -> bool:
         return sum(len(f) for f in frames) > self.config.max_message
 
-    def _on_client(self, frames: list[bytes]) -> None:
+    def _on_client(self, frames: list[bytes]) -> bool:
+        """Handle one client message; True once its peer has had its share of the turn."""
         identity, rest = frames[0], frames[1:]
+        count = self._turn_requests[identity] = self._turn_requests.get(identity, 0) + 1
+        if self.engine.waits.held(identity) >= MAX_IN_FLIGHT:
+            self._refuse(identity, rest, BUSY, f"{MAX_IN_FLIGHT} requests of this connection "
+                         "are in flight, held until their jobs end (WAITs, SUBMITs with wait); "
+                         "wait for their replies before sending more")
+        elif self._too_large(rest):
+            self._refuse(identity, rest, TOO_LARGE,
+                         f"message exceeds the {self.config.max_message} byte limit")
+        else:
+            self._on_request(identity, rest)
+        return count >= PEER_SHARE
+
+    def _refuse(self, identity: bytes, frames: list[bytes], code: str, message: str) -> None:
+        self.engine.stats[code] += 1
+        rid = frames[2] if len(frames) >= 3 and len(frames[2]) <= p.MAX_REQUEST_ID else b""
+        self.engine.outbox.reply(identity, p.encode_error(rid, code, message))
+
+    def _on_request(self, identity: bytes, frames: list[bytes]) -> None:
         engine = self.engine
-        if self._too_large(rest):
-            engine.stats["too_large"] += 1
-            rid = rest[2] if len(rest) >= 3 and len(rest[2]) <= p.MAX_REQUEST_ID else b""
-            engine.outbox.reply(identity, p.encode_error(
-                rid, "too_large", f"message exceeds the {self.config.max_message} byte limit"))
-            return
         try:
-            request = p.decode_request(rest)
+            request = p.decode_request(frames, self.limits)
         except p.ProtocolError as exc:
-            engine.stats["malformed"] += 1
-            engine.outbox.reply(identity, p.encode_error(exc.request_id or b"", "bad_request",
+            engine.stats["malformed" if exc.code == "bad_request" else exc.code] += 1
+            engine.outbox.reply(identity, p.encode_error(exc.request_id or b"", exc.code,
                                                          exc.reason))
             return
         try:
@@ -207,22 +256,26 @@ class BrokerServer:
             engine.outbox.reply(identity, p.encode_error(request.request_id, "internal",
                                                          "internal broker error"))
 
-    def _on_worker(self, frames: list[bytes]) -> None:
+    def _on_worker(self, frames: list[bytes]) -> bool:
         identity, rest = frames[0], frames[1:]
         engine = self.engine
         if self._too_large(rest):
             self._on_oversized_worker(identity, rest)
-            return
+            return False
         try:
-            msg = p.decode_worker(rest)
+            msg = p.decode_worker(rest, self.limits)
         except p.ProtocolError as exc:
+            if exc.code == TOO_LARGE:
+                self._on_undecodable_worker(identity, rest, exc.reason)
+                return False
             engine.stats["malformed"] += 1
             log.debug("worker.malformed", reason=exc.reason)
-            return
+            return False
         try:
             engine.worker_message(identity, msg)
         except Exception:  # a bug must cost one message, never the broker
             log.exception("broker.worker_message_failed", command=msg.command.decode())
+        return False
 
     def _on_oversized_worker(self, identity: bytes, frames: list[bytes]) -> None:
         try:
@@ -233,6 +286,25 @@ class BrokerServer:
         log.warning("worker.message_too_large", command=msg.command.decode(),
                     bytes=sum(len(f) for f in frames), limit=self.config.max_message)
         self.engine.worker_oversized(identity, msg, self.config.max_message)
+
+    def _on_undecodable_worker(self, identity: bytes, frames: list[bytes], reason: str) -> None:
+        """A worker message past a decode limit: a RESULT fails its jobs (read by their ids
+        alone) with ResultTooLarge, as one over the size limit does; anything else is
+        dropped. Counted `too_large` either way."""
+        self.engine.stats["too_large"] += 1
+        try:
+            msg = p.peek_worker(frames)
+        except p.ProtocolError:
+            return
+        log.warning("worker.message_too_large", command=msg.command.decode(), reason=reason)
+        if msg.command != p.RESULT:
+            return
+        error = {"type": "ResultTooLarge", "message": f"the result cannot be taken: {reason}",
+                 "traceback": None}
+        bodies = [{**body, "ok": False, "error": error} for body in msg.bodies
+                  if isinstance(body.get("job_id"), str) and isinstance(body.get("attempt"), int)]
+        if bodies:
+            self.engine.worker_message(identity, p.WorkerMessage(p.RESULT, bodies))
 
     def _housekeeping(self) -> None:
         mono = time.monotonic()

@@ -72,6 +72,21 @@ class WaitBook:
         self._deadlines: list[tuple[float, int, WaitGroup]] = []
         self._count = 0
         self._parts: list[WaitGroup] = []  # `each` groups with jobs ended this turn
+        self._held: dict[bytes, int] = {}  # open groups per client identity
+
+    def held(self, identity: bytes) -> int:
+        """The requests of client `identity` held here, not answered yet (its WAITs and its
+        SUBMITs with `wait`): what counts against its requests in flight."""
+        return self._held.get(identity, 0)
+
+    def _close(self, group: WaitGroup, lookup: Callable[[str], dict[str, Any] | None],
+               outbox: _Outbox) -> None:
+        group.answer(lookup, outbox)
+        left = self._held[group.identity] - 1
+        if left:
+            self._held[group.identity] = left
+        else:
+            del self._held[group.identity]
 
     def add(self, group: WaitGroup, finished: dict[str, dict[str, Any]]) -> bool:
         """Register `group`; `finished` are its jobs already ended. True if it is complete now.
@@ -92,6 +107,7 @@ class WaitBook:
             return True
         for job_id in group.pending:
             self._by_job.setdefault(job_id, []).append(group)
+        self._held[group.identity] = self._held.get(group.identity, 0) + 1
         self._count += 1
         heapq.heappush(self._deadlines, (group.deadline, self._count, group))
         return False
@@ -119,7 +135,7 @@ class WaitBook:
             else:
                 group.done[job_id] = job
             if not group.pending:
-                group.answer(lambda i: None, outbox)
+                self._close(group, lambda i: None, outbox)
 
     def send_parts(self, outbox: _Outbox) -> None:
         """The turn's parts of the `each` groups still open (a closed one sent its last)."""
@@ -134,7 +150,7 @@ class WaitBook:
         while heap and (heap[0][0] <= mono or not heap[0][2].open):
             _, _, group = heapq.heappop(heap)
             if group.open:
-                group.answer(lookup, outbox)
+                self._close(group, lookup, outbox)
                 for job_id in group.pending:
                     waiting = self._by_job.get(job_id)
                     if waiting is not None:
