@@ -80,6 +80,7 @@ def test_jobs_appear_and_finish_live(cluster: Cluster, browser_page, tmp_path: P
     page.wait_for_selector("#job-detail:not([hidden])", timeout=10_000)
     page.wait_for_function("document.querySelectorAll('#job-log .ll').length >= 3",
                            timeout=20_000)
+    page.wait_for_selector("#detail-args:has-text('args:')", timeout=10_000)  # GET /jobs/{id}
     assert page.evaluate("window.__noReload") == "still here"
     _screenshot(page, tmp_path / "dashboard-job.png")
     httpx.get(f"{api.base_url}/health", timeout=5).raise_for_status()
@@ -91,7 +92,7 @@ def _screenshot(page, path: Path, docs_name: str | None = "") -> None:
 
     The README shows the copies in docs/.
     """
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), animations="disabled")  # not caught mid slide-in
     assert path.stat().st_size > 10_000
     if docs_name is not None and os.environ.get("ZJOBS_UPDATE_SCREENSHOT"):
         shutil.copy(path, DOCS / (docs_name or path.name))
