@@ -1,7 +1,7 @@
 /* The throughput chart: jobs finished per second over the last 5 or 10 minutes, succeeded
  * with failed stacked on top, a 10 s average, the broker's own figure dashed, a tooltip. */
 import { serverNow, skew } from './clock.js';
-import { $, el, setText } from './dom.js';
+import { $, el, elements, setText } from './dom.js';
 import { fmtClock, fmtRate } from './format.js';
 import { STATE } from './meta.js';
 import { markDirty } from './render.js';
@@ -15,8 +15,9 @@ let size = null;       // {w, h} in CSS px, from the ResizeObserver
 let fontCache = null;
 
 export function initChart() {
-  els.chart = $('#throughput-chart');
-  els.tip = $('#chart-tip');
+  Object.assign(els, elements({
+    chart: '#throughput-chart', tip: '#chart-tip',
+  }));
   for (const id of ['tp-now', 'tp-1m', 'tp-peak', 'tp-total', 'tp-failrate']) els[id] = $('#' + id);
   els.chart.addEventListener('mousemove', (e) => {
     hover = e.clientX - els.chart.getBoundingClientRect().left;

@@ -4,24 +4,21 @@
  * The views that hold data of their own (a job's detail, a worker's view) join in with
  * onResync and onPoll, so that this module needs none of them. */
 import { TOKEN, api, apiUrl } from './api.js';
+import { hooks } from './hooks.js';
 import { LIMITS, STATES, STATE } from './meta.js';
 import { markDirty } from './render.js';
 import { eventMark, mergeJobs, setCountsSnapshot, state } from './state.js';
 import { onStats } from './stats.js';
 import { pushFeed, toast } from './views/feed.js';
 
-const resyncs = [];
-const polls = [];
+const resyncs = hooks();
+const polls = hooks();
 
 /** `fn` runs on every resync (a reconnect, a broker back) after the snapshots. */
-export function onResync(fn) {
-  resyncs.push(fn);
-}
+export const onResync = resyncs.add;
 
 /** `fn` runs on every poll, while the page is visible. */
-export function onPoll(fn) {
-  polls.push(fn);
-}
+export const onPoll = polls.add;
 
 const inflight = new Set();
 
@@ -93,16 +90,20 @@ function refreshWorkers() {
   });
 }
 
-let workersSoonTimer = null;
+/** `fn` run `ms` after a call, once for every call until then. */
+function soon(fn, ms) {
+  let timer = null;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, ms);
+  };
+}
 
 /** A worker came or went: the list again shortly (once for a burst of them). */
-export function refreshWorkersSoon() {
-  if (workersSoonTimer) return;
-  workersSoonTimer = setTimeout(() => {
-    workersSoonTimer = null;
-    refreshWorkers();
-  }, 600);
-}
+export const refreshWorkersSoon = soon(refreshWorkers, 600);
 
 function refreshQueues() {
   return once('queues', async () => {
@@ -145,16 +146,8 @@ function refreshSchedules() {
   });
 }
 
-let schedulesSoonTimer = null;
-
 /** A schedule fired: the list again shortly, for its next run. */
-export function refreshSchedulesSoon() {
-  if (schedulesSoonTimer) return;
-  schedulesSoonTimer = setTimeout(() => {
-    schedulesSoonTimer = null;
-    refreshSchedules();
-  }, 300);
-}
+export const refreshSchedulesSoon = soon(refreshSchedules, 300);
 
 /** Every snapshot again: whatever happened while the page was away, they are the new base. */
 export function resync() {
@@ -163,7 +156,7 @@ export function resync() {
   refreshQueues();
   refreshJobs();
   refreshSchedules();
-  for (const fn of resyncs) fn();
+  resyncs.run();
 }
 
 /** What the event stream does not keep current (or everything, while it is down). */
@@ -171,7 +164,7 @@ export function poll() {
   if (document.hidden) return;
   refreshWorkers();
   refreshSchedules();
-  for (const fn of polls) fn();
+  polls.run();
   const streamStatsFresh = state.connected && Date.now() - state.streamStatsAt < 5000;
   // Queue depths ride on broker.stats (seq-consistent); /queues is the fallback.
   if (!streamStatsFresh || !state.streamStatsHasQueues) refreshQueues();

@@ -5,6 +5,7 @@
 import { apiUrl, withToken } from './api.js';
 import { noteServerTs } from './clock.js';
 import { normError } from './format.js';
+import { hooks } from './hooks.js';
 import { EVENT, EVENT_TYPES, STATE, TERMINAL, TYPE_COUNTER, TYPE_STATUS } from './meta.js';
 import { refreshSchedulesSoon, refreshWorkersSoon, resync } from './refresh.js';
 import { markDirty } from './render.js';
@@ -15,18 +16,14 @@ import { onStats } from './stats.js';
 import { bumpChart } from './throughput.js';
 import { pushFeed, toast } from './views/feed.js';
 
-const jobWatchers = [];
-const workerWatchers = [];
+const jobChanges = hooks();
+const workerChanges = hooks();
 
 /** `fn(type, rec, prevAttempts)` after each job event has been applied. */
-export function onJobChange(fn) {
-  jobWatchers.push(fn);
-}
+export const onJobChange = jobChanges.add;
 
 /** `fn(ev)` after each worker event has been applied. */
-export function onWorkerChange(fn) {
-  workerWatchers.push(fn);
-}
+export const onWorkerChange = workerChanges.add;
 
 let es = null;
 let esTimer = null;
@@ -153,7 +150,7 @@ function onJobEvent(ev, seq) {
   if (type === EVENT.JOB_SUCCEEDED || type === EVENT.JOB_FAILED) bumpChart(ev.ts, type === EVENT.JOB_FAILED);
   trackWorkerRunning(type, rec, ev);
   feedForJobEvent(type, rec, ev);
-  for (const fn of jobWatchers) fn(type, rec, prevAttempts);
+  jobChanges.run(type, rec, prevAttempts);
   markDirty('jobs', 'counts', 'queues', 'chart', 'bulk');
 }
 
@@ -230,7 +227,7 @@ function onWorkerEvent(ev) {
   }
   markDirty('workers', 'header');
   refreshWorkersSoon();
-  for (const fn of workerWatchers) fn(ev);
+  workerChanges.run(ev);
 }
 
 function onScheduleFired(ev) {

@@ -3,7 +3,7 @@
 import { jobAction } from '../actions.js';
 import { api } from '../api.js';
 import { serverNow } from '../clock.js';
-import { $, setAttr, setText } from '../dom.js';
+import { $, elements, setAttr, setText } from '../dom.js';
 import { fmtDateTime, fmtDur, normError, num, parseTime, prettyJson, shortId } from '../format.js';
 import { ACTIVE, EVENT, RETRYABLE, STATE, TERMINAL } from '../meta.js';
 import { authProblem, onPoll, onResync } from '../refresh.js';
@@ -23,7 +23,7 @@ const els = {};
 let refetchTimer = null;
 
 export function initDetail() {
-  for (const [key, sel] of Object.entries({
+  Object.assign(els, elements({
     detail: '#job-detail', detailId: '#detail-id', detailTask: '#detail-task',
     detailStatus: '#detail-status', detailFields: '#detail-fields', detailError: '#detail-error',
     detailUnserved: '#detail-unserved', detailUnservedWhy: '#detail-unserved-why',
@@ -34,7 +34,7 @@ export function initDetail() {
     detailDependents: '#detail-dependents', progressBar: '#detail-progress-bar',
     progressPct: '#detail-progress-pct', progressMsg: '#detail-progress-msg',
     btnCancel: '#btn-cancel', btnRetry: '#btn-retry',
-  })) els[key] = $(sel);
+  }));
   initLog();
   $('#btn-close-detail').addEventListener('click', closeDetail);
   els.btnCancel.addEventListener('click', () => act('cancel', els.btnCancel));

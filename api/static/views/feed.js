@@ -1,5 +1,5 @@
 /* The activity feed (what happened, newest first) and the toasts (what the page did). */
-import { $, el } from '../dom.js';
+import { el, elements } from '../dom.js';
 import { fmtClock, shortId } from '../format.js';
 import { markDirty } from '../render.js';
 import { state } from '../state.js';
@@ -8,8 +8,9 @@ const FEED_MAX = 60;
 const els = {};
 
 export function initFeed() {
-  els.activity = $('#activity');
-  els.toasts = $('#toasts');
+  Object.assign(els, elements({
+    activity: '#activity', toasts: '#toasts',
+  }));
 }
 
 /** `item`: {text, tone?: a state whose colour the dot takes, jobId?, detail?}. */

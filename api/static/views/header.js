@@ -1,6 +1,6 @@
 /* The top bar: whether the page is live (the event stream open and the broker reachable), the
  * cluster's figures, and the "stale" marks on the live counts while it is not. */
-import { $, setAttr, setText } from '../dom.js';
+import { $, elements, setAttr, setText } from '../dom.js';
 import { fmtClock, fmtDur, fmtRate, num } from '../format.js';
 import { VERSION } from '../meta.js';
 import { state } from '../state.js';
@@ -9,14 +9,11 @@ import { throughputNow } from '../throughput.js';
 const els = {};
 
 export function initHeader() {
-  els.conn = $('#conn-status');
-  els.connLabel = $('#conn-status .conn-label');
-  els.workersCount = $('#workers-count');
-  els.slotsUsed = $('#slots-used');
-  els.throughputNow = $('#throughput-now');
-  els.uptime = $('#uptime');
-  els.lastSeq = $('#last-seq');
-  els.clock = $('#clock');
+  Object.assign(els, elements({
+    conn: '#conn-status', connLabel: '#conn-status .conn-label', workersCount: '#workers-count',
+    slotsUsed: '#slots-used', throughputNow: '#throughput-now', uptime: '#uptime',
+    lastSeq: '#last-seq', clock: '#clock',
+  }));
   els.staleable = ['#counters', '.hstats', '.panel-queues', '.panel-workers'].map((q) => $(q));
   $('.brand').title = 'zjobs ' + VERSION.api;
 }

@@ -4,7 +4,7 @@
 import { bulkCounts, purgeWaiting, retryAllFailed } from '../actions.js';
 import { api } from '../api.js';
 import { serverNow } from '../clock.js';
-import { $, el, setAttr, setText } from '../dom.js';
+import { $, cellsOf, el, elements, setAttr, setText } from '../dom.js';
 import { fmtDateTime, fmtDur, num, parseTime, shortId } from '../format.js';
 import { LIMITS, STATE, STATES, TERMINAL } from '../meta.js';
 import { jobsQuery, refreshJobs } from '../refresh.js';
@@ -18,18 +18,13 @@ const els = {};
 const jobRows = new Map();   // id -> row cache
 
 export function initJobs() {
-  els.jobsBody = $('#jobs-table tbody');
-  els.jobsEmpty = $('#jobs-empty');
-  els.jobsCount = $('#jobs-count');
-  els.jobsPanel = $('.panel-jobs');
-  els.filterText = $('#filter-text');
-  els.filterQueue = $('#filter-queue');
-  els.pageLabel = $('#page-label');
-  els.pageNewer = $('#page-newer');
-  els.pageNewest = $('#page-newest');
-  els.pageOlder = $('#page-older');
-  els.btnRetryFailed = $('#btn-retry-failed');
-  els.btnPurgeWaiting = $('#btn-purge-waiting');
+  Object.assign(els, elements({
+    jobsBody: '#jobs-table tbody', jobsEmpty: '#jobs-empty', jobsCount: '#jobs-count',
+    jobsPanel: '.panel-jobs', filterText: '#filter-text', filterQueue: '#filter-queue',
+    pageLabel: '#page-label', pageNewer: '#page-newer', pageNewest: '#page-newest',
+    pageOlder: '#page-older', btnRetryFailed: '#btn-retry-failed',
+    btnPurgeWaiting: '#btn-purge-waiting',
+  }));
   els.filterChips = STATES.map(makeChip);
   $('#filter-statuses').replaceChildren(...els.filterChips);
   bindJobs();
@@ -164,11 +159,7 @@ function makeJobRow(id) {
   const tr = document.createElement('tr');
   tr.dataset.jobId = id;
   tr.tabIndex = 0;
-  const td = (cls) => {
-    const c = el('td', cls);
-    tr.append(c);
-    return c;
-  };
+  const td = cellsOf(tr);
   const idCell = td('c-id');
   const code = el('code', null, shortId(id));
   code.title = id;

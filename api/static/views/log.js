@@ -2,7 +2,7 @@
  * `end`), written in batches once a frame, each line once across reconnects; the plain log
  * when the stream is not available. */
 import { api, apiUrl, withToken } from '../api.js';
-import { $, el, setText } from '../dom.js';
+import { el, elements, setText } from '../dom.js';
 import { EVENT, TERMINAL } from '../meta.js';
 import { state } from '../state.js';
 
@@ -20,9 +20,9 @@ const log = {
 };
 
 export function initLog() {
-  els.log = $('#job-log');
-  els.logState = $('#log-state');
-  els.logFollow = $('#log-follow');
+  Object.assign(els, elements({
+    log: '#job-log', logState: '#log-state', logFollow: '#log-follow',
+  }));
   els.log.addEventListener('scroll', () => {
     const box = els.log;
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;

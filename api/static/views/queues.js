@@ -2,7 +2,7 @@
  * as GET /meta lists them), its jobs no live worker can run, its rate limit and its controls;
  * and the queue names the filter and the submit form offer. */
 import { purgeQueue, setQueuePaused } from '../actions.js';
-import { $, el, setAttr, setText } from '../dom.js';
+import { $, el, elements, setAttr, setText } from '../dom.js';
 import { pos } from '../format.js';
 import { ACTIVE, STATES } from '../meta.js';
 import { state } from '../state.js';
@@ -11,9 +11,9 @@ const els = {};
 const queueRows = new Map();
 
 export function initQueues() {
-  els.queues = $('#queues');
-  els.filterQueue = $('#filter-queue');
-  els.queueNames = $('#queue-names');
+  Object.assign(els, elements({
+    queues: '#queues', filterQueue: '#filter-queue', queueNames: '#queue-names',
+  }));
   $('#queues-legend').replaceChildren(...ACTIVE.map((s) => el('span', 'lg lg-' + s, s)));
 }
 

@@ -1,7 +1,7 @@
 /* The schedules panel: when each fires, its next and last run, and a Remove button. */
 import { removeSchedule } from '../actions.js';
 import { serverNow } from '../clock.js';
-import { $, el, setAttr, setText } from '../dom.js';
+import { cellsOf, el, elements, setAttr, setText } from '../dom.js';
 import { fmtDateTime, fmtDur, num, parseTime, relTime } from '../format.js';
 import { state } from '../state.js';
 
@@ -9,9 +9,10 @@ const els = {};
 const scheduleRows = new Map();
 
 export function initSchedules() {
-  els.schedulesBody = $('#schedules-table tbody');
-  els.schedulesEmpty = $('#schedules-empty');
-  els.schedulesSummary = $('#schedules-summary');
+  Object.assign(els, elements({
+    schedulesBody: '#schedules-table tbody', schedulesEmpty: '#schedules-empty',
+    schedulesSummary: '#schedules-summary',
+  }));
 }
 
 function scheduleWhen(sc) {
@@ -61,11 +62,7 @@ function updateScheduleRow(row, name, sc, now) {
 function makeScheduleRow(name) {
   const tr = document.createElement('tr');
   tr.dataset.schedule = name;
-  const cell = (cls, text) => {
-    const c = el('td', cls, text);
-    tr.append(c);
-    return c;
-  };
+  const cell = cellsOf(tr);
   cell('s-name', name).title = name;
   const when = cell('s-when');
   const task = cell('s-task');

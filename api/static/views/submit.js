@@ -1,7 +1,7 @@
 /* The submit form: a job (or COUNT of them, one batch) with its args, kwargs, queue and
  * priority, held to the bounds GET /meta gives; it suggests the tasks the live workers have. */
 import { api } from '../api.js';
-import { $ } from '../dom.js';
+import { elements } from '../dom.js';
 import { num, shortId } from '../format.js';
 import { LIMITS } from '../meta.js';
 import { authProblem } from '../refresh.js';
@@ -11,11 +11,11 @@ import { toast } from './feed.js';
 const els = {};
 
 export function initSubmit() {
-  for (const [key, sel] of Object.entries({
+  Object.assign(els, elements({
     form: '#submit-form', task: '#submit-task', args: '#submit-args', kwargs: '#submit-kwargs',
     queue: '#submit-queue', priority: '#submit-priority', count: '#submit-count',
     button: '#btn-submit', taskNames: '#task-names',
-  })) els[key] = $(sel);
+  }));
   const fields = LIMITS.fields;
   els.task.maxLength = fields.task.max_len;
   els.queue.maxLength = fields.queue.max_len;

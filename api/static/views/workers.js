@@ -1,7 +1,7 @@
 /* The workers: a table of the live ones with their load, and a worker's own view (its running
  * and latest jobs as links, its queues, capacity, counters and last heartbeat). */
 import { api } from '../api.js';
-import { $, el, setAttr, setText } from '../dom.js';
+import { $, cellsOf, el, elements, setAttr, setText } from '../dom.js';
 import { fmtDateTime, fmtDur, fmtInt, num, parseTime } from '../format.js';
 import { STATE } from '../meta.js';
 import { authProblem, onPoll, onResync } from '../refresh.js';
@@ -16,17 +16,14 @@ const els = {};
 const workerRows = new Map();
 
 export function initWorkers() {
-  els.workersBody = $('#workers-table tbody');
-  els.workersEmpty = $('#workers-empty');
-  els.workersSummary = $('#workers-summary');
-  els.workerDetail = $('#worker-detail');
-  els.workerDetailName = $('#worker-detail-name');
-  els.workerDetailHost = $('#worker-detail-host');
-  els.workerDetailState = $('#worker-detail-state');
-  els.workerFields = $('#worker-fields');
-  els.workerRunning = $('#worker-running');
-  els.workerRunningCount = $('#worker-running-count');
-  els.workerJobs = $('#worker-jobs');
+  Object.assign(els, elements({
+    workersBody: '#workers-table tbody', workersEmpty: '#workers-empty',
+    workersSummary: '#workers-summary', workerDetail: '#worker-detail',
+    workerDetailName: '#worker-detail-name', workerDetailHost: '#worker-detail-host',
+    workerDetailState: '#worker-detail-state', workerFields: '#worker-fields',
+    workerRunning: '#worker-running', workerRunningCount: '#worker-running-count',
+    workerJobs: '#worker-jobs',
+  }));
   els.workersBody.addEventListener('click', (e) => {
     const tr = e.target.closest('tr[data-worker]');
     if (tr) openWorker(tr.dataset.worker);
@@ -80,11 +77,7 @@ function runningCount(w) {
 function makeWorkerRow(name) {
   const tr = document.createElement('tr');
   tr.dataset.worker = name;
-  const td = (cls) => {
-    const c = el('td', cls);
-    tr.append(c);
-    return c;
-  };
+  const td = cellsOf(tr);
   const nameCell = td('w-main');
   const nameSpan = el('span', 'w-name', name);
   const host = el('div', 'w-host');  // under the name: one column fewer in a narrow panel
