@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import httpx
 
-from broker import __version__
+from broker import __version__, commands, engine
 from broker import limits as lim
 from broker.jobs import TERMINAL_IN_ORDER
 from broker.schema import STATE_EVENTS, STATES, EventType
@@ -58,6 +59,29 @@ def test_the_limits_meta_gives_are_the_ones_enforced(http: httpx.Client) -> None
     assert http.get(f"/jobs/{done}/result", params={"wait": wait}).json()["result"] == 3
     assert http.get(f"/jobs/{done}/result", params={"wait": wait + 1}).status_code == 422
     assert http.post(f"/queues/{NOBODY}/purge").json()["cancelled"] == len(edges)
+
+
+def test_retryable_and_purgeable_are_what_the_broker_does(http: httpx.Client) -> None:
+    meta = http.get("/meta").json()
+    assert engine.PURGEABLE == set(meta["purgeable"])  # the engine's copy, until it imports it
+    assert commands.RETRYABLE == set(meta["retryable"])  # RETRY_MANY's
+    queued = http.post("/jobs", json={"task": "noop", "queue": NOBODY}).json()
+    waiting = {"queued": queued, "deferred": http.post("/jobs", json={
+        "task": "noop", "queue": NOBODY, "depends_on": [queued["id"]]}).json(),
+        "scheduled": http.post("/jobs", json={"task": "noop", "queue": NOBODY,
+                                              "run_at": time.time() + 3600}).json()}
+    assert {state: job["status"] for state, job in waiting.items()} == {
+        state: state for state in meta["purgeable"]}
+    assert http.post(f"/queues/{NOBODY}/purge").json()["cancelled"] == len(waiting)
+    failed = http.post("/jobs", json={"task": "add", "args": ["a", 1]}).json()["id"]
+    done = http.post("/jobs", json={"task": "add", "args": [1, 2]}).json()["id"]
+    ended = {http.get(f"/jobs/{job_id}/result", params={"wait": 30}).json()["status"]: job_id
+             for job_id in (failed, done, queued["id"])}
+    assert set(ended) == set(meta["terminal"])
+    for state, job_id in ended.items():
+        again = http.post(f"/jobs/{job_id}/retry")
+        assert again.status_code == (200 if state in meta["retryable"] else 409), state
+    assert http.post(f"/queues/{NOBODY}/purge").json()["cancelled"] == 1  # the one retried
 
 
 def test_meta_needs_the_token_but_not_the_broker(cluster: Cluster) -> None:
