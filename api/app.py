@@ -10,9 +10,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
 
-from . import jobs, openapi, pages, queues, schedules, status, streams
+from . import jobs, meta, openapi, pages, queues, schedules, status, streams
 from .auth import TokenAuth
 from .context import MIB, STATIC_DIR, ApiContext, Settings
 from .errors import HANDLERS
@@ -50,10 +49,11 @@ def routes(static_dir: Path) -> list[BaseRoute]:
         Route("/stats", status.stats, methods=["GET"]),
         Route("/health", status.health, methods=["GET"]),
         Route("/metrics", status.metrics, methods=["GET"]),
+        Route("/meta", meta.meta, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/docs", openapi.docs, methods=["GET"]),
         Route("/", pages.dashboard, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
+        Mount("/static", pages.Assets(directory=static_dir, check_dir=False), name="static"),
     ]
 
 

@@ -22,6 +22,7 @@ from broker import __version__
 from broker.limits import SEQ_MAX
 
 from .jobs import REQUEST_KEY_MAX_LEN
+from .meta import Meta
 from .render import Json
 from .schemas import DOCUMENTED, EventsQuery, ListQuery, ResultQuery
 
@@ -191,6 +192,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                               _json(_ref("Health"), "the broker answers"), errors=(),
                               extra={"503": _json(_ref("Health"), "the broker does not answer")}),
                          "security": []},
+    ("get", "/meta"): _op(
+        "The facts a client builds on: job states, event types, limits, version", "cluster",
+        _json(_ref("Meta"), "the facts"), errors=()),
     ("get", "/metrics"): _op(
         "Prometheus metrics", "cluster",
         {"description": "text exposition format",
@@ -214,7 +218,7 @@ def openapi_path(starlette_path: str) -> str:
 
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
-    _, defs = models_json_schema([(model, "validation") for model in DOCUMENTED],
+    _, defs = models_json_schema([(model, "validation") for model in (*DOCUMENTED, Meta)],
                                  ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), operation in OPERATIONS.items():

@@ -8,8 +8,8 @@ over a dead broker just because the API's own event stream is still open.
 While the broker is known to be unreachable (what /health says), `BrokerGate`
 answers every route that needs it with 503 at once, instead of letting each
 request wait out the broker timeout. /health, /metrics (which reports the
-broker down), the dashboard page, its static files and the API docs stay
-served: they are what a person looks at during an outage.
+broker down), /meta (which needs no broker), the dashboard page, its static files
+and the API docs stay served: they are what a person looks at during an outage.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .errors import error_response
 
 log = structlog.get_logger(__name__)
 
-UNGATED_PATHS = frozenset({"/health", "/metrics", "/", "/docs", "/openapi.json"})
+UNGATED_PATHS = frozenset({"/health", "/metrics", "/meta", "/", "/docs", "/openapi.json"})
 UNGATED_PREFIXES = ("/static/",)
 RETRY_AFTER_S = 1  # the watch pings every second: ask again then
 

@@ -25,6 +25,7 @@ from .jobs import TERMINAL, Job, JobState, outcome_of
 from .queues import ReadyQueues, Timeline
 from .rates import RateCounter
 from .schedules import ScheduleBook
+from .schema import STATE_EVENTS, EventType
 from .store import Store
 from .submit import build_job
 from .text import storable, text_problem
@@ -35,6 +36,7 @@ from .workers import MAX_PREFETCH, Worker, WorkerRegistry, group_view, requireme
 log = structlog.get_logger(__name__)
 
 S = JobState
+E = EventType
 
 MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
 MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
@@ -218,7 +220,7 @@ class Engine:
                 self._orphans[job.id] = (job.worker, job.attempts, job.lost_count)
             self._set_status(job, S.QUEUED)
             job.worker = None
-            self.events.emit("job.retrying", self._job_event(job, reason="broker_restart"))
+            self.events.emit(E.JOB_RETRYING, self._job_event(job, reason="broker_restart"))
             self.timeline.add(self.clock.wall() + hold_s, job.order, job.id)
         self._rewire(deferred)
         if self.active:
@@ -398,7 +400,7 @@ class Engine:
         self.counts[(job.queue, job.status)] += 1
         self._inserts.append(job)
         self.stats["submitted"] += 1
-        kind = "job.scheduled" if job.status == S.SCHEDULED else "job.submitted"
+        kind = E.JOB_SCHEDULED if job.status == S.SCHEDULED else E.JOB_SUBMITTED
         self.events.emit(kind, self._job_event(job, priority=job.priority, run_at=job.run_at))
         if job.status == S.DEFERRED:
             self._defer(job)
@@ -449,7 +451,7 @@ class Engine:
         """Every dependency has succeeded: the job waits for its run_at, or for a worker."""
         due = job.run_at is not None and job.run_at > self.clock.wall()
         self._set_status(job, S.SCHEDULED if due else S.QUEUED)
-        self.events.emit(f"job.{job.status}", self._job_event(
+        self.events.emit(STATE_EVENTS[job.status], self._job_event(
             job, priority=job.priority, run_at=job.run_at, reason="dependencies_met"))
         self._enqueue(job)
 
@@ -550,7 +552,7 @@ class Engine:
         timeout = self._timeout(job)
         if timeout is not None:
             self._expire_at(timeout + self.config.attempt_grace_s, job, worker)
-        self.events.emit("job.started", self._job_event(job))
+        self.events.emit(E.JOB_STARTED, self._job_event(job))
 
     def _buffered(self, job: Job | None, worker: Worker) -> bool:
         """Whether `job` waits in `worker`'s buffer (held there, not started)."""
@@ -674,7 +676,7 @@ class Engine:
         if worker.member:  # a sync slot: part of its worker, which the views show
             log.debug("worker.slot_joined", worker=worker.name, kept=len(worker.running))
             return
-        self.events.emit("worker.joined", {
+        self.events.emit(E.WORKER_JOINED, {
             "worker": worker.name, "host": worker.host, "queues": list(worker.queues),
             "capacity": worker.slots or worker.capacity, "pid": worker.pid,
             "running": sorted(worker.running),
@@ -731,7 +733,7 @@ class Engine:
             if timeout is not None:
                 left = (job.started_at or self.clock.wall()) + timeout - self.clock.wall()
                 self._expire_at(max(left, 0.0) + self.config.attempt_grace_s, job, worker)
-            self.events.emit("job.started", self._job_event(job, resumed=True))
+            self.events.emit(E.JOB_STARTED, self._job_event(job, resumed=True))
         elif worker.reports_starts and attempt == job.attempts + 1:
             self._start(job, worker)
         else:
@@ -781,7 +783,7 @@ class Engine:
         data = storable(body["data"])
         self._logs.append((job.id, job.log_lines, stream, data, ts))
         self._touch(job)
-        self.events.emit("log", {
+        self.events.emit(E.LOG, {
             "job_id": job.id, "queue": job.queue, "worker": worker.group,
             "stream": stream, "line": job.log_lines, "data": data,
         })
@@ -795,7 +797,7 @@ class Engine:
                     "message": message if isinstance(message, str) else None}
         job.progress = p.pack(progress)
         self._touch(job)
-        self.events.emit("job.progress", self._job_event(job, **progress))
+        self.events.emit(E.JOB_PROGRESS, self._job_event(job, **progress))
 
     def _on_result(self, worker: Worker, body: dict[str, Any]) -> None:
         job = self._current(worker, body)
@@ -920,7 +922,7 @@ class Engine:
         extra: dict[str, Any] = {}
         if status == S.FAILED or (status == S.CANCELLED and job.depends_on is not None):
             extra["error"] = p.unpack(job.error) if job.error else None
-        self.events.emit(f"job.{status}", self._job_event(job, **extra))
+        self.events.emit(STATE_EVENTS[status], self._job_event(job, **extra))
         self.waits.job_done(job, self.outbox)
 
     def _fail_attempt(self, job: Job, error: dict[str, Any], retry_in_s: float | None) -> None:
@@ -948,7 +950,7 @@ class Engine:
         self._holders.pop(job.id, None)
         self._set_status(job, S.QUEUED)
         job.run_at = self.clock.wall() + delay_s if delay_s > 0 else None
-        self.events.emit("job.retrying", self._job_event(job, next_attempt_at=job.run_at, **why))
+        self.events.emit(E.JOB_RETRYING, self._job_event(job, next_attempt_at=job.run_at, **why))
         job.worker = None
         self._enqueue(job)
 
@@ -968,7 +970,7 @@ class Engine:
                 continue
             requeued.append(job_id)
             self._lose_attempt(job, worker, lost)
-        kind = "worker.lost" if lost else "worker.left"
+        kind = E.WORKER_LOST if lost else E.WORKER_LEFT
         if worker.member:
             log.info(f"worker.slot_{'lost' if lost else 'left'}", worker=worker.name,
                      requeued=len(requeued))
@@ -1094,7 +1096,7 @@ class Engine:
             raise CommandError(BAD_REQUEST, str(exc)) from None
         self._queue_rows[name] = (name, int(queue.paused), queue.rate_limit)
         settings = queue.to_wire(name)
-        self.events.emit("queue.updated", {"queue": name, "paused": queue.paused,
+        self.events.emit(E.QUEUE_UPDATED, {"queue": name, "paused": queue.paused,
                                            "rate_limit": queue.rate_limit})
         log.info("queue.updated", queue=name, paused=queue.paused, rate_limit=queue.rate_limit)
         return settings
@@ -1317,7 +1319,7 @@ class Engine:
         if holder is not None:  # sent to a worker this turn, buffered or started
             self._recall(job.id, holder)
         error = {"type": "NotStored", "message": reason, "traceback": None}
-        self.events.emit("job.cancelled", {**self._job_event(job), "status": S.CANCELLED,
+        self.events.emit(E.JOB_CANCELLED, {**self._job_event(job), "status": S.CANCELLED,
                                            "error": error})
         log.error("job.refused", job_id=job.id, reason=reason)
 

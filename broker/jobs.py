@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 from .protocol import unpack
-from .schema import STATES, STORED, WIRE_COLUMNS, WIRE_PACKED, JobState
+from .schema import STATE_EVENTS, STATES, STORED, WIRE_COLUMNS, WIRE_PACKED, JobState
 
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 """The states a job ends in: the one list of them (a finished job is in one of these)."""
 TERMINAL_IN_ORDER = tuple(state for state in STATES if state in TERMINAL)  # to list them
-TERMINAL_EVENTS = frozenset(f"job.{state}" for state in TERMINAL)  # what the engine publishes
+TERMINAL_EVENTS = frozenset(STATE_EVENTS[state] for state in TERMINAL)  # what the engine publishes
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     JobState.DEFERRED: frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.CANCELLED}),
@@ -26,6 +26,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     JobState.FAILED: frozenset({JobState.QUEUED}),
     JobState.CANCELLED: frozenset({JobState.QUEUED}),
 }
+
+RETRYABLE = frozenset(state for state in TERMINAL if JobState.QUEUED in TRANSITIONS[state])
+"""The ended states a job can run again from (RETRY, RETRY_MANY): the dead-letter set's."""
+WAITING = frozenset(STATES) - TERMINAL - {JobState.RUNNING}
+"""The states of a job that waits to start: what a queue's purge cancels."""
 
 _DEFAULTS = tuple((f.name, f.default) for f in STORED)  # scalar defaults: nothing to copy
 

@@ -30,6 +30,7 @@ from croniter import CroniterBadDateError, croniter
 from . import limits as lim
 from . import protocol as p
 from .events import EventLog
+from .schema import EventType
 from .submit import build_job
 from .text import check_text
 
@@ -273,8 +274,8 @@ class ScheduleBook:
         self._changed(schedule)
         if job_id is None:
             return 0
-        self.events.emit("schedule.fired", {"name": schedule.name, "job_id": job_id,
-                                            "slot": slot})
+        self.events.emit(EventType.SCHEDULE_FIRED, {"name": schedule.name, "job_id": job_id,
+                                                  "slot": slot})
         log.info("schedule.fired", schedule=schedule.name, job_id=job_id, slot=slot)
         return 1
 

@@ -47,6 +47,40 @@ class JobState(enum.StrEnum):
 
 
 STATES = tuple(s.value for s in JobState)
+
+
+class EventType(enum.StrEnum):
+    """Every event the broker publishes: the PUB topic and the body's `type`
+    (docs/protocol.md 7.3). A member's name is its value in capitals with `_` for `.`
+    (`job.succeeded` is `JOB_SUCCEEDED`), the name the dashboard gives it from GET /meta."""
+
+    JOB_SUBMITTED = "job.submitted"
+    JOB_SCHEDULED = "job.scheduled"
+    JOB_QUEUED = "job.queued"
+    JOB_STARTED = "job.started"
+    JOB_PROGRESS = "job.progress"
+    JOB_RETRYING = "job.retrying"
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_FAILED = "job.failed"
+    JOB_CANCELLED = "job.cancelled"
+    LOG = "log"
+    WORKER_JOINED = "worker.joined"
+    WORKER_LOST = "worker.lost"
+    WORKER_LEFT = "worker.left"
+    QUEUE_UPDATED = "queue.updated"
+    SCHEDULE_FIRED = "schedule.fired"
+    BROKER_STATS = "broker.stats"
+
+
+STATE_EVENTS: dict[str, EventType] = {
+    JobState.SCHEDULED: EventType.JOB_SCHEDULED,
+    JobState.QUEUED: EventType.JOB_QUEUED,
+    JobState.SUCCEEDED: EventType.JOB_SUCCEEDED,
+    JobState.FAILED: EventType.JOB_FAILED,
+    JobState.CANCELLED: EventType.JOB_CANCELLED,
+}
+"""The event that announces a job entering a state, for the states announced by their own
+event: a job enters `running` with job.started, and is `deferred` from its job.submitted."""
 KINDS = ("task", "exec", "function")
 
 SUBMITTER, BROKER = "submitter", "broker"

@@ -31,6 +31,7 @@ from . import protocol as p
 from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
 from .errors import BUSY, TOO_LARGE, Fenced, StartError
+from .schema import EventType
 from .sockets import NOBLOCK, send_frames
 from .store import Store
 from .unpacking import DecodeLimits
@@ -311,7 +312,7 @@ class BrokerServer:
         if mono >= self._next_stats:
             self._next_stats = mono + STATS_EVERY_S
             body = commands.stats(self.engine, {}, self.info)
-            self.engine.events.emit("broker.stats", body)
+            self.engine.events.emit(EventType.BROKER_STATS, body)
         if mono >= self._next_purge:
             self._next_purge = mono + self.config.purge_interval_s
             self.purge()

@@ -1,17 +1,18 @@
 """docs/protocol.md is the specification of ZJP/1: every command, error code and event type
-the broker knows must be in it, so the code and the document cannot drift apart."""
+the broker knows must be in it, so the code and the document cannot drift apart. The event
+types are `EventType`'s, and the broker emits nothing else."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 from broker import errors, protocol
-from broker.jobs import STATES
+from broker.schema import STATE_EVENTS, EventType, JobState
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "protocol.md").read_text()
-EMITTED = re.compile(r"""emit\(\s*["']([a-z_.]+)["']""")
 
 
 def _documented(name: str) -> bool:
@@ -36,11 +37,72 @@ def test_every_error_code_is_specified() -> None:
     assert sorted(c for c in codes if not _documented(c)) == []
 
 
-def test_every_event_type_is_specified() -> None:
-    emitted = {m for path in (ROOT / "broker").glob("*.py")
-               for m in EMITTED.findall(path.read_text())}
-    assert {"job.started", "log", "queue.updated"} <= emitted
-    # a job enters `running` with job.started and `deferred` with job.submitted
-    entered = {f"job.{state}" for state in STATES if state not in ("running", "deferred")}
-    types = emitted | entered | {"job.submitted", "worker.lost", "worker.left"}
-    assert sorted(t for t in types if not _documented(t)) == []
+def _event_table() -> list[str]:
+    """The types of docs/protocol.md's event table (7.3), in its order."""
+    section = DOC.split("### 7.3 Types", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"^\| `([^`]+)` \|", section, re.MULTILINE)
+
+
+def test_the_event_table_lists_exactly_the_event_types() -> None:
+    table = _event_table()
+    assert len(table) == len(set(table)), "a type listed twice"
+    assert sorted(table) == sorted(EventType), "docs/protocol.md 7.3 and EventType differ"
+
+
+def test_each_event_type_is_named_after_its_value() -> None:
+    """The dashboard names a type of GET /meta's list as the enum does: `job.succeeded` is
+    EVENT.JOB_SUCCEEDED, by this rule (and a state STATE.RUNNING)."""
+    for enum in (EventType, JobState):
+        assert [m.name for m in enum] == [m.value.upper().replace(".", "_") for m in enum]
+    assert set(STATE_EVENTS.values()) <= set(EventType)
+
+
+def _emitted(node: ast.expr, assigned: dict[str, list[ast.expr]]) -> set[str] | None:
+    """The EventType members an `emit`'s type argument can be, or None if it can be anything
+    else: a literal, an f-string, a call."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and node.value.id in ("E", "EventType"):
+        return {node.attr}
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+            and node.value.id == "STATE_EVENTS":
+        return {kind.name for kind in STATE_EVENTS.values()}
+    if isinstance(node, ast.IfExp):
+        sides = [_emitted(node.body, assigned), _emitted(node.orelse, assigned)]
+        return None if None in sides else sides[0] | sides[1]
+    if isinstance(node, ast.Name) and assigned.get(node.id):
+        found = [_emitted(value, {}) for value in assigned[node.id]]
+        return None if None in found else set().union(*found)
+    return None
+
+
+def _emits() -> list[tuple[str, set[str] | None]]:
+    """Every `.emit(...)` call in broker/: where, and the member names its type can be."""
+    calls = []
+    for path in sorted((ROOT / "broker").glob("*.py")):
+        for func in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            assigned: dict[str, list[ast.expr]] = {}
+            for node in ast.walk(func):
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                        and isinstance(node.targets[0], ast.Name):
+                    assigned.setdefault(node.targets[0].id, []).append(node.value)
+            for node in ast.walk(func):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                        and node.func.attr == "emit" and node.args:
+                    where = f"{path.name}:{node.lineno}"
+                    calls.append((where, _emitted(node.args[0], assigned)))
+    return calls
+
+
+def test_the_broker_emits_only_event_types_and_every_one() -> None:
+    """Each `emit` names its type as an EventType member (never a string of its own), and
+    each member is emitted somewhere: the enum is what the broker publishes, no more."""
+    calls = _emits()
+    assert len(calls) >= 12
+    loose = [where for where, kinds in calls if kinds is None]
+    assert loose == [], f"emit with a type that is not an EventType member at {loose}"
+    named = set().union(*(kinds for _, kinds in calls))
+    members = {kind.name for kind in EventType}
+    assert sorted(named - members) == [], "emit of a type the enum does not have"
+    assert sorted(members - named) == [], "an event type the broker never emits"

@@ -25,15 +25,26 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 
 @pytest.fixture
 def browser_page() -> Iterator:
+    """A page in headless Chromium; the test fails if the page's code threw (an uncaught
+    error, a module that did not load, a renderer that failed)."""
     from playwright.sync_api import sync_playwright
 
+    errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1250})
+            page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+            page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+                    if msg.type == "error" and not msg.text.startswith(NETWORK_ERROR) else None)
             yield page
         finally:
             browser.close()
+    assert errors == [], "the page's code failed"
+
+
+# what Chromium logs for an HTTP error answer (a 503 while the broker is down): not a bug
+NETWORK_ERROR = "Failed to load resource"
 
 
 def test_jobs_appear_and_finish_live(cluster: Cluster, browser_page, tmp_path: Path) -> None:
@@ -69,6 +80,7 @@ def test_jobs_appear_and_finish_live(cluster: Cluster, browser_page, tmp_path: P
     page.wait_for_selector("#job-detail:not([hidden])", timeout=10_000)
     page.wait_for_function("document.querySelectorAll('#job-log .ll').length >= 3",
                            timeout=20_000)
+    page.wait_for_selector("#detail-args:has-text('args:')", timeout=10_000)  # GET /jobs/{id}
     assert page.evaluate("window.__noReload") == "still here"
     _screenshot(page, tmp_path / "dashboard-job.png")
     httpx.get(f"{api.base_url}/health", timeout=5).raise_for_status()
@@ -80,7 +92,7 @@ def _screenshot(page, path: Path, docs_name: str | None = "") -> None:
 
     The README shows the copies in docs/.
     """
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), animations="disabled")  # not caught mid slide-in
     assert path.stat().st_size > 10_000
     if docs_name is not None and os.environ.get("ZJOBS_UPDATE_SCREENSHOT"):
         shutil.copy(path, DOCS / (docs_name or path.name))
