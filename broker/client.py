@@ -54,6 +54,8 @@ DEFAULT_FRONTEND = "tcp://127.0.0.1:5555"
 # libzmq reconnects from 100 ms doubling to this cap, each interval with random jitter added.
 RECONNECT_IVL_MS = 100
 RECONNECT_IVL_MAX_MS = 5000
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 3000
 
 
 def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> tuple[zmq.Socket, zmq.Socket]:
@@ -63,6 +65,12 @@ def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> tuple[zmq.Socket, zm
     sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue a request for a broker that is not there
     sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+    # ZMTP heartbeats: a broker frozen with its connection open (a stopped process, a frozen
+    # host) is dropped after HEARTBEAT_TIMEOUT_MS, so that with a primary and a standby in
+    # the endpoint list no request goes to the frozen one (IMMEDIATE: never to a peer that
+    # has not finished its handshake).
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
     sock.sndhwm = sock.rcvhwm = 100_000
     if curve is not None:
         apply_client_curve(sock, curve)
@@ -160,7 +168,7 @@ class _BaseClient:
         self._curve = curve
         self._plans = Plans(events_endpoint, self.subscriber)
         self._sock, self._monitor = _dealer(ctx, endpoint, curve)
-        self._link = Link(endpoint)
+        self._link = Link(endpoint, curve=curve is not None)
         self._outstanding = Outstanding()
 
     def subscriber(self, endpoint: str) -> zmq.Socket:

@@ -44,13 +44,15 @@ class Link:
     endpoint: str
     refused: str | None = None
     lost: bool = False
+    curve: bool = True  # without CURVE, only a mechanism mismatch is a refusal: another
+    # failed handshake is a broker that closed its socket meanwhile (it stopped, or lost the lead)
 
     def note(self, frames: list[bytes]) -> bool:
         """Take one monitor message; True when the connection is back after it was lost."""
         if len(frames) != 2 or len(frames[0]) != 6:
             return False
         event, _ = struct.unpack("=Hi", frames[0])
-        if event in REFUSED:
+        if event in REFUSED and (self.curve or event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
             self.refused = (f"CURVE handshake refused by {self.endpoint}: {REFUSED[event]}")
             return False
         if event == zmq.EVENT_DISCONNECTED:

@@ -29,3 +29,11 @@ def test_only_a_handshake_after_a_disconnect_is_a_reconnect() -> None:
     assert link.note(_event(zmq.EVENT_HANDSHAKE_SUCCEEDED))
     assert not link.note(_event(zmq.EVENT_HANDSHAKE_SUCCEEDED))
     assert not link.note([b"junk"])
+
+
+def test_without_curve_a_broken_handshake_is_a_broker_gone_not_a_refusal() -> None:
+    link = Link("tcp://127.0.0.1:1", curve=False)
+    assert not link.note([struct.pack("=Hi", zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0), b"x"])
+    assert link.refused is None
+    link.note([struct.pack("=Hi", zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, 0), b"x"])
+    assert "mechanisms differ" in link.refused  # a plain client of a CURVE broker: refused
