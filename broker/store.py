@@ -84,7 +84,7 @@ class Store:
 
     def __init__(self, data_dir: str | Path, *, sync: str = "NORMAL") -> None:
         path = Path(data_dir)
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)  # every job's data: ours alone
         self.path = path / "zjobs.db"
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")

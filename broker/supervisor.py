@@ -73,6 +73,7 @@ class Child:
     stop_first: bool = True          # workers and API stop before the broker
     stop_grace_s: float = 8.0
     held: bool = False               # started once every oneshot child has succeeded
+    secrets: tuple[str, ...] = ()    # environment variables only this child is given
     oneshot: bool = False            # a check: exit 0 releases the held, else ends it all
     backoff: Backoff = field(default_factory=Backoff)
     proc: subprocess.Popen | None = None
@@ -106,6 +107,12 @@ class Supervisor:
     def stop(self, *_: object) -> None:
         self._stop = True
 
+    def _environment(self, child: Child) -> dict[str, str]:
+        """The environment without the secrets of other children (the API's token reaches
+        no worker, whose jobs could read it)."""
+        others = {name for c in self.children if c is not child for name in c.secrets}
+        return {k: v for k, v in self.env.items() if k not in others or k in child.secrets}
+
     @property
     def holding(self) -> bool:
         """Whether some children wait for a check still running."""
@@ -116,7 +123,8 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         parent = os.getpid()
         proc = subprocess.Popen(
-            child.argv, env=self.env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            child.argv, env=self._environment(child), stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             process_group=0, preexec_fn=lambda: die_with_parent(signal.SIGKILL, parent),
         )
         child.proc, child.started_at, child.restart_at = proc, time.monotonic(), None

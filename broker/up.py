@@ -65,7 +65,7 @@ def children(n_workers: int, opts: dict[str, Any]) -> list[Child]:
         Child("broker", _argv("broker", opts), stop_first=False),
         *(Child(f"worker-{i + 1}", _argv("worker", opts, ["--name", f"{name}-w{i + 1}"]),
                 stop_grace_s=grace, held=bool(check)) for i in range(n_workers)),
-        Child("api", _argv("api", opts)),
+        Child("api", _argv("api", opts), secrets=("ZJOBS_API_TOKEN",)),
     ]
 
 
