@@ -57,8 +57,7 @@ class BenchCluster:
         for i in range(n):
             self.start(f"worker-{i}", "worker", "--name", f"bench-{i}", *limit)
         with self.client() as client:  # every worker, and every one of its sync slots
-            _until(lambda: len(client.workers()) >= n and all(
-                len(w["slots"]) >= w["capacity"] for w in client.workers()), 60)
+            _until(lambda: sum(1 for w in client.workers() if w["ready"]) >= n, 60)
 
     def stop_workers(self) -> None:
         for name in [n for n in self.procs if n.startswith("worker-")]:

@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from .errors import StartError
+from .client import Client
+from .curve import client_curve
+from .errors import StartError, ZJobsError
 from .exposure import check_exposure
 from .settings import WORKER, forwarded, resolved
 from .supervisor import Child, Supervisor
@@ -95,14 +97,18 @@ def _in_use(host: str, port: int) -> bool:
 
 
 class Announcer:
-    """Prints "zjobs is up" once the API answers /health (it answers 200 once the broker does)
-    and `ready()` says the rest has started (the workers wait for the --tasks check)."""
+    """Prints "zjobs is up" once the API answers /health (it answers 200 once the broker does),
+    `ready()` says the rest has started (the workers wait for the --tasks check) and
+    `workers_up()` that the workers and their sync slots have registered: what is submitted
+    then runs at once."""
 
-    def __init__(self, host: str, port: int, ready: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, host: str, port: int, ready: Callable[[], bool] = lambda: True,
+                 workers_up: Callable[[], bool] = lambda: True) -> None:
         probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         self.dashboard = f"http://{host}:{port}/"
         self.health = f"http://{'[' + probe + ']' if ':' in probe else probe}:{port}/health"
         self.ready = ready
+        self.workers_up = workers_up
         self.done = False
         self._next = 0.0
 
@@ -115,9 +121,36 @@ class Announcer:
                 self.done = answer.status == 200
         except (urllib.error.URLError, OSError):
             return
+        if self.done and not self.workers_up():
+            self.done = False
         if self.done:
             print(f"zjobs is up: dashboard {self.dashboard}  (Ctrl-C stops everything)",
                   flush=True)
+
+
+class WorkersUp:
+    """Whether `n` workers, each with all its sync slots, have registered with the broker."""
+
+    def __init__(self, frontend: str, n: int, curve_dir: str | None = None) -> None:
+        self.frontend = frontend
+        self.n = n
+        self.curve_dir = curve_dir
+        self._client: Client | None = None
+
+    def __call__(self) -> bool:
+        if self.n == 0:
+            return True
+        if self._client is None:
+            self._client = Client(self.frontend, timeout=0.5,
+                                  curve=client_curve(self.curve_dir))
+        try:
+            workers = self._client.workers()
+        except (TimeoutError, ZJobsError):
+            return False
+        if sum(1 for w in workers if w.get("ready")) >= self.n:
+            self._client.close()
+            return True
+        return False
 
 
 def run_up(n_workers: int, opts: dict[str, Any]) -> int:
@@ -125,7 +158,9 @@ def run_up(n_workers: int, opts: dict[str, Any]) -> int:
     check_exposure(opts)
     check_ports(opts)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    announcer = Announcer(opts["host"], int(opts["port"]))
+    announcer = Announcer(opts["host"], int(opts["port"]),
+                          workers_up=WorkersUp(opts["frontend"], n_workers,
+                                               opts.get("curve_dir")))
     supervisor = Supervisor(children(n_workers, opts), env, opts.get("restart") or "always",
                             on_tick=announcer)
     announcer.ready = lambda: not supervisor.holding

@@ -87,7 +87,8 @@ class Cap:
 class Worker:
     __slots__ = (
         "identity", "name", "group", "host", "pid", "queues", "capacity", "prefetch",
-        "reports_starts", "compact", "slots", "tasks", "version", "flags", "running", "caps",
+        "reports_starts", "compact", "slots", "own_slots", "tasks", "version", "flags",
+        "running", "caps",
         "last_seen", "last_sent", "expiry_s", "joined_at", "processed", "failed", "serves",
         "any_task",
     )
@@ -109,6 +110,8 @@ class Worker:
         self.prefetch = _count(ready, "prefetch", 0, MAX_PREFETCH)
         self.compact = ready.get("compact") is True
         self.slots = _count(ready, "slots", self.capacity, MAX_CAPACITY)
+        # the sync slots a zjobs worker starts as peers of their own (its READY says how many)
+        self.own_slots = self.slots if "slots" in ready else 0
         self.tasks = _names(ready.get("tasks"), "tasks")
         self.version = _text(ready, "version")
         self.flags = _names(ready.get("flags"), "flags")
@@ -199,6 +202,7 @@ def group_view(peers: list[Worker], started: Collection[str], mono: float) -> di
         "processed": sum(w.processed for w in peers), "failed": sum(w.failed for w in peers),
         "last_seen_s": round(mono - min(w.last_seen for w in peers), 3),
         "buffered": sum(1 for w in peers for j in w.running if j not in started),
+        "ready": not lead.member and len(members) >= lead.own_slots,  # all its slots are up
         "slots": [{"name": w.name, "pid": w.pid, "capacity": w.capacity,
                    "prefetch": w.prefetch, "running": sorted(j for j in w.running
                                                              if j in started)}

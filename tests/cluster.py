@@ -71,15 +71,14 @@ class Cluster:
             args += ["--concurrency", "2"]
         proc = self.spawn(args, f"worker-{name}")
         self.workers[name] = proc
-        if wait:  # tests.tasks has sync tasks: the worker starts its sync slots
-            self.wait_for_worker(name, slots=int(args[args.index("--concurrency") + 1]))
+        if wait:
+            self.wait_for_worker(name)
         return proc
 
-    def wait_for_worker(self, name: str, timeout: float = 20.0, slots: int = 0
-                        ) -> dict[str, Any]:
-        """The worker once it and `slots` of its sync slots have registered."""
+    def wait_for_worker(self, name: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The worker once it and all its sync slots have registered (`ready`)."""
         with self.client() as client:
-            return wait_until(lambda: _worker(client, name, slots), timeout,
+            return wait_until(lambda: _worker(client, name), timeout,
                               message=f"worker {name} to register")
 
     def client(self, timeout: float = 10.0) -> Client:
@@ -133,9 +132,9 @@ def _pings(client: Client) -> bool:
         return False
 
 
-def _worker(client: Client, name: str, slots: int = 0) -> dict[str, Any] | None:
+def _worker(client: Client, name: str) -> dict[str, Any] | None:
     try:
         found = next((w for w in client.workers() if w["name"] == name), None)
     except TimeoutError:
         return None
-    return found if found is not None and len(found["slots"]) >= slots else None
+    return found if found is not None and found["ready"] else None
