@@ -21,6 +21,7 @@ from . import protocol as p
 from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
 from .errors import Fenced, StartError
+from .majordomo import Majordomo
 from .sockets import NOBLOCK, send_frames
 from .store import Store
 
@@ -52,6 +53,7 @@ class BrokerConfig:
     store: str | None = None          # sqlite:///dir or postgresql://...; None: data_dir
     store_wait: bool = False          # PostgreSQL unreachable at start: wait instead of exit
     lease_ttl_s: float = 2.0          # PostgreSQL: the primary's lease (broker/lease.py)
+    mdp: str | None = None            # also serve Majordomo there (broker/majordomo.py)
 
 
 class BrokerServer:
@@ -81,6 +83,7 @@ class BrokerServer:
         self.frontend = self._router(config.frontend, FRONTEND)
         self.backend = self._router(config.backend, BACKEND)
         self.publisher = self._socket(zmq.PUB, config.events, FRONTEND)  # clients and the API
+        self.mdp = self._majordomo(config.mdp) if config.mdp else None
         self.info = commands.ServerInfo(self.publisher.getsockopt_string(zmq.LAST_ENDPOINT),
                                         __version__, time.monotonic())
         self._stop = threading.Event()
@@ -114,6 +117,13 @@ class BrokerServer:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         return sock
 
+    def _majordomo(self, endpoint: str) -> Majordomo:
+        """The Majordomo socket and its adapter, served by this loop (broker/majordomo.py)."""
+        return Majordomo(self.engine, self._router(endpoint, FRONTEND),
+                         max_message=self.config.max_message,
+                         heartbeat_interval_s=self.config.heartbeat_interval_s,
+                         heartbeat_liveness=self.config.heartbeat_liveness)
+
     def endpoints(self) -> dict[str, str]:
         return {
             "frontend": self.frontend.getsockopt_string(zmq.LAST_ENDPOINT),
@@ -139,6 +149,8 @@ class BrokerServer:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self.backend, zmq.POLLIN)
+        if self.mdp is not None:
+            poller.register(self.mdp.sock, zmq.POLLIN)
         log.info("broker.started", **self.endpoints(), data_dir=self.config.data_dir,
                  jobs=len(self.engine.active))
         timeout_s = self.engine.tick()
@@ -158,6 +170,8 @@ class BrokerServer:
             self._drain(self.frontend, self._on_client)
         if self.backend in ready:
             self._drain(self.backend, self._on_worker)
+        if self.mdp is not None:
+            self.mdp.turn(self.mdp.sock in ready)
         timeout_s = self.engine.tick()
         self._housekeeping()
         self.engine.dispatch()
@@ -167,7 +181,9 @@ class BrokerServer:
         else:
             self._send_to_workers()
         due_s = self.engine.flush_due_s()
-        return timeout_s if due_s is None else min(timeout_s, due_s)
+        if due_s is not None:
+            timeout_s = min(timeout_s, due_s)
+        return timeout_s if self.mdp is None else min(timeout_s, self.mdp.timeout_s())
 
     def _drain(self, sock: zmq.Socket, handler: Any) -> None:
         received = 0
@@ -263,6 +279,8 @@ class BrokerServer:
         reports it at its next READY, and the broker, which never stored it, cancels it.
         """
         jobs, others = self.engine.outbox.take_workers()
+        if self.mdp is not None:
+            self.mdp.take_workers(jobs, others)  # its workers' messages, sent as MDP
         for identity, (compact, batch) in jobs.items():
             bodies = p.encode_jobs(compact, batch, self.config.max_message)
             try:
@@ -276,6 +294,8 @@ class BrokerServer:
 
     def _send_outbox(self) -> None:
         replies = self.engine.outbox.take_replies()
+        if self.mdp is not None:
+            replies = self.mdp.take_replies(replies)  # the answers to its requests
         for identity, frames in replies:
             try:
                 send_frames(self.frontend, [identity, *frames])
@@ -305,6 +325,8 @@ class BrokerServer:
                 self._lost = True
         for sock in (self.frontend, self.backend, self.publisher):
             sock.close(linger=0)
+        if self.mdp is not None:
+            self.mdp.close()
         if self._auth is not None:
             self._auth.stop()
         self.ctx.term()
