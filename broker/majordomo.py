@@ -79,6 +79,8 @@ CLIENT, WORKER = b"MDPC02", b"MDPW02"
 READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in range(1, 7))
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
 PREFETCH_MAX = 16          # jobs a Majordomo worker's window holds at most (beside its slot)
+AHEAD_S = 0.005            # work sent to a Majordomo worker ahead of the request it runs ...
+AHEAD_MAX = 8              # ... at the pace its requests have taken, this many at most
 WAIT_S = 3600.0            # the engine's wait for a request's job; not ended by then: again
 DRAIN = 2000               # messages read per turn, so the frontend and backend are not starved
 REPLY_TO = b"\x00mdp"          # the identity the engine answers the adapter's requests to
@@ -117,9 +119,18 @@ class _Worker:
     service: str
     last_heard: float
     window: PrefetchWindow
-    job: _Held | None = None  # the request it works on
+    # sent to it, not answered, in order: it works on the first, the rest wait at its socket
+    sent: deque[_Held] = field(default_factory=deque)
     buffer: deque[_Held] = field(default_factory=deque)  # handed to it, not sent to it yet
     announced: int = 0        # its window, as the engine was last told
+
+    def ahead(self) -> int:
+        """How many requests to send beyond the one it works on: none until its pace is
+        known, nor while its window is closed (a request runs long)."""
+        average_s = self.window.average_s
+        if average_s is None or self.window.closed:
+            return 0
+        return min(AHEAD_MAX, int(AHEAD_S / max(average_s, 1e-6)))
 
 
 class Majordomo:
@@ -139,6 +150,7 @@ class Majordomo:
         self._by_eid: dict[bytes, _Worker] = {}
         self._requests: dict[str, _Request] = {}  # by job id
         self._inbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._later: list[list[bytes]] = []  # clients' messages read while the server sent
         self._numbers = itertools.count(1)
         now = engine.clock.mono()
         self._timers_at = now
@@ -151,6 +163,9 @@ class Majordomo:
         the socket has, the timers when due, then every message for the engine made since
         the last turn."""
         now = self.engine.clock.mono()
+        later, self._later = self._later, []
+        for frames in later:  # read while the server sent: in the order they came
+            self._handle(frames, now)
         if readable:
             self._drain(now)
         if now >= self._timers_at:
@@ -165,7 +180,7 @@ class Majordomo:
 
     def timeout_s(self) -> float:
         """Seconds until the adapter needs a turn: none if messages wait in its inbox."""
-        if self._inbox:
+        if self._inbox or self._later:
             return 0.0
         return max(self._timers_at - self.engine.clock.mono(), 0.0)
 
@@ -186,7 +201,13 @@ class Majordomo:
     def take_workers(self, jobs: dict[bytes, tuple[bool, list[JobTuple]]],
                      others: dict[bytes, dict[bytes, list[bytes]]]) -> None:
         """Take the JOBs and other messages for the adapter's workers out of the server's
-        (what is left goes to the backend), and deliver them as Majordomo messages."""
+        (what is left goes to the backend), and deliver them as Majordomo messages.
+
+        Then read what the workers said since the turn's drain: a worker's FINAL read here
+        has its next request sent at once, not after the commit, so that a Majordomo worker
+        (one request at a time) seldom waits for a broker turn. Clients' requests read here
+        wait for the next turn, which submits them (the engine takes no job while it sends).
+        """
         now = self.engine.clock.mono()
         for eid in [e for e in jobs if _ours(e)]:
             _, batch = jobs.pop(eid)
@@ -198,25 +219,33 @@ class Majordomo:
             worker = self._by_eid.get(eid)
             if worker is not None:
                 self._from_engine(worker, batches)
+        self._drain(now, clients_later=True)
 
     def close(self) -> None:
         self.sock.close(linger=0)
 
     # ------------------------------------------------------------ reading
 
-    def _drain(self, now: float) -> None:
-        """Every message the socket has, up to DRAIN."""
+    def _drain(self, now: float, *, clients_later: bool = False) -> None:
+        """Every message the socket has, up to DRAIN; with `clients_later`, the clients'
+        are kept for the next turn."""
         for _ in range(DRAIN):
             frames = recv_frames(self.sock)
             if frames is None:
                 return
-            try:
-                self._on_message(frames, now)
-            except _PEER_ERRORS as exc:
-                self.engine.stats["malformed"] += 1
-                log.debug("mdp.malformed", error=repr(exc))
-            except Exception:  # a bug must cost one message, never the broker
-                log.exception("mdp.message_failed")
+            if clients_later and frames[2:3] == [CLIENT]:
+                self._later.append(frames)
+            else:
+                self._handle(frames, now)
+
+    def _handle(self, frames: list[bytes], now: float) -> None:
+        try:
+            self._on_message(frames, now)
+        except _PEER_ERRORS as exc:
+            self.engine.stats["malformed"] += 1
+            log.debug("mdp.malformed", error=repr(exc))
+        except Exception:  # a bug must cost one message, never the broker
+            log.exception("mdp.message_failed")
 
     def _on_message(self, frames: list[bytes], now: float) -> None:
         if len(frames) < 4 or frames[1] != b"":
@@ -318,13 +347,13 @@ class Majordomo:
                  identity=identity.hex())
 
     def _ready(self, worker: _Worker) -> None:
-        """Register the worker with the engine (again), with the request it works on."""
-        job = worker.job
+        """Register the worker with the engine (again), with the requests sent to it."""
         worker.announced = worker.window.size()
         body = {"name": worker.name, "queues": [worker.service], "capacity": 1,
                 "prefetch": worker.announced, "tasks": [worker.service], "pid": os.getpid(),
                 "version": "mdp/0.2", "heartbeat_interval_s": self._claimed_interval_s,
-                "running": [{"job_id": job.job_id, "attempt": job.attempt}] if job else []}
+                "running": [{"job_id": job.job_id, "attempt": job.attempt}
+                            for job in worker.sent]}
         self._inbox.append((self._engine_ready, (worker, body)))
 
     def _engine_ready(self, worker: _Worker, body: dict[str, Any]) -> None:
@@ -337,8 +366,8 @@ class Majordomo:
 
     def _worker_reply(self, worker: _Worker, command: bytes, job_id: str,
                       frames: list[bytes], now: float) -> None:
-        job = worker.job
-        if job is None or job.job_id != job_id:
+        job = _find(worker.sent, job_id)
+        if job is None:
             return  # an answer to a job it no longer holds (cancelled, requeued): dropped
         if command == PARTIAL:
             self._partial(worker, job, frames)
@@ -350,8 +379,9 @@ class Majordomo:
         else:
             self._tell(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
                                           "ok": True, "result": frames})
-        worker.window.finished(now - job.since)
-        self._next(worker, now)
+        if self._answered(worker, job, now):
+            worker.window.finished(now - job.since)
+        self._feed(worker, now)
 
     def _partial(self, worker: _Worker, job: _Held, frames: list[bytes]) -> None:
         """A PARTIAL reply: a log line of the job, and a part of the client's reply."""
@@ -364,26 +394,44 @@ class Majordomo:
         if request is not None:
             self._send(request.client, [b"", CLIENT, PARTIAL, *frames])
 
-    def _next(self, worker: _Worker, now: float) -> None:
-        """The worker is free: send it the next job of its window, if there is one; the
-        window follows how long its requests take (and opens again after a long one)."""
-        worker.job = None
+    def _answered(self, worker: _Worker, job: _Held, now: float) -> bool:
+        """`job` leaves the requests sent to the worker; True if it was the one the worker
+        worked on (then the next one starts now)."""
+        sent = worker.sent
+        if sent[0] is not job:
+            sent.remove(job)
+            return False
+        sent.popleft()
+        if sent:
+            sent[0].since = now
+            worker.window.started(now)
+        return True
+
+    def _feed(self, worker: _Worker, now: float) -> None:
+        """Send the worker the next jobs of its window: one to work on, and as many ahead
+        as its pace allows, so that it need not wait for a broker turn between requests.
+        Tell the engine its window when it changed enough."""
         size = worker.window.size()
         if worth_telling(worker.announced, size):
             worker.announced = size
             self._tell(worker, p.WINDOW, {"prefetch": size})
-        if not worker.buffer:
+        sent, buffer = worker.sent, worker.buffer
+        if not buffer or len(sent) > worker.ahead():
             return
-        job = worker.job = worker.buffer.popleft()
-        job.since = now
-        worker.window.started(now)
-        if not self._send(worker.identity, [b"", WORKER, REQUEST, job.job_id.encode(), b"",
-                                            *job.args]):
-            worker.job = None  # it never reached the worker: back uncounted, with the rest
-            self._drop(worker, lost=True)
+        if not sent:
+            worker.window.started(now)
+        while buffer and len(sent) <= worker.ahead():
+            job = buffer.popleft()
+            job.since = now
+            sent.append(job)
+            if not self._send(worker.identity, [b"", WORKER, REQUEST, job.job_id.encode(), b"",
+                                                *job.args]):
+                sent.pop()  # it never reached the worker: back uncounted, with the rest
+                self._drop(worker, lost=True)
+                return
 
     def _deliver(self, worker: _Worker, batch: list[JobTuple], now: float) -> None:
-        """The engine's JOBs for the worker: into its window, the first sent if it is free."""
+        """The engine's JOBs for the worker: into its window, sent as its pace allows."""
         for job_id, _, _, attempt, _, _, payload in batch:
             request = self._requests.get(job_id)
             args = request.args if request is not None else _args(payload)
@@ -393,8 +441,7 @@ class Majordomo:
                     "error": _error("BadRequest", "a Majordomo job's args are its body frames")})
                 continue
             worker.buffer.append(_Held(job_id, attempt, args))
-        if worker.job is None:
-            self._next(worker, now)
+        self._feed(worker, now)
 
     def _from_engine(self, worker: _Worker, batches: dict[bytes, list[bytes]]) -> None:
         """The engine's other messages for the worker (its HEARTBEATs are the adapter's
@@ -404,27 +451,32 @@ class Majordomo:
                 for body in bodies:
                     self._cancel(worker, p.unpack(body)["job_id"])
             elif command == p.DISCONNECT:  # the engine no longer knows it: register again,
-                worker.buffer.clear()      # with the job it runs (the window's are requeued)
+                worker.buffer.clear()      # with the jobs sent to it (the window's went back)
                 self._ready(worker)
 
     def _cancel(self, worker: _Worker, job_id: str) -> None:
-        job = worker.job
-        if job is not None and job.job_id == job_id:
+        """A job the engine cancelled (or took back): forgotten here. One the worker has
+        (its late answer is dropped) gets a RESULT if the engine saw it start, which gives
+        the worker's credit back; one in the window leaves it, no RESULT owed."""
+        job = _find(worker.sent, job_id)
+        if job is None:
+            held = _find(worker.buffer, job_id)
+            if held is not None:
+                worker.buffer.remove(held)
+            return
+        if job.reported:
             self._tell(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
                                           "ok": False, "error": _error("Cancelled", "")})
-            self._next(worker, self.engine.clock.mono())
-            return
-        for held in worker.buffer:  # never started: it leaves the window, no RESULT owed
-            if held.job_id == job_id:
-                worker.buffer.remove(held)
-                return
+        now = self.engine.clock.mono()
+        self._answered(worker, job, now)
+        self._feed(worker, now)
 
     def _drop(self, worker: _Worker, *, lost: bool) -> None:
         """The Majordomo worker is gone (`lost`: silent or unreachable, else it left): the
         engine requeues the request it ran, and the jobs of its window (never started)."""
         self._forget(worker)
-        if worker.job is not None:
-            self._report_started(worker, worker.job)  # it may have run: an attempt
+        if worker.sent:
+            self._report_started(worker, worker.sent[0])  # it may have run: an attempt
         if lost:
             self._inbox.append((self.engine.worker_unreachable, (worker.eid,)))
         else:
@@ -474,7 +526,7 @@ class Majordomo:
     def _keep_time(self, worker: _Worker, now: float) -> None:
         """A request its worker has held for STALL_S: the engine shows it started, and the
         jobs waiting behind it go back to their queue for an idle worker to take."""
-        job = worker.job
+        job = worker.sent[0] if worker.sent else None
         if job is not None and now - job.since >= STALL_S:
             self._report_started(worker, job)
         worker.window.check(now, busy=job is not None)
@@ -488,6 +540,14 @@ class Majordomo:
 def _ours(identity: bytes) -> bool:
     """Whether an engine identity is one of the adapter's workers'."""
     return identity.startswith(ENGINE_PREFIX) and len(identity) > len(ENGINE_PREFIX)
+
+
+def _find(jobs: deque[_Held], job_id: str) -> _Held | None:
+    """The job of that id among `jobs` (a worker's few: the first, as a rule)."""
+    for job in jobs:
+        if job.job_id == job_id:
+            return job
+    return None
 
 
 def _size(frames: list[bytes]) -> int:
