@@ -150,7 +150,9 @@ class Majordomo:
         self._by_eid: dict[bytes, _Worker] = {}
         self._requests: dict[str, _Request] = {}  # by job id
         self._inbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._told: dict[bytes, p.WorkerMessage] = {}  # each worker's last message in it
         self._later: list[list[bytes]] = []  # clients' messages read while the server sent
+        self._new: list[tuple[bytes, dict[str, Any]]] = []  # the turn's requests: (client, job)
         self._numbers = itertools.count(1)
         now = engine.clock.mono()
         self._timers_at = now
@@ -168,10 +170,13 @@ class Majordomo:
             self._handle(frames, now)
         if readable:
             self._drain(now)
+        if self._new:
+            self._submit_new()
         if now >= self._timers_at:
             self._timers_at = now + min(self.interval_s / 2, STALL_S)
             self._timers(now)
         inbox, self._inbox = self._inbox, []
+        self._told.clear()
         for call, args in inbox:
             try:
                 call(*args)
@@ -269,15 +274,34 @@ class Majordomo:
             self._error(client, "too_large",
                         f"the request exceeds the {self.max_message} byte message limit")
             return
-        engine = self.engine
+        self._new.append((client, {"task": service, "queue": service, "args": body}))
+
+    def _submit_new(self) -> None:
+        """The requests of the turn, as jobs: one batch (all or nothing), or, if the engine
+        refuses it, one by one, so that a bad request fails alone."""
+        new, self._new = self._new, []
         try:
-            [job_id] = engine.submit([{"task": service, "queue": service, "args": body}])
+            ids = self.engine.submit([spec for _, spec in new])
+        except CommandError:
+            for client, spec in new:
+                self._submit_one(client, spec)
+            return
+        for (client, spec), job_id in zip(new, ids, strict=True):
+            self._held(client, spec["args"], job_id)
+
+    def _submit_one(self, client: bytes, spec: dict[str, Any]) -> None:
+        try:
+            [job_id] = self.engine.submit([spec])
         except CommandError as exc:
             self._error(client, exc.code, exc.message)
             return
-        self._requests[job_id] = _Request(client, body)
-        engine.hold_submit_reply(REPLY_TO, job_id.encode(), {"id": job_id}, [job_id], WAIT_S,
-                                 outcome=True)
+        self._held(client, spec["args"], job_id)
+
+    def _held(self, client: bytes, args: list[bytes], job_id: str) -> None:
+        """The request's job is the engine's: its answer comes once the job's end is stored."""
+        self._requests[job_id] = _Request(client, args)
+        self.engine.hold_submit_reply(REPLY_TO, job_id.encode(), {"id": job_id}, [job_id],
+                                      WAIT_S, outcome=True)
 
     def _mmi(self, service: str, body: list[bytes]) -> bytes:
         if service != "mmi.service" or not body:
@@ -329,7 +353,7 @@ class Majordomo:
         if command in (PARTIAL, FINAL) and len(body) >= 2:
             self._worker_reply(worker, command, body[0].decode(), body[2:], now)
         elif command == HEARTBEAT:
-            self._inbox.append((self.engine.worker_message, (worker.eid, _HEARTBEAT)))
+            self._enqueue(worker, self.engine.worker_message, worker.eid, _HEARTBEAT)
         elif command == DISCONNECT:
             self._drop(worker, lost=False)
         else:
@@ -354,7 +378,7 @@ class Majordomo:
                 "version": "mdp/0.2", "heartbeat_interval_s": self._claimed_interval_s,
                 "running": [{"job_id": job.job_id, "attempt": job.attempt}
                             for job in worker.sent]}
-        self._inbox.append((self._engine_ready, (worker, body)))
+        self._enqueue(worker, self._engine_ready, worker, body)
 
     def _engine_ready(self, worker: _Worker, body: dict[str, Any]) -> None:
         self.engine.worker_message(worker.eid, p.WorkerMessage(p.READY, [body]))
@@ -374,8 +398,8 @@ class Majordomo:
             return
         if _size(frames) > self.max_message:  # the job fails (ResultTooLarge), as on the backend
             oversized = p.WorkerMessage(p.RESULT, [{"job_id": job_id, "attempt": job.attempt}])
-            self._inbox.append((self.engine.worker_oversized,
-                                (worker.eid, oversized, self.max_message)))
+            self._enqueue(worker, self.engine.worker_oversized, worker.eid, oversized,
+                          self.max_message)
         else:
             self._tell(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
                                           "ok": True, "result": frames})
@@ -478,7 +502,7 @@ class Majordomo:
         if worker.sent:
             self._report_started(worker, worker.sent[0])  # it may have run: an attempt
         if lost:
-            self._inbox.append((self.engine.worker_unreachable, (worker.eid,)))
+            self._enqueue(worker, self.engine.worker_unreachable, worker.eid)
         else:
             self._tell(worker, p.DISCONNECT, {})
         log.info("mdp.worker_gone", service=worker.service, worker=worker.name, lost=lost)
@@ -493,9 +517,20 @@ class Majordomo:
             self._tell(worker, p.STARTED, {"job_id": job.job_id, "attempt": job.attempt})
 
     def _tell(self, worker: _Worker, command: bytes, body: dict[str, Any]) -> None:
-        """A message of the worker's for the engine, applied in the turn's drain phase."""
-        self._inbox.append((self.engine.worker_message,
-                            (worker.eid, p.WorkerMessage(command, [body]))))
+        """A message of the worker's for the engine, applied in the turn's drain phase: in
+        the worker's last one if that has the same command (the RESULTs of a drain are then
+        one message, whose starts and ends are two runs of events, not two per job)."""
+        last = self._told.get(worker.eid)
+        if last is not None and last.command == command:
+            last.bodies.append(body)
+            return
+        message = self._told[worker.eid] = p.WorkerMessage(command, [body])
+        self._inbox.append((self.engine.worker_message, (worker.eid, message)))
+
+    def _enqueue(self, worker: _Worker, call: Callable[..., Any], *args: Any) -> None:
+        """Any other call about the worker, in order: later bodies go in later messages."""
+        self._told.pop(worker.eid, None)
+        self._inbox.append((call, args))
 
     # ------------------------------------------------------------ sending
 
