@@ -16,10 +16,17 @@ REST and the dashboard):
   adapter's (`ENGINE_PREFIX` + a number; named `mdp-S-<number>`, queue S, task S, one slot
   and a prefetch window), whose JOBs and other messages the server's send path hands here
   (`take_workers`). A JOB becomes a REQUEST to the Majordomo worker, whose client address
-  frame is the job id, when the worker has answered the one before: the next request is
-  at hand the moment a FINAL comes. The window follows the policy of every zjobs worker
+  frame is the job id. The window follows the policy of every zjobs worker
   (broker/prefetch.py): about 50 ms of the worker's work, at most `PREFETCH_MAX` jobs, so
   that short requests never wait for a broker turn and long ones are not hoarded;
+- a Majordomo worker serves one request after the other, reading the next from its socket
+  when it has answered one; once its pace is known the adapter sends it a few requests
+  ahead of the one it runs (`AHEAD_S` of its work at that pace, `AHEAD_MAX` at most; none
+  while a request runs long), so that it never waits for a broker turn between two. Those
+  cannot be taken back: a request that turns out long holds at most that much work behind
+  it (the rest of the window goes back to the queue, as below). While the server sends,
+  the adapter reads its socket again, so that a FINAL has the next request sent before the
+  turn's commit rather than after it;
 - what a Majordomo worker says reaches the engine as that worker's messages: a PARTIAL
   reply is a LOG line (and goes to the client at once), the FINAL reply is the RESULT;
 - a job still waiting in the window has not started (it shows `queued`). The adapter sends
