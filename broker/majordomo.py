@@ -87,14 +87,13 @@ READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in ran
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
 PREFETCH_MAX = 16          # jobs a Majordomo worker's window holds at most (beside its slot)
 AHEAD_S = 0.005            # work sent to a Majordomo worker ahead of the request it runs ...
-AHEAD_MAX = 8              # ... at the pace its requests have taken, this many at most
+AHEAD_MAX = PREFETCH_MAX   # ... at the pace its requests have taken, this many at most
 WAIT_S = 3600.0            # the engine's wait for a request's job; not ended by then: again
 DRAIN = 2000               # messages read per turn, so the frontend and backend are not starved
 REPLY_TO = b"\x00mdp"          # the identity the engine answers the adapter's requests to
 ENGINE_PREFIX = b"\x00mdp-"    # + a number: the engine's identity for a Majordomo worker
 _PEER_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
                 UnicodeDecodeError, p.ProtocolError)
-_HEARTBEAT = p.WorkerMessage(p.HEARTBEAT, [])
 
 
 @dataclass(slots=True)
@@ -200,8 +199,6 @@ class Majordomo:
                      ) -> list[tuple[bytes, list[bytes]]]:
         """Answer the clients of the replies addressed to `REPLY_TO` (the object itself: no
         frontend identity is it); the rest, for the frontend."""
-        if not self._requests:
-            return replies
         rest = []
         for reply in replies:
             if reply[0] is REPLY_TO:
@@ -360,7 +357,8 @@ class Majordomo:
         if command in (PARTIAL, FINAL) and len(body) >= 2:
             self._worker_reply(worker, command, body[0].decode(), body[2:], now)
         elif command == HEARTBEAT:
-            self._enqueue(worker, self.engine.worker_message, worker.eid, _HEARTBEAT)
+            self._enqueue(worker, self.engine.worker_message, worker.eid,
+                          p.WorkerMessage(p.HEARTBEAT, []))
         elif command == DISCONNECT:
             self._drop(worker, lost=False)
         else:
