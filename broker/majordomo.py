@@ -7,11 +7,14 @@ everything a zjobs job gets (the durable store, retries, requeue on a lost worke
 REST and the dashboard):
 
 - a client's REQUEST for service S is a job in queue S, task S, whose `args` are the
-  request's body frames (bytes), submitted to the engine as the message is read; the job's
-  result is the list of reply frames. The reply is the engine's own answer to a SUBMIT
-  with `wait` (`Engine.hold_submit_reply`, outcome fields only): held until the job's end
-  is committed, and addressed to `REPLY_TO`, which the server's send path hands here
-  (`take_replies`) instead of sending it on the frontend: answered once, after the commit;
+  request's body frames (bytes); the job's result is the list of reply frames. The
+  requests read in a turn are one batch (`Engine.submit`), held as a SUBMIT is until it is
+  stored (`Engine.hold_submit_reply`: a refused batch answers each of its clients with the
+  error), and waited for as `WAIT {ids, each: true, fields: "outcome"}` is
+  (`Engine.wait_for`): answered in parts as the jobs end, each part once those ends are
+  committed. The engine addresses those replies to `REPLY_TO`, which the server's send path
+  hands here (`take_replies`) instead of sending them on the frontend, and each client gets
+  its FINAL from the part that has its job: answered once, after the commit;
 - a worker's READY for S registers an engine worker of its own, under an identity of the
   adapter's (`ENGINE_PREFIX` + a number; named `mdp-S-<number>`, queue S, task S, one slot
   and a prefetch window), whose JOBs and other messages the server's send path hands here
@@ -88,7 +91,7 @@ MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heart
 PREFETCH_MAX = 16          # jobs a Majordomo worker's window holds at most (beside its slot)
 AHEAD_S = 0.005            # work sent to a Majordomo worker ahead of the request it runs ...
 AHEAD_MAX = PREFETCH_MAX   # ... at the pace its requests have taken, this many at most
-WAIT_S = 3600.0            # the engine's wait for a request's job; not ended by then: again
+WAIT_S = 60.0              # one wait for a turn's requests; those not ended by then: again
 DRAIN = 2000               # messages read per turn, so the frontend and backend are not starved
 REPLY_TO = b"\x00mdp"          # the identity the engine answers the adapter's requests to
 ENGINE_PREFIX = b"\x00mdp-"    # + a number: the engine's identity for a Majordomo worker
@@ -155,6 +158,9 @@ class Majordomo:
         self._workers: dict[bytes, _Worker] = {}  # by routing id
         self._by_eid: dict[bytes, _Worker] = {}
         self._requests: dict[str, _Request] = {}  # by job id
+        self._submits: dict[bytes, list[str]] = {}  # request id -> the jobs of a held submit
+        self._waits: dict[bytes, list[str]] = {}    # request id -> the jobs of a wait
+        self._rids = itertools.count(1)
         self._inbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._told: dict[bytes, p.WorkerMessage] = {}  # each worker's last message in it
         self._later: list[list[bytes]] = []  # clients' messages read while the server sent
@@ -287,25 +293,50 @@ class Majordomo:
         try:
             ids = self.engine.submit([spec for _, spec in new])
         except CommandError:
-            for client, spec in new:
-                self._submit_one(client, spec)
-            return
-        for (client, spec), job_id in zip(new, ids, strict=True):
-            self._held(client, spec["args"], job_id)
+            ids = [self._submit_one(client, spec) for client, spec in new]
+        held = [(client, spec["args"], job_id)
+                for (client, spec), job_id in zip(new, ids, strict=True) if job_id is not None]
+        if held:
+            self._held(held)
 
-    def _submit_one(self, client: bytes, spec: dict[str, Any]) -> None:
+    def _submit_one(self, client: bytes, spec: dict[str, Any]) -> str | None:
         try:
             [job_id] = self.engine.submit([spec])
         except CommandError as exc:
             self._error(client, exc.code, exc.message)
-            return
-        self._held(client, spec["args"], job_id)
+            return None
+        return job_id
 
-    def _held(self, client: bytes, args: list[bytes], job_id: str) -> None:
-        """The request's job is the engine's: its answer comes once the job's end is stored."""
-        self._requests[job_id] = _Request(client, args)
-        self.engine.hold_submit_reply(REPLY_TO, job_id.encode(), {"id": job_id}, [job_id],
-                                      WAIT_S, outcome=True)
+    def _held(self, held: list[tuple[bytes, list[bytes], str]]) -> None:
+        """The requests' jobs are the engine's: it says once their submit is stored (or
+        refused), and answers one wait in parts as they end, each part once it is stored."""
+        ids = []
+        for client, args, job_id in held:
+            self._requests[job_id] = _Request(client, args)
+            ids.append(job_id)
+        rid = self._rid()
+        self._submits[rid] = ids
+        self.engine.hold_submit_reply(REPLY_TO, rid, {}, ids)
+        self._wait(ids)
+
+    def _wait(self, ids: list[str]) -> None:
+        """Wait for those of `ids` still unanswered (`WAIT {ids, each}`, as the engine holds
+        it); those the engine no longer knows (purged) are answered so."""
+        engine = self.engine
+        ids = [job_id for job_id in ids if job_id in self._requests]
+        finished = engine.ended_jobs(ids, True)
+        active = engine.active
+        for job_id in [i for i in ids if i not in active and i not in finished]:
+            self._error(self._requests.pop(job_id).client, "NotFound", "the broker lost the job")
+        ids = [job_id for job_id in ids if job_id in self._requests]
+        if ids:
+            rid = self._rid()
+            self._waits[rid] = ids
+            engine.wait_for(REPLY_TO, rid, ids, WAIT_S, single=False, finished=finished,
+                            each=True, outcome=True)
+
+    def _rid(self) -> bytes:
+        return next(self._rids).to_bytes(8, "big")
 
     def _mmi(self, service: str, body: list[bytes]) -> bytes:
         if service != "mmi.service" or not body:
@@ -314,28 +345,33 @@ class Majordomo:
         return b"200" if any(w.service == wanted for w in self._workers.values()) else b"404"
 
     def _answer(self, frames: list[bytes]) -> None:
-        """The engine's answer about a request's job (`[header, OK|ERR, job id, body]`)."""
-        job_id = frames[2].decode()
-        request = self._requests.get(job_id)
-        if request is None:
+        """An engine reply to the adapter (`[header, OK|ERR, request id, body]`): a submit's
+        (only a refusal matters: its clients hear why), or a part of a wait's."""
+        rid = frames[2]
+        submitted = self._submits.pop(rid, None)
+        if submitted is not None:
+            if frames[1] != p.OK:  # the store refused the batch: its jobs are gone
+                self._refused(submitted, p.unpack(frames[3]))
+            return
+        waited = self._waits.get(rid)
+        if waited is None:
             return
         body = p.unpack(frames[3])
-        if frames[1] != p.OK:  # the store refused the job: it is gone
-            del self._requests[job_id]
-            self._error(request.client, body.get("code"), body.get("message"))
-        elif body is None:  # stored, then gone (purged): say so
-            del self._requests[job_id]
-            self._error(request.client, "NotFound", "the broker lost the job")
-        elif body["status"] not in TERMINAL:  # the wait timed out: wait again
-            self._inbox.append((self._wait_again, (job_id,)))
-        else:
-            del self._requests[job_id]
-            self._send(request.client, [b"", CLIENT, FINAL, *_final_frames(body)])
+        for job in body["jobs"]:
+            if job["status"] in TERMINAL:
+                request = self._requests.pop(job["id"], None)
+                if request is not None:
+                    self._send(request.client, [b"", CLIENT, FINAL, *_final_frames(job)])
+        if not body["more"]:  # the last part (its deadline): wait again for the rest
+            del self._waits[rid]
+            if any(job_id in self._requests for job_id in waited):
+                self._inbox.append((self._wait, (waited,)))
 
-    def _wait_again(self, job_id: str) -> None:
-        engine = self.engine
-        engine.wait_for(REPLY_TO, job_id.encode(), [job_id], WAIT_S, single=True,
-                        finished=engine.ended_jobs([job_id], True), outcome=True)
+    def _refused(self, ids: list[str], error: dict[str, Any]) -> None:
+        for job_id in ids:
+            request = self._requests.pop(job_id, None)
+            if request is not None:
+                self._error(request.client, error.get("code"), error.get("message"))
 
     def _error(self, client: bytes, code: Any, message: Any) -> None:
         self._send(client, [b"", CLIENT, FINAL, f"error: {code}: {message}".encode()])
@@ -477,13 +513,15 @@ class Majordomo:
         business: the Majordomo worker's liveness is watched here)."""
         for command, bodies in batches.items():
             if command == p.CANCEL_JOB:
+                now = self.engine.clock.mono()
                 for body in bodies:
-                    self._cancel(worker, p.unpack(body)["job_id"])
+                    self._cancel(worker, p.unpack(body)["job_id"], now)
+                self._feed(worker, now)
             elif command == p.DISCONNECT:  # the engine no longer knows it: register again,
                 worker.buffer.clear()      # with the jobs sent to it (the window's went back)
                 self._ready(worker)
 
-    def _cancel(self, worker: _Worker, job_id: str) -> None:
+    def _cancel(self, worker: _Worker, job_id: str, now: float) -> None:
         """A job the engine cancelled (or took back): forgotten here. One the worker has
         (its late answer is dropped) gets a RESULT if the engine saw it start, which gives
         the worker's credit back; one in the window leaves it, no RESULT owed."""
@@ -496,9 +534,7 @@ class Majordomo:
         if job.reported:
             self._tell(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
                                           "ok": False, "error": _error("Cancelled", "")})
-        now = self.engine.clock.mono()
         self._answered(worker, job, now)
-        self._feed(worker, now)
 
     def _drop(self, worker: _Worker, *, lost: bool) -> None:
         """The Majordomo worker is gone (`lost`: silent or unreachable, else it left): the

@@ -6,6 +6,7 @@ The same adapter against majortomo's own Client and Worker, in processes: tests/
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +157,51 @@ def test_a_client_hears_of_its_job_only_once_the_end_is_stored(tmp_path: Path) -
         assert replies(client) == [[FINAL, b"done"]]
     finally:
         broker.close()
+
+
+class FailingStore(Store):
+    """A store whose next commit fails (`fail`), as a full disk would."""
+
+    fail = False
+
+    def commit(self, *args, **kwargs) -> None:  # type: ignore[override]
+        if self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        super().commit(*args, **kwargs)
+
+
+def test_requests_the_store_refuses_are_answered_with_the_error(tmp_path: Path) -> None:
+    store = FailingStore(tmp_path)
+    broker = Broker(tmp_path, store=store)
+    try:
+        worker = broker.worker()
+        clients = [broker.request(f"r{i}".encode()) for i in range(3)]
+        store.fail = True
+        broker.turn()
+        for client in clients:
+            assert replies(client) == [[FINAL, b"error: unavailable: the store could not be "
+                                               b"written; try again"]]
+        [(job_id, body)] = requests(worker)  # sent before the commit: taken back, no answer
+        answer(worker, job_id, *body)
+        after = broker.request(b"after")
+        broker.turn(2)
+        assert [replies(c) for c in clients] == [[], [], []]
+        assert serve(broker, worker, [after]) == [[[FINAL, b"after"]]]
+        assert broker.engine.lookup(job_id.decode()) is None
+    finally:
+        broker.close()
+
+
+def test_a_request_waiting_past_the_engine_wait_is_waited_for_again(broker: Broker) -> None:
+    client = broker.request(b"patient")
+    broker.turn()
+    for _ in range(3):  # no worker for three waits' time
+        broker.clock.t += mdp.WAIT_S + 1
+        broker.turn(2)
+    assert replies(client) == []
+    worker = broker.worker()
+    assert serve(broker, worker, [client]) == [[[FINAL, b"patient"]]]
 
 
 def test_a_silent_worker_is_lost_and_its_request_runs_once_on_another(broker: Broker) -> None:
