@@ -312,6 +312,22 @@ def test_requests_go_ahead_of_the_one_a_worker_runs_as_its_pace_allows(broker: B
     assert got == [[[FINAL, f"q{i}".encode()]] for i in range(1, 13)]
 
 
+def test_a_lost_worker_s_requests_sent_ahead_go_back_uncounted(broker: Broker) -> None:
+    doomed, clients = _paced(broker, 8)
+    ahead = requests(doomed)
+    assert len(ahead) == 6
+    other = broker.worker()
+    for _ in range(2):  # past the expiry, the other one heartbeating
+        broker.clock.t += mdp.MIN_WORKER_EXPIRY_S / 2 + 0.1
+        other.send_multipart([b"", WORKER, HEARTBEAT])
+        broker.turn(2)
+    assert serve(broker, other, clients[1:]) == [[[FINAL, f"q{i}".encode()]] for i in range(1, 9)]
+    attempts = {job["args"][0]: job["attempts"]
+                for job in broker.engine.store.list({"queue": "echo"}, None, 20)}
+    # the one it ran may have run: counted; those waiting behind it had not started
+    assert attempts == {b"q0": 1, b"q1": 2, **{f"q{i}".encode(): 1 for i in range(2, 9)}}
+
+
 def test_a_request_cancelled_at_the_worker_is_answered_once(broker: Broker) -> None:
     worker, clients = _paced(broker, 3)
     [first, second, *_] = requests(worker)

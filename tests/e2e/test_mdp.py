@@ -67,7 +67,7 @@ class _Clients:
 
     def request(self, service: bytes, *frames: bytes) -> zmq.Socket:
         """A new client that sends one request once it is connected (so that requests sent
-        before a bridge starts are at its socket when its first turn reads)."""
+        before the workers join are at the broker in the order they were sent)."""
         sock = self.new()
         message = [b"", CLIENT, REQUEST, service, *frames]
         wait_until(lambda: _sent(sock, message), 10, message="a client to connect")
