@@ -88,8 +88,9 @@ log = structlog.get_logger(__name__)
 CLIENT, WORKER = b"MDPC02", b"MDPW02"
 READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in range(1, 7))
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
-PREFETCH_MAX = 16          # jobs a Majordomo worker's window holds at most (beside its slot)
-AHEAD_S = 0.005            # work sent to a Majordomo worker ahead of the request it runs ...
+PREFETCH_MAX = 256         # jobs a Majordomo worker's window holds at most (`--prefetch`'s
+                           # default), about 50 ms of its work (broker/prefetch.py)
+AHEAD_S = 0.010            # work sent to a Majordomo worker ahead of the request it runs ...
 AHEAD_MAX = PREFETCH_MAX   # ... at the pace its requests have taken, this many at most
 WAIT_S = 60.0              # one wait for a turn's requests; those not ended by then: again
 DRAIN = 2000               # messages read per turn, so the frontend and backend are not starved
@@ -132,6 +133,8 @@ class _Worker:
     sent: deque[_Held] = field(default_factory=deque)
     buffer: deque[_Held] = field(default_factory=deque)  # handed to it, not sent to it yet
     announced: int = 0        # its window, as the engine was last told
+    burst: int = 0            # requests it answered in this drain, the first started then:
+    burst_from: float = 0.0
 
     def ahead(self) -> int:
         """How many requests to send beyond the one it works on: none until its pace is
@@ -164,6 +167,7 @@ class Majordomo:
         self._inbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._told: dict[bytes, p.WorkerMessage] = {}  # each worker's last message in it
         self._later: list[list[bytes]] = []  # clients' messages read while the server sent
+        self._answering: list[_Worker] = []  # workers that answered in the current drain
         self._new: list[tuple[bytes, dict[str, Any]]] = []  # the turn's requests: (client, job)
         self._numbers = itertools.count(1)
         now = engine.clock.mono()
@@ -247,11 +251,26 @@ class Majordomo:
         for _ in range(DRAIN):
             frames = recv_frames(self.sock)
             if frames is None:
-                return
+                break
             if clients_later and frames[2:3] == [CLIENT]:
                 self._later.append(frames)
             else:
                 self._handle(frames, now)
+        if self._answering:
+            self._pace(now)
+
+    def _pace(self, now: float) -> None:
+        """The workers that answered in this drain: their pace, then their next requests.
+        The time since the first of those requests started is shared by them all (read in
+        one drain, each would seem to take no time but the first)."""
+        answering, self._answering = self._answering, []
+        for worker in answering:
+            share = (now - worker.burst_from) / worker.burst
+            for _ in range(worker.burst):
+                worker.window.finished(share)
+            worker.burst = 0
+            if self._workers.get(worker.identity) is worker:  # else gone meanwhile
+                self._feed(worker, now)
 
     def _handle(self, frames: list[bytes], now: float) -> None:
         try:
@@ -444,9 +463,11 @@ class Majordomo:
         else:
             self._tell(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
                                           "ok": True, "result": frames})
-        if self._answered(worker, job, now):
-            worker.window.finished(now - job.since)
-        self._feed(worker, now)
+        if self._answered(worker, job, now):  # its pace, and its next requests: after the drain
+            if not worker.burst:
+                worker.burst_from = job.since
+                self._answering.append(worker)
+            worker.burst += 1
 
     def _partial(self, worker: _Worker, job: _Held, frames: list[bytes]) -> None:
         """A PARTIAL reply: a log line of the job, and a part of the client's reply."""

@@ -284,6 +284,9 @@ def test_a_long_request_shows_started_and_hands_its_window_back(broker: Broker) 
     assert requests(busy) == []
 
 
+SENT = 1 + int(mdp.AHEAD_S / 0.001)  # at 1 ms a request: the one it runs and those ahead
+
+
 def _paced(broker: Broker, n: int) -> tuple[zmq.Socket, list[zmq.Socket]]:
     """A worker that has answered one request in 1 ms, with `n` more requests queued."""
     worker = broker.worker()
@@ -297,9 +300,9 @@ def _paced(broker: Broker, n: int) -> tuple[zmq.Socket, list[zmq.Socket]]:
 
 
 def test_requests_go_ahead_of_the_one_a_worker_runs_as_its_pace_allows(broker: Broker) -> None:
-    worker, clients = _paced(broker, 12)
+    worker, clients = _paced(broker, SENT + 2)
     ahead = requests(worker)
-    assert len(ahead) == 1 + int(mdp.AHEAD_S / 0.001)  # 5 ms of work beside the one it runs
+    assert len(ahead) == SENT  # AHEAD_S of work beside the one it runs
     assert [body for _, body in ahead] == [[f"q{i}".encode()] for i in range(1, len(ahead) + 1)]
     broker.clock.t += STALL_S + 0.01  # the first of them runs long
     broker.turn()
@@ -309,23 +312,35 @@ def test_requests_go_ahead_of_the_one_a_worker_runs_as_its_pace_allows(broker: B
     for job_id, body in ahead:
         answer(worker, job_id, *body)
     got = serve(broker, worker, clients[1:])
-    assert got == [[[FINAL, f"q{i}".encode()]] for i in range(1, 13)]
+    assert got == [[[FINAL, f"q{i}".encode()]] for i in range(1, SENT + 3)]
+
+
+def test_answers_read_together_share_the_time_they_took(broker: Broker) -> None:
+    worker, clients = _paced(broker, 3 * SENT)
+    ahead = requests(worker)
+    assert len(ahead) == SENT
+    broker.clock.t += 0.001 * SENT  # it answers them all, read in one drain: 1 ms each still
+    for job_id, body in ahead:
+        answer(worker, job_id, *body)
+    broker.turn()
+    assert len(requests(worker)) == SENT
 
 
 def test_a_lost_worker_s_requests_sent_ahead_go_back_uncounted(broker: Broker) -> None:
-    doomed, clients = _paced(broker, 8)
+    doomed, clients = _paced(broker, SENT + 2)
     ahead = requests(doomed)
-    assert len(ahead) == 6
+    assert len(ahead) == SENT
     other = broker.worker()
     for _ in range(2):  # past the expiry, the other one heartbeating
         broker.clock.t += mdp.MIN_WORKER_EXPIRY_S / 2 + 0.1
         other.send_multipart([b"", WORKER, HEARTBEAT])
         broker.turn(2)
-    assert serve(broker, other, clients[1:]) == [[[FINAL, f"q{i}".encode()]] for i in range(1, 9)]
+    n = SENT + 3
+    assert serve(broker, other, clients[1:]) == [[[FINAL, f"q{i}".encode()]] for i in range(1, n)]
     attempts = {job["args"][0]: job["attempts"]
-                for job in broker.engine.store.list({"queue": "echo"}, None, 20)}
+                for job in broker.engine.store.list({"queue": "echo"}, None, 100)}
     # the one it ran may have run: counted; those waiting behind it had not started
-    assert attempts == {b"q0": 1, b"q1": 2, **{f"q{i}".encode(): 1 for i in range(2, 9)}}
+    assert attempts == {b"q0": 1, b"q1": 2, **{f"q{i}".encode(): 1 for i in range(2, n)}}
 
 
 def test_a_request_cancelled_at_the_worker_is_answered_once(broker: Broker) -> None:
