@@ -27,9 +27,8 @@ REST and the dashboard):
   ahead of the one it runs (`AHEAD_S` of its work at that pace, `AHEAD_MAX` at most; none
   while a request runs long), so that it never waits for a broker turn between two. Those
   cannot be taken back: a request that turns out long holds at most that much work behind
-  it (the rest of the window goes back to the queue, as below). While the server sends,
-  the adapter reads its socket again, so that a FINAL has the next request sent before the
-  turn's commit rather than after it;
+  it (the rest of the window goes back to the queue, as below). Its pace is the time its
+  answers read in one drain took, shared by them;
 - what a Majordomo worker says reaches the engine as that worker's messages: a PARTIAL
   reply is a LOG line (and goes to the client at once), the FINAL reply is the RESULT;
 - a job still waiting in the window has not started (it shows `queued`). The adapter sends
@@ -38,8 +37,8 @@ REST and the dashboard):
   worker rather than wait behind a long request; the window opens when that request ends;
 - a Majordomo worker silent for the heartbeat window is lost (`Engine.worker_unreachable`:
   the request it ran is requeued, its loss counted, as for any lost worker), one that
-  sends DISCONNECT has left (requeued, uncounted); the jobs of its window go back
-  uncounted either way;
+  sends DISCONNECT has left (requeued, uncounted); the jobs of its window, and those sent
+  ahead of the one it ran, go back uncounted either way;
 - `mmi.service` answers "200" when a Majordomo worker serves the service, else "404";
   any other `mmi.*` "501".
 
@@ -166,7 +165,6 @@ class Majordomo:
         self._rids = itertools.count(1)
         self._inbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._told: dict[bytes, p.WorkerMessage] = {}  # each worker's last message in it
-        self._later: list[list[bytes]] = []  # clients' messages read while the server sent
         self._answering: list[_Worker] = []  # workers that answered in the current drain
         self._new: list[tuple[bytes, dict[str, Any]]] = []  # the turn's requests: (client, job)
         self._numbers = itertools.count(1)
@@ -181,9 +179,6 @@ class Majordomo:
         the socket has, the timers when due, then every message for the engine made since
         the last turn."""
         now = self.engine.clock.mono()
-        later, self._later = self._later, []
-        for frames in later:  # read while the server sent: in the order they came
-            self._handle(frames, now)
         if readable:
             self._drain(now)
         if self._new:
@@ -201,7 +196,7 @@ class Majordomo:
 
     def timeout_s(self) -> float:
         """Seconds until the adapter needs a turn: none if messages wait in its inbox."""
-        if self._inbox or self._later:
+        if self._inbox:
             return 0.0
         return max(self._timers_at - self.engine.clock.mono(), 0.0)
 
@@ -220,13 +215,7 @@ class Majordomo:
     def take_workers(self, jobs: dict[bytes, tuple[bool, list[JobTuple]]],
                      others: dict[bytes, dict[bytes, list[bytes]]]) -> None:
         """Take the JOBs and other messages for the adapter's workers out of the server's
-        (what is left goes to the backend), and deliver them as Majordomo messages.
-
-        Then read what the workers said since the turn's drain: a worker's FINAL read here
-        has its next request sent at once, not after the commit, so that a Majordomo worker
-        (one request at a time) seldom waits for a broker turn. Clients' requests read here
-        wait for the next turn, which submits them (the engine takes no job while it sends).
-        """
+        (what is left goes to the backend), and deliver them as Majordomo messages."""
         now = self.engine.clock.mono()
         for eid in [e for e in jobs if _ours(e)]:
             _, batch = jobs.pop(eid)
@@ -238,24 +227,19 @@ class Majordomo:
             worker = self._by_eid.get(eid)
             if worker is not None:
                 self._from_engine(worker, batches)
-        self._drain(now, clients_later=True)
 
     def close(self) -> None:
         self.sock.close(linger=0)
 
     # ------------------------------------------------------------ reading
 
-    def _drain(self, now: float, *, clients_later: bool = False) -> None:
-        """Every message the socket has, up to DRAIN; with `clients_later`, the clients'
-        are kept for the next turn."""
+    def _drain(self, now: float) -> None:
+        """Every message the socket has, up to DRAIN."""
         for _ in range(DRAIN):
             frames = recv_frames(self.sock)
             if frames is None:
                 break
-            if clients_later and frames[2:3] == [CLIENT]:
-                self._later.append(frames)
-            else:
-                self._handle(frames, now)
+            self._handle(frames, now)
         if self._answering:
             self._pace(now)
 
