@@ -114,7 +114,7 @@ class _Held:
     job_id: str
     attempt: int
     args: list[bytes]
-    since: float = 0.0     # when its REQUEST went to the Majordomo worker
+    since: float = 0.0     # when it started there: sent, or the one before it answered
     reported: bool = False  # its STARTED went to the engine
 
 
@@ -132,8 +132,8 @@ class _Worker:
     sent: deque[_Held] = field(default_factory=deque)
     buffer: deque[_Held] = field(default_factory=deque)  # handed to it, not sent to it yet
     announced: int = 0        # its window, as the engine was last told
-    burst: int = 0            # requests it answered in this drain, the first started then:
-    burst_from: float = 0.0
+    burst: int = 0            # requests it answered in this drain ...
+    burst_from: float = 0.0   # ... the first of which started then
 
     def ahead(self) -> int:
         """How many requests to send beyond the one it works on: none until its pace is
@@ -182,7 +182,7 @@ class Majordomo:
         if readable:
             self._drain(now)
         if self._new:
-            self._submit_new()
+            self._submit_turn()
         if now >= self._timers_at:
             self._timers_at = now + min(self.interval_s / 2, STALL_S)
             self._timers(now)
@@ -288,6 +288,15 @@ class Majordomo:
                         f"the request exceeds the {self.max_message} byte message limit")
             return
         self._new.append((client, {"task": service, "queue": service, "args": body}))
+
+    def _submit_turn(self) -> None:
+        new = self._new
+        try:
+            self._submit_new()
+        except Exception:  # a bug must cost the turn's requests, never the broker
+            log.exception("mdp.submit_failed", requests=len(new))
+            for client, _ in new:
+                self._error(client, "internal", "internal broker error")
 
     def _submit_new(self) -> None:
         """The requests of the turn, as jobs: one batch (all or nothing), or, if the engine
