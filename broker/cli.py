@@ -94,31 +94,18 @@ def broker(**opts: Any) -> None:
     configure_logging(opts["log_json"], opts["log_level"])
     config = BrokerConfig(**config_values(BROKER, opts, BrokerConfig),
                           curve=_curve(opts["curve_dir"], BROKER))
+    _check_mdp(config)
     process = Broker(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: process.stop())
-    bridge = _majordomo(opts, config)
-    try:
-        process.run()
-    finally:
-        if bridge is not None:
-            bridge.stop()
+    process.run()
 
 
-def _majordomo(opts: dict[str, Any], config: Any) -> Any:
-    """The Majordomo bridge of `--mdp` (broker/majordomo.py), started; None without it."""
-    if not opts.get("mdp"):
-        return None
-    if config.curve is not None:
+def _check_mdp(config: Any) -> None:
+    """`--mdp` (served by the broker loop: broker/majordomo.py) is refused under CURVE."""
+    if config.mdp and config.curve is not None:
         raise click.UsageError("--mdp does not work with --curve-dir yet: Majordomo peers "
                                "have no zjobs keys; run the MDP socket on a broker without CURVE")
-    from .majordomo import MajordomoBridge
-
-    bridge = MajordomoBridge(opts["mdp"], config.frontend, config.backend,
-                             heartbeat_interval_s=config.heartbeat_interval_s,
-                             heartbeat_liveness=config.heartbeat_liveness)
-    bridge.start()
-    return bridge
 
 
 @main.command()

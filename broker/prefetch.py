@@ -1,7 +1,7 @@
 """The prefetch window: how many jobs a worker holds beyond those it runs. Pure.
 
 The policy of every peer that asks the broker for a window (docs/protocol.md, 6.6): the
-Python worker, its sync slots, and the Majordomo bridge for each Majordomo worker.
+Python worker, its sync slots, and the Majordomo adapter for each Majordomo worker.
 
 Credit equal to the slots would make every job wait a round trip to the broker before it
 starts, and every broker turn, worker read and client read handle one or two jobs. A

@@ -31,6 +31,7 @@ from . import protocol as p
 from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
 from .engine import Clock, Engine, EngineConfig, SystemClock
 from .errors import BUSY, TOO_LARGE, Fenced, StartError
+from .majordomo import Majordomo
 from .schema import EventType
 from .sockets import NOBLOCK, send_frames
 from .store import Store
@@ -78,6 +79,7 @@ class BrokerConfig:
     store: str | None = None          # sqlite:///dir or postgresql://...; None: data_dir
     store_wait: bool = False          # PostgreSQL unreachable at start: wait instead of exit
     lease_ttl_s: float = 2.0          # PostgreSQL: the primary's lease (broker/lease.py)
+    mdp: str | None = None            # also serve Majordomo there (broker/majordomo.py)
 
 
 class BrokerServer:
@@ -110,6 +112,7 @@ class BrokerServer:
         self.backend = self._router(config.backend, BACKEND)
         # clients and the API; what a slow subscriber misses it replays by `seq`
         self.publisher = self._socket(zmq.PUB, config.events, FRONTEND, hwm=1_000_000)
+        self.mdp = self._majordomo(config.mdp) if config.mdp else None
         self.info = commands.ServerInfo(self.publisher.getsockopt_string(zmq.LAST_ENDPOINT),
                                         __version__, time.monotonic())
         self._stop = threading.Event()
@@ -146,6 +149,13 @@ class BrokerServer:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         return sock
 
+    def _majordomo(self, endpoint: str) -> Majordomo:
+        """The Majordomo socket and its adapter, served by this loop (broker/majordomo.py)."""
+        return Majordomo(self.engine, self._router(endpoint, FRONTEND),
+                         max_message=self.config.max_message,
+                         heartbeat_interval_s=self.config.heartbeat_interval_s,
+                         heartbeat_liveness=self.config.heartbeat_liveness)
+
     def endpoints(self) -> dict[str, str]:
         return {
             "frontend": self.frontend.getsockopt_string(zmq.LAST_ENDPOINT),
@@ -171,6 +181,8 @@ class BrokerServer:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self.backend, zmq.POLLIN)
+        if self.mdp is not None:
+            poller.register(self.mdp.sock, zmq.POLLIN)
         log.info("broker.started", **self.endpoints(), data_dir=self.config.data_dir,
                  jobs=len(self.engine.active))
         timeout_s = self.engine.tick()
@@ -191,6 +203,8 @@ class BrokerServer:
         if self.frontend in ready:
             self._turn_requests.clear()
             self._drain(self.frontend, self._on_client)
+        if self.mdp is not None:
+            self.mdp.turn(self.mdp.sock in ready)
         timeout_s = self.engine.tick()
         self._housekeeping()
         self.engine.dispatch()
@@ -200,7 +214,9 @@ class BrokerServer:
         else:
             self._send_to_workers()
         due_s = self.engine.flush_due_s()
-        return timeout_s if due_s is None else min(timeout_s, due_s)
+        if due_s is not None:
+            timeout_s = min(timeout_s, due_s)
+        return timeout_s if self.mdp is None else min(timeout_s, self.mdp.timeout_s())
 
     def _drain(self, sock: zmq.Socket, handler: Callable[[list[bytes]], bool]) -> None:
         """Handle the messages `sock` has queued, up to BATCH of them, BATCH_BYTES or
@@ -336,6 +352,8 @@ class BrokerServer:
         reports it at its next READY, and the broker, which never stored it, cancels it.
         """
         jobs, others = self.engine.outbox.take_workers()
+        if self.mdp is not None:
+            self.mdp.take_workers(jobs, others)  # its workers' messages, sent as MDP
         for identity, (compact, batch) in jobs.items():
             bodies = p.encode_jobs(compact, batch, self.config.max_message)
             try:
@@ -349,6 +367,8 @@ class BrokerServer:
 
     def _send_outbox(self) -> None:
         replies = self.engine.outbox.take_replies()
+        if self.mdp is not None:
+            replies = self.mdp.take_replies(replies)  # the answers to its requests
         for identity, frames in replies:
             try:
                 send_frames(self.frontend, [identity, *frames])
@@ -378,6 +398,8 @@ class BrokerServer:
                 self._lost = True
         for sock in (self.frontend, self.backend, self.publisher):
             sock.close(linger=0)
+        if self.mdp is not None:
+            self.mdp.close()
         if self._auth is not None:
             self._auth.stop()
         self.ctx.term()

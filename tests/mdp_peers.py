@@ -5,7 +5,7 @@
 A majortomo Worker, unchanged: each request gets a PARTIAL `working`, then a FINAL `echo` +
 the request's frames. With HOLD_PATH it writes the first request's frames to that file
 (space-separated) and never answers nor heartbeats again (a worker that hangs, or dies
-mid-request once the test kills it). A DISCONNECT from the broker (a restarted bridge) is
+mid-request once the test kills it). A DISCONNECT from the broker (a restarted broker) is
 followed by a new connection, as a Majordomo worker's main loop does.
 
 With `stall`, a raw MDP/0.2 worker instead: it writes the first request's frames to

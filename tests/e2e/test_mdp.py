@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from majortomo import Client
 
-from broker.majordomo import CLIENT, FINAL, REQUEST, MajordomoBridge
+from broker.majordomo import CLIENT, FINAL, REQUEST
 from tests.api.server import start_api
 from tests.cluster import ROOT, Cluster
 from tests.waiting import free_port, wait_until
@@ -49,24 +49,6 @@ def _mdp_worker(cluster: Cluster, name: str, hold: Path | None = None, *,
     return proc
 
 
-@pytest.fixture
-def bridged(tmp_path: Path) -> Iterator[tuple[Cluster, MajordomoBridge]]:
-    """A broker, and a bridge in this process (not started): requests sent before its start
-    are read in its first turn, and its counters are at hand."""
-    cluster = Cluster(tmp_path)
-    cluster.mdp = f"tcp://127.0.0.1:{free_port()}"  # type: ignore[attr-defined]
-    bridge: MajordomoBridge | None = None
-    try:
-        cluster.start_broker()
-        bridge = MajordomoBridge(cluster.mdp, cluster.frontend, cluster.backend,  # type: ignore[attr-defined]
-                                 heartbeat_interval_s=cluster.heartbeat_interval)
-        yield cluster, bridge
-    finally:
-        if bridge is not None:
-            bridge.stop()
-        cluster.close()
-
-
 class _Clients:
     """Raw MDP/0.2 client sockets, one identity each, that may all send before any reply."""
 
@@ -85,7 +67,7 @@ class _Clients:
 
     def request(self, service: bytes, *frames: bytes) -> zmq.Socket:
         """A new client that sends one request once it is connected (so that requests sent
-        before a bridge starts are at its socket when its first turn reads)."""
+        before the workers join are at the broker in the order they were sent)."""
         sock = self.new()
         message = [b"", CLIENT, REQUEST, service, *frames]
         wait_until(lambda: _sent(sock, message), 10, message="a client to connect")
@@ -104,8 +86,8 @@ def _sent(sock: zmq.Socket, message: list[bytes]) -> bool:
 
 
 @pytest.fixture
-def clients(bridged: tuple[Cluster, MajordomoBridge]) -> Iterator[_Clients]:
-    made = _Clients(bridged[0].mdp)  # type: ignore[attr-defined]
+def clients(cluster: Cluster) -> Iterator[_Clients]:
+    made = _Clients(cluster.mdp)  # type: ignore[attr-defined]
     try:
         yield made
     finally:
@@ -128,6 +110,16 @@ def _reply(sock: zmq.Socket, timeout: float = 30) -> list[list[bytes]]:
 def _jobs(cluster: Cluster, **filters: Any) -> list[dict[str, Any]]:
     with cluster.client() as client:
         return client.list(queue=SERVICE, limit=1000, **filters)
+
+
+def _counter(cluster: Cluster, name: str) -> int:
+    with cluster.client() as client:
+        return client.stats()["counters"][name]
+
+
+def _workers_seen(cluster: Cluster) -> list[dict[str, Any]]:
+    with cluster.client() as client:
+        return client.workers()
 
 
 def _request(cluster: Cluster, service: str, *frames: bytes, timeout: float = 30
@@ -213,35 +205,29 @@ def test_hostile_frames_on_the_mdp_socket_are_dropped(cluster: Cluster,
     assert _request(cluster, "mmi.nothing", timeout=10) == [[b"501"]]  # still serving
 
 
-def test_the_requests_of_a_turn_are_one_submit_and_each_client_gets_its_own_reply(
-        bridged: tuple[Cluster, MajordomoBridge], clients: _Clients) -> None:
-    cluster, bridge = bridged
+def test_many_clients_at_once_each_get_their_own_reply_and_garbage_is_counted(
+        cluster: Cluster, clients: _Clients) -> None:
+    malformed = _counter(cluster, "malformed")
     socks = [clients.request(SERVICE.encode(), f"req-{i}".encode(), bytes([i])) for i in range(60)]
     for garbage in ([b"", b"MDPC02"], [b"", CLIENT, REQUEST], [b"", CLIENT, REQUEST, b"\xff"],
                     [b"", b"MDPX99", REQUEST, b"echo"], [b"not empty", CLIENT, REQUEST, b"echo"]):
-        clients.new().send_multipart(garbage)  # mixed into the same turn, dropped and counted
-    bridge.start()
+        clients.new().send_multipart(garbage)  # mixed in with the requests, dropped and counted
     _mdp_worker(cluster, "a")
     _mdp_worker(cluster, "b")
     for i, sock in enumerate(socks):
         assert _reply(sock) == [[b"working"], [b"echo", f"req-{i}".encode(), bytes([i])]]
-    assert bridge.stats.malformed == 5
-    assert bridge.stats.requests == 60 and bridge.stats.replies == 60
-    # sent before the bridge's first turn: batches, not a SUBMIT and a WAIT per request (how
-    # many turns read them depends on when the sockets' I/O thread delivered them)
-    assert bridge.stats.submits * 4 <= 60 and bridge.stats.waits <= bridge.stats.submits, \
-        bridge.stats
+    wait_until(lambda: _counter(cluster, "malformed") == malformed + 5, 10,
+               message="the five malformed messages counted")
     jobs = _jobs(cluster)
     assert len(jobs) == 60 and {(j["status"], j["attempts"]) for j in jobs} == {("succeeded", 1)}
     assert sorted(j["args"][0] for j in jobs) == sorted(f"req-{i}".encode() for i in range(60))
+    assert {j["worker"] for j in jobs} <= {w["name"] for w in _workers_seen(cluster)}
 
 
-def test_a_refused_request_fails_alone_and_the_rest_of_its_batch_runs(
-        bridged: tuple[Cluster, MajordomoBridge], clients: _Clients) -> None:
-    cluster, bridge = bridged
+def test_a_refused_request_fails_alone_and_the_others_run(cluster: Cluster,
+                                                          clients: _Clients) -> None:
     good = [clients.request(SERVICE.encode(), f"ok-{i}".encode()) for i in range(10)]
     bad = clients.request(b"s" * 300, b"no queue has this name")  # over the queue name limit
-    bridge.start()
     _mdp_worker(cluster, "a")
     [[refused]] = _reply(bad)
     assert refused.startswith(b"error: bad_request: ") and b"queue" in refused, refused
@@ -251,12 +237,10 @@ def test_a_refused_request_fails_alone_and_the_rest_of_its_batch_runs(
 
 
 def test_a_cancelled_request_gets_its_error_as_final_and_the_others_run(
-        bridged: tuple[Cluster, MajordomoBridge], clients: _Clients, tmp_path: Path) -> None:
-    cluster, bridge = bridged
+        cluster: Cluster, clients: _Clients, tmp_path: Path) -> None:
     held = tmp_path / "held"
     socks = {f"r{i}".encode(): clients.request(SERVICE.encode(), f"r{i}".encode())
              for i in range(6)}
-    bridge.start()
     _mdp_worker(cluster, "holder", hold=held)
     body = wait_until(lambda: held.exists() and held.read_bytes(), 20,
                       message="a worker to take a request")
