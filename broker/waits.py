@@ -73,6 +73,7 @@ class WaitBook:
         self._count = 0
         self._parts: list[WaitGroup] = []  # `each` groups with jobs ended this turn
         self._held: dict[bytes, int] = {}  # open groups per client identity
+        self._closed = 0  # answered groups still in _deadlines (they leave it lazily)
 
     def held(self, identity: bytes) -> int:
         """The requests of client `identity` held here, not answered yet (its WAITs and its
@@ -87,6 +88,13 @@ class WaitBook:
             self._held[group.identity] = left
         else:
             del self._held[group.identity]
+
+    def _compact(self) -> None:
+        """Drop the answered groups from the deadline heap: behind one long wait they would
+        otherwise stay, with the jobs they answered, until it ends."""
+        self._deadlines = [entry for entry in self._deadlines if entry[2].open]
+        heapq.heapify(self._deadlines)
+        self._closed = 0
 
     def add(self, group: WaitGroup, finished: dict[str, dict[str, Any]]) -> bool:
         """Register `group`; `finished` are its jobs already ended. True if it is complete now.
@@ -136,6 +144,9 @@ class WaitBook:
                 group.done[job_id] = job
             if not group.pending:
                 self._close(group, lambda i: None, outbox)
+                self._closed += 1  # it stays in the heap until it reaches its top
+        if self._closed > 1024 and self._closed * 2 > len(self._deadlines):
+            self._compact()
 
     def send_parts(self, outbox: _Outbox) -> None:
         """The turn's parts of the `each` groups still open (a closed one sent its last)."""
@@ -149,7 +160,9 @@ class WaitBook:
         heap = self._deadlines
         while heap and (heap[0][0] <= mono or not heap[0][2].open):
             _, _, group = heapq.heappop(heap)
-            if group.open:
+            if not group.open:
+                self._closed -= 1
+            else:
                 self._close(group, lookup, outbox)
                 for job_id in group.pending:
                     waiting = self._by_job.get(job_id)
@@ -162,4 +175,5 @@ class WaitBook:
         heap = self._deadlines
         while heap and not heap[0][2].open:
             heapq.heappop(heap)
+            self._closed -= 1
         return heap[0][0] if heap else None

@@ -706,3 +706,17 @@ def test_a_log_line_with_nul_or_a_lone_surrogate_is_stored_readable(engine: Engi
     engine.flush()
     assert [row["data"] for row in engine.store.logs(job_id, 0, 10)] == ["a\ufffdb",
                                                                            "c\ufffdd"]
+
+
+def test_answered_waits_do_not_pile_up_behind_a_long_one(engine: Engine) -> None:
+    """One WAIT of an hour, then thousands answered at once: the answered ones leave the
+    deadline heap long before the hour is up (with the jobs they answered)."""
+    from broker.waits import WaitGroup
+
+    [slow] = engine.submit([{"task": "t", "queue": "other"}])  # stays pending
+    engine.waits.add(WaitGroup(b"c", b"long", [slow], engine.clock.mono() + 3600, True), {})
+    ids = engine.submit([{"task": "t"} for _ in range(3000)])
+    for i, job_id in enumerate(ids):
+        engine.wait_for(b"c", str(i).encode(), [job_id], 60.0, single=True, finished={})
+    engine.purge("default")  # ends all of them (cancelled): every short wait is answered
+    assert len(engine.waits._deadlines) < 2000
