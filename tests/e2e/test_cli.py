@@ -43,6 +43,8 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert len(json.loads(status.stdout)["workers"]) == 2
         wait_until(lambda: _http_ok(f"http://127.0.0.1:{ports[3]}/health"), 30,
                    message="the API to answer")
+        wait_until(lambda: "dashboard http://127.0.0.1" in (tmp_path / "up.log").read_text(),
+                   30, message="up to say it is up, with the dashboard's address")
         assert up.poll() is None
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         stopped = time.monotonic()
@@ -54,7 +56,6 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
         log.close()
-    assert "dashboard http://127.0.0.1" in (tmp_path / "up.log").read_text()
 
 
 def _http_ok(url: str) -> bool:
