@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable
 
 from .jobs import Job, JobState
-from .queues import Due, Key, ReadyQueues, Timeline
+from .queues import FIRST, Due, Key, ReadyQueues, Timeline
 from .store import Store
 from .workers import requirement
 
@@ -69,13 +69,18 @@ class Backlog:
 
     # ------------------------------------------------------------ reading in
 
-    def recover(self, needs: Iterable[tuple[str, str]], now: float) -> list[Job]:
+    def recover(self, needs: Iterable[tuple[str, str]], now: float,
+                skip: Container[str] = ()) -> list[Job]:
         """A restarted broker's windows: the first page of each (queue, requirement) with
-        queued jobs, and the first page of the timeline. The jobs read."""
+        queued jobs (those of queues in `skip`: none yet, read once they may be), and the
+        first page of the timeline. The jobs read."""
         loaded: list[Job] = []
         for queue, need in needs:
-            loaded += self._ready_page(queue, need, None, self.window, now, lambda _: False)
-        return loaded + self._due_page(None, self.window, lambda _: False)
+            if queue in skip:
+                self.ready.load(queue, need, [], [], FIRST)
+            else:
+                loaded += self._ready_page(queue, need, None, self.window, now, _nothing)
+        return loaded + self._due_page(None, self.window, _nothing)
 
     def refill_ready(self, now: float, live: Callable[[str], bool],
                      skip: Container[str] = ()) -> tuple[list[Job], int]:
@@ -93,7 +98,7 @@ class Backlog:
 
     def _ready_page(self, queue: str, need: str, edge: Key | None, limit: int, now: float,
                     live: Callable[[str], bool]) -> list[Job]:
-        rows = self.store.ready_page(queue, need, edge, limit, now)
+        rows = self.store.ready_page(queue, need, None if edge == FIRST else edge, limit, now)
         new_edge = ready_key(rows[-1]) if len(rows) == limit else None
         fresh = [job for job in rows if not live(job.id)]
         taken = self._take_refused(queue, need, new_edge)
@@ -159,6 +164,10 @@ class Backlog:
             gone += self.timeline.trim(self.window, lambda job_id, due: _stored_due(
                 active.get(job_id), due, is_waiting))
         return gone
+
+
+def _nothing(job_id: str) -> bool:
+    return False
 
 
 def _stored_due(job: Job | None, due: float, is_waiting: Callable[[Job], bool]

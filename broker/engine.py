@@ -23,6 +23,7 @@ from .backlog import TRIM_AT, Backlog
 from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError, Fenced
 from .events import EventLog
 from .jobs import TERMINAL, Job, JobState, outcome_of
+from .purges import Purges
 from .queues import ReadyQueues, Timeline
 from .rates import RateCounter
 from .schedules import ScheduleBook
@@ -41,8 +42,7 @@ MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent D
 MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
 RECENT_MAX = 20_000  # ended jobs kept in memory for the reads that follow their end
 PURGEABLE = frozenset({S.QUEUED, S.SCHEDULED, S.DEFERRED})  # what a purge cancels
-PURGE_PAGE = 5000  # jobs of a deep queue's purge cancelled per turn
-PURGE_MARK = "purge:"  # meta key prefix: a purge under way, the last order it cancels
+PURGE_ORDER = (S.DEFERRED, S.SCHEDULED, S.QUEUED)  # the order a purge's pages read them in
 
 
 class Clock(Protocol):
@@ -166,11 +166,7 @@ class Engine:
         self.timeline = Timeline()
         self.backlog = Backlog(store, self.ready, self.timeline, config.queue_window,
                                clock.wall())
-        # queue -> the last order its purge cancels, a page per turn (see `purge`); and the
-        # marks to store with the next commit, so a restart finishes what a purge began
-        self._purging = {key[len(PURGE_MARK):]: value for key, value in meta.items()
-                         if key.startswith(PURGE_MARK) and value}
-        self._purge_rows: dict[str, int] = {}
+        self.purges = Purges(meta)  # deep queues' purges under way, a page per turn
         self._spilled = False  # some deferred jobs are in the store only
         self.workers = WorkerRegistry()
         self.waits = WaitBook()
@@ -234,7 +230,7 @@ class Engine:
             self.events.emit("job.retrying", self._job_event(job, reason="broker_restart"))
             self.timeline.add(wall + hold_s, job.order, job.id, pinned=True)
         needs = [key for key, n in self.queued_needs.items() if n > 0]
-        for job in self.backlog.recover(needs, wall):
+        for job in self.backlog.recover(needs, wall, self.purges):
             self.active[job.id] = job
         deferred = self.store.jobs_in(S.DEFERRED, config.queue_window)
         for job in deferred:
@@ -585,6 +581,8 @@ class Engine:
         throttle = self.throttle
         throttle.refill(self.clock.mono())
         closed = throttle.closed
+        if self.purges:  # a queue being purged starts nothing until its purge is done
+            closed = closed | set(self.purges.under_way)
         progress = True
         while progress:
             progress = False
@@ -603,7 +601,7 @@ class Engine:
         if not self.ready.has_backlog():
             return 0
         loaded, pages = self.backlog.refill_ready(self.clock.wall(), self._is_live,
-                                                  self._purging)
+                                                  self.purges)
         active = self.active
         for job in loaded:
             active[job.id] = job
@@ -1133,11 +1131,16 @@ class Engine:
     # ------------------------------------------------------------ client actions
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        job = self.active.get(job_id) or self._load(job_id)  # deep in its queue: stored only
+        job = self._live(job_id)
+        stored = job is None  # deep in its queue: in the store only
+        if stored:
+            job = self.store.load_job(job_id)
         if job is None:
             raise CommandError(NOT_FOUND, f"no job {job_id}")
         if job.status in TERMINAL:
             raise CommandError(CONFLICT, f"job {job_id} is {job.status}: nothing to cancel")
+        if stored and self._purged(job):
+            self.purges.cancelled(job.queue)
         worker = self._holders.get(job.id)
         if job.status == S.RUNNING and worker is not None:
             self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
@@ -1188,39 +1191,46 @@ class Engine:
         each with its `job.cancelled`; running jobs go on. Their dependents elsewhere are
         cancelled with `DependencyFailed`, as for any cancel. How many of the queue's jobs
         are cancelled: those in memory now, those deep in the queue (in the store only) a
-        page per turn (`_purge_pages`), none of which starts meanwhile (`_purged`)."""
+        page per turn (`_purge_pages`), none of which starts meanwhile (`_purged`); less
+        those a purge of the queue under way cancels already."""
         waiting = sum(self.counts[(name, status)] for status in PURGEABLE)
-        held = [job for job in self.active.values()
-                if job.queue == name and job.status in PURGEABLE]
+        pending = self.purges.left(name)
+        held = [job for job in self.active.values() if job.queue == name]
         error = _purge_error(name)
         for job in held:
             if job.status in PURGEABLE:  # not already cancelled down a chain of this purge
                 self._finish(job, S.CANCELLED, error=error)
-        if waiting > len(held):
-            self._purging[name] = self._purge_rows[name] = self._order
-        log.info("queue.purged", queue=name, cancelled=waiting, deep=waiting - len(held))
-        return waiting
+        left = sum(self.counts[(name, status)] for status in PURGEABLE)  # in the store only
+        if left:
+            self.purges.begin(name, self._order, left, {
+                job.id for job in held if job.status == S.RUNNING})
+        log.info("queue.purged", queue=name, cancelled=waiting - pending, deep=left - pending)
+        return waiting - pending
 
     def _purged(self, job: Job) -> bool:
-        """Whether a purge under way is to cancel `job` (read from the store: it must not
-        start, nor come into a window, before the purge's page cancels it)."""
-        mark = self._purging.get(job.queue) if self._purging else None
-        return mark is not None and job.order <= mark
+        """Whether a purge under way is to cancel `job`, read from the store: it must not
+        start, nor come into a window, before the purge's page cancels it."""
+        return bool(self.purges) and self.purges.covers(job.queue, job.order, job.id)
 
     def _purge_pages(self) -> None:
-        """A page of each purge under way: its queue's waiting jobs, read from the store and
-        cancelled. A purge is done once a page comes back short."""
-        for name, mark in list(self._purging.items()):
+        """A page of each purge under way: the next of its queue's waiting jobs in the store,
+        read in and cancelled, a window's worth; done after a short page of each state."""
+        size = self.config.queue_window
+        for name, purge in list(self.purges.under_way.items()):
             error = _purge_error(name)
-            page = self.store.purge_page(name, PURGEABLE, mark, PURGE_PAGE)
-            for stored in page:
-                job = self._live(stored.id) or stored
-                if job.status in PURGEABLE:
+            page = self.store.purge_page(name, PURGE_ORDER[purge.stage], purge.after,
+                                         purge.mark, size)
+            for job in page:
+                if not self._is_live(job.id) and job.id not in purge.spared:
                     self.active[job.id] = job
                     self._finish(job, S.CANCELLED, error=error)
-            if len(page) < PURGE_PAGE:
-                del self._purging[name]
-                self._purge_rows[name] = 0
+                    self.purges.cancelled(name)
+            if len(page) == size:
+                purge.after = page[-1].id
+            elif purge.stage + 1 < len(PURGE_ORDER):
+                purge.stage, purge.after = purge.stage + 1, ""
+            else:
+                self.purges.finish(name)
 
     # ------------------------------------------------------------ time
 
@@ -1231,7 +1241,7 @@ class Engine:
         """
         mono, wall = self.clock.mono(), self.clock.wall()
         self.schedules.fire_due(wall)
-        if self._purging:
+        if self.purges:
             self._purge_pages()
         self._refill_due()
         for job_id in self.timeline.pop_due(wall):
@@ -1277,7 +1287,7 @@ class Engine:
         refill_s = self.throttle.next_refill_s(mono)
         if refill_s is not None:
             delay = min(delay, refill_s)
-        return 0.0 if self._purging else delay  # a purge goes on, a page per turn
+        return 0.0 if self.purges else delay  # a purge goes on, a page per turn
 
     # ------------------------------------------------------------ commit
 
@@ -1294,7 +1304,7 @@ class Engine:
         refused: dict[str, tuple[str, str]] = {}
         if (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
                 or self._queue_rows or self.events.pending or self.schedules.dirty
-                or self._purge_rows):
+                or self.purges.changes()):
             try:
                 self._write()
             except Fenced:
@@ -1331,14 +1341,15 @@ class Engine:
         inserted = {j.id for j in self._inserts}
         updates = [j for j in self._dirty.values() if j.id not in inserted]
         meta = {"last_seq": self.events.last_seq, "order": self._order,
-                **{PURGE_MARK + name: mark for name, mark in self._purge_rows.items()}}
+                **self.purges.changes()}
         schedules = self.schedules.changes() if self.schedules.dirty else None
         self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta,
                           self._chunks, schedules=schedules,
                           queues=list(self._queue_rows.values()))
         self.schedules.committed()
+        self.purges.committed()
         self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
-        self._chunks, self._queue_rows, self._purge_rows = [], {}, {}
+        self._chunks, self._queue_rows = [], {}
         self._pending_keys.clear()
 
     def _commit_without_refused(self) -> dict[str, tuple[str, str]]:

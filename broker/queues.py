@@ -15,6 +15,7 @@ import heapq
 from collections.abc import Callable, Collection, Container, Iterator
 
 Key = tuple[int, int]  # a ready job's (-priority, order): the smaller runs first
+FIRST: Key = (-(2**32), 0)  # an edge before every job: none of the window read in yet
 Due = tuple[float, int]  # a waiting job's (due, order)
 
 

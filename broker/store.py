@@ -290,13 +290,11 @@ class Store:
             return self._jobs(_IN_STATUS, (status,))
         return self._jobs(f"{_IN_STATUS} LIMIT ?", (status, limit))
 
-    def purge_page(self, queue: str, statuses: Iterable[str], last_order: int, limit: int
+    def purge_page(self, queue: str, status: str, after: str, last_order: int, limit: int
                    ) -> list[Job]:
-        """Up to `limit` jobs of `queue` in `statuses` submitted at or before `last_order`."""
-        statuses = tuple(statuses)
-        return self._jobs(f"{_SELECT} WHERE queue = ? AND status IN "
-                          f"({', '.join('?' * len(statuses))}) AND ord <= ? LIMIT ?",
-                          (queue, *statuses, last_order, limit))
+        """The next `limit` jobs of `queue` in `status` by id after `after`, of those submitted
+        at or before `last_order` (a purge's page: `Engine.purge`)."""
+        return self._jobs(_PURGE_PAGE, (queue, status, after, last_order, limit))
 
     def dependents(self, job_id: str) -> list[str]:
         """The ids of the jobs that depend on `job_id`."""
@@ -461,6 +459,8 @@ _DUE = (f"{_SELECT} INDEXED BY jobs_due WHERE run_at IS NOT NULL "
 _DUE_FIRST = f"{_DUE} ORDER BY run_at, ord LIMIT ?"
 _DUE_AFTER = f"{_DUE} AND (run_at, ord) > (?, ?) ORDER BY run_at, ord LIMIT ?"
 _IN_STATUS = f"{_SELECT} WHERE status = ? ORDER BY id"
+_PURGE_PAGE = (f"{_SELECT} INDEXED BY jobs_queue WHERE queue = ? AND status = ? AND id > ? "
+               "AND ord <= ? ORDER BY id LIMIT ?")
 
 
 def _row_to_job(row: tuple) -> Job:
