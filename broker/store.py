@@ -12,7 +12,7 @@ import operator
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -463,6 +463,21 @@ _PURGE_PAGE = (f"{_SELECT} INDEXED BY jobs_queue WHERE queue = ? AND status = ? 
                "AND ord <= ? ORDER BY id LIMIT ?")
 
 
-def _row_to_job(row: tuple) -> Job:
-    return Job(**dict(zip(_ATTRS, row, strict=True)))
+def _reader_source() -> str:
+    """`_row_to_job`: the row's values straight into the job's slots, a stored field's
+    default where the row has none (what `Job(**fields)` does, at a fraction of its cost:
+    a deep queue reads every job it runs)."""
+    lines = ["def _row_to_job(row):", "    job = _new(Job)",
+             f"    ({', '.join(f'job.{name}' for name in _ATTRS)},) = row"]
+    for index, field in enumerate(STORED):
+        if field.default is not None:
+            lines += [f"    if job.{field.name} is None:",
+                      f"        job.{field.name} = _STORED[{index}].default"]
+    lines.append("    return job")
+    return "\n".join(lines)
+
+
+_reader: dict[str, Any] = {"_new": object.__new__, "Job": Job, "_STORED": STORED}
+exec(_reader_source(), _reader)  # noqa: S102 - code built from the schema's own names
+_row_to_job: Callable[[tuple], Job] = _reader["_row_to_job"]
 
