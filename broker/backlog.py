@@ -67,6 +67,10 @@ class Backlog:
         """`job` waits for a time past the timeline's edge: it leaves after the commit."""
         self._refused_due.append(job)
 
+    def refused(self) -> bool:
+        """Whether some job was refused this turn."""
+        return bool(self._refused or self._refused_due)
+
     # ------------------------------------------------------------ reading in
 
     def recover(self, needs: Iterable[tuple[str, str]], now: float,

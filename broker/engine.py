@@ -439,7 +439,9 @@ class Engine:
         self._order += 1
         job.order = self._order
         self.active[job.id] = job
-        self._count_new(job, 1)
+        self.counts[(job.queue, job.status)] += 1
+        if job.status == S.QUEUED:
+            self.queued_needs[(job.queue, requirement(job.kind, job.task))] += 1
         self._inserts.append(job)
         self.stats["submitted"] += 1
         kind = "job.scheduled" if job.status == S.SCHEDULED else "job.submitted"
@@ -1322,9 +1324,11 @@ class Engine:
         their size, leave memory (the store has them as they are); so do the deferred jobs
         past a window of them (found again through the store's dependency index)."""
         active = self.active
+        limit = self.config.queue_window
+        if len(active) <= limit and not self._spilled and not self.backlog.refused():
+            return  # no window can be over its size: nothing to look at
         for job_id in self.backlog.drop(active, self._is_waiting):
             active.pop(job_id, None)
-        limit = self.config.queue_window
         if len(self._awaiting) > limit * TRIM_AT:
             for job_id in list(self._awaiting)[limit:]:
                 self._forget_awaiting(job_id)

@@ -240,7 +240,8 @@ class Store:
         return {name: (bool(paused), rate) for name, paused, rate in cursor}
 
     def load_active(self) -> list[Job]:
-        """Every job not yet finished, oldest first: what a restarted broker resumes."""
+        """Every job not yet finished, oldest first: for tests and tools. A broker never
+        reads them all: it reads its windows a page at a time (`ready_page`, `due_page`)."""
         placeholders = ",".join("?" * len(TERMINAL))
         cursor = self.db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE status NOT IN ({placeholders}) "
