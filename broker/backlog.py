@@ -9,7 +9,7 @@ enters and leaves those windows:
   until the turn's commit has stored it, then leaves (`drop`);
 - a window that grew past 1.5 x `window` (a burst of submits) keeps its best `window`
   jobs after the commit, the rest leave (`drop`);
-- a window that ran below half is topped up from the store before dispatch (`refill_ready`,
+- a window at or below half its size is topped up from the store before dispatch (`refill_ready`,
   `refill_due`): the next page after its edge, in the store's index order. Refills may run
   before the turn's commit: a job the store does not have yet (or has in an older state)
   is in memory, so a page skips it (`live`), and a job refused this turn that the new edge
@@ -25,7 +25,6 @@ from collections.abc import Callable, Container, Iterable
 from .jobs import Job, JobState
 from .queues import FIRST, Due, Key, ReadyQueues, Timeline
 from .store import Store
-from .workers import requirement
 
 S = JobState
 
@@ -181,7 +180,3 @@ def _stored_due(job: Job | None, due: float, is_waiting: Callable[[Job], bool]
     if job is None or job.status not in (S.SCHEDULED, S.QUEUED) or not is_waiting(job):
         return None
     return job.run_at == due
-
-
-def need_of(job: Job) -> str:
-    return requirement(job.kind, job.task)
