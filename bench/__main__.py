@@ -39,8 +39,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="jobs for each peer [same as --jobs]")
     parser.add_argument("--workers", type=int, default=2, help="worker processes [2]")
     parser.add_argument("--latency-jobs", type=int, default=2000)
-    parser.add_argument("--scale", default="1000,100000,1000000",
-                        help="queued sizes for the scale scenario")
+    parser.add_argument("--scale", default="100000,2000000,10000000",
+                        help="queued sizes for the scale scenario (a size the disk cannot "
+                             "hold is not run)")
     parser.add_argument("--sse-clients", type=int, default=100)
     parser.add_argument("--sse-jobs", type=int, default=10_000)
     parser.add_argument("--rest-jobs", type=int, default=5000)

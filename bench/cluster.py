@@ -28,6 +28,7 @@ def _free_port() -> int:
 
 class BenchCluster:
     def __init__(self, data_dir: str) -> None:
+        self.data_dir = Path(data_dir)
         ports = [_free_port() for _ in range(4)]
         self.frontend, self.backend, self.events = (f"tcp://127.0.0.1:{p}" for p in ports[:3])
         self.http_port = ports[3]
@@ -70,9 +71,26 @@ class BenchCluster:
 
     def broker_rss_peak_mib(self) -> float:
         """VmHWM of the broker: the peak resident set since it started."""
+        return self._broker_status_mib("VmHWM")
+
+    def broker_rss_mib(self) -> float:
+        """VmRSS of the broker: its resident set now."""
+        return self._broker_status_mib("VmRSS")
+
+    def _broker_status_mib(self, field: str) -> float:
         status = Path(f"/proc/{self.procs['broker'].pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+        line = next(line for line in status.splitlines() if line.startswith(field + ":"))
         return int(line.split()[1]) / 1024
+
+    def restart_broker(self) -> float:
+        """Stop the broker (SIGTERM) and start it again on its store; the seconds from its
+        start until it answers STATS."""
+        _stop(self.procs.pop("broker"))
+        started = time.perf_counter()
+        self.start("broker", "broker")
+        with self.client(timeout=0.5) as client:
+            _until(lambda: _answers_stats(client), 600)
+        return time.perf_counter() - started
 
     def close(self) -> None:
         for proc in reversed(list(self.procs.values())):
@@ -122,6 +140,13 @@ def bench_cluster(workers: int = 2, concurrency: int | None = None, api: bool = 
             yield cluster
         finally:
             cluster.close()
+
+
+def _answers_stats(client: Client) -> bool:
+    try:
+        return bool(client.stats())
+    except TimeoutError:
+        return False
 
 
 def _pings(client: Client) -> bool:

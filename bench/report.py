@@ -143,11 +143,18 @@ def _latency_md(results: dict[str, Any]) -> list[str]:
 def _scale_md(scale: dict[str, Any] | None) -> list[str]:
     if not scale:
         return []
-    out = ["\n## Scale (queued with no worker, then drained by 2 workers)\n",
-           "| queued | submit/s | drain/s | broker peak RSS MiB |", "| ---: | ---: | ---: | ---: |"]
+    out = ["\n## Scale (queued with no worker, the broker restarted, then drained by 2 "
+           "workers)\n",
+           "| queued | submit/s | broker RSS MiB at 1/10, at all | restart to STATS s | "
+           "RSS after restart MiB | drain/s | peak RSS MiB |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in scale["rows"]:
         out.append(f"| {row['queued']:,} | {row['submit_per_s']:,.0f} | "
+                   f"{row.get('rss_tenth_mib', '-')}, {row.get('rss_queued_mib', '-')} | "
+                   f"{row.get('restart_s', '-')} | {row.get('rss_restarted_mib', '-')} | "
                    f"{row['drain_per_s']:,.0f} | {row['rss_peak_after_drain_mib']} |")
+    if scale.get("stopped"):
+        out.append(f"\nStopped there: {scale['stopped']}.")
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -141,36 +142,70 @@ def latency(n_jobs: int, workers: int, progress: Progress) -> dict[str, Any]:
 
 
 def scale(sizes: list[int], workers: int, progress: Progress) -> dict[str, Any]:
-    """Queue N jobs with no worker attached, then drain them; RSS, submit and drain rates."""
-    rows = []
-    with bench_cluster(0) as cluster, cluster.client(timeout=600) as client:
+    """For each size N: queue N jobs with no worker attached (the broker's RSS at N/10 and
+    at N), restart the broker (the seconds until it answers STATS, its RSS then), then drain
+    them with `workers` workers. A size the disk cannot hold is not run (`stopped`)."""
+    rows: list[dict[str, Any]] = []
+    stopped = None
+    with bench_cluster(0) as cluster:
         for index, size in enumerate(sizes):
             def step(f: float, i: int = index) -> None:
                 progress((i + f) / len(sizes))
-            rows.append(_fill_and_drain(cluster, client, size, workers, step))
-    return {"name": "zjobs", "rows": rows}
+            room = _room_for(cluster, size, sum(row["queued"] for row in rows))
+            if room is not None:
+                stopped = room
+                break
+            rows.append(_fill_restart_drain(cluster, size, workers, step))
+    return {"name": "zjobs", "rows": rows, "stopped": stopped}
 
 
-def _fill_and_drain(cluster: Any, client: Client, size: int, workers: int,
-                    progress: Progress) -> dict[str, Any]:
-    started = time.perf_counter()
-    ids: list[str] = []
-    for start in range(0, size, 20_000):
-        ids += client.submit_many(_noop_jobs(start, min(20_000, size - start)))
-        progress(0.4 * len(ids) / size)
-    submit_s = time.perf_counter() - started
-    rss_queued = cluster.broker_rss_peak_mib()
+DISK_MARGIN = 2.0  # a size runs if twice its estimated bytes are free
+
+
+def _room_for(cluster: Any, size: int, stored: int) -> str | None:
+    """Why `size` more jobs would not fit on the store's disk (None: they would). The bytes a
+    job takes are measured on the jobs stored so far (1 KiB each before any)."""
+    used = sum(path.stat().st_size for path in cluster.data_dir.glob("zjobs.db*"))
+    per_job = used / stored if stored else 1024
+    free = shutil.disk_usage(cluster.data_dir).free
+    needed = size * per_job * DISK_MARGIN
+    if needed <= free:
+        return None
+    return (f"{size:,} jobs need about {needed / 2**30:.1f} GiB ({per_job:.0f} bytes a job, "
+            f"x{DISK_MARGIN}), {free / 2**30:.1f} GiB free")
+
+
+SCALE_BATCH = 20_000
+
+
+def _fill_restart_drain(cluster: Any, size: int, workers: int,
+                        progress: Progress) -> dict[str, Any]:
+    with cluster.client(timeout=600) as client:
+        done_before = client.stats()["jobs"]["succeeded"]
+        started = time.perf_counter()
+        rss_tenth = None
+        for start in range(0, size, SCALE_BATCH):
+            client.submit_many(_noop_jobs(start, min(SCALE_BATCH, size - start)))
+            if rss_tenth is None and start + SCALE_BATCH >= size // 10:
+                rss_tenth = cluster.broker_rss_mib()
+            progress(0.4 * min(start + SCALE_BATCH, size) / size)
+        submit_s = time.perf_counter() - started
+        rss_queued, rss_peak = cluster.broker_rss_mib(), cluster.broker_rss_peak_mib()
+    restart_s = cluster.restart_broker()
+    rss_restarted = cluster.broker_rss_mib()
     cluster.start_workers(workers, async_concurrency=256)
-    first_start, last_finish = float("inf"), 0.0
-    for start in range(0, size, WAIT_CHUNK):
-        jobs = client.wait_many(ids[start:start + WAIT_CHUNK], timeout=1200)
-        first_start = min(first_start, min(j["started_at"] for j in jobs))
-        last_finish = max(last_finish, max(j["finished_at"] for j in jobs))
-        progress(0.4 + 0.6 * min(start + WAIT_CHUNK, size) / size)
-    drain_s = last_finish - first_start  # the jobs' own clock: worker start-up is not counted
+    with cluster.client(timeout=600) as client:
+        started = time.perf_counter()
+        while (done := client.stats()["jobs"]["succeeded"] - done_before) < size:
+            progress(0.4 + 0.6 * done / size)
+            time.sleep(0.2)  # noqa - the poll interval of a measurement, not synchronisation
+        drain_s = time.perf_counter() - started
     cluster.stop_workers()
     return {"queued": size, "submit_per_s": round(size / submit_s, 1),
-            "drain_per_s": round(size / drain_s, 1), "rss_peak_mib": round(rss_queued, 1),
+            "drain_per_s": round(size / drain_s, 1),
+            "rss_tenth_mib": round(rss_tenth or rss_queued, 1),
+            "rss_queued_mib": round(rss_queued, 1), "rss_peak_mib": round(rss_peak, 1),
+            "restart_s": round(restart_s, 2), "rss_restarted_mib": round(rss_restarted, 1),
             "rss_peak_after_drain_mib": round(cluster.broker_rss_peak_mib(), 1)}
 
 

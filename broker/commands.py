@@ -361,8 +361,7 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
     each = body.get("each") is True and not single
     outcome = body.get("fields") == "outcome"
-    finished = engine.ended_jobs(ids, outcome)
-    missing = [i for i in ids if i not in engine.active and i not in finished]
+    finished, missing = engine.settled(ids, outcome)
     if missing and not each:
         raise CommandError(NOT_FOUND, f"no job {missing[0]}")
     if missing:  # answered in parts: an unknown id is named in the first, not an error

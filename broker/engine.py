@@ -19,9 +19,11 @@ import structlog
 from . import limits as lim
 from . import protocol as p
 from .artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
+from .backlog import TRIM_AT, Backlog
 from .errors import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAVAILABLE, CommandError, Fenced
 from .events import EventLog
 from .jobs import TERMINAL, Job, JobState, outcome_of
+from .purges import Purges
 from .queues import ReadyQueues, Timeline
 from .rates import RateCounter
 from .schedules import ScheduleBook
@@ -49,6 +51,7 @@ RECENT_MAX = 20_000  # ended jobs kept in memory for the reads that follow their
 # saved no update and only delayed the answers.)
 DEFER_S = 0.002
 PURGEABLE = frozenset({S.QUEUED, S.SCHEDULED, S.DEFERRED})  # what a purge cancels
+PURGE_ORDER = (S.DEFERRED, S.SCHEDULED, S.QUEUED)  # the order a purge's pages read them in
 
 
 class Clock(Protocol):
@@ -77,6 +80,14 @@ class EngineConfig:
     # Jobs that ended lately stay in memory this long (at most RECENT_MAX of them), so the
     # WAITs and GETs that follow an end (a client's result()) need no store read.
     recent_s: float = 30.0
+    # Ready jobs kept in memory per queue and requirement, the next by priority then FIFO;
+    # as many waiting for a time, and deferred ones. The rest wait in the store.
+    queue_window: int = 10_000
+
+
+def _purge_error(queue: str) -> bytes:
+    return p.pack({"type": "Cancelled", "message": f"queue {queue} was purged",
+                   "traceback": None})
 
 
 # Errors that end the job whatever its retries: another attempt would fail the same way.
@@ -153,10 +164,19 @@ class Engine:
         self.events = events or EventLog(meta.get("last_seq", 0), config.event_window,
                                          clock.wall)
         self.outbox = Outbox()
+        # The unfinished jobs held in memory: the windows of the ready and waiting ones
+        # (see broker/backlog.py), the deferred ones up to a window, those workers hold, and
+        # this turn's. The rest of a deep queue is in the store only.
         self.active: dict[str, Job] = {}
         self.counts: Counter[tuple[str, str]] = Counter(store.counts())
+        # queued jobs (held or not, in memory or not) per (queue, requirement): `unserved`
+        self.queued_needs: Counter[tuple[str, str]] = Counter(store.queued_needs())
         self.ready = ReadyQueues(self._is_ready)
         self.timeline = Timeline()
+        self.backlog = Backlog(store, self.ready, self.timeline, config.queue_window,
+                               clock.wall())
+        self.purges = Purges(meta)  # deep queues' purges under way, a page per turn
+        self._spilled = False  # some deferred jobs are in the store only
         self.workers = WorkerRegistry()
         self.waits = WaitBook()
         self._expiries: list[tuple[float, str, int, str]] = []  # (mono, job, attempt, worker)
@@ -198,7 +218,10 @@ class Engine:
     # ------------------------------------------------------------ restart
 
     def _recover(self) -> None:
-        """Resume every unfinished job.
+        """Resume the unfinished jobs: those that were running, and the first page of each
+        window (the next ready jobs of each queue and requirement, the next due, a window
+        of the deferred ones). The rest stays in the store until the windows drain; what
+        the broker must know of it (how many per queue and state) comes from counts.
 
         A job that was running is requeued, but held back for a while: its
         worker may still run it and re-register with it (see `_reclaim`).
@@ -207,24 +230,27 @@ class Engine:
         hold_s = config.recovery_hold_s
         if hold_s is None:
             hold_s = 2 * config.heartbeat_interval_s * config.heartbeat_liveness
-        deferred = []
-        for job in self.store.load_active():
+        wall = self.clock.wall()
+        for job in self.store.jobs_in(S.RUNNING):
             self.active[job.id] = job
-            if job.status == S.DEFERRED:
-                deferred.append(job)
-                continue
-            if job.status != S.RUNNING:
-                self._enqueue(job)
-                continue
             if job.worker is not None:
                 self._orphans[job.id] = (job.worker, job.attempts, job.lost_count)
             self._set_status(job, S.QUEUED)
             job.worker = None
             self.events.emit(E.JOB_RETRYING, self._job_event(job, reason="broker_restart"))
-            self.timeline.add(self.clock.wall() + hold_s, job.order, job.id)
+            self.timeline.add(wall + hold_s, job.order, job.id, pinned=True)
+        needs = [key for key, n in self.queued_needs.items() if n > 0]
+        for job in self.backlog.recover(needs, wall, self.purges):
+            self.active[job.id] = job
+        deferred = self.store.jobs_in(S.DEFERRED, config.queue_window)
+        for job in deferred:
+            self.active[job.id] = job
+        self._spilled = len(deferred) < self._deferred_total()
         self._rewire(deferred)
         if self.active:
-            log.info("broker.recovered", jobs=len(self.active))
+            log.info("broker.recovered", jobs=len(self.active),
+                     waiting=sum(n for (_, status), n in self.counts.items()
+                                 if status not in TERMINAL))
 
     def _rewire(self, deferred: list[Job]) -> None:
         """Rebuild the dependency index of the deferred jobs a restarted broker loaded."""
@@ -251,23 +277,38 @@ class Engine:
         counts = self.counts
         counts[(job.queue, old)] -= 1
         counts[(job.queue, new)] += 1
+        if old == S.QUEUED or new == S.QUEUED:
+            self.queued_needs[(job.queue, requirement(job.kind, job.task))] += \
+                1 if new == S.QUEUED else -1
         self._dirty[job.id] = job
+
+    def _count_new(self, job: Job, delta: int) -> None:
+        """A job enters the counts (admitted) or leaves them (taken back)."""
+        self.counts[(job.queue, job.status)] += delta
+        if job.status == S.QUEUED:
+            self.queued_needs[(job.queue, requirement(job.kind, job.task))] += delta
+
+    def _deferred_total(self) -> int:
+        return sum(n for (_, status), n in self.counts.items() if status == S.DEFERRED)
 
     def _touch(self, job: Job) -> None:
         self._dirty[job.id] = job
 
     def _enqueue(self, job: Job) -> None:
-        """Put a scheduled or queued job where it waits: the timeline or its ready queue."""
+        """Put a scheduled or queued job where it waits: the timeline or its ready queue
+        (their windows: past a window's edge, in the store)."""
         if job.run_at is not None and job.run_at > self.clock.wall():
-            self.timeline.add(job.run_at, job.order, job.id)
+            if not self.timeline.add(job.run_at, job.order, job.id):
+                self.backlog.refuse_due(job)
         else:
             if job.status == S.SCHEDULED:
                 self._set_status(job, S.QUEUED)
             self._make_ready(job)
 
     def _make_ready(self, job: Job) -> None:
-        self.ready.push(job.queue, requirement(job.kind, job.task), job.priority, job.order,
-                        job.id)
+        need = requirement(job.kind, job.task)
+        if not self.ready.push(job.queue, need, job.priority, job.order, job.id):
+            self.backlog.refuse(job, need)
 
     def _job_event(self, job: Job, **extra: Any) -> dict[str, Any]:
         event = {
@@ -306,12 +347,24 @@ class Engine:
             wire["unserved"] = True
         return wire
 
+    def _is_live(self, job_id: str) -> bool:
+        return self._live(job_id) is not None
+
+    def _stored_view(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A stored job as clients see it: a queued one in the store only (deep in its queue)
+        says `unserved` as a live one does."""
+        if row["status"] == S.QUEUED and not self.workers.any_can_run(
+                row["queue"], requirement(row["kind"], row["task"])):
+            row["unserved"] = True
+        return row
+
     def lookup(self, job_id: str) -> dict[str, Any] | None:
         """The job as clients see it, including changes of this turn not yet committed."""
         job = self._live(job_id)
         if job is not None:
             return self._view(job)
-        return self.store.get(job_id)
+        row = self.store.get(job_id)
+        return self._stored_view(row) if row is not None else None
 
     def lookup_many(self, ids: list[str], outcome: bool = False) -> dict[str, dict[str, Any]]:
         """Like `lookup` for many ids, with one store query for those not in memory; with
@@ -326,7 +379,8 @@ class Engine:
                 missing.append(job_id)
         if missing:
             rows = self.store.get_many(missing)
-            found.update({i: outcome_of(row) for i, row in rows.items()} if outcome else rows)
+            found.update({i: outcome_of(row) for i, row in rows.items()} if outcome
+                         else {i: self._stored_view(row) for i, row in rows.items()})
         return found
 
     def overlay(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -334,7 +388,7 @@ class Engine:
         out = []
         for row in jobs:
             job = self._live(row["id"])
-            out.append(self._view(job) if job is not None else row)
+            out.append(self._view(job) if job is not None else self._stored_view(row))
         return out
 
     def _load(self, job_id: str) -> Job | None:
@@ -398,6 +452,8 @@ class Engine:
         job.order = self._order
         self.active[job.id] = job
         self.counts[(job.queue, job.status)] += 1
+        if job.status == S.QUEUED:
+            self.queued_needs[(job.queue, requirement(job.kind, job.task))] += 1
         self._inserts.append(job)
         self.stats["submitted"] += 1
         kind = E.JOB_SCHEDULED if job.status == S.SCHEDULED else E.JOB_SUBMITTED
@@ -418,10 +474,12 @@ class Engine:
 
     # ------------------------------------------------------------ dependencies
 
-    def _defer(self, job: Job, ended: dict[str, str] | None = None) -> None:
+    def _defer(self, job: Job, ended: dict[str, str] | None = None,
+               cascade: list[tuple[str, str]] | None = None) -> None:
         """Index a deferred job under the dependencies it still awaits; promote it if it
         awaits none, cancel it if one has failed or been cancelled. `ended`: the stored
-        status of dependencies not in memory (looked up in the store if not given)."""
+        status of dependencies not in memory (looked up in the store if not given).
+        `cascade`: where a `_settle` under way collects what ended (else it settles here)."""
         unmet = set()
         for dep in p.unpack(job.depends_on):
             status = self._dependency_status(dep, ended)
@@ -429,7 +487,10 @@ class Engine:
                 continue
             if status is None or status in TERMINAL:
                 self._end_dependent(job, dep, status)
-                self._settle(job.id, S.CANCELLED)
+                if cascade is None:
+                    self._settle(job.id, S.CANCELLED)
+                else:
+                    cascade.append((job.id, S.CANCELLED))
                 return
             unmet.add(dep)
         if not unmet:
@@ -463,7 +524,8 @@ class Engine:
 
     def _settle(self, job_id: str, status: str) -> None:
         """A job ended: its dependents are promoted once it was the last they awaited, or
-        cancelled, and theirs in turn, down the chain (a loop: a chain may be long)."""
+        cancelled, and theirs in turn, down the chain (a loop: a chain may be long). While
+        some deferred jobs are in the store only, its dependents there are read in too."""
         ended = [(job_id, status)]
         while ended:
             done, status = ended.pop()
@@ -480,6 +542,17 @@ class Engine:
                 if not unmet:
                     del self._awaiting[child_id]
                     self._promote(child)
+            if self._spilled:
+                self._settle_stored(done, ended)
+
+    def _settle_stored(self, done: str, ended: list[tuple[str, str]]) -> None:
+        """The deferred dependents of `done` that only the store holds: read in, and looked
+        at again as a submit would (promoted, cancelled into `ended`, or indexed)."""
+        ids = [job_id for job_id in self.store.dependents(done) if not self._is_live(job_id)]
+        for child in self.store.load_jobs(ids) if ids else ():
+            if child.status == S.DEFERRED and not self._purged(child):
+                self.active[child.id] = child
+                self._defer(child, cascade=ended)
 
     def _forget_awaiting(self, job_id: str) -> None:
         """A deferred job ended (cancelled, or taken back): it awaits nothing any more."""
@@ -511,13 +584,19 @@ class Engine:
         """Hand queued jobs to free workers, least recently used first, one job per pass.
 
         A worker takes only jobs it can run (its tasks, its exec/pickle flags);
-        a job no live worker can run waits in its queue (see `unserved`).
+        a job no live worker can run waits in its queue (see `unserved`). A window that ran
+        low is topped up from the store first, and again whenever one runs dry.
         """
+        if not self.workers.free_in_lru_order():
+            return
+        self._refill_ready()
         if not self.ready.any_work():
             return
         throttle = self.throttle
         throttle.refill(self.clock.mono())
         closed = throttle.closed
+        if self.purges:  # a queue being purged starts nothing until its purge is done
+            closed = closed | set(self.purges.under_way)
         progress = True
         while progress:
             progress = False
@@ -528,6 +607,19 @@ class Engine:
                     self._assign(job, worker)
                     throttle.started(job.queue)
                     progress = True
+            if not progress and self.ready.has_backlog():
+                progress = self._refill_ready() > 0 and bool(self.workers.free_in_lru_order())
+
+    def _refill_ready(self) -> int:
+        """Read the next page into each ready window that ran low; how many were read."""
+        if not self.ready.has_backlog():
+            return 0
+        loaded, pages = self.backlog.refill_ready(self.clock.wall(), self._is_live,
+                                                  self.purges)
+        active = self.active
+        for job in loaded:
+            active[job.id] = job
+        return pages
 
     def _assign(self, job: Job, worker: Worker) -> None:
         """Hand `job` to `worker`: running now, or buffered until its STARTED when the worker
@@ -717,15 +809,17 @@ class Engine:
         started from its buffer (attempt one past the job's) whose STARTED the broker never
         got (it restarted, or declared the worker lost): as if that STARTED had come. Never
         once it has been handed to another worker, started elsewhere, or ended: then the
-        returning worker is told to cancel.
+        returning worker is told to cancel. A job deep in its queue is read from the store.
         """
-        job = self.active.get(job_id)
-        if job is None or job.status != S.QUEUED or job_id in self._holders:
+        job = self.active.get(job_id) or self._load(job_id)
+        if job is None or job.status != S.QUEUED or job_id in self._holders \
+                or self._purged(job):
             return False
         orphan = self._orphans.get(job_id)
         if orphan is not None and orphan[:2] == (worker.group, attempt) \
                 and job.attempts == attempt:
             del self._orphans[job_id]
+            self.active[job_id] = job
             self._set_status(job, S.RUNNING)  # its entry in the ready heap is now stale
             job.worker = worker.group
             job.lost_count = orphan[2]
@@ -735,6 +829,7 @@ class Engine:
                 self._expire_at(max(left, 0.0) + self.config.attempt_grace_s, job, worker)
             self.events.emit(E.JOB_STARTED, self._job_event(job, resumed=True))
         elif worker.reports_starts and attempt == job.attempts + 1:
+            self.active[job_id] = job
             self._start(job, worker)
         else:
             return False
@@ -894,7 +989,7 @@ class Engine:
                 error: bytes | None = None) -> None:
         """End the job, then settle the jobs that depend on it."""
         self._end(job, status, result=result, error=error)
-        if self._dependents:
+        if self._dependents or self._spilled:
             self._settle(job.id, status)
 
     def _end(self, job: Job, status: str, *, result: bytes | None = None,
@@ -909,7 +1004,7 @@ class Engine:
         job.result = result
         if error is not None:
             job.error = error
-        del self.active[job.id]
+        self.active.pop(job.id, None)  # absent: it was in the store only (deep in its queue)
         self._remember(job)
         self.transfers.forget(job.id)
         if self._orphans:
@@ -1050,12 +1145,16 @@ class Engine:
     # ------------------------------------------------------------ client actions
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        job = self.active.get(job_id)
+        job = self._live(job_id)
+        stored = job is None  # deep in its queue: in the store only
+        if stored:
+            job = self.store.load_job(job_id)
         if job is None:
-            found = self.lookup(job_id)
-            if found is None:
-                raise CommandError(NOT_FOUND, f"no job {job_id}")
-            raise CommandError(CONFLICT, f"job {job_id} is {found['status']}: nothing to cancel")
+            raise CommandError(NOT_FOUND, f"no job {job_id}")
+        if job.status in TERMINAL:
+            raise CommandError(CONFLICT, f"job {job_id} is {job.status}: nothing to cancel")
+        if stored and self._purged(job):
+            self.purges.cancelled(job.queue)
         worker = self._holders.get(job.id)
         if job.status == S.RUNNING and worker is not None:
             self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
@@ -1105,16 +1204,47 @@ class Engine:
         """Cancel every job of the queue that waits to start (queued, scheduled or deferred),
         each with its `job.cancelled`; running jobs go on. Their dependents elsewhere are
         cancelled with `DependencyFailed`, as for any cancel. How many of the queue's jobs
-        were cancelled."""
-        waiting = [job for job in self.active.values()
-                   if job.queue == name and job.status in PURGEABLE]
-        error = p.pack({"type": "Cancelled", "message": f"queue {name} was purged",
-                        "traceback": None})
-        for job in waiting:
+        are cancelled: those in memory now, those deep in the queue (in the store only) a
+        page per turn (`_purge_pages`), none of which starts meanwhile (`_purged`); less
+        those a purge of the queue under way cancels already."""
+        waiting = sum(self.counts[(name, status)] for status in PURGEABLE)
+        pending = self.purges.left(name)
+        held = [job for job in self.active.values() if job.queue == name]
+        error = _purge_error(name)
+        for job in held:
             if job.status in PURGEABLE:  # not already cancelled down a chain of this purge
                 self._finish(job, S.CANCELLED, error=error)
-        log.info("queue.purged", queue=name, cancelled=len(waiting))
-        return len(waiting)
+        left = sum(self.counts[(name, status)] for status in PURGEABLE)  # in the store only
+        if left:
+            self.purges.begin(name, self._order, left, {
+                job.id for job in held if job.status == S.RUNNING})
+        log.info("queue.purged", queue=name, cancelled=waiting - pending, deep=left - pending)
+        return waiting - pending
+
+    def _purged(self, job: Job) -> bool:
+        """Whether a purge under way is to cancel `job`, read from the store: it must not
+        start, nor come into a window, before the purge's page cancels it."""
+        return bool(self.purges) and self.purges.covers(job.queue, job.order, job.id)
+
+    def _purge_pages(self) -> None:
+        """A page of each purge under way: the next of its queue's waiting jobs in the store,
+        read in and cancelled, a window's worth; done after a short page of each state."""
+        size = self.config.queue_window
+        for name, purge in list(self.purges.under_way.items()):
+            error = _purge_error(name)
+            page = self.store.purge_page(name, PURGE_ORDER[purge.stage], purge.after,
+                                         purge.mark, size)
+            for job in page:
+                if not self._is_live(job.id) and job.id not in purge.spared:
+                    self.active[job.id] = job
+                    self._finish(job, S.CANCELLED, error=error)
+                    self.purges.cancelled(name)
+            if len(page) == size:
+                purge.after = page[-1].id
+            elif purge.stage + 1 < len(PURGE_ORDER):
+                purge.stage, purge.after = purge.stage + 1, ""
+            else:
+                self.purges.finish(name)
 
     # ------------------------------------------------------------ time
 
@@ -1125,6 +1255,9 @@ class Engine:
         """
         mono, wall = self.clock.mono(), self.clock.wall()
         self.schedules.fire_due(wall)
+        if self.purges:
+            self._purge_pages()
+        self._refill_due()
         for job_id in self.timeline.pop_due(wall):
             job = self.active.get(job_id)
             if job is not None and job.status in (S.SCHEDULED, S.QUEUED) \
@@ -1137,6 +1270,14 @@ class Engine:
         self.waits.expire(mono, self.lookup, self.outbox)
         self.throttle.refill(mono)
         return self._next_deadline(mono, wall)
+
+    def _refill_due(self) -> None:
+        """The next page of the jobs waiting for a time, if the timeline ran low."""
+        if self.timeline.edge is None:
+            return
+        for job in self.backlog.refill_due(self._is_live):
+            if not self._purged(job):  # else its purge's page cancels it in the store
+                self.active[job.id] = job
 
     def _check_workers(self, mono: float) -> None:
         interval = self.config.heartbeat_interval_s
@@ -1160,7 +1301,7 @@ class Engine:
         refill_s = self.throttle.next_refill_s(mono)
         if refill_s is not None:
             delay = min(delay, refill_s)
-        return delay
+        return 0.0 if self.purges else delay  # a purge goes on, a page per turn
 
     # ------------------------------------------------------------ commit
 
@@ -1179,7 +1320,8 @@ class Engine:
         """
         refused: dict[str, tuple[str, str]] = {}
         if (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
-                or self._queue_rows or self.events.pending or self.schedules.dirty):
+                or self._queue_rows or self.events.pending or self.schedules.dirty
+                or self.purges.changes()):
             if may_wait and self._deferred():
                 return False
             self._defer_until = None
@@ -1192,6 +1334,8 @@ class Engine:
                 refused = self._commit_without_refused()
         self._answer_submits(refused)
         self.waits.send_parts(self.outbox)
+        if not (self._inserts or self._dirty):  # committed: memory and store agree
+            self._leave_memory()
         return True
 
     def _deferred(self) -> bool:
@@ -1208,7 +1352,7 @@ class Engine:
     def _only_runs(self) -> bool:
         """Whether the turn's only writes are the inserts of jobs submitted with `wait`."""
         if (not self._submits or self._logs or self._artifacts or self._chunks
-                or self._queue_rows or self.schedules.dirty
+                or self._queue_rows or self.schedules.dirty or self.purges.changes()
                 or any(held.wait_s is None for held in self._submits)):
             return False
         inserted = {job.id for job in self._inserts}
@@ -1224,15 +1368,39 @@ class Engine:
             return None
         return max(self._defer_until - self.clock.mono(), 0.0)
 
+    def _leave_memory(self) -> None:
+        """After a commit: the jobs past their window's edge, and what the windows hold past
+        their size, leave memory (the store has them as they are); so do the deferred jobs
+        past a window of them (found again through the store's dependency index)."""
+        active = self.active
+        limit = self.config.queue_window
+        if len(active) <= limit and not self._spilled and not self.backlog.refused():
+            return  # no window can be over its size: nothing to look at
+        for job_id in self.backlog.drop(active, self._is_waiting):
+            active.pop(job_id, None)
+        if len(self._awaiting) > limit * TRIM_AT:
+            for job_id in list(self._awaiting)[limit:]:
+                self._forget_awaiting(job_id)
+                active.pop(job_id, None)
+            self._spilled = True
+        elif self._spilled:
+            self._spilled = self._deferred_total() > len(self._awaiting)
+
+    def _is_waiting(self, job: Job) -> bool:
+        """Not held by a worker: in no buffer, not running."""
+        return job.id not in self._holders
+
     def _write(self) -> None:
         inserted = {j.id for j in self._inserts}
         updates = [j for j in self._dirty.values() if j.id not in inserted]
-        meta = {"last_seq": self.events.last_seq, "order": self._order}
+        meta = {"last_seq": self.events.last_seq, "order": self._order,
+                **self.purges.changes()}
         schedules = self.schedules.changes() if self.schedules.dirty else None
         self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta,
                           self._chunks, schedules=schedules,
                           queues=list(self._queue_rows.values()))
         self.schedules.committed()
+        self.purges.committed()
         self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
         self._chunks, self._queue_rows = [], {}
         self._pending_keys.clear()
@@ -1312,7 +1480,7 @@ class Engine:
         self.active.pop(job.id, None)
         self._forget_awaiting(job.id)
         self._settle(job.id, S.CANCELLED)  # a job of this turn that depends on it
-        self.counts[(job.queue, job.status)] -= 1
+        self._count_new(job, -1)
         self.stats["submitted"] -= 1
         self.stats["refused"] += 1
         holder = self._holders.pop(job.id, None)
@@ -1339,10 +1507,20 @@ class Engine:
         self._submits = []
 
     def ended_jobs(self, ids: list[str], outcome: bool = False) -> dict[str, dict[str, Any]]:
-        """The client view of those of `ids` that are not live (ended, or unknown: absent)."""
+        """The client view of those of `ids` that have ended (unknown ones are absent)."""
+        return self.settled(ids, outcome)[0]
+
+    def settled(self, ids: list[str], outcome: bool = False
+                ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Of `ids`: the client view of those that have ended, and those no job has. One
+        store read for those not in memory (ended, or waiting deep in their queue)."""
         active = self.active
-        ended = [job_id for job_id in ids if job_id not in active]
-        return self.lookup_many(ended, outcome) if ended else {}
+        rest = [job_id for job_id in ids if job_id not in active]
+        if not rest:
+            return {}, []
+        found = self.lookup_many(rest, outcome)
+        ended = {job_id: job for job_id, job in found.items() if job["status"] in TERMINAL}
+        return ended, [job_id for job_id in rest if job_id not in found]
 
     def wait_for(self, identity: bytes, request_id: bytes, ids: list[str], timeout_s: float, *,
                  single: bool, finished: dict[str, dict[str, Any]], each: bool = False,
@@ -1382,15 +1560,15 @@ class Engine:
         return depths
 
     def unserved(self) -> Counter[str]:
-        """Ready jobs per queue that no live worker can run; computed on demand, for views.
-
-        Looks at each (queue, requirement) heap once and counts the entries of
-        those no worker serves; a served heap costs one check, not a walk.
-        """
-        workers = self.workers
+        """Queued jobs per queue that no live worker can run (none serves the queue with
+        their task, or the flag their kind needs), in memory or deep in the store alike:
+        from the counts per (queue, requirement), one check each, never a walk of jobs. A
+        job a worker holds in its buffer is queued too, and served."""
+        can_run = self.workers.any_can_run
         counts: Counter[str] = Counter()
-        for queue, _ in self.ready.ready_ids(lambda q, need: not workers.any_can_run(q, need)):
-            counts[queue] += 1
+        for (queue, need), n in self.queued_needs.items():
+            if n > 0 and not can_run(queue, need):
+                counts[queue] += n
         return counts
 
     def worker_views(self, name: str | None = None) -> list[dict[str, Any]]:

@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS artifacts (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
+# What a job needs from a worker (`broker.workers.requirement`) in SQL: the key of the ready
+# index, so a queue's jobs of one task (or of kind exec, or function) are read in dispatch
+# order. A test holds it to `requirement`; changing it takes a new index, in a new migration.
+NEED_SQL = ("CASE kind WHEN 'exec' THEN '<exec>' WHEN 'function' THEN '<pickle>' "
+            "ELSE COALESCE(task, '') END")
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "baseline: jobs, logs, artifacts, meta", BASELINE),
     (2, "indexes for listing by queue, task and worker", """
@@ -127,6 +133,13 @@ CREATE TABLE IF NOT EXISTS job_dependencies (
     job_id TEXT NOT NULL,
     PRIMARY KEY (depends_on, job_id)
 );
+"""),
+    (8, "deep queues: the queued jobs of a queue and requirement in dispatch order, and the "
+        "waiting jobs in run_at order, each read a page at a time", f"""
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, ({NEED_SQL}), priority DESC, ord)
+    WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(run_at, ord)
+    WHERE run_at IS NOT NULL AND status IN ('scheduled', 'queued');
 """),
 ]
 VERSION = MIGRATIONS[-1][0]

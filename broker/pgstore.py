@@ -71,9 +71,13 @@ def connect(url: str, *, name: str, ttl_s: float, session: dict[str, Any] | None
     return conn
 
 
+_INDEXED_BY = re.compile(r"\s+INDEXED BY \w+")  # SQLite's hint; PostgreSQL plans by statistics
+
+
 @functools.lru_cache(maxsize=512)
 def _placeholders(sql: str) -> str:
-    return sql.replace("?", "%s")
+    """SQLite's SQL in PostgreSQL's words: `%s` placeholders, no index hints."""
+    return _INDEXED_BY.sub("", sql).replace("?", "%s")
 
 
 class PgConnection:

@@ -70,6 +70,7 @@ class BrokerConfig:
     heartbeat_liveness: int = 3
     max_message: int = 16 * 1024 * 1024
     event_window: int = 100_000
+    queue_window: int = 10_000        # ready jobs per queue and task in memory (engine)
     retention_s: float = 7 * 24 * 3600.0
     purge_interval_s: float = 30.0
     default_timeout_s: float | None = None
@@ -102,6 +103,7 @@ class BrokerServer:
             default_timeout_s=config.default_timeout_s,
             attempt_grace_s=config.attempt_grace_s,
             event_window=config.event_window,
+            queue_window=config.queue_window,
         )
         self.engine = Engine(self.store, self.clock, engine_config)
         self.limits = DecodeLimits.for_message(config.max_message)

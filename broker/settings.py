@@ -97,6 +97,9 @@ SETTINGS: tuple[Setting, ...] = (
             field="purge_interval_s"),
     Setting("event_window", 100_000, "recent events kept for replay", (BROKER,),
             click.IntRange(min=100_000)),
+    Setting("queue_window", 10_000, "ready jobs of each queue (and task) kept in memory, the "
+            "next by priority then FIFO; the rest of a deep queue waits in the store and is "
+            "read in as the window drains", (BROKER,), click.IntRange(min=10, max=10_000_000)),
     Setting("sync", "NORMAL", "SQLite synchronous mode: NORMAL survives a process crash, FULL "
             "a power cut", (BROKER,), click.Choice(["NORMAL", "FULL"])),
     Setting("default_timeout", None, "seconds an attempt may run when the job sets no "

@@ -12,12 +12,12 @@ import operator
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from .jobs import TERMINAL, Job
-from .migrations import INSERT_DEPENDENCY, dependency_rows, migrate
+from .migrations import INSERT_DEPENDENCY, NEED_SQL, dependency_rows, migrate
 from .schedules import COLUMNS as SCHEDULE_COLUMNS
 from .schedules import Schedule
 from .schedules import from_row as schedule_from_row
@@ -240,7 +240,8 @@ class Store:
         return {name: (bool(paused), rate) for name, paused, rate in cursor}
 
     def load_active(self) -> list[Job]:
-        """Every job not yet finished, oldest first: what a restarted broker resumes."""
+        """Every job not yet finished, oldest first: for tests and tools. A broker never
+        reads them all: it reads its windows a page at a time (`ready_page`, `due_page`)."""
         placeholders = ",".join("?" * len(TERMINAL))
         cursor = self.db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE status NOT IN ({placeholders}) "
@@ -252,6 +253,67 @@ class Store:
     def counts(self) -> dict[tuple[str, str], int]:
         cursor = self.db.execute("SELECT queue, status, COUNT(*) FROM jobs GROUP BY queue, status")
         return {(q, s): n for q, s, n in cursor}
+
+    # ------------------------------------------------------------ the backlog, a page at a time
+    # The broker keeps a window of each queue's next jobs in memory (broker/engine.py); these
+    # read the rest in order, each from an index, so a read costs its page, not the backlog.
+
+    def queued_needs(self) -> dict[tuple[str, str], int]:
+        """Queued jobs per (queue, requirement): what `unserved` is counted from."""
+        cursor = self.db.execute(_QUEUED_NEEDS)
+        return {(q, need): n for q, need, n in cursor}
+
+    def ready_page(self, queue: str, need: str, after: tuple[int, int] | None, limit: int,
+                   now: float) -> list[Job]:
+        """The next `limit` queued jobs of `queue` that need `need` and are due by `now`, in
+        dispatch order (priority, then FIFO), after the key `after`: `(-priority, order)` of
+        the last one read, None for the first page."""
+        if after is None:
+            return self._jobs(_READY_FIRST, (queue, need, now, limit))
+        priority, order = -after[0], after[1]
+        jobs = self._jobs(_READY_SAME, (queue, need, priority, order, now, limit))
+        if len(jobs) < limit:
+            jobs += self._jobs(_READY_LOWER, (queue, need, priority, now, limit - len(jobs)))
+        return jobs
+
+    def due_page(self, after: tuple[float, int] | None, limit: int, since: float) -> list[Job]:
+        """The next `limit` jobs that wait for a time (scheduled, or queued with a `run_at`) by
+        `(run_at, order)` after `after` (None: from the first). Queued ones due at or before
+        `since` are left out: a broker that started at `since` finds those by `ready_page`."""
+        if after is None:
+            return self._jobs(_DUE_FIRST, (since, limit))
+        return self._jobs(_DUE_AFTER, (since, *after, limit))
+
+    def jobs_in(self, status: str, limit: int | None = None) -> list[Job]:
+        """Up to `limit` jobs in `status` (all of them for None): the running jobs a restarted
+        broker resumes, a first page of the deferred ones."""
+        if limit is None:
+            return self._jobs(_IN_STATUS, (status,))
+        return self._jobs(f"{_IN_STATUS} LIMIT ?", (status, limit))
+
+    def purge_page(self, queue: str, status: str, after: str, last_order: int, limit: int
+                   ) -> list[Job]:
+        """The next `limit` jobs of `queue` in `status` by id after `after`, of those submitted
+        at or before `last_order` (a purge's page: `Engine.purge`)."""
+        return self._jobs(_PURGE_PAGE, (queue, status, after, last_order, limit))
+
+    def dependents(self, job_id: str) -> list[str]:
+        """The ids of the jobs that depend on `job_id`."""
+        cursor = self.db.execute("SELECT job_id FROM job_dependencies WHERE depends_on = ?",
+                                 (job_id,))
+        return [row[0] for row in cursor]
+
+    def load_jobs(self, ids: Iterable[str]) -> list[Job]:
+        ids = list(ids)
+        found: list[Job] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            found += self._jobs(f"{_SELECT} WHERE id IN ({','.join('?' * len(chunk))})",
+                                tuple(chunk))
+        return found
+
+    def _jobs(self, sql: str, params: tuple) -> list[Job]:
+        return [_row_to_job(row) for row in self.db.execute(sql, params)]
 
     def load_job(self, job_id: str) -> Job | None:
         row = self.db.execute(
@@ -380,6 +442,43 @@ def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
     )
 
 
-def _row_to_job(row: tuple) -> Job:
-    return Job(**dict(zip(_ATTRS, row, strict=True)))
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+# `INDEXED BY` names the index a query is written for (SQLite, without statistics, would
+# rather use jobs_status and sort); the PostgreSQL store drops it (its planner has them).
+_QUEUED_NEEDS = (f"SELECT queue, {NEED_SQL}, COUNT(*) FROM jobs INDEXED BY jobs_ready "
+                 f"WHERE status = 'queued' GROUP BY queue, {NEED_SQL}")
+# The ready index (migration 8): a queue's queued jobs of one requirement by priority, then
+# order; a page after a key is those of its priority after its order, then the lower ones.
+_READY = f"{_SELECT} INDEXED BY jobs_ready WHERE queue = ? AND {NEED_SQL} = ? AND status = 'queued'"
+_DUE_NOW = "(run_at IS NULL OR run_at <= ?)"
+_READY_FIRST = f"{_READY} AND {_DUE_NOW} ORDER BY priority DESC, ord LIMIT ?"
+_READY_SAME = f"{_READY} AND priority = ? AND ord > ? AND {_DUE_NOW} ORDER BY ord LIMIT ?"
+_READY_LOWER = f"{_READY} AND priority < ? AND {_DUE_NOW} ORDER BY priority DESC, ord LIMIT ?"
+# The due index (migration 8): the jobs waiting for a time, by (run_at, order).
+_DUE = (f"{_SELECT} INDEXED BY jobs_due WHERE run_at IS NOT NULL "
+        "AND status IN ('scheduled', 'queued') AND (status = 'scheduled' OR run_at > ?)")
+_DUE_FIRST = f"{_DUE} ORDER BY run_at, ord LIMIT ?"
+_DUE_AFTER = f"{_DUE} AND (run_at, ord) > (?, ?) ORDER BY run_at, ord LIMIT ?"
+_IN_STATUS = f"{_SELECT} WHERE status = ? ORDER BY id"
+_PURGE_PAGE = (f"{_SELECT} INDEXED BY jobs_queue WHERE queue = ? AND status = ? AND id > ? "
+               "AND ord <= ? ORDER BY id LIMIT ?")
+
+
+def _reader_source() -> str:
+    """`_row_to_job`: the row's values straight into the job's slots, a stored field's
+    default where the row has none (what `Job(**fields)` does, at a fraction of its cost:
+    a deep queue reads every job it runs)."""
+    lines = ["def _row_to_job(row):", "    job = _new(Job)",
+             f"    ({', '.join(f'job.{name}' for name in _ATTRS)},) = row"]
+    for index, field in enumerate(STORED):
+        if field.default is not None:
+            lines += [f"    if job.{field.name} is None:",
+                      f"        job.{field.name} = _STORED[{index}].default"]
+    lines.append("    return job")
+    return "\n".join(lines)
+
+
+_reader: dict[str, Any] = {"_new": object.__new__, "Job": Job, "_STORED": STORED}
+exec(_reader_source(), _reader)  # noqa: S102 - code built from the schema's own names
+_row_to_job: Callable[[tuple], Job] = _reader["_row_to_job"]
 

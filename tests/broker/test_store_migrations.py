@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from broker.errors import StartError
-from broker.migrations import VERSION, version_of
+from broker.migrations import NEED_SQL, VERSION, version_of
 from broker.store import Store
 from broker.submit import build_job
+from broker.workers import requirement
 from tests.cluster import Cluster
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "store-unversioned.sql"
@@ -94,3 +95,39 @@ def test_upgrading_to_version_7_indexes_the_dependents_of_jobs_stored_before(
         assert store.list({"depends_on": "child"}, None, 10) == []
     finally:
         store.close()
+
+
+def test_upgrading_to_version_8_indexes_the_waiting_jobs_of_a_store_written_before(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "d")
+    jobs = [build_job({"task": "noop", "priority": i % 2}, time.time()) for i in range(6)]
+    for order, job in enumerate(jobs, 1):
+        job.order = order
+    store.commit(jobs, [], [], [], {})
+    store.close()
+    db = sqlite3.connect(tmp_path / "d" / "zjobs.db")  # the layout of version 7
+    db.execute("DROP INDEX jobs_ready")
+    db.execute("DROP INDEX jobs_due")
+    db.execute("PRAGMA user_version = 7")
+    db.commit()
+    db.close()
+
+    store = Store(tmp_path / "d")
+    try:
+        assert {"jobs_ready", "jobs_due"} <= indexes(tmp_path / "d")
+        page = store.ready_page("default", "noop", None, 10, time.time())
+        assert [job.id for job in page] == [job.id for job in jobs[1::2] + jobs[0::2]]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind, task", [("task", "noop"), ("exec", None), ("exec", "label"),
+                                        ("function", None), ("function", "label")])
+def test_the_ready_index_keys_a_job_by_what_it_needs_from_a_worker(kind: str,
+                                                                   task: str | None) -> None:
+    """The index cannot call `requirement`: its SQL says the same, or no worker that can run
+    a job would find it deep in its queue."""
+    db = sqlite3.connect(":memory:")
+    [need] = db.execute(f"SELECT {NEED_SQL} FROM (SELECT ? AS kind, ? AS task)",
+                        (kind, task)).fetchone()
+    assert need == requirement(kind, task)

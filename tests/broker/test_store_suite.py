@@ -313,3 +313,92 @@ def test_a_status_named_twice_is_a_filter_not_an_error(open_store: Opener) -> No
     replies = _replies(engine)
     assert [j["id"] for j in replies[b"twice"].body["jobs"]] == ["a"]
     assert replies[b"retry"].ok
+
+
+# ---------------------------------------------------------------- the backlog: paged reads
+
+
+def test_ready_pages_read_a_queues_jobs_of_one_task_in_dispatch_order(
+        open_store: Opener) -> None:
+    engine = _engine(open_store())
+    wall = engine.clock.wall()
+    ids = engine.submit([{"task": "t", "queue": "q", "priority": i % 3} for i in range(30)])
+    engine.submit([{"task": "u", "queue": "q"}, {"task": "t", "queue": "r"},
+                   {"task": "t", "queue": "q", "run_at": wall + 60},  # scheduled: not ready
+                   {"kind": "exec", "queue": "q", "spec": {"entry": "main.py"}}])
+    engine.flush()
+    store = engine.store
+    expected = ids[2::3] + ids[1::3] + ids[0::3]
+    read, edge = [], None
+    while True:  # pages of 4 that cross from one priority to the next
+        page = store.ready_page("q", "t", edge, 4, wall)
+        read += [job.id for job in page]
+        if len(page) < 4:
+            break
+        edge = (-page[-1].priority, page[-1].order)
+    assert read == expected
+    assert [job.task for job in store.ready_page("q", "<exec>", None, 9, wall)] == [None]
+    assert store.queued_needs() == {("q", "t"): 30, ("q", "u"): 1, ("r", "t"): 1,
+                                    ("q", "<exec>"): 1}
+    later = store.ready_page("q", "t", None, 99, wall + 61)  # the timeline queues it first
+    assert len(later) == 30
+
+
+def test_due_pages_read_the_waiting_jobs_by_run_at(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    wall = engine.clock.wall()
+    ids = engine.submit([{"task": "t", "run_at": wall + 100 - i} for i in range(10)])
+    engine.submit([{"task": "t"}])  # ready now: waits for no time
+    engine.flush()
+    store = engine.store
+    first = store.due_page(None, 4, wall)
+    assert [job.id for job in first] == ids[9:5:-1]
+    rest = store.due_page((first[-1].run_at, first[-1].order), 10, wall)
+    assert [job.id for job in rest] == ids[5::-1]
+
+
+def test_a_queued_job_due_before_the_broker_started_is_left_to_the_ready_pages(
+        open_store: Opener) -> None:
+    engine = _engine(open_store())
+    wall = engine.clock.wall()
+    [due, later] = engine.submit([{"task": "t", "run_at": wall + 5, "max_retries": 1},
+                                  {"task": "t", "run_at": wall + 50}])
+    engine.clock.t += 10
+    engine.tick()  # `due` is queued now, with its run_at in the past
+    engine.flush()
+    assert engine.store.statuses([due]) == {due: "queued"}
+    since = engine.clock.wall()
+    assert [job.id for job in engine.store.due_page(None, 9, since)] == [later]
+    assert [job.id for job in engine.store.due_page(None, 9, wall)] == [due, later]
+
+
+def test_purge_pages_and_dependents_and_jobs_by_state(open_store: Opener) -> None:
+    engine = _engine(open_store())
+    [parent] = engine.submit([{"task": "t", "queue": "p"}])
+    children = engine.submit([{"task": "t", "depends_on": [parent]} for _ in range(5)])
+    queued = engine.submit([{"task": "t"} for _ in range(5)])
+    engine.flush()
+    store = engine.store
+    assert sorted(store.dependents(parent)) == sorted(children)
+    assert [job.id for job in store.jobs_in("deferred", 3)] == sorted(children)[:3]
+    assert sorted(job.id for job in store.load_jobs(children[:2] + ["none"])) == \
+        sorted(children[:2])
+    first = store.purge_page("default", "queued", "", 10**9, 3)
+    assert [job.id for job in first] == sorted(queued)[:3]
+    assert [job.id for job in store.purge_page("default", "queued", first[-1].id, 10**9, 3)] \
+        == sorted(queued)[3:]
+    last_order = store.load_job(queued[1]).order
+    assert {job.id for job in store.purge_page("default", "queued", "", last_order, 9)} == \
+        set(queued[:2])
+
+
+def test_a_restart_reads_a_window_of_a_deep_queue(open_store: Opener) -> None:
+    engine = Engine(open_store(), FakeClock(), EngineConfig(queue_window=10))
+    ids = engine.submit([{"task": "t"} for _ in range(100)])
+    engine.flush()
+    engine.store.close()
+    again = Engine(open_store(), FakeClock(), EngineConfig(queue_window=10))
+    assert len(again.active) == 10 and again.job_counts()["queued"] == 100
+    ready(again, b"w", "w", capacity=100)
+    again.dispatch()
+    assert [job["id"] for job in sent_jobs(again)[b"w"]] == ids
