@@ -11,13 +11,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import jobs, meta, openapi, pages, queues, schedules, status, streams
-from .auth import TokenAuth
-from .context import MIB, STATIC_DIR, ApiContext, Settings
-from .errors import HANDLERS
-from .hub import DEFAULT_QUEUE_SIZE
-from .limits import BodyLimit
-from .reachability import BrokerGate
+from zjobs.api import jobs, meta, openapi, pages, queues, schedules, status, streams
+from zjobs.api.auth import TokenAuth
+from zjobs.api.context import MIB, STATIC_DIR, ApiContext, Settings
+from zjobs.api.errors import HANDLERS
+from zjobs.api.hub import DEFAULT_QUEUE_SIZE
+from zjobs.api.limits import BodyLimit
+from zjobs.api.reachability import BrokerGate
 
 
 def routes(static_dir: Path) -> list[BaseRoute]:

@@ -20,12 +20,11 @@ from typing import Any, TypeVar
 import anyio
 from starlette.requests import Request
 
-from broker import AsyncClient
-
-from .errors import ApiError
-from .hub import DEFAULT_QUEUE_SIZE, EventHub
-from .metrics import ApiMetrics
-from .reachability import Reachability
+from zjobs.api.errors import ApiError
+from zjobs.api.hub import DEFAULT_QUEUE_SIZE, EventHub
+from zjobs.api.metrics import ApiMetrics
+from zjobs.api.reachability import Reachability
+from zjobs.broker.client.client import AsyncClient
 
 T = TypeVar("T")
 MIB = 1024 * 1024

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from broker.errors import (
+from zjobs.broker.wire.errors import (
     BAD_REQUEST,
     BUSY,
     CONFLICT,

@@ -23,10 +23,9 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from broker import AsyncClient
-from broker.jobs import TERMINAL_EVENTS
-
-from .hub import CLOSED, RESYNC, Burst, Event, EventHub, Filter
+from zjobs.api.hub import CLOSED, RESYNC, Burst, Event, EventHub, Filter
+from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.wire.jobs import TERMINAL_EVENTS
 
 LOG_PAGE = 10_000
 

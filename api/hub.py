@@ -37,9 +37,10 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from broker import AsyncClient, BrokerError
-from broker import protocol as p
-from broker.sockets import cancel_and_wait, received
+from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.errors import BrokerError
+from zjobs.broker.wire.sockets import cancel_and_wait, received
 
 log = structlog.get_logger(__name__)
 

@@ -17,14 +17,13 @@ from typing import Any
 
 import uvicorn
 
-from broker.curve import client_curve
-from broker.settings import API, config_values, for_role
-
-from .access_log import redact_access_log
-from .app import create_app
-from .context import MIB, Settings
-from .malformed import JsonErrorsH11Protocol
-from .processes import serve_processes
+from zjobs.api.access_log import redact_access_log
+from zjobs.api.app import create_app
+from zjobs.api.context import MIB, Settings
+from zjobs.api.malformed import JsonErrorsH11Protocol
+from zjobs.api.processes import serve_processes
+from zjobs.broker.wire.curve import client_curve
+from zjobs.broker.wire.settings import API, config_values, for_role
 
 GRACEFUL_SHUTDOWN_S = 5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -39,7 +38,7 @@ def run_api(opts: dict[str, Any]) -> None:
     if n <= 1:
         serve(opts, None)
         return
-    listener = uvicorn.Config("api.app:create_app", host=opts.get("host") or "127.0.0.1",
+    listener = uvicorn.Config("zjobs.api.app:create_app", host=opts.get("host") or "127.0.0.1",
                               port=int(opts.get("port") or 8000)).bind_socket()
     status = serve_processes(opts, n, listener, serve)
     if status:

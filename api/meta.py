@@ -16,14 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker import __version__
-from broker import limits as lim
-from broker.jobs import RETRYABLE, TERMINAL, WAITING
-from broker.schema import STATE_EVENTS, STATES, SUBMITTED, EventType
-
-from .context import context
-from .render import Json
-from .schemas import DEFAULT_LIST, MAX_LIST, MAX_WAIT_S
+from zjobs.api.context import context
+from zjobs.api.render import Json
+from zjobs.api.schemas import DEFAULT_LIST, MAX_LIST, MAX_WAIT_S
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, WAITING
+from zjobs.broker.wire.schema import STATE_EVENTS, STATES, SUBMITTED, EventType
+from zjobs.broker.wire.version import __version__
 
 Number = int | float
 

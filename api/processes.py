@@ -31,8 +31,8 @@ from typing import Any
 
 import structlog
 
-from broker.logs import configure_logging
-from broker.orphans import die_with_parent
+from zjobs.broker.wire.logs import configure_logging
+from zjobs.broker.wire.orphans import die_with_parent
 
 log = structlog.get_logger(__name__)
 

@@ -23,10 +23,10 @@ from pydantic import (
     create_model,
 )
 
-from broker import limits as lim
-from broker.models import JobSpec, pydantic_field
-from broker.schema import BY_NAME, SUBMIT_OPTIONS, WIRE, JobField, Status
-from broker.text import text_problem
+from zjobs.broker.client.models import JobSpec, pydantic_field
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.schema import BY_NAME, SUBMIT_OPTIONS, WIRE, JobField, Status
+from zjobs.broker.wire.text import text_problem
 
 MAX_LIST = 1000
 DEFAULT_LIST = 50

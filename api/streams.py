@@ -31,13 +31,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker import BrokerError
-from broker.jobs import TERMINAL, TERMINAL_EVENTS
-from broker.limits import SEQ_MAX
-
-from .context import ApiContext, context
-from .errors import ApiError
-from .feeds import (
+from zjobs.api.context import ApiContext, context
+from zjobs.api.errors import ApiError
+from zjobs.api.feeds import (
     CAUGHT_UP,
     EventFeed,
     FeedItem,
@@ -47,9 +43,12 @@ from .feeds import (
     type_filter,
     worker_filter,
 )
-from .hub import Burst, Event
-from .render import dumps
-from .schemas import EventsQuery
+from zjobs.api.hub import Burst, Event
+from zjobs.api.render import dumps
+from zjobs.api.schemas import EventsQuery
+from zjobs.broker.wire.errors import BrokerError
+from zjobs.broker.wire.jobs import TERMINAL, TERMINAL_EVENTS
+from zjobs.broker.wire.limits import SEQ_MAX
 
 log = structlog.get_logger(__name__)
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import zmq
 
-from broker import BrokerError, Client
-from broker import protocol as p
-from broker.jobs import TERMINAL
+from zjobs import BrokerError, Client
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.jobs import TERMINAL
 
 from .cluster import BenchCluster, _pings, _until
 

@@ -26,16 +26,17 @@ from typing import Any
 import structlog
 import zmq
 
-from . import __version__, commands
-from . import protocol as p
-from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
-from .engine import Clock, Engine, EngineConfig, SystemClock
-from .errors import BUSY, TOO_LARGE, Fenced, StartError
-from .majordomo import Majordomo
-from .schema import EventType
-from .sockets import NOBLOCK, send_frames
-from .store import Store
-from .unpacking import DecodeLimits
+from zjobs.broker.bridges.majordomo import Majordomo
+from zjobs.broker.core import commands
+from zjobs.broker.core.engine import Clock, Engine, EngineConfig, SystemClock
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
+from zjobs.broker.wire.errors import BUSY, TOO_LARGE, Fenced, StartError
+from zjobs.broker.wire.schema import EventType
+from zjobs.broker.wire.sockets import NOBLOCK, send_frames
+from zjobs.broker.wire.unpacking import DecodeLimits
+from zjobs.broker.wire.version import __version__
 
 log = structlog.get_logger(__name__)
 

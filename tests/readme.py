@@ -176,8 +176,8 @@ class Session:
 
     def current_job(self) -> str:
         if self.job_id is None:
-            from broker import Client
-            from broker.curve import client_curve
+            from zjobs import Client
+            from zjobs.broker.wire.curve import client_curve
 
             curve = client_curve(str(self.workdir / self.curve_dir)) if self.curve_dir else None
             with Client(self.frontend, curve=curve, timeout=30) as client:

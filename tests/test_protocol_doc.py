@@ -8,8 +8,8 @@ import ast
 import re
 from pathlib import Path
 
-from broker import errors, protocol
-from broker.schema import STATE_EVENTS, EventType, JobState
+from zjobs.broker.wire import errors, protocol
+from zjobs.broker.wire.schema import STATE_EVENTS, EventType, JobState
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "protocol.md").read_text()
@@ -78,7 +78,7 @@ def _emitted(node: ast.expr, assigned: dict[str, list[ast.expr]]) -> set[str] | 
 def _emits() -> list[tuple[str, set[str] | None]]:
     """Every `.emit(...)` call in broker/: where, and the member names its type can be."""
     calls = []
-    for path in sorted((ROOT / "broker").glob("*.py")):
+    for path in sorted((ROOT / "broker").rglob("*.py")):
         for func in ast.walk(ast.parse(path.read_text())):
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue

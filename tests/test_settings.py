@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from api.context import Settings as ApiSettings
-from broker.cli import main
-from broker.server import BrokerConfig
-from broker.settings import (
+from zjobs.api.context import Settings as ApiSettings
+from zjobs.broker.server import BrokerConfig
+from zjobs.broker.wire.settings import (
     API,
     BROKER,
     CLIENT,
@@ -22,7 +21,8 @@ from broker.settings import (
     for_role,
     forwarded,
 )
-from worker.runtime import WorkerConfig
+from zjobs.cli import main
+from zjobs.worker.runtime import WorkerConfig
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 CONFIGS = {BROKER: BrokerConfig, WORKER: WorkerConfig, API: ApiSettings}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from .context import Retry
+from zjobs.worker.context import Retry
 
 Outcome = tuple[bool, Any, float | None]
 

@@ -42,7 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .exec_box import ExecBox, ExecError, Launch, exec_box, net_isolation_available, python_dirs
+from zjobs.worker.exec_box import (
+    ExecBox,
+    ExecError,
+    Launch,
+    exec_box,
+    net_isolation_available,
+    python_dirs,
+)
 
 __all__ = [
     "ExecBox",

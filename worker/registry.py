@@ -59,7 +59,7 @@ def import_tasks(modules: list[str]) -> None:
     `api` or `worker` cannot shadow zjobs' own packages. A module that does not
     import is a StartError that names it.
     """
-    from broker.errors import StartError
+    from zjobs.broker.wire.errors import StartError
 
     # zjobs' own root first: an editable install's finder runs after sys.path's, so without
     # it the pool processes (which import afresh) would find the user's `worker/` first.
@@ -75,7 +75,7 @@ def import_tasks(modules: list[str]) -> None:
                              ) from exc
 
 
-DEMO_MODULE = "worker.demo"
+DEMO_MODULE = "zjobs.worker.demo"
 
 
 def task_modules(tasks: str | None) -> list[str]:

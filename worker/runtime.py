@@ -32,14 +32,13 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from broker import protocol as p
-from broker.prefetch import PrefetchWindow, worth_telling
-from broker.sockets import endpoint_list, recv_frames
-
-from .context import JobContext, capture_output, enter, leave
-from .errors import Outcome, error, failure, success
-from .exec_job import run_exec_job, worker_box
-from .peer import (
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.prefetch import PrefetchWindow, worth_telling
+from zjobs.broker.wire.sockets import endpoint_list, recv_frames
+from zjobs.worker.context import JobContext, capture_output, enter, leave
+from zjobs.worker.errors import Outcome, error, failure, success
+from zjobs.worker.exec_job import run_exec_job, worker_box
+from zjobs.worker.peer import (
     Backoff,
     JobBuffer,
     PeerOutbox,
@@ -48,9 +47,9 @@ from .peer import (
     ready_body,
     result_body,
 )
-from .registry import REGISTRY, THREADED, is_async, load_tasks
-from .slot import slot_tasks
-from .slots import SlotSupervisor
+from zjobs.worker.registry import REGISTRY, THREADED, is_async, load_tasks
+from zjobs.worker.slot import slot_tasks
+from zjobs.worker.slots import SlotSupervisor
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +62,7 @@ class WorkerConfig:
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     async_concurrency: int = 100
     prefetch: int = 256
-    tasks: list[str] = field(default_factory=lambda: ["worker.demo"])
+    tasks: list[str] = field(default_factory=lambda: ["zjobs.worker.demo"])
     heartbeat_interval_s: float = 1.0
     heartbeat_liveness: int = 3
     reconnect_initial_s: float = 1.0

@@ -9,12 +9,13 @@ import time
 
 import httpx
 
-from broker import __version__, commands, engine
-from broker import limits as lim
-from broker.jobs import TERMINAL_IN_ORDER
-from broker.schema import STATE_EVENTS, STATES, EventType
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import __version__
+from zjobs.broker.core import commands, engine
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.jobs import TERMINAL_IN_ORDER
+from zjobs.broker.wire.schema import STATE_EVENTS, STATES, EventType
 
 from .server import start_api
 

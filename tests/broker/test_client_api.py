@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from broker import AsyncClient, Client, JobCancelled, JobFailed
-from broker import protocol as p
-from broker.plans import SUBMIT_CHUNK, Batch, Call, Emit, Live, Plans, returning
+from zjobs import AsyncClient, Client, JobCancelled, JobFailed
+from zjobs.broker.client.plans import SUBMIT_CHUNK, Batch, Call, Emit, Live, Plans, returning
+from zjobs.broker.wire import protocol as p
 
 
 def _public(cls: type) -> dict[str, Any]:

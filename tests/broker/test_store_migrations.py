@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import StartError
-from broker.migrations import NEED_SQL, VERSION, version_of
-from broker.store import Store
-from broker.submit import build_job
-from broker.workers import requirement
 from tests.cluster import Cluster
+from zjobs.broker.core.submit import build_job
+from zjobs.broker.core.workers import requirement
+from zjobs.broker.stores.migrations import NEED_SQL, VERSION, version_of
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire.errors import StartError
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "store-unversioned.sql"
 OLD_IDS = ["0190000000000000000000000001", "0190000000000000000000000002"]
@@ -70,7 +70,7 @@ def test_a_store_newer_than_this_code_is_refused(tmp_path: Path) -> None:
 def test_a_broker_on_an_old_data_directory_runs_its_jobs(bare_cluster: Cluster) -> None:
     unversioned_data_dir(bare_cluster.data_dir / "store")
     bare_cluster.start_broker()
-    bare_cluster.start_worker("w1", "--tasks", "worker.demo", "--queues", "default,other")
+    bare_cluster.start_worker("w1", "--tasks", "zjobs.worker.demo", "--queues", "default,other")
     jobs = bare_cluster.client().wait_many(OLD_IDS, timeout=30)
     assert [(j["status"], j["result"]) for j in jobs] == [("succeeded", 3), ("succeeded", "hi")]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from broker import AuthError, BrokerError, BrokerUnreachable, Client
 from tests.cluster import Cluster
 from tests.postgres import PostgresServer, lock_holder, query, started_postgres
 from tests.waiting import free_port, wait_running, wait_until
+from zjobs import AuthError, BrokerError, BrokerUnreachable, Client
 
 FAILOVER_S = 8.0
 
@@ -221,7 +221,7 @@ def test_postgres_unreachable_at_start_is_one_error_line(tmp_path: Path) -> None
     from tests.cluster import ROOT
 
     url = f"postgresql://zjobs@127.0.0.1:{free_port()}/zjobs"
-    done = subprocess.run([sys.executable, "-m", "broker.cli", "broker", "--store", url,
+    done = subprocess.run([sys.executable, "-m", "zjobs", "broker", "--store", url,
                            "--frontend", f"tcp://127.0.0.1:{free_port()}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

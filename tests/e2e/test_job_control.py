@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from broker import BrokerError, Client, JobCancelled, JobFailed
 from tests.cluster import Cluster
 from tests.waiting import wait_running, wait_until
+from zjobs import BrokerError, Client, JobCancelled, JobFailed
 
 
 def test_fails_twice_then_succeeds(cluster: Cluster, tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_a_batch_submit_with_wait_answers_the_ended_jobs(cluster: Cluster) -> No
     import msgpack
     import zmq
 
-    from broker import protocol as p
+    from zjobs.broker.wire import protocol as p
 
     cluster.start_worker("w1")
     sock = zmq.Context.instance().socket(zmq.DEALER)
