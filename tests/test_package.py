@@ -17,7 +17,8 @@ PUBLIC = {"Client", "AsyncClient", "task", "progress", "log", "Retry", "current_
 
 
 def test_a_wheel_installs_exactly_one_top_level_package_with_its_files(tmp_path: Path) -> None:
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                            "-w", str(tmp_path), str(ROOT)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     [wheel] = tmp_path.glob("zjobs-*.whl")
