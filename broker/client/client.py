@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Container, Iterator
 from contextlib import aclosing
@@ -66,6 +67,7 @@ RECONNECT_IVL_MS = 100
 RECONNECT_IVL_MAX_MS = 5000
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 3000
+MONITORS = itertools.count()  # a monitor endpoint per socket of this process
 
 
 def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> tuple[zmq.Socket, zmq.Socket]:
@@ -84,7 +86,10 @@ def _dealer(ctx: zmq.Context, endpoint: str, curve: Any) -> tuple[zmq.Socket, zm
     sock.sndhwm = sock.rcvhwm = 100_000
     if curve is not None:
         apply_client_curve(sock, curve)
-    monitor = sock.get_monitor_socket(WATCHED)  # before connect: no handshake goes unseen
+    # before connect: no handshake goes unseen. An address of its own: pyzmq's default names
+    # it after the socket's file descriptor, which a client opened just after another closed
+    # reuses while the old monitor's endpoint may still be bound, so its events never came
+    monitor = sock.get_monitor_socket(WATCHED, addr=f"inproc://zjobs-monitor-{next(MONITORS)}")
     for one in endpoint_list(endpoint):  # a primary and its standbys: only one is bound
         sock.connect(one)
     return sock, monitor
