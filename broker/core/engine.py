@@ -44,7 +44,7 @@ from zjobs.broker.wire.errors import (
     NOT_FOUND,
     CommandError,
 )
-from zjobs.broker.wire.jobs import TERMINAL, WAITING, Job, JobState, outcome_of
+from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, WAITING, Job, JobState, outcome_of
 from zjobs.broker.wire.schema import STATE_EVENTS, EventType
 from zjobs.broker.wire.text import storable, text_problem
 
@@ -1072,7 +1072,7 @@ class Engine:
         job = self._load(job_id)
         if job is None:
             raise CommandError(NOT_FOUND, f"no job {job_id}")
-        if job.status not in (S.FAILED, S.CANCELLED):
+        if job.status not in RETRYABLE:
             raise CommandError(CONFLICT, f"job {job_id} is {job.status}: only failed or "
                                "cancelled jobs can be retried")
         self.active[job.id] = job
