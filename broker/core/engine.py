@@ -43,6 +43,7 @@ from zjobs.broker.wire.errors import (
     CONFLICT,
     NOT_FOUND,
     CommandError,
+    job_error,
 )
 from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, WAITING, Job, JobState, outcome_of
 from zjobs.broker.wire.schema import STATE_EVENTS, EventType
@@ -92,8 +93,7 @@ class EngineConfig:
 
 
 def _purge_error(queue: str) -> bytes:
-    return p.pack({"type": "Cancelled", "message": f"queue {queue} was purged",
-                   "traceback": None})
+    return p.pack(job_error("Cancelled", f"queue {queue} was purged"))
 
 
 # Errors that end the job whatever its retries: another attempt would fail the same way.
@@ -461,8 +461,7 @@ class Engine:
 
     def _end_dependent(self, job: Job, dep: str, status: str | None) -> None:
         what = f"ended {status}" if status is not None else "is not known"
-        error = {"type": "DependencyFailed", "message": f"dependency {dep} {what}",
-                 "traceback": None}
+        error = job_error("DependencyFailed", f"dependency {dep} {what}")
         self._end(job, S.CANCELLED, error=p.pack(error))
 
     def hold_submit_reply(self, identity: bytes, request_id: bytes, body: Any,
@@ -806,8 +805,7 @@ class Engine:
         if problem is not None:
             self.stats["incomplete_artifacts"] += 1
             body = {**body, "ok": False, "retry_in_s": None,
-                    "error": {"type": "ArtifactsIncomplete", "message": problem,
-                              "traceback": None}}
+                    "error": job_error("ArtifactsIncomplete", problem)}
         if body["ok"]:
             worker.processed += 1
             self._finish(job, S.SUCCEEDED, result=p.pack(body.get("result")))
@@ -818,7 +816,7 @@ class Engine:
     def _on_failure(self, job: Job, body: dict[str, Any]) -> None:
         error = body.get("error")
         if not isinstance(error, dict):
-            error = {"type": "Error", "message": str(error), "traceback": None}
+            error = job_error("Error", str(error))
         if error.get("type") == "Cancelled":
             self._finish(job, S.CANCELLED, error=p.pack(error))
             return
@@ -870,8 +868,8 @@ class Engine:
         if worker is None or msg.command != p.RESULT:
             return
         worker.last_seen = self.clock.mono()
-        error = {"type": "ResultTooLarge", "traceback": None,
-                 "message": f"the result message exceeds the {limit} byte message limit"}
+        error = job_error("ResultTooLarge",
+                          f"the result message exceeds the {limit} byte message limit")
         for body in msg.bodies:
             if isinstance(body.get("job_id"), str) and isinstance(body.get("attempt"), int):
                 self._on_result(worker, {**body, "ok": False, "error": error})
@@ -985,8 +983,8 @@ class Engine:
         if lost:
             job.lost_count += 1
         if job.lost_count > job.max_retries + self.config.lost_allowance:
-            error = {"type": "WorkerLost", "message": f"worker {worker.group} was lost "
-                     f"{job.lost_count} times running this job", "traceback": None}
+            error = job_error("WorkerLost", f"worker {worker.group} was lost "
+                              f"{job.lost_count} times running this job")
             self._finish(job, S.FAILED, error=p.pack(error))
             return
         if lost:
@@ -1015,9 +1013,9 @@ class Engine:
             if job is not None and job.status == S.RUNNING and job.attempts == attempt:
                 self.stats["expired_attempts"] += 1
                 log.warning("job.attempt_expired", job_id=job_id, worker=worker.name)
-                self._fail_attempt(job, {"type": "AttemptExpired", "message": (
+                self._fail_attempt(job, job_error("AttemptExpired", (
                     f"worker {worker.name} did not report on attempt {attempt} within its "
-                    "timeout plus the grace period"), "traceback": None}, None)
+                    "timeout plus the grace period")), None)
 
     def worker_unreachable(self, identity: bytes, unsent_jobs: list[JobTuple] | None = None
                            ) -> None:
@@ -1063,7 +1061,7 @@ class Engine:
         if job.status == S.RUNNING and worker is not None:
             self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
             self._expire_at(self.config.attempt_grace_s, job, worker)
-        error = {"type": "Cancelled", "message": "cancelled by request", "traceback": None}
+        error = job_error("Cancelled", "cancelled by request")
         self._finish(job, S.CANCELLED, error=p.pack(error))
         return job.to_wire()
 
@@ -1273,7 +1271,7 @@ class Engine:
         holder = self._holders.pop(job.id, None)
         if holder is not None:  # sent to a worker this turn, buffered or started
             self._recall(job.id, holder)
-        error = {"type": "NotStored", "message": reason, "traceback": None}
+        error = job_error("NotStored", reason)
         self.events.emit(E.JOB_CANCELLED, {**self._job_event(job), "status": S.CANCELLED,
                                            "error": error})
         log.error("job.refused", job_id=job.id, reason=reason)
