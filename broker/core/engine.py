@@ -126,6 +126,10 @@ class Outbox:
         if packed is not None:
             batch.append(packed)
 
+    def cancel_job(self, identity: bytes, job_id: str) -> None:
+        """Tell the worker to stop the job, or drop it from its buffer."""
+        self.to_worker(identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+
     def take(self) -> tuple[list[tuple[bytes, list[bytes]]], dict[bytes, dict[bytes, list[bytes]]]]:
         """The replies, and every message to workers as packed bodies by command, JOBs in
         their single form: what tests and tools read."""
@@ -525,14 +529,18 @@ class Engine:
     def _assign(self, job: Job, worker: Worker) -> None:
         """Hand `job` to `worker`: running now, or buffered until its STARTED when the worker
         reports starts (it has a prefetch window)."""
-        self._holders[job.id] = worker
-        self.workers.note_assigned(worker, job.id, requirement(job.kind, job.task))
+        self._hold(job, worker)
         timeout = self._timeout(job)
         self.outbox.job(worker.identity, worker.compact, (
             job.id, job.kind, job.task, job.attempts + 1, timeout, job.queue, job.payload))
         worker.last_sent = self.clock.mono()
         if not worker.reports_starts:
             self._start(job, worker)
+
+    def _hold(self, job: Job, worker: Worker) -> None:
+        """`worker` holds `job` from now (buffered or running): its credit is taken."""
+        self._holders[job.id] = worker
+        self.workers.note_assigned(worker, job.id, requirement(job.kind, job.task))
 
     def _start(self, job: Job, worker: Worker) -> None:
         """The attempt begins: the job is `running` on `worker` from now."""
@@ -657,9 +665,7 @@ class Engine:
         kept = self._retire(worker, reported)
         self.workers.add(worker)
         for job_id in kept:
-            job = self.active[job_id]
-            self._holders[job_id] = worker
-            self.workers.note_assigned(worker, job_id, requirement(job.kind, job.task))
+            self._hold(self.active[job_id], worker)
         self._adopt(worker, reported, kept)
         for body in held:
             self._on_result(worker, body)
@@ -701,7 +707,7 @@ class Engine:
             if job_id in kept or self._reclaim(worker, job_id, attempt):
                 continue
             self.stats["cancelled_on_register"] += 1
-            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            self.outbox.cancel_job(worker.identity, job_id)
 
     def _reclaim(self, worker: Worker, job_id: str, attempt: int) -> bool:
         """Give a job that waits in its queue to the worker that says it runs it.
@@ -734,8 +740,7 @@ class Engine:
             self._start(job, worker)
         else:
             return False
-        self._holders[job_id] = worker
-        self.workers.note_assigned(worker, job_id, requirement(job.kind, job.task))
+        self._hold(job, worker)
         self.stats["reclaimed"] += 1
         log.info("job.reclaimed", job_id=job_id, worker=worker.name, attempt=attempt)
         return True
@@ -941,7 +946,7 @@ class Engine:
         """A job that ended while buffered on `holder`: its credit comes back now, and the
         worker drops it from its buffer (or stops it, if it started it meanwhile)."""
         if self.workers.note_released(holder, job_id):
-            self.outbox.to_worker(holder.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            self.outbox.cancel_job(holder.identity, job_id)
 
     def _requeue(self, job: Job, delay_s: float, **why: Any) -> None:
         self._holders.pop(job.id, None)
@@ -1008,7 +1013,7 @@ class Engine:
             worker = self.workers.by_name(name)
             if worker is None or not self.workers.note_released(worker, job_id):
                 continue
-            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            self.outbox.cancel_job(worker.identity, job_id)
             job = self.active.get(job_id)
             if job is not None and job.status == S.RUNNING and job.attempts == attempt:
                 self.stats["expired_attempts"] += 1
@@ -1059,7 +1064,7 @@ class Engine:
             self.purges.cancelled(job.queue)
         worker = self._holders.get(job.id)
         if job.status == S.RUNNING and worker is not None:
-            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
+            self.outbox.cancel_job(worker.identity, job.id)
             self._expire_at(self.config.attempt_grace_s, job, worker)
         error = job_error("Cancelled", "cancelled by request")
         self._finish(job, S.CANCELLED, error=p.pack(error))
