@@ -75,7 +75,8 @@ from typing import Any
 import structlog
 import zmq
 
-from zjobs.broker.core.engine import Engine, JobTuple
+from zjobs.broker.core.engine import Engine
+from zjobs.broker.core.outbox import JobTuple
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import CommandError, job_error
 from zjobs.broker.wire.jobs import TERMINAL

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from zjobs.broker.core.events import EventLog
+from zjobs.broker.core.outbox import Outbox
 from zjobs.broker.core.purges import Purges
 from zjobs.broker.core.schedules import ScheduleBook
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import BAD_REQUEST, UNAVAILABLE, Fenced
 from zjobs.broker.wire.jobs import TERMINAL, Job
-
-if TYPE_CHECKING:
-    from zjobs.broker.core.engine import Outbox
 
 log = structlog.get_logger(__name__)
 
