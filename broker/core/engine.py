@@ -382,9 +382,7 @@ class Engine:
         self._order += 1
         job.order = self._order
         self.active[job.id] = job
-        self.counts[(job.queue, job.status)] += 1
-        if job.status == S.QUEUED:
-            self.queued_needs[(job.queue, requirement(job.kind, job.task))] += 1
+        self._count_new(job, 1)
         self.book.inserts.append(job)
         self.stats["submitted"] += 1
         kind = E.JOB_SCHEDULED if job.status == S.SCHEDULED else E.JOB_SUBMITTED
