@@ -32,7 +32,7 @@ from zjobs.broker.core.engine import Clock, Engine, EngineConfig, SystemClock
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
-from zjobs.broker.wire.errors import BUSY, TOO_LARGE, Fenced, StartError
+from zjobs.broker.wire.errors import BUSY, TOO_LARGE, Fenced, StartError, job_error
 from zjobs.broker.wire.schema import EventType
 from zjobs.broker.wire.sockets import NOBLOCK, send_frames
 from zjobs.broker.wire.unpacking import DecodeLimits
@@ -319,8 +319,7 @@ class BrokerServer:
         log.warning("worker.message_too_large", command=msg.command.decode(), reason=reason)
         if msg.command != p.RESULT:
             return
-        error = {"type": "ResultTooLarge", "message": f"the result cannot be taken: {reason}",
-                 "traceback": None}
+        error = job_error("ResultTooLarge", f"the result cannot be taken: {reason}")
         bodies = [{**body, "ok": False, "error": error} for body in msg.bodies
                   if isinstance(body.get("job_id"), str) and isinstance(body.get("attempt"), int)]
         if bodies:

@@ -75,9 +75,10 @@ from typing import Any
 import structlog
 import zmq
 
-from zjobs.broker.core.engine import Engine, JobTuple
+from zjobs.broker.core.engine import Engine
+from zjobs.broker.core.outbox import JobTuple
 from zjobs.broker.wire import protocol as p
-from zjobs.broker.wire.errors import CommandError
+from zjobs.broker.wire.errors import CommandError, job_error
 from zjobs.broker.wire.jobs import TERMINAL
 from zjobs.broker.wire.prefetch import STALL_S, PrefetchWindow, worth_telling
 from zjobs.broker.wire.sockets import recv_frames, send_frames
@@ -517,7 +518,7 @@ class Majordomo:
             if args is None:
                 self._tell(worker, p.RESULT, {
                     "job_id": job_id, "attempt": attempt, "ok": False,
-                    "error": _error("BadRequest", "a Majordomo job's args are its body frames")})
+                    "error": job_error("BadRequest", "a Majordomo job's args are its body frames")})
                 continue
             worker.buffer.append(_Held(job_id, attempt, args))
         self._feed(worker, now)
@@ -547,7 +548,7 @@ class Majordomo:
             return
         if job.reported:
             self._tell(worker, p.RESULT, {"job_id": job_id, "attempt": job.attempt,
-                                          "ok": False, "error": _error("Cancelled", "")})
+                                          "ok": False, "error": job_error("Cancelled", "")})
         self._answered(worker, job, now)
 
     def _drop(self, worker: _Worker, *, lost: bool) -> None:
@@ -668,7 +669,3 @@ def _final_frames(job: dict[str, Any]) -> list[bytes]:
 
 def _text(frames: list[bytes]) -> str:
     return " ".join(f.decode("utf-8", "replace") for f in frames)
-
-
-def _error(kind: str, message: str) -> dict[str, Any]:
-    return {"type": kind, "message": message, "traceback": None}

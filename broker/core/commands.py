@@ -13,14 +13,13 @@ from zjobs.broker.core.schedules import build_schedule
 from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import BAD_REQUEST, NOT_FOUND, CommandError
-from zjobs.broker.wire.jobs import TERMINAL, TERMINAL_IN_ORDER
+from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, TERMINAL_IN_ORDER
 from zjobs.broker.wire.limits import is_number
 from zjobs.broker.wire.schema import STATES
 from zjobs.broker.wire.text import text_problem, texts_problem
 
 MAX_LIST = 1000
 MAX_WAIT_S = 3600.0
-RETRYABLE = frozenset({"failed", "cancelled"})
 
 
 @dataclass(slots=True)

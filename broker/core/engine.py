@@ -11,14 +11,17 @@ import heapq
 import random
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
 from zjobs.broker.core.artifacts import DEFAULT_CONTENT_TYPE, ArtifactTransfers
 from zjobs.broker.core.backlog import TRIM_AT, Backlog
+from zjobs.broker.core.commits import CommitBook, HeldSubmit, Refused
+from zjobs.broker.core.dependencies import DependencyBook
 from zjobs.broker.core.events import EventLog
+from zjobs.broker.core.outbox import JobTuple, Outbox
 from zjobs.broker.core.purges import Purges
 from zjobs.broker.core.queues import ReadyQueues, Timeline
 from zjobs.broker.core.rates import RateCounter
@@ -40,11 +43,10 @@ from zjobs.broker.wire.errors import (
     BAD_REQUEST,
     CONFLICT,
     NOT_FOUND,
-    UNAVAILABLE,
     CommandError,
-    Fenced,
+    job_error,
 )
-from zjobs.broker.wire.jobs import TERMINAL, Job, JobState, outcome_of
+from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, WAITING, Job, JobState, outcome_of
 from zjobs.broker.wire.schema import STATE_EVENTS, EventType
 from zjobs.broker.wire.text import storable, text_problem
 
@@ -56,14 +58,7 @@ E = EventType
 MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
 MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
 RECENT_MAX = 20_000  # ended jobs kept in memory for the reads that follow their end
-# A turn whose only writes are jobs submitted with `wait` (run()) may leave them for a commit
-# at most this much later (its replies and events wait with it): their client hears nothing
-# before the jobs end anyway, and a job that ends by then is inserted as it ended, one commit
-# on the round trip of run() instead of two. (Deferring busy turns too was measured: their
-# jobs seldom end before the next commit, a turn of 1,000 jobs takes longer than that, so it
-# saved no update and only delayed the answers.)
-DEFER_S = 0.002
-PURGEABLE = frozenset({S.QUEUED, S.SCHEDULED, S.DEFERRED})  # what a purge cancels
+PURGEABLE = WAITING  # what a purge cancels
 PURGE_ORDER = (S.DEFERRED, S.SCHEDULED, S.QUEUED)  # the order a purge's pages read them in
 
 
@@ -99,72 +94,11 @@ class EngineConfig:
 
 
 def _purge_error(queue: str) -> bytes:
-    return p.pack({"type": "Cancelled", "message": f"queue {queue} was purged",
-                   "traceback": None})
+    return p.pack(job_error("Cancelled", f"queue {queue} was purged"))
 
 
 # Errors that end the job whatever its retries: another attempt would fail the same way.
 FINAL_ERRORS = frozenset({"ResultTooLarge"})
-
-
-_UNWRITABLE = (UNAVAILABLE, "the store could not be written; try again")
-
-
-@dataclass(slots=True)
-class _HeldSubmit:
-    identity: bytes
-    request_id: bytes
-    body: Any
-    ids: list[str]
-    wait_s: float | None = None  # SUBMIT with wait: answered when the jobs end, as WAIT is
-    outcome: bool = False  # ... showing only their outcome (`fields: "outcome"`)
-
-
-# A JOB as the turn queues it: (id, kind, task, attempt, timeout_s, queue, payload); the
-# server packs a worker's whole batch at once (protocol.encode_jobs).
-JobTuple = tuple[str, str, str | None, int, float | None, str, bytes | None]
-
-
-@dataclass(slots=True)
-class Outbox:
-    replies: list[tuple[bytes, list[bytes]]] = field(default_factory=list)
-    to_workers: dict[bytes, dict[bytes, list[bytes]]] = field(default_factory=dict)
-    # the turn's JOBs per worker identity, and whether that worker reads the compact form
-    jobs: dict[bytes, tuple[bool, list[JobTuple]]] = field(default_factory=dict)
-
-    def reply(self, identity: bytes, frames: list[bytes]) -> None:
-        self.replies.append((identity, frames))
-
-    def job(self, identity: bytes, compact: bool, job: JobTuple) -> None:
-        entry = self.jobs.get(identity)
-        if entry is None:
-            entry = self.jobs[identity] = (compact, [])
-        entry[1].append(job)
-
-    def to_worker(self, identity: bytes, command: bytes, packed: bytes | None = None) -> None:
-        batch = self.to_workers.setdefault(identity, {}).setdefault(command, [])
-        if packed is not None:
-            batch.append(packed)
-
-    def take(self) -> tuple[list[tuple[bytes, list[bytes]]], dict[bytes, dict[bytes, list[bytes]]]]:
-        """The replies, and every message to workers as packed bodies by command, JOBs in
-        their single form: what tests and tools read."""
-        jobs, workers = self.take_workers()
-        for identity, (_, batch) in jobs.items():
-            bodies = workers.setdefault(identity, {}).setdefault(p.JOB, [])
-            bodies.extend(p.job_body(job) for job in batch)
-        return self.take_replies(), workers
-
-    def take_replies(self) -> list[tuple[bytes, list[bytes]]]:
-        replies, self.replies = self.replies, []
-        return replies
-
-    def take_workers(self) -> tuple[dict[bytes, tuple[bool, list[JobTuple]]],
-                                    dict[bytes, dict[bytes, list[bytes]]]]:
-        """The turn's JOBs and the other messages to workers, by identity."""
-        jobs, self.jobs = self.jobs, {}
-        workers, self.to_workers = self.to_workers, {}
-        return jobs, workers
 
 
 class Engine:
@@ -189,7 +123,6 @@ class Engine:
         self.backlog = Backlog(store, self.ready, self.timeline, config.queue_window,
                                clock.wall())
         self.purges = Purges(meta)  # deep queues' purges under way, a page per turn
-        self._spilled = False  # some deferred jobs are in the store only
         self.workers = WorkerRegistry()
         self.waits = WaitBook()
         self._expiries: list[tuple[float, str, int, str]] = []  # (mono, job, attempt, worker)
@@ -207,25 +140,17 @@ class Engine:
         self._held_bytes = 0
         self.stats: Counter[str] = Counter()
         self._order = meta.get("order", 0)  # stored with every commit that adds jobs
-        self._inserts: list[Job] = []
-        self._dirty: dict[str, Job] = {}
-        self._logs: list[tuple] = []
-        self._artifacts: list[tuple] = []
-        self._chunks: list[tuple] = []
         self.transfers = ArtifactTransfers(config.max_artifact_bytes)
-        self._pending_keys: dict[str, str] = {}
-        self._submits: list[_HeldSubmit] = []  # this turn's SUBMITs, answered after the commit
-        self._defer_until: float | None = None  # see DEFER_S
-        # dependencies, in memory only (rebuilt from the store in _recover): a dependency's
-        # id -> the deferred jobs waiting on it, and a deferred job -> the ones it still awaits
-        self._dependents: dict[str, set[str]] = {}
-        self._awaiting: dict[str, set[str]] = {}
+        # dependencies, in memory only (rebuilt from the store in _recover)
+        self.deps = DependencyBook(store, self.active, live=self._live, promote=self._promote,
+                                   cancel=self._end_dependent, purged=self._purged)
         self.finished = RateCounter()
         # per-second history of the two outcomes the dashboard charts, so a reload keeps it
         self.finished_by = {S.SUCCEEDED: RateCounter(), S.FAILED: RateCounter()}
         self.schedules = ScheduleBook(store.load_schedules(), self.events, self._submit_scheduled)
         self.throttle = Throttle(store.queue_settings(), clock.mono())
-        self._queue_rows: dict[str, tuple] = {}  # settings changed this turn, by queue
+        # the turn's writes, committed at its end (`flush`)
+        self.book = CommitBook(store, clock.mono, self.events, self.schedules, self.purges)
         self._recover()
 
     # ------------------------------------------------------------ restart
@@ -258,19 +183,12 @@ class Engine:
         deferred = self.store.jobs_in(S.DEFERRED, config.queue_window)
         for job in deferred:
             self.active[job.id] = job
-        self._spilled = len(deferred) < self._deferred_total()
-        self._rewire(deferred)
+        self.deps.spilled = len(deferred) < self._deferred_total()
+        self.deps.rewire(deferred)
         if self.active:
             log.info("broker.recovered", jobs=len(self.active),
                      waiting=sum(n for (_, status), n in self.counts.items()
                                  if status not in TERMINAL))
-
-    def _rewire(self, deferred: list[Job]) -> None:
-        """Rebuild the dependency index of the deferred jobs a restarted broker loaded."""
-        needed = {dep for job in deferred for dep in p.unpack(job.depends_on)}
-        ended = self.store.statuses(dep for dep in needed if dep not in self.active)
-        for job in deferred:
-            self._defer(job, ended)
 
     # ------------------------------------------------------------ state helpers
 
@@ -293,7 +211,7 @@ class Engine:
         if old == S.QUEUED or new == S.QUEUED:
             self.queued_needs[(job.queue, requirement(job.kind, job.task))] += \
                 1 if new == S.QUEUED else -1
-        self._dirty[job.id] = job
+        self.book.dirty[job.id] = job
 
     def _count_new(self, job: Job, delta: int) -> None:
         """A job enters the counts (admitted) or leaves them (taken back)."""
@@ -305,7 +223,7 @@ class Engine:
         return sum(n for (_, status), n in self.counts.items() if status == S.DEFERRED)
 
     def _touch(self, job: Job) -> None:
-        self._dirty[job.id] = job
+        self.book.dirty[job.id] = job
 
     def _enqueue(self, job: Job) -> None:
         """Put a scheduled or queued job where it waits: the timeline or its ready queue
@@ -334,7 +252,7 @@ class Engine:
     def _live(self, job_id: str) -> Job | None:
         """The job if the broker holds it: unfinished, changed this turn and not committed, or
         ended a moment ago."""
-        job = self.active.get(job_id) or self._dirty.get(job_id)
+        job = self.active.get(job_id) or self.book.dirty.get(job_id)
         if job is None and job_id in self._recent:
             ended_at, ended = self._recent[job_id]
             if ended_at >= self.clock.mono() - self.config.recent_s:
@@ -440,7 +358,7 @@ class Engine:
     def _existing_for_key(self, key: str | None) -> str | None:
         if key is None:
             return None
-        return self._pending_keys.get(key) or self.store.find_idempotent(key)
+        return self.book.pending_keys.get(key) or self.store.find_idempotent(key)
 
     def _check_ids(self, jobs: list[Job]) -> None:
         """Refuse the batch before any of it is admitted (all or nothing) if an id its client
@@ -460,19 +378,17 @@ class Engine:
             if existing is not None:
                 self.stats["idempotent_hits"] += 1
                 return existing
-            self._pending_keys[key] = job.id
+            self.book.pending_keys[key] = job.id
         self._order += 1
         job.order = self._order
         self.active[job.id] = job
-        self.counts[(job.queue, job.status)] += 1
-        if job.status == S.QUEUED:
-            self.queued_needs[(job.queue, requirement(job.kind, job.task))] += 1
-        self._inserts.append(job)
+        self._count_new(job, 1)
+        self.book.inserts.append(job)
         self.stats["submitted"] += 1
         kind = E.JOB_SCHEDULED if job.status == S.SCHEDULED else E.JOB_SUBMITTED
         self.events.emit(kind, self._job_event(job, priority=job.priority, run_at=job.run_at))
         if job.status == S.DEFERRED:
-            self._defer(job)
+            self.deps.defer(job)
         else:
             self._enqueue(job)
         return job.id
@@ -487,40 +403,6 @@ class Engine:
 
     # ------------------------------------------------------------ dependencies
 
-    def _defer(self, job: Job, ended: dict[str, str] | None = None,
-               cascade: list[tuple[str, str]] | None = None) -> None:
-        """Index a deferred job under the dependencies it still awaits; promote it if it
-        awaits none, cancel it if one has failed or been cancelled. `ended`: the stored
-        status of dependencies not in memory (looked up in the store if not given).
-        `cascade`: where a `_settle` under way collects what ended (else it settles here)."""
-        unmet = set()
-        for dep in p.unpack(job.depends_on):
-            status = self._dependency_status(dep, ended)
-            if status == S.SUCCEEDED:
-                continue
-            if status is None or status in TERMINAL:
-                self._end_dependent(job, dep, status)
-                if cascade is None:
-                    self._settle(job.id, S.CANCELLED)
-                else:
-                    cascade.append((job.id, S.CANCELLED))
-                return
-            unmet.add(dep)
-        if not unmet:
-            self._promote(job)
-            return
-        self._awaiting[job.id] = unmet
-        for dep in unmet:
-            self._dependents.setdefault(dep, set()).add(job.id)
-
-    def _dependency_status(self, dep: str, ended: dict[str, str] | None) -> str | None:
-        live = self._live(dep)
-        if live is not None:
-            return live.status
-        if ended is None:
-            ended = self.store.statuses([dep])
-        return ended.get(dep)
-
     def _promote(self, job: Job) -> None:
         """Every dependency has succeeded: the job waits for its run_at, or for a worker."""
         due = job.run_at is not None and job.run_at > self.clock.wall()
@@ -531,50 +413,8 @@ class Engine:
 
     def _end_dependent(self, job: Job, dep: str, status: str | None) -> None:
         what = f"ended {status}" if status is not None else "is not known"
-        error = {"type": "DependencyFailed", "message": f"dependency {dep} {what}",
-                 "traceback": None}
+        error = job_error("DependencyFailed", f"dependency {dep} {what}")
         self._end(job, S.CANCELLED, error=p.pack(error))
-
-    def _settle(self, job_id: str, status: str) -> None:
-        """A job ended: its dependents are promoted once it was the last they awaited, or
-        cancelled, and theirs in turn, down the chain (a loop: a chain may be long). While
-        some deferred jobs are in the store only, its dependents there are read in too."""
-        ended = [(job_id, status)]
-        while ended:
-            done, status = ended.pop()
-            for child_id in self._dependents.pop(done, ()):
-                unmet = self._awaiting.get(child_id)
-                child = self.active.get(child_id)
-                if unmet is None or child is None:
-                    continue
-                if status != S.SUCCEEDED:
-                    self._end_dependent(child, done, status)
-                    ended.append((child_id, S.CANCELLED))
-                    continue
-                unmet.discard(done)
-                if not unmet:
-                    del self._awaiting[child_id]
-                    self._promote(child)
-            if self._spilled:
-                self._settle_stored(done, ended)
-
-    def _settle_stored(self, done: str, ended: list[tuple[str, str]]) -> None:
-        """The deferred dependents of `done` that only the store holds: read in, and looked
-        at again as a submit would (promoted, cancelled into `ended`, or indexed)."""
-        ids = [job_id for job_id in self.store.dependents(done) if not self._is_live(job_id)]
-        for child in self.store.load_jobs(ids) if ids else ():
-            if child.status == S.DEFERRED and not self._purged(child):
-                self.active[child.id] = child
-                self._defer(child, cascade=ended)
-
-    def _forget_awaiting(self, job_id: str) -> None:
-        """A deferred job ended (cancelled, or taken back): it awaits nothing any more."""
-        for dep in self._awaiting.pop(job_id, ()):
-            waiting = self._dependents.get(dep)
-            if waiting is not None:
-                waiting.discard(job_id)
-                if not waiting:
-                    del self._dependents[dep]
 
     def hold_submit_reply(self, identity: bytes, request_id: bytes, body: Any,
                           ids: list[str], wait_s: float | None = None,
@@ -583,13 +423,13 @@ class Engine:
         refused them (then they are gone from memory too, see `_evict`). With `wait_s`, the
         OK waits, as a WAIT would, until the jobs have ended or `wait_s` has passed: one
         round trip for a job and its result."""
-        self._submits.append(_HeldSubmit(identity, request_id, body, ids, wait_s, outcome))
+        self.book.hold(HeldSubmit(identity, request_id, body, ids, wait_s, outcome))
 
     def hold_reply(self, identity: bytes, request_id: bytes, body: Any, key: tuple[str, str]
                    ) -> None:
         """Answer a command that changes a stored setting after the commit, as a SUBMIT is:
         ERR if the store refused the row of `key` (`("queue" | "schedule", name)`)."""
-        self._submits.append(_HeldSubmit(identity, request_id, body, [key]))
+        self.book.hold(HeldSubmit(identity, request_id, body, [key]))
 
     # ------------------------------------------------------------ dispatch
 
@@ -637,14 +477,18 @@ class Engine:
     def _assign(self, job: Job, worker: Worker) -> None:
         """Hand `job` to `worker`: running now, or buffered until its STARTED when the worker
         reports starts (it has a prefetch window)."""
-        self._holders[job.id] = worker
-        self.workers.note_assigned(worker, job.id, requirement(job.kind, job.task))
+        self._hold(job, worker)
         timeout = self._timeout(job)
         self.outbox.job(worker.identity, worker.compact, (
             job.id, job.kind, job.task, job.attempts + 1, timeout, job.queue, job.payload))
         worker.last_sent = self.clock.mono()
         if not worker.reports_starts:
             self._start(job, worker)
+
+    def _hold(self, job: Job, worker: Worker) -> None:
+        """`worker` holds `job` from now (buffered or running): its credit is taken."""
+        self._holders[job.id] = worker
+        self.workers.note_assigned(worker, job.id, requirement(job.kind, job.task))
 
     def _start(self, job: Job, worker: Worker) -> None:
         """The attempt begins: the job is `running` on `worker` from now."""
@@ -769,9 +613,7 @@ class Engine:
         kept = self._retire(worker, reported)
         self.workers.add(worker)
         for job_id in kept:
-            job = self.active[job_id]
-            self._holders[job_id] = worker
-            self.workers.note_assigned(worker, job_id, requirement(job.kind, job.task))
+            self._hold(self.active[job_id], worker)
         self._adopt(worker, reported, kept)
         for body in held:
             self._on_result(worker, body)
@@ -813,7 +655,7 @@ class Engine:
             if job_id in kept or self._reclaim(worker, job_id, attempt):
                 continue
             self.stats["cancelled_on_register"] += 1
-            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            self.outbox.cancel_job(worker.identity, job_id)
 
     def _reclaim(self, worker: Worker, job_id: str, attempt: int) -> bool:
         """Give a job that waits in its queue to the worker that says it runs it.
@@ -846,8 +688,7 @@ class Engine:
             self._start(job, worker)
         else:
             return False
-        self._holders[job_id] = worker
-        self.workers.note_assigned(worker, job_id, requirement(job.kind, job.task))
+        self._hold(job, worker)
         self.stats["reclaimed"] += 1
         log.info("job.reclaimed", job_id=job_id, worker=worker.name, attempt=attempt)
         return True
@@ -889,7 +730,7 @@ class Engine:
         stream = "stderr" if body["stream"] == "stderr" else "stdout"
         ts = self.clock.wall()
         data = storable(body["data"])
-        self._logs.append((job.id, job.log_lines, stream, data, ts))
+        self.book.logs.append((job.id, job.log_lines, stream, data, ts))
         self._touch(job)
         self.events.emit(E.LOG, {
             "job_id": job.id, "queue": job.queue, "worker": worker.group,
@@ -917,8 +758,7 @@ class Engine:
         if problem is not None:
             self.stats["incomplete_artifacts"] += 1
             body = {**body, "ok": False, "retry_in_s": None,
-                    "error": {"type": "ArtifactsIncomplete", "message": problem,
-                              "traceback": None}}
+                    "error": job_error("ArtifactsIncomplete", problem)}
         if body["ok"]:
             worker.processed += 1
             self._finish(job, S.SUCCEEDED, result=p.pack(body.get("result")))
@@ -929,7 +769,7 @@ class Engine:
     def _on_failure(self, job: Job, body: dict[str, Any]) -> None:
         error = body.get("error")
         if not isinstance(error, dict):
-            error = {"type": "Error", "message": str(error), "traceback": None}
+            error = job_error("Error", str(error))
         if error.get("type") == "Cancelled":
             self._finish(job, S.CANCELLED, error=p.pack(error))
             return
@@ -959,7 +799,7 @@ class Engine:
                 data = item["data"]
                 rows.append((job.id, item["name"], str(content_type), len(data), data,
                              job.attempts))
-        self._artifacts += rows
+        self.book.artifacts += rows
         return None
 
     def _on_artifact(self, worker: Worker, body: dict[str, Any]) -> None:
@@ -971,7 +811,7 @@ class Engine:
         if row is None:
             self.stats["dropped_artifact_chunks"] += 1
             return
-        self._chunks.append(row)
+        self.book.chunks.append(row)
 
     def worker_oversized(self, identity: bytes, msg: p.WorkerMessage, limit: int) -> None:
         """A message over the size limit, of which only the ids were read: a RESULT fails its
@@ -981,8 +821,8 @@ class Engine:
         if worker is None or msg.command != p.RESULT:
             return
         worker.last_seen = self.clock.mono()
-        error = {"type": "ResultTooLarge", "traceback": None,
-                 "message": f"the result message exceeds the {limit} byte message limit"}
+        error = job_error("ResultTooLarge",
+                          f"the result message exceeds the {limit} byte message limit")
         for body in msg.bodies:
             if isinstance(body.get("job_id"), str) and isinstance(body.get("attempt"), int):
                 self._on_result(worker, {**body, "ok": False, "error": error})
@@ -1002,13 +842,15 @@ class Engine:
                 error: bytes | None = None) -> None:
         """End the job, then settle the jobs that depend on it."""
         self._end(job, status, result=result, error=error)
-        if self._dependents or self._spilled:
-            self._settle(job.id, status)
+        deps = self.deps
+        if deps.dependents or deps.spilled:
+            deps.settle(job.id, status)
 
     def _end(self, job: Job, status: str, *, result: bytes | None = None,
              error: bytes | None = None) -> None:
-        if self._awaiting:
-            self._forget_awaiting(job.id)
+        deps = self.deps
+        if deps.awaiting:
+            deps.forget(job.id)
         holder = self._holders.pop(job.id, None)
         if holder is not None and job.status == S.QUEUED:
             self._recall(job.id, holder)
@@ -1052,7 +894,7 @@ class Engine:
         """A job that ended while buffered on `holder`: its credit comes back now, and the
         worker drops it from its buffer (or stops it, if it started it meanwhile)."""
         if self.workers.note_released(holder, job_id):
-            self.outbox.to_worker(holder.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            self.outbox.cancel_job(holder.identity, job_id)
 
     def _requeue(self, job: Job, delay_s: float, **why: Any) -> None:
         self._holders.pop(job.id, None)
@@ -1094,8 +936,8 @@ class Engine:
         if lost:
             job.lost_count += 1
         if job.lost_count > job.max_retries + self.config.lost_allowance:
-            error = {"type": "WorkerLost", "message": f"worker {worker.group} was lost "
-                     f"{job.lost_count} times running this job", "traceback": None}
+            error = job_error("WorkerLost", f"worker {worker.group} was lost "
+                              f"{job.lost_count} times running this job")
             self._finish(job, S.FAILED, error=p.pack(error))
             return
         if lost:
@@ -1119,14 +961,14 @@ class Engine:
             worker = self.workers.by_name(name)
             if worker is None or not self.workers.note_released(worker, job_id):
                 continue
-            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job_id}))
+            self.outbox.cancel_job(worker.identity, job_id)
             job = self.active.get(job_id)
             if job is not None and job.status == S.RUNNING and job.attempts == attempt:
                 self.stats["expired_attempts"] += 1
                 log.warning("job.attempt_expired", job_id=job_id, worker=worker.name)
-                self._fail_attempt(job, {"type": "AttemptExpired", "message": (
+                self._fail_attempt(job, job_error("AttemptExpired", (
                     f"worker {worker.name} did not report on attempt {attempt} within its "
-                    "timeout plus the grace period"), "traceback": None}, None)
+                    "timeout plus the grace period")), None)
 
     def worker_unreachable(self, identity: bytes, unsent_jobs: list[JobTuple] | None = None
                            ) -> None:
@@ -1170,9 +1012,9 @@ class Engine:
             self.purges.cancelled(job.queue)
         worker = self._holders.get(job.id)
         if job.status == S.RUNNING and worker is not None:
-            self.outbox.to_worker(worker.identity, p.CANCEL_JOB, p.pack({"job_id": job.id}))
+            self.outbox.cancel_job(worker.identity, job.id)
             self._expire_at(self.config.attempt_grace_s, job, worker)
-        error = {"type": "Cancelled", "message": "cancelled by request", "traceback": None}
+        error = job_error("Cancelled", "cancelled by request")
         self._finish(job, S.CANCELLED, error=p.pack(error))
         return job.to_wire()
 
@@ -1181,7 +1023,7 @@ class Engine:
         job = self._load(job_id)
         if job is None:
             raise CommandError(NOT_FOUND, f"no job {job_id}")
-        if job.status not in (S.FAILED, S.CANCELLED):
+        if job.status not in RETRYABLE:
             raise CommandError(CONFLICT, f"job {job_id} is {job.status}: only failed or "
                                "cancelled jobs can be retried")
         self.active[job.id] = job
@@ -1206,7 +1048,7 @@ class Engine:
                                             rate_limit=rate_limit)
         except ValueError as exc:
             raise CommandError(BAD_REQUEST, str(exc)) from None
-        self._queue_rows[name] = (name, int(queue.paused), queue.rate_limit)
+        self.book.queue_rows[name] = (name, int(queue.paused), queue.rate_limit)
         settings = queue.to_wire(name)
         self.events.emit(E.QUEUE_UPDATED, {"queue": name, "paused": queue.paused,
                                            "rate_limit": queue.rate_limit})
@@ -1321,8 +1163,8 @@ class Engine:
     def flush(self, may_wait: bool = False) -> bool:
         """Commit this turn's changes in one transaction, then answer the turn's submits.
         True when the turn's replies and events may go out; False when (`may_wait`: the
-        broker loop's turns) the commit waits, DEFER_S at most (`_deferred`): they then wait
-        for it too.
+        broker loop's turns) the commit waits, DEFER_S at most (`CommitBook.deferred`): they
+        then wait for it too.
 
         A failed commit costs the jobs the store would not take, never the broker: they
         (and every submit batch they belong to) are taken back from memory, their submits
@@ -1331,55 +1173,21 @@ class Engine:
         next turn's commit. Nothing acknowledged is lost: a submit is answered OK only after
         its jobs are committed.
         """
-        refused: dict[str, tuple[str, str]] = {}
-        if (self._inserts or self._dirty or self._logs or self._artifacts or self._chunks
-                or self._queue_rows or self.events.pending or self.schedules.dirty
-                or self.purges.changes()):
-            if may_wait and self._deferred():
+        book = self.book
+        refused: Refused = {}
+        if book.has_writes():
+            if may_wait and book.deferred():
                 return False
-            self._defer_until = None
-            try:
-                self._write()
-            except Fenced:
-                raise  # another broker leads now: this one must stop, not retry
-            except Exception as exc:  # sqlite3.Error, OverflowError: see the docstring
-                log.error("store.commit_failed", error=repr(exc), jobs=len(self._inserts))
-                refused = self._commit_without_refused()
-        self._answer_submits(refused)
+            refused = book.commit(self._order, self._evict)
+        book.answer_submits(refused, self.outbox, self._wait_for_submit)
         self.waits.send_parts(self.outbox)
-        if not (self._inserts or self._dirty):  # committed: memory and store agree
+        if book.committed():
             self._leave_memory()
         return True
 
-    def _deferred(self) -> bool:
-        """Whether the commit waits (DEFER_S at most from the first turn that waited): the
-        turn's only writes are jobs submitted with `wait` (`run()`), which nobody has been
-        told of, and none has ended yet. Anything else commits now."""
-        if not self._only_runs() or self._ended_insert():
-            return False
-        mono = self.clock.mono()
-        if self._defer_until is None:
-            self._defer_until = mono + DEFER_S
-        return mono < self._defer_until
-
-    def _only_runs(self) -> bool:
-        """Whether the turn's only writes are the inserts of jobs submitted with `wait`."""
-        if (not self._submits or self._logs or self._artifacts or self._chunks
-                or self._queue_rows or self.schedules.dirty or self.purges.changes()
-                or any(held.wait_s is None for held in self._submits)):
-            return False
-        inserted = {job.id for job in self._inserts}
-        return inserted <= {i for held in self._submits for i in held.ids} \
-            and self._dirty.keys() <= inserted
-
-    def _ended_insert(self) -> bool:
-        return any(job.status in TERMINAL for job in self._inserts)
-
     def flush_due_s(self) -> float | None:
         """Seconds until a deferred commit is due (the loop's poll must wake by then)."""
-        if self._defer_until is None:
-            return None
-        return max(self._defer_until - self.clock.mono(), 0.0)
+        return self.book.due_s()
 
     def _leave_memory(self) -> None:
         """After a commit: the jobs past their window's edge, and what the windows hold past
@@ -1387,137 +1195,45 @@ class Engine:
         past a window of them (found again through the store's dependency index)."""
         active = self.active
         limit = self.config.queue_window
-        if len(active) <= limit and not self._spilled and not self.backlog.refused():
+        deps = self.deps
+        if len(active) <= limit and not deps.spilled and not self.backlog.refused():
             return  # no window can be over its size: nothing to look at
         for job_id in self.backlog.drop(active, self._is_waiting):
             active.pop(job_id, None)
-        if len(self._awaiting) > limit * TRIM_AT:
-            for job_id in list(self._awaiting)[limit:]:
-                self._forget_awaiting(job_id)
+        if len(deps.awaiting) > limit * TRIM_AT:
+            for job_id in deps.trim(limit):
                 active.pop(job_id, None)
-            self._spilled = True
-        elif self._spilled:
-            self._spilled = self._deferred_total() > len(self._awaiting)
+        elif deps.spilled:
+            deps.spilled = self._deferred_total() > len(deps.awaiting)
 
     def _is_waiting(self, job: Job) -> bool:
         """Not held by a worker: in no buffer, not running."""
         return job.id not in self._holders
 
-    def _write(self) -> None:
-        inserted = {j.id for j in self._inserts}
-        updates = [j for j in self._dirty.values() if j.id not in inserted]
-        meta = {"last_seq": self.events.last_seq, "order": self._order,
-                **self.purges.changes()}
-        schedules = self.schedules.changes() if self.schedules.dirty else None
-        self.store.commit(self._inserts, updates, self._logs, self._artifacts, meta,
-                          self._chunks, schedules=schedules,
-                          queues=list(self._queue_rows.values()))
-        self.schedules.committed()
-        self.purges.committed()
-        self._inserts, self._dirty, self._logs, self._artifacts = [], {}, [], []
-        self._chunks, self._queue_rows = [], {}
-        self._pending_keys.clear()
-
-    def _commit_without_refused(self) -> dict[str, tuple[str, str]]:
-        """Take back the jobs, queue settings and schedules the store refuses (every new job
-        if it refuses none: then the store itself failed) and commit the rest. Returns job id
-        (or setting key, see `hold_reply`) -> (code, message)."""
-        settings = self._refuse_settings()
-        try:
-            bad = self.store.refused_inserts(self._inserts)
-        except Exception:
-            bad = []
-        if bad or settings:
-            refused = {job.id: (BAD_REQUEST, f"job {job.id} could not be stored: {why}")
-                       for job, why in bad}
-            refused.update(settings)
-        else:
-            refused = {job.id: _UNWRITABLE for job in self._inserts}
-        self._evict_batches(refused)
-        try:
-            self._write()
-        except Exception as exc:  # the rest stays buffered for the next turn's commit
-            log.error("store.unwritable", error=repr(exc))
-            refused.update({job.id: _UNWRITABLE for job in self._inserts})
-            self._evict_batches(refused)
-            self._pending_keys.clear()
-        return refused
-
-    def _refuse_settings(self) -> dict[tuple[str, str], tuple[str, str]]:
-        """Drop the turn's queue settings and schedule rows the store refuses (a value past
-        the checks, as a bug could let through), so they cannot fail every later commit."""
-        try:
-            bad = self.store.refused_settings(list(self._queue_rows.values()),
-                                              self.schedules.changes()[0])
-        except Exception:
-            return {}
-        for (kind, name), why in bad.items():
-            if kind == "queue":
-                self._queue_rows.pop(name, None)
-            else:
-                self.schedules.refuse(name)
-            log.error(f"{kind}.refused", name=name, reason=why)
-        return {(kind, name): (BAD_REQUEST, f"{kind} {name!r} could not be stored: {why}")
-                for (kind, name), why in bad.items()}
-
-    def _evict_batches(self, refused: dict[str, tuple[str, str]]) -> None:
-        """Evict this turn's jobs in `refused` and, a batch being all or nothing, every job
-        of this turn that shares a submit with one of them (added to `refused`)."""
-        pending = {job.id: job for job in self._inserts}
-        while self._add_batch_mates(refused, pending):
-            pass
-        for job_id, (_, reason) in refused.items():
-            job = pending.pop(job_id, None)
-            if job is not None:
-                self._evict(job, reason)
-        self._inserts = list(pending.values())
-
-    def _add_batch_mates(self, refused: dict[str, tuple[str, str]],
-                         pending: dict[str, Job]) -> bool:
-        grew = False
-        for held in self._submits:
-            reason = next((refused[i] for i in held.ids if i in refused), None)
-            if reason is None:
-                continue
-            for job_id in held.ids:
-                if job_id not in refused and job_id in pending:
-                    refused[job_id] = reason
-                    grew = True
-        return grew
-
     def _evict(self, job: Job, reason: str) -> None:
         """Take back a job that was never stored, hence never acknowledged: it leaves memory
         entirely; a worker it was sent to this turn is told to cancel it; subscribers that
         saw it submitted see it cancelled."""
-        self._dirty.pop(job.id, None)
+        self.book.dirty.pop(job.id, None)
         self.active.pop(job.id, None)
-        self._forget_awaiting(job.id)
-        self._settle(job.id, S.CANCELLED)  # a job of this turn that depends on it
+        self.deps.forget(job.id)
+        self.deps.settle(job.id, S.CANCELLED)  # a job of this turn that depends on it
         self._count_new(job, -1)
         self.stats["submitted"] -= 1
         self.stats["refused"] += 1
         holder = self._holders.pop(job.id, None)
         if holder is not None:  # sent to a worker this turn, buffered or started
             self._recall(job.id, holder)
-        error = {"type": "NotStored", "message": reason, "traceback": None}
+        error = job_error("NotStored", reason)
         self.events.emit(E.JOB_CANCELLED, {**self._job_event(job), "status": S.CANCELLED,
                                            "error": error})
         log.error("job.refused", job_id=job.id, reason=reason)
 
-    def _answer_submits(self, refused: dict[str, tuple[str, str]]) -> None:
-        for held in self._submits:
-            reason = next((refused[i] for i in held.ids if i in refused), None) \
-                if refused else None
-            if reason is None and held.wait_s is not None:  # an idempotent repeat may have ended
-                self.wait_for(held.identity, held.request_id, held.ids, held.wait_s,
-                              single="id" in held.body,
-                              finished=self.ended_jobs(held.ids, held.outcome),
-                              outcome=held.outcome)
-            elif reason is None:
-                self.outbox.reply(held.identity, p.encode_reply(True, held.request_id, held.body))
-            else:
-                self.outbox.reply(held.identity, p.encode_error(held.request_id, *reason))
-        self._submits = []
+    def _wait_for_submit(self, held: HeldSubmit) -> None:
+        """A committed SUBMIT with `wait`: answered as a WAIT for its jobs is."""
+        self.wait_for(held.identity, held.request_id, held.ids, held.wait_s or 0.0,
+                      single="id" in held.body, finished=self.ended_jobs(held.ids, held.outcome),
+                      outcome=held.outcome)
 
     def ended_jobs(self, ids: list[str], outcome: bool = False) -> dict[str, dict[str, Any]]:
         """The client view of those of `ids` that have ended (unknown ones are absent)."""

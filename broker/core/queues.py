@@ -43,16 +43,11 @@ class ReadyQueues:
             edge = self._edges.get((queue, need))
             if edge is not None and (-priority, order) > edge:
                 return False
-        by_need = self._heaps.get(queue)
-        if by_need is None:
-            by_need = self._heaps[queue] = {}
-        heap = by_need.get(need)
-        if heap is None:
-            heap = by_need[need] = []
-        heapq.heappush(heap, (-priority, order, job_id))
+        heapq.heappush(self._heap(queue, need), (-priority, order, job_id))
         return True
 
     def _heap(self, queue: str, need: str) -> list[tuple[int, int, str]]:
+        """The heap of `queue` and `need`, made empty if there is none."""
         by_need = self._heaps.get(queue)
         if by_need is None:
             by_need = self._heaps[queue] = {}

@@ -255,7 +255,7 @@ class Store:
         return {(q, s): n for q, s, n in cursor}
 
     # ------------------------------------------------------------ the backlog, a page at a time
-    # The broker keeps a window of each queue's next jobs in memory (broker/engine.py); these
+    # The broker keeps a window of each queue's next jobs in memory (broker/core/engine.py); these
     # read the rest in order, each from an index, so a read costs its page, not the backlog.
 
     def queued_needs(self) -> dict[tuple[str, str], int]:

@@ -33,6 +33,12 @@ AUTH_REFUSED = "auth_refused"
 TIMEOUT = "timeout"  # never sent by the broker: a request was sent and not answered in time
 
 
+def job_error(type_: str, message: str) -> dict[str, Any]:
+    """A job's `error` as the wire carries it ({type, message, traceback}), for an error
+    that has no traceback: one the broker or the worker names, not one a task raised."""
+    return {"type": type_, "message": message, "traceback": None}
+
+
 class ZJobsError(Exception):
     """Base of every zjobs error."""
 

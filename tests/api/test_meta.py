@@ -64,7 +64,7 @@ def test_the_limits_meta_gives_are_the_ones_enforced(http: httpx.Client) -> None
 
 def test_retryable_and_purgeable_are_what_the_broker_does(http: httpx.Client) -> None:
     meta = http.get("/meta").json()
-    assert engine.PURGEABLE == set(meta["purgeable"])  # the engine's copy, until it imports it
+    assert engine.PURGEABLE == set(meta["purgeable"])  # what the engine's purge cancels
     assert commands.RETRYABLE == set(meta["retryable"])  # RETRY_MANY's
     queued = http.post("/jobs", json={"task": "noop", "queue": NOBODY}).json()
     waiting = {"queued": queued, "deferred": http.post("/jobs", json={

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tests.broker.test_engine import FakeClock, ready, sent_jobs
 from zjobs.broker.core import commands
-from zjobs.broker.core.engine import DEFER_S, Engine, EngineConfig
+from zjobs.broker.core.commits import DEFER_S
+from zjobs.broker.core.engine import Engine, EngineConfig
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 

@@ -121,6 +121,17 @@ def test_the_clients_terminal_states_are_the_brokers() -> None:
     assert '"succeeded", "failed", "cancelled"' not in source
 
 
+def test_the_broker_core_retries_and_purges_the_wire_states() -> None:
+    from zjobs.broker.core import commands, engine
+    from zjobs.broker.wire import jobs
+
+    assert commands.RETRYABLE is jobs.RETRYABLE  # RETRY_MANY's check, RETRY's in the engine
+    assert engine.PURGEABLE is jobs.WAITING  # what a purge cancels
+    for module in (commands, engine):
+        source = Path(module.__file__).read_text()
+        assert '{"failed", "cancelled"}' not in source and "S.FAILED, S.CANCELLED" not in source
+
+
 # A value out of bounds for each kind of check: each must be refused by every way in.
 REFUSED: list[tuple[str, Any]] = [
     ("priority", lim.PRIORITY_MAX + 1), ("priority", lim.PRIORITY_MIN - 1),

@@ -243,7 +243,7 @@ def test_a_setting_the_store_refuses_costs_its_request_an_err_and_never_wedges(
     _answer(engine, p.SCHEDULE, b"schedule", {"name": "poisoned", "task": "t", "every_s": 60})
     _answer(engine, p.QUEUE, b"fine", {"name": "fine", "rate_limit": 3})
     _answer(engine, p.SUBMIT, b"job", {"task": "t", "id": "kept"})
-    engine._queue_rows["poisoned"] = ("poisoned", 2**70, None)  # noqa: SLF001 - the bug
+    engine.book.queue_rows["poisoned"] = ("poisoned", 2**70, None)  # noqa: SLF001 - the bug
     engine.schedules.get("poisoned").job.update(task="t\x00", priority=2**70)
     engine.flush()
     replies = _replies(engine)
