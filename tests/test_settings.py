@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from pathlib import Path
 
 import click
 
+from zjobs.api.app import create_app
 from zjobs.api.context import Settings as ApiSettings
+from zjobs.broker.client.client import DEFAULT_FRONTEND
 from zjobs.broker.server import BrokerConfig
+from zjobs.broker.wire.protocol import DEFAULT_MAX_MESSAGE
 from zjobs.broker.wire.settings import (
     API,
     BROKER,
@@ -18,13 +22,15 @@ from zjobs.broker.wire.settings import (
     UP,
     WORKER,
     config_values,
+    default,
     for_role,
     forwarded,
 )
 from zjobs.cli import main
 from zjobs.worker.runtime import WorkerConfig
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
 CONFIGS = {BROKER: BrokerConfig, WORKER: WorkerConfig, API: ApiSettings}
 NOT_CONFIG = {"curve_dir", "log_json", "log_level", "host", "port", "access_log", "max_message",
               "api_workers", "mdp", "open"}  # read by the process runners, not the app
@@ -82,3 +88,48 @@ def test_config_values_split_lists_and_leave_unset_ones_to_the_defaults() -> Non
     assert "concurrency" not in values and "name" not in values
     broker = main.commands["broker"].make_context("broker", ["--default-timeout", "7"])
     assert config_values(BROKER, broker.params, BrokerConfig)["default_timeout_s"] == 7.0
+
+
+# ------------------------------------------------------------------ one definition of defaults
+
+# The literal defaults most tempting to retype; only the settings table may hold them.
+DEFAULT_LITERALS = ('"tcp://127.0.0.1:5555"', '"tcp://127.0.0.1:5556"', '"tcp://127.0.0.1:5557"',
+                    "16 * 1024 * 1024", "16 * MIB", "16 << 20", "16_777_216", "16777216")
+PACKAGE = [ROOT / name for name in ("zjobs", "broker", "worker", "api", "bench")]
+
+
+def test_each_config_default_is_the_settings_table_default() -> None:
+    """A config field filled by a setting starts from the table's default, not a copy."""
+    checked = 0
+    for role, config in CONFIGS.items():
+        made = config()
+        for setting in for_role(role):
+            if setting.target not in {f.name for f in dataclasses.fields(config)}:
+                continue
+            expected = setting.default
+            if setting.split and expected is not None:
+                expected = expected.split(",")
+            if expected is None and setting.name in ("concurrency", "tasks", "name"):
+                continue  # computed at start: the CPU count, the demo tasks, host-pid
+            assert getattr(made, setting.target) == expected, (role, setting.name)
+            checked += 1
+    assert ApiSettings().max_body == default("max_message")
+    assert checked > 30
+
+
+def test_the_client_the_wire_and_create_app_take_the_table_defaults() -> None:
+    assert DEFAULT_FRONTEND == default("frontend")
+    assert DEFAULT_MAX_MESSAGE == default("max_message")
+    params = inspect.signature(create_app).parameters
+    for param, name in (("max_body", "max_message"), ("sse_ping_s", "sse_ping"),
+                        ("broker_timeout_s", "api_broker_timeout"),
+                        ("body_timeout_s", "api_body_timeout")):
+        assert params[param].default == default(name), param
+
+
+def test_no_module_retypes_a_default_of_the_settings_table() -> None:
+    table = ROOT / "broker" / "wire" / "settings.py"
+    copies = [f"{path.relative_to(ROOT)}: {literal}"
+              for directory in PACKAGE for path in directory.rglob("*.py") if path != table
+              for literal in DEFAULT_LITERALS if literal in path.read_text()]
+    assert copies == []
