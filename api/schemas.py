@@ -28,11 +28,6 @@ from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire.schema import BY_NAME, SUBMIT_OPTIONS, WIRE, JobField, Status
 from zjobs.broker.wire.text import text_problem
 
-MAX_LIST = 1000
-DEFAULT_LIST = 50
-MAX_WAIT_S = 300.0
-
-
 # ---------------------------------------------------------------- field types
 
 
@@ -104,7 +99,7 @@ class ListQuery(BaseModel):
     worker: text(lim.WORKER_NAME_MAX_LEN) | None = None
     depends_on: text(lim.ID_MAX_LEN) | None = Field(
         None, description="only the jobs that depend on this job id (its dependents)")
-    limit: int = Field(default=DEFAULT_LIST, ge=1, le=MAX_LIST)
+    limit: int = Field(default=lim.LIST_DEFAULT, ge=1, le=lim.LIST_MAX)
     cursor: text(lim.ID_MAX_LEN) | None = Field(
         None, description="the next_cursor of the previous page; anything else is a 400")
 
@@ -114,7 +109,7 @@ class ResultQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
-    wait: float = Field(default=0.0, ge=0.0, le=MAX_WAIT_S)
+    wait: float = Field(default=0.0, ge=0.0, le=lim.WAIT_MAX_S)
 
 
 class EventsQuery(BaseModel):

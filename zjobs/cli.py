@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from zjobs.broker.client.jsonview import job_json
+from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire.logs import configure_logging
 from zjobs.broker.wire.schema import STATES, SUBMIT_OPTIONS
 from zjobs.broker.wire.settings import (
@@ -353,8 +354,8 @@ def queue_purge(name: str, frontend: str, curve_dir: str | None, broker_timeout:
 @click.option("--queue", help="only jobs of this queue")
 @click.option("--task", help="only jobs of this task")
 @click.option("--worker", help="only jobs run by this worker")
-@click.option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True,
-              help="most jobs to show, newest first")
+@click.option("--limit", type=click.IntRange(min=1, max=lim.LIST_MAX), default=lim.LIST_DEFAULT,
+              show_default=True, help="most jobs to show, newest first")
 @click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
 def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_json: bool,
               **filters: Any) -> None:

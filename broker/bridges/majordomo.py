@@ -80,6 +80,7 @@ from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import CommandError
 from zjobs.broker.wire.jobs import TERMINAL
 from zjobs.broker.wire.prefetch import STALL_S, PrefetchWindow, worth_telling
+from zjobs.broker.wire.settings import default
 from zjobs.broker.wire.sockets import recv_frames, send_frames
 
 log = structlog.get_logger(__name__)
@@ -87,8 +88,9 @@ log = structlog.get_logger(__name__)
 CLIENT, WORKER = b"MDPC02", b"MDPW02"
 READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in range(1, 7))
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
-PREFETCH_MAX = 256         # jobs a Majordomo worker's window holds at most (`--prefetch`'s
-                           # default), about 50 ms of its work (broker/prefetch.py)
+# jobs a Majordomo worker's window holds at most (`--prefetch`'s default), about 50 ms of its
+# work (broker/prefetch.py)
+PREFETCH_MAX = default("prefetch")
 AHEAD_S = 0.010            # work sent to a Majordomo worker ahead of the request it runs ...
 AHEAD_MAX = PREFETCH_MAX   # ... at the pace its requests have taken, this many at most
 WAIT_S = 60.0              # one wait for a turn's requests; those not ended by then: again

@@ -18,8 +18,6 @@ from zjobs.broker.wire.limits import is_number
 from zjobs.broker.wire.schema import STATES
 from zjobs.broker.wire.text import text_problem, texts_problem
 
-MAX_LIST = 1000
-MAX_WAIT_S = 3600.0
 RETRYABLE = frozenset({"failed", "cancelled"})
 
 
@@ -114,7 +112,7 @@ def _submit_wait(body: Any) -> float | None:
     is created, so a bad one creates nothing)."""
     if not isinstance(body, dict) or body.get("wait") is None:
         return None
-    return _seconds(body, "wait", MAX_WAIT_S, MAX_WAIT_S)
+    return _seconds(body, "wait", lim.WAIT_MAX_S, lim.WAIT_MAX_S)
 
 
 def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
@@ -127,7 +125,7 @@ def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     filters = {key: _opt_text(body, key) for key in ("queue", "task", "worker", "depends_on")}
     statuses = _statuses(body.get("status"))
     cursor = _cursor(engine, body)
-    limit = _int(body, "limit", 100, 1, MAX_LIST)
+    limit = _int(body, "limit", lim.LIST_DEFAULT, 1, lim.LIST_MAX)
     stored = statuses - {"running"} if statuses else None
     rows = [] if stored == set() else engine.store.list(
         {**filters, "status": sorted(stored) if stored else None}, cursor, limit + 1)
@@ -190,7 +188,7 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     statuses = _statuses(body.get("status")) or {"failed"}
     if not statuses <= RETRYABLE:
         raise CommandError(BAD_REQUEST, "status must be failed, cancelled, or both")
-    limit = _int(body, "limit", MAX_LIST, 1, MAX_LIST)
+    limit = _int(body, "limit", lim.LIST_MAX, 1, lim.LIST_MAX)
     rows = engine.store.list({"status": sorted(statuses), "queue": _opt_text(body, "queue")},
                              _cursor(engine, body), limit + 1)
     ids = []
@@ -358,7 +356,7 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     problem = texts_problem(ids, lim.ID_MAX_LEN)
     if problem is not None:
         raise CommandError(BAD_REQUEST, f"ids: each job id {problem}")
-    timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
+    timeout = _seconds(body, "timeout", lim.WAIT_MAX_S, lim.WAIT_MAX_S)
     each = body.get("each") is True and not single
     outcome = body.get("fields") == "outcome"
     finished, missing = engine.settled(ids, outcome)

@@ -25,6 +25,8 @@ from typing import Any
 
 import click
 
+from zjobs.broker.wire.limits import PREFETCH_MAX
+
 MIB = 1024 * 1024
 
 BROKER, WORKER, API, CLIENT, UP = "broker", "worker", "api", "client", "up"
@@ -119,7 +121,7 @@ SETTINGS: tuple[Setting, ...] = (
             (WORKER,), click.IntRange(min=1, max=100_000)),
     Setting("prefetch", 256, "most jobs a worker (and each sync slot) holds beyond those it "
             "runs; the window adapts, and closes while a task runs long; 0: none", (WORKER,),
-            click.IntRange(min=0, max=10_000)),
+            click.IntRange(min=0, max=PREFETCH_MAX)),
     Setting("tasks", None, "comma-separated task modules, imported from the current "
             "directory too [default: the demo tasks]", (WORKER,), split=True),
     Setting("name", None, "worker name [default: host-pid]", (WORKER,),
