@@ -25,7 +25,16 @@ from pydantic import (
 
 from zjobs.broker.client.models import JobSpec, pydantic_field
 from zjobs.broker.wire import limits as lim
-from zjobs.broker.wire.schema import BY_NAME, SUBMIT_OPTIONS, WIRE, JobField, Status
+from zjobs.broker.wire.jobs import RETRYABLE
+from zjobs.broker.wire.schema import (
+    BY_NAME,
+    STATES,
+    SUBMIT_OPTIONS,
+    WIRE,
+    JobField,
+    JobState,
+    Status,
+)
 from zjobs.broker.wire.text import text_problem
 
 # ---------------------------------------------------------------- field types
@@ -134,13 +143,16 @@ class QueuePatch(BaseModel):
         "second over all workers; 0 or null removes the limit")
 
 
+Retryable = Literal[tuple(s for s in STATES if s in RETRYABLE)]  # type: ignore[valid-type]
+
+
 class RetryAllIn(BaseModel):
     """`POST /jobs/retry`: which ended jobs to run again."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: list[Literal["failed", "cancelled"]] = Field(
-        default=["failed"], min_length=1, description="the states whose jobs are re-run")
+    status: list[Retryable] = Field(  # type: ignore[valid-type]
+        default=[JobState.FAILED], min_length=1, description="the states whose jobs are re-run")
     queue: text(lim.QUEUE_MAX_LEN) | None = Field(None, description="only this queue's jobs")
 
 

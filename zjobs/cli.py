@@ -18,7 +18,7 @@ import click
 from zjobs.broker.client.jsonview import job_json
 from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire.logs import configure_logging
-from zjobs.broker.wire.schema import STATES, SUBMIT_OPTIONS
+from zjobs.broker.wire.schema import STATES, SUBMIT_OPTIONS, JobState
 from zjobs.broker.wire.settings import (
     API,
     BROKER,
@@ -214,7 +214,7 @@ def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, fr
             click.echo(job_id)
             return
         job = wait_and_show(client, job_id)
-    if job["status"] == "succeeded":
+    if job["status"] == JobState.SUCCEEDED:
         click.echo(_show(job["result"]))
         return
     error = job.get("error") or {}

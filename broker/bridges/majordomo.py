@@ -80,6 +80,7 @@ from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import CommandError
 from zjobs.broker.wire.jobs import TERMINAL
 from zjobs.broker.wire.prefetch import STALL_S, PrefetchWindow, worth_telling
+from zjobs.broker.wire.schema import JobState
 from zjobs.broker.wire.settings import default
 from zjobs.broker.wire.sockets import recv_frames, send_frames
 
@@ -660,7 +661,7 @@ def _args(payload: bytes | None) -> list[bytes] | None:
 
 def _final_frames(job: dict[str, Any]) -> list[bytes]:
     """A FINAL's frames for an ended job: its result frames, or one `error: ...` frame."""
-    if job["status"] == "succeeded":
+    if job["status"] == JobState.SUCCEEDED:
         result = job.get("result")
         frames = result if isinstance(result, list) else [p.pack(result)]
         return [f if isinstance(f, bytes) else str(f).encode() for f in frames]

@@ -13,12 +13,10 @@ from zjobs.broker.core.schedules import build_schedule
 from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import BAD_REQUEST, NOT_FOUND, CommandError
-from zjobs.broker.wire.jobs import TERMINAL, TERMINAL_IN_ORDER
+from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, TERMINAL_IN_ORDER
 from zjobs.broker.wire.limits import is_number
-from zjobs.broker.wire.schema import STATES
+from zjobs.broker.wire.schema import STATES, JobState
 from zjobs.broker.wire.text import text_problem, texts_problem
-
-RETRYABLE = frozenset({"failed", "cancelled"})
 
 
 @dataclass(slots=True)
@@ -126,10 +124,10 @@ def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     statuses = _statuses(body.get("status"))
     cursor = _cursor(engine, body)
     limit = _int(body, "limit", lim.LIST_DEFAULT, 1, lim.LIST_MAX)
-    stored = statuses - {"running"} if statuses else None
+    stored = statuses - {JobState.RUNNING} if statuses else None
     rows = [] if stored == set() else engine.store.list(
         {**filters, "status": sorted(stored) if stored else None}, cursor, limit + 1)
-    if statuses and "running" in statuses:  # never stored on its own: live jobs are in memory
+    if statuses and JobState.RUNNING in statuses:  # never stored alone: live jobs are in memory
         rows = _newest_first(rows + _running(engine, filters, cursor, limit + 1))
     next_cursor = _next_cursor(rows, limit)
     jobs = engine.overlay(rows[:limit])
@@ -157,7 +155,7 @@ def _running(engine: Engine, filters: dict[str, Any], cursor: str | None,
     plain = {k: v for k, v in filters.items() if v is not None and k != "depends_on"}
     parent = filters.get("depends_on")
     matching = sorted(
-        (job for job in engine.active.values() if job.status == "running"
+        (job for job in engine.active.values() if job.status == JobState.RUNNING
          and all(getattr(job, k) == v for k, v in plain.items())
          and (parent is None or (job.depends_on is not None
                                  and parent in p.unpack(job.depends_on)))
@@ -185,7 +183,7 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     A page per request keeps a turn short however many jobs failed; `next_cursor` goes on.
     A job that changed since the page was read (retried already) is skipped.
     """
-    statuses = _statuses(body.get("status")) or {"failed"}
+    statuses = _statuses(body.get("status")) or {JobState.FAILED}
     if not statuses <= RETRYABLE:
         raise CommandError(BAD_REQUEST, "status must be failed, cancelled, or both")
     limit = _int(body, "limit", lim.LIST_MAX, 1, lim.LIST_MAX)
