@@ -10,8 +10,10 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+from zjobs.broker.client.client import RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS
 from zjobs.broker.wire.schema import STATES
 from zjobs.broker.wire.version import __version__
+from zjobs.worker.runtime import WorkerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ("zjobs", "broker", "worker", "api")
@@ -119,3 +121,12 @@ def test_every_runtime_dependency_is_used_by_the_package() -> None:
         if not provides[dist] & imported:
             unused.append(dist)
     assert unused == [], "runtime dependencies nothing in the package imports"
+
+
+def test_the_readme_states_the_reconnect_backoff_the_code_uses() -> None:
+    config = WorkerConfig()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    worker = f"from {config.reconnect_initial_s:g} s doubling to {config.reconnect_max_s:g} s"
+    assert worker in readme
+    client = f"from {RECONNECT_IVL_MS} ms to {RECONNECT_IVL_MAX_MS / 1000:g} s"
+    assert client in readme
