@@ -151,7 +151,8 @@ class Majordomo:
     """The MDP socket of a broker and its peers, as the engine's jobs and workers."""
 
     def __init__(self, engine: Engine, sock: zmq.Socket, *, max_message: int,
-                 heartbeat_interval_s: float = 1.0, heartbeat_liveness: int = 3) -> None:
+                 heartbeat_interval_s: float = default("heartbeat_interval"),
+                 heartbeat_liveness: int = default("heartbeat_liveness")) -> None:
         self.engine = engine
         self.sock = sock
         self.max_message = max_message
