@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +20,7 @@ from zjobs.broker.wire.settings import (
     API,
     BROKER,
     CLIENT,
+    MIB,
     SETTINGS,
     UP,
     WORKER,
@@ -168,3 +170,30 @@ def test_no_parameter_or_field_named_after_a_setting_has_a_default_of_its_own() 
               if path != table and path not in NOT_YET
               for found in _literal_defaults(ast.parse(path.read_text()), names)]
     assert copies == [], "take the default from the settings table: settings.default(name)"
+
+
+def _renderings(value: Any) -> set[str]:
+    """How the README's table may show a default: `1.0`, 16 MiB, 7 days, 30 s, 100,000, off."""
+    if value is False:
+        return {"off", "console", "exit"}
+    if isinstance(value, str):
+        return {value}
+    shown = {str(value), f"{value:,}", f"{value:g} s"}
+    if value >= MIB and value % MIB == 0:
+        shown.add(f"{value // MIB} MiB")
+    if isinstance(value, float) and value >= 86400 and value % 86400 == 0:
+        shown.add(f"{value / 86400:g} days")
+    return shown
+
+
+def test_the_readme_configuration_table_shows_each_default_of_the_table() -> None:
+    rows = [row for row in _config_section().splitlines() if row.startswith("| ")]
+    for setting in SETTINGS:
+        if setting.default is None or setting.default is True:
+            continue  # said in words: "CPU count", "none (off)"
+        row = next(r for r in rows if f"`{setting.envvar}`" in r)
+        column = row.rstrip(" |").rsplit(" | ", 1)[1]
+        items = [i.replace("`", "").strip() for i in re.split(r", |; ", column)]
+        assert any(re.match(re.escape(shown) + r"(?![\w.,])", item)
+                   for item in items for shown in _renderings(setting.default)), \
+            (setting.name, setting.default, column)
