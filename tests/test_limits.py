@@ -15,6 +15,7 @@ import click
 
 from tests.cluster import ROOT, Cluster
 from zjobs.api.schemas import ListQuery, ResultQuery
+from zjobs.broker.client import plans
 from zjobs.broker.client.client import Client
 from zjobs.broker.wire import limits as lim
 from zjobs.cli import main
@@ -23,6 +24,9 @@ PACKAGE = [ROOT / name for name in ("zjobs", "broker", "worker", "api")]
 # Names of a request's bounds: a module other than limits.py that binds one of these to a
 # number keeps a copy of its own.
 BOUND_WORDS = ("LIST", "WAIT", "PAGE", "CAPACITY", "PREFETCH")
+# The Python client is rewritten elsewhere (issue 24, typed clients): its LOG_PAGE and
+# REPLAY_PAGE are checked equal to the limits below until it imports them.
+NOT_YET = {ROOT / "broker" / "client" / "plans.py"}
 
 
 def _zjobs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -39,7 +43,7 @@ def _numeric_bounds(path: Path) -> list[str]:
             for target in targets:
                 name = getattr(target, "id", "")
                 if any(word in name for word in BOUND_WORDS) and "MAX" in name \
-                        or name.startswith(("DEFAULT_LIST", "LIST_")):
+                        or "PAGE" in name or name.startswith(("DEFAULT_LIST", "LIST_")):
                     found.append(f"{path.relative_to(ROOT)}: {name}")
     return found
 
@@ -51,8 +55,9 @@ def _bounds(field: Any) -> dict[str, Any]:
 def test_no_module_but_limits_defines_a_page_wait_or_ready_bound() -> None:
     limits = ROOT / "broker" / "wire" / "limits.py"
     copies = [found for directory in PACKAGE for path in directory.rglob("*.py")
-              if path != limits for found in _numeric_bounds(path)]
+              if path != limits and path not in NOT_YET for found in _numeric_bounds(path)]
     assert copies == []
+    assert plans.LOG_PAGE == plans.REPLAY_PAGE == lim.STREAM_PAGE_DEFAULT
 
 
 def test_the_api_the_cli_and_the_client_take_the_same_page_and_wait() -> None:

@@ -201,7 +201,7 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     since = _int(body, "since", 0)
-    limit = _int(body, "limit", 10_000, 1, 100_000)
+    limit = _int(body, "limit", lim.STREAM_PAGE_DEFAULT, 1, lim.STREAM_PAGE_MAX)
     job = _job_or_404(engine, _text(body, "id"))
     lines = engine.store.logs(job["id"], since, limit)
     return {
@@ -336,7 +336,7 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
 
 def _events(engine: Engine, body: dict[str, Any]) -> bytes:
     since = _int(body, "since", 0)
-    limit = _int(body, "limit", 10_000, 1, 100_000)
+    limit = _int(body, "limit", lim.STREAM_PAGE_DEFAULT, 1, lim.STREAM_PAGE_MAX)
     types = body.get("types")
     if types is not None:
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):

@@ -32,6 +32,8 @@ Why these numbers:
 - a page of jobs (LIST, `GET /jobs`, `zjobs list`) holds 100 unless asked,
   at most 1000: one reply stays well under the message limit and one turn of
   the broker short; `next_cursor` goes on.
+- a page of log lines (LOGS) or of replayed events (EVENTS) holds 10,000
+  unless asked, at most 100,000 (the event window's default size).
 - a request held until its jobs end (WAIT, a SUBMIT's `wait`, `GET
   /jobs/{id}/result?wait=`) is held at most an hour; the Python client waits
   in slices of 30 s anyway, and a longer wait is asked again.
@@ -70,6 +72,8 @@ SEQ_MAX = 2**63 - 1  # SQLite's INTEGER
 LIST_DEFAULT = 100  # jobs of a page when none is asked for
 LIST_MAX = 1000  # jobs of one page, at most
 WAIT_MAX_S = 3600.0  # the longest one request is held for its jobs to end
+STREAM_PAGE_DEFAULT = 10_000  # log lines of a LOGS page, events of an EVENTS page
+STREAM_PAGE_MAX = 100_000
 CAPACITY_MAX = 100_000  # jobs a worker may claim to run at once (READY)
 PREFETCH_MAX = 10_000  # jobs a worker may hold beyond those it runs
 READY_LIST_MAX = 10_000  # queues, tasks, flags or capabilities of one READY
