@@ -13,7 +13,7 @@ import click
 
 from zjobs.api.app import create_app
 from zjobs.api.context import Settings as ApiSettings
-from zjobs.broker.client.client import DEFAULT_FRONTEND
+from zjobs.broker.client.client import DEFAULT_FRONTEND, AsyncClient, Client
 from zjobs.broker.server import BrokerConfig
 from zjobs.broker.wire.protocol import DEFAULT_MAX_MESSAGE
 from zjobs.broker.wire.settings import (
@@ -122,6 +122,10 @@ def test_each_config_default_is_the_settings_table_default() -> None:
 
 def test_the_client_the_wire_and_create_app_take_the_table_defaults() -> None:
     assert DEFAULT_FRONTEND == default("frontend")
+    for client in (Client, AsyncClient):  # the client's own literal until its rewrite lands
+        params = inspect.signature(client).parameters
+        assert params["endpoint"].default == default("frontend")
+        assert params["timeout"].default == default("broker_timeout")
     assert DEFAULT_MAX_MESSAGE == default("max_message")
     params = inspect.signature(create_app).parameters
     for param, name in (("max_body", "max_message"), ("sse_ping_s", "sse_ping"),
