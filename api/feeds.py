@@ -25,9 +25,8 @@ from typing import Any
 
 from zjobs.api.hub import CLOSED, RESYNC, Burst, Event, EventHub, Filter
 from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire.jobs import TERMINAL_EVENTS
-
-LOG_PAGE = 10_000
 
 
 @dataclass(slots=True, frozen=True)
@@ -178,12 +177,13 @@ class LogFeed:
     async def _snapshot(self) -> AsyncIterator[dict[str, Any]]:
         """Lines after `last` the broker has stored; sets `status` if the job has ended."""
         while True:
-            page = await self.client.logs_page(self.job_id, since=self.last, limit=LOG_PAGE)
+            page = await self.client.logs_page(self.job_id, since=self.last,
+                                               limit=lim.STREAM_PAGE_DEFAULT)
             for line in page["lines"]:
                 if line["line"] > self.last:
                     self.last = line["line"]
                     yield _line(line)
-            if len(page["lines"]) < LOG_PAGE:
+            if len(page["lines"]) < lim.STREAM_PAGE_DEFAULT:
                 if page["done"]:
                     self.status = page["status"]
                 return

@@ -33,6 +33,7 @@ import structlog
 
 from zjobs.broker.wire.logs import configure_logging
 from zjobs.broker.wire.orphans import die_with_parent
+from zjobs.broker.wire.settings import default
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +77,7 @@ def serve_processes(opts: dict[str, Any], n: int, listener: socket.socket,
 
 def _child(serve: Serve, opts: dict[str, Any], listener: socket.socket, parent: int) -> None:
     die_with_parent(signal.SIGTERM, parent)
-    configure_logging(bool(opts.get("log_json")), opts.get("log_level") or "info")
+    configure_logging(bool(opts.get("log_json")), opts.get("log_level") or default("log_level"))
     serve(opts, listener)
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import click
 
 from zjobs.broker.client.jsonview import job_json
+from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire.logs import configure_logging
-from zjobs.broker.wire.schema import STATES, SUBMIT_OPTIONS
+from zjobs.broker.wire.schema import BY_NAME, STATES, SUBMIT_OPTIONS, JobState
 from zjobs.broker.wire.settings import (
     API,
     BROKER,
@@ -213,7 +214,7 @@ def submit(task: str, args: tuple[str, ...], kw: tuple[str, ...], wait: bool, fr
             click.echo(job_id)
             return
         job = wait_and_show(client, job_id)
-    if job["status"] == "succeeded":
+    if job["status"] == JobState.SUCCEEDED:
         click.echo(_show(job["result"]))
         return
     error = job.get("error") or {}
@@ -353,8 +354,8 @@ def queue_purge(name: str, frontend: str, curve_dir: str | None, broker_timeout:
 @click.option("--queue", help="only jobs of this queue")
 @click.option("--task", help="only jobs of this task")
 @click.option("--worker", help="only jobs run by this worker")
-@click.option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True,
-              help="most jobs to show, newest first")
+@click.option("--limit", type=click.IntRange(min=1, max=lim.LIST_MAX), default=lim.LIST_DEFAULT,
+              show_default=True, help="most jobs to show, newest first")
 @click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
 def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_json: bool,
               **filters: Any) -> None:
@@ -378,7 +379,8 @@ def list_jobs(frontend: str, curve_dir: str | None, broker_timeout: float, as_js
 @click.option("--runtime", default=None, help="interpreter or command [default: python3]")
 @click.option("--net-policy", type=click.Choice(["inherit", "none"]), default="inherit",
               show_default=True, help="none: run without network (a new network namespace)")
-@click.option("--queue", default="default", show_default=True, help="the queue to put the job in")
+@click.option("--queue", default=BY_NAME["queue"].default, show_default=True,
+              help="the queue to put the job in")
 @click.option("--artifacts", "artifacts_dir", type=click.Path(file_okay=False), default=None,
               help="download the program's artifacts (files under out/) here")
 @click.option("--detach", is_flag=True, help="print the job id and return")
@@ -421,10 +423,13 @@ def schedule() -> None:
 @click.option("--kw", multiple=True, help="a keyword argument KEY=VALUE (repeatable)")
 @click.option("--cron", default=None, help="a 5-field cron expression, in UTC")
 @click.option("--every", "every_s", type=float, default=None, help="fire every SECONDS")
-@click.option("--queue", default="default", show_default=True, help="the jobs' queue")
-@click.option("--priority", type=int, default=0, show_default=True, help="the jobs' priority")
+@click.option("--queue", default=BY_NAME["queue"].default, show_default=True,
+              help="the jobs' queue")
+@click.option("--priority", type=int, default=BY_NAME["priority"].default, show_default=True,
+              help="the jobs' priority")
 @click.option("--timeout-s", "timeout_s", type=float, default=None, help="each job's timeout")
-@click.option("--max-retries", "max_retries", type=int, default=0, show_default=True,
+@click.option("--max-retries", "max_retries", type=int, default=BY_NAME["max_retries"].default,
+              show_default=True,
               help="each job's retries")
 @click.option("--json", "as_json", is_flag=True, help="print the schedule as JSON")
 def schedule_add(name: str, task: str, args: tuple[str, ...], kw: tuple[str, ...],

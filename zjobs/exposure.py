@@ -12,7 +12,7 @@ import ipaddress
 from typing import Any
 
 from zjobs.broker.wire.errors import StartError
-from zjobs.broker.wire.settings import API, resolved
+from zjobs.broker.wire.settings import API, default, resolved
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -31,7 +31,7 @@ def is_loopback(host: str) -> bool:
 def check_exposure(opts: dict[str, Any]) -> None:
     """Raise StartError when the API would listen off loopback with no token and no --open."""
     values = resolved(API, opts)
-    host = str(values.get("host") or "127.0.0.1")
+    host = str(values.get("host") or default("host"))
     if is_loopback(host) or values.get("api_token") or values.get("open"):
         return
     raise StartError(f"refusing to serve the HTTP API on {host} without a token: set "

@@ -36,6 +36,7 @@ import structlog
 
 from zjobs.broker.wire.errors import StartError, ZJobsError
 from zjobs.broker.wire.orphans import become_subreaper, children_of, die_with_parent
+from zjobs.broker.wire.settings import default
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +96,8 @@ def describe_status(status: int) -> str:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], env: dict[str, str], restart: str = "always",
+    def __init__(self, children: list[Child], env: dict[str, str],
+                 restart: str = default("restart"),
                  on_tick: Callable[[], None] | None = None) -> None:
         self.children = children
         self.env = env

@@ -25,7 +25,7 @@ import structlog
 from zjobs.broker.client.client import Client
 from zjobs.broker.wire.curve import client_curve
 from zjobs.broker.wire.errors import StartError, ZJobsError
-from zjobs.broker.wire.settings import WORKER, forwarded, resolved
+from zjobs.broker.wire.settings import WORKER, default, forwarded, resolved
 from zjobs.exposure import check_exposure
 from zjobs.supervisor import Child, Supervisor
 
@@ -161,8 +161,8 @@ def run_up(n_workers: int, opts: dict[str, Any]) -> int:
     announcer = Announcer(opts["host"], int(opts["port"]),
                           workers_up=WorkersUp(opts["frontend"], n_workers,
                                                opts.get("curve_dir")))
-    supervisor = Supervisor(children(n_workers, opts), env, opts.get("restart") or "always",
-                            on_tick=announcer)
+    supervisor = Supervisor(children(n_workers, opts), env,
+                            opts.get("restart") or default("restart"), on_tick=announcer)
     announcer.ready = lambda: not supervisor.holding
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, supervisor.stop)

@@ -17,12 +17,14 @@ from rich.table import Table
 from zjobs.broker.client.client import Client
 from zjobs.broker.client.jsonview import dumps, job_json, schedule_json, worker_json
 from zjobs.broker.wire.jobs import TERMINAL, TERMINAL_EVENTS
-from zjobs.broker.wire.schema import STATES
+from zjobs.broker.wire.schema import STATES, JobState
 
 _err = Console(stderr=True)
 _out = Console()
-_COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "grey50", "running": "yellow",
-            "queued": "cyan", "scheduled": "magenta", "unserved": "bold red"}
+UNSERVED = "unserved"  # not a state: queued jobs no live worker can run (GET /jobs' field)
+_COLOURS = {JobState.SUCCEEDED: "green", JobState.FAILED: "red", JobState.CANCELLED: "grey50",
+            JobState.RUNNING: "yellow", JobState.QUEUED: "cyan", JobState.SCHEDULED: "magenta",
+            UNSERVED: "bold red"}
 
 
 UNSERVED_NOTICE_S = 3.0  # a job still unserved after this long gets one line on stderr
@@ -161,9 +163,10 @@ def queue_table(depths: dict[str, dict[str, Any]]) -> Table:
     always), plus `unserved` when a queue has some: the table fits an 80-column terminal, and
     nothing is cut, only folded, in a narrower one."""
     rows = sorted(depths.items())
-    states = [s for s in STATES if s in ("queued", "running") or any(r.get(s) for _, r in rows)]
-    if any(r.get("unserved") for _, r in rows):
-        states.insert(states.index("queued") + 1, "unserved")
+    always = (JobState.QUEUED, JobState.RUNNING)
+    states = [s for s in STATES if s in always or any(r.get(s) for _, r in rows)]
+    if any(r.get(UNSERVED) for _, r in rows):
+        states.insert(states.index(JobState.QUEUED) + 1, UNSERVED)
     table = _compact("queues")
     table.add_column("queue", overflow="fold")
     for state in states:
@@ -235,4 +238,4 @@ def _print_line(line: dict[str, Any]) -> None:
 def _final(client: Client, job_id: str) -> int:
     job = client.get(job_id)
     _err.print(f"[{_COLOURS.get(job['status'], 'white')}]job {job['status']}[/]")
-    return 0 if job["status"] == "succeeded" else 1
+    return 0 if job["status"] == JobState.SUCCEEDED else 1

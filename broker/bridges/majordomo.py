@@ -81,6 +81,8 @@ from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import CommandError, job_error
 from zjobs.broker.wire.jobs import TERMINAL
 from zjobs.broker.wire.prefetch import STALL_S, PrefetchWindow, worth_telling
+from zjobs.broker.wire.schema import JobState
+from zjobs.broker.wire.settings import default
 from zjobs.broker.wire.sockets import recv_frames, send_frames
 
 log = structlog.get_logger(__name__)
@@ -88,8 +90,9 @@ log = structlog.get_logger(__name__)
 CLIENT, WORKER = b"MDPC02", b"MDPW02"
 READY, REQUEST, PARTIAL, FINAL, HEARTBEAT, DISCONNECT = (bytes([i]) for i in range(1, 7))
 MIN_WORKER_EXPIRY_S = 7.5  # RFC 7's default window (2.5 s x 3): majortomo heartbeats at 2.5 s
-PREFETCH_MAX = 256         # jobs a Majordomo worker's window holds at most (`--prefetch`'s
-                           # default), about 50 ms of its work (broker/prefetch.py)
+# jobs a Majordomo worker's window holds at most (`--prefetch`'s default), about 50 ms of its
+# work (broker/prefetch.py)
+PREFETCH_MAX = default("prefetch")
 AHEAD_S = 0.010            # work sent to a Majordomo worker ahead of the request it runs ...
 AHEAD_MAX = PREFETCH_MAX   # ... at the pace its requests have taken, this many at most
 WAIT_S = 60.0              # one wait for a turn's requests; those not ended by then: again
@@ -149,7 +152,8 @@ class Majordomo:
     """The MDP socket of a broker and its peers, as the engine's jobs and workers."""
 
     def __init__(self, engine: Engine, sock: zmq.Socket, *, max_message: int,
-                 heartbeat_interval_s: float = 1.0, heartbeat_liveness: int = 3) -> None:
+                 heartbeat_interval_s: float = default("heartbeat_interval"),
+                 heartbeat_liveness: int = default("heartbeat_liveness")) -> None:
         self.engine = engine
         self.sock = sock
         self.max_message = max_message
@@ -659,7 +663,7 @@ def _args(payload: bytes | None) -> list[bytes] | None:
 
 def _final_frames(job: dict[str, Any]) -> list[bytes]:
     """A FINAL's frames for an ended job: its result frames, or one `error: ...` frame."""
-    if job["status"] == "succeeded":
+    if job["status"] == JobState.SUCCEEDED:
         result = job.get("result")
         frames = result if isinstance(result, list) else [p.pack(result)]
         return [f if isinstance(f, bytes) else str(f).encode() for f in frames]

@@ -57,11 +57,12 @@ from zjobs.broker.client.wait_batches import WaitBatches
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.curve import apply_client_curve
 from zjobs.broker.wire.errors import AuthError, BrokerError, BrokerUnreachable
+from zjobs.broker.wire.settings import default
 from zjobs.broker.wire.sockets import cancel_and_wait, endpoint_list, received
 
 __all__ = ["AsyncClient", "Client"]
 
-DEFAULT_FRONTEND = "tcp://127.0.0.1:5555"
+DEFAULT_FRONTEND = default("frontend")
 # libzmq reconnects from 100 ms doubling to this cap, each interval with random jitter added.
 RECONNECT_IVL_MS = 100
 RECONNECT_IVL_MAX_MS = 5000

@@ -15,11 +15,8 @@ from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import BAD_REQUEST, NOT_FOUND, CommandError
 from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, TERMINAL_IN_ORDER
 from zjobs.broker.wire.limits import is_number
-from zjobs.broker.wire.schema import STATES
+from zjobs.broker.wire.schema import STATES, JobState
 from zjobs.broker.wire.text import text_problem, texts_problem
-
-MAX_LIST = 1000
-MAX_WAIT_S = 3600.0
 
 
 @dataclass(slots=True)
@@ -113,7 +110,7 @@ def _submit_wait(body: Any) -> float | None:
     is created, so a bad one creates nothing)."""
     if not isinstance(body, dict) or body.get("wait") is None:
         return None
-    return _seconds(body, "wait", MAX_WAIT_S, MAX_WAIT_S)
+    return _seconds(body, "wait", lim.WAIT_MAX_S, lim.WAIT_MAX_S)
 
 
 def get(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
@@ -126,11 +123,11 @@ def list_jobs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     filters = {key: _opt_text(body, key) for key in ("queue", "task", "worker", "depends_on")}
     statuses = _statuses(body.get("status"))
     cursor = _cursor(engine, body)
-    limit = _int(body, "limit", 100, 1, MAX_LIST)
-    stored = statuses - {"running"} if statuses else None
+    limit = _int(body, "limit", lim.LIST_DEFAULT, 1, lim.LIST_MAX)
+    stored = statuses - {JobState.RUNNING} if statuses else None
     rows = [] if stored == set() else engine.store.list(
         {**filters, "status": sorted(stored) if stored else None}, cursor, limit + 1)
-    if statuses and "running" in statuses:  # never stored on its own: live jobs are in memory
+    if statuses and JobState.RUNNING in statuses:  # never stored alone: live jobs are in memory
         rows = _newest_first(rows + _running(engine, filters, cursor, limit + 1))
     next_cursor = _next_cursor(rows, limit)
     jobs = engine.overlay(rows[:limit])
@@ -158,7 +155,7 @@ def _running(engine: Engine, filters: dict[str, Any], cursor: str | None,
     plain = {k: v for k, v in filters.items() if v is not None and k != "depends_on"}
     parent = filters.get("depends_on")
     matching = sorted(
-        (job for job in engine.active.values() if job.status == "running"
+        (job for job in engine.active.values() if job.status == JobState.RUNNING
          and all(getattr(job, k) == v for k, v in plain.items())
          and (parent is None or (job.depends_on is not None
                                  and parent in p.unpack(job.depends_on)))
@@ -186,10 +183,10 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     A page per request keeps a turn short however many jobs failed; `next_cursor` goes on.
     A job that changed since the page was read (retried already) is skipped.
     """
-    statuses = _statuses(body.get("status")) or {"failed"}
+    statuses = _statuses(body.get("status")) or {JobState.FAILED}
     if not statuses <= RETRYABLE:
         raise CommandError(BAD_REQUEST, "status must be failed, cancelled, or both")
-    limit = _int(body, "limit", MAX_LIST, 1, MAX_LIST)
+    limit = _int(body, "limit", lim.LIST_MAX, 1, lim.LIST_MAX)
     rows = engine.store.list({"status": sorted(statuses), "queue": _opt_text(body, "queue")},
                              _cursor(engine, body), limit + 1)
     ids = []
@@ -204,7 +201,7 @@ def retry_many(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
 
 def logs(engine: Engine, body: dict[str, Any], info: ServerInfo) -> Any:
     since = _int(body, "since", 0)
-    limit = _int(body, "limit", 10_000, 1, 100_000)
+    limit = _int(body, "limit", lim.STREAM_PAGE_DEFAULT, 1, lim.STREAM_PAGE_MAX)
     job = _job_or_404(engine, _text(body, "id"))
     lines = engine.store.logs(job["id"], since, limit)
     return {
@@ -339,7 +336,7 @@ def handle(engine: Engine, identity: bytes, request: p.ClientRequest, info: Serv
 
 def _events(engine: Engine, body: dict[str, Any]) -> bytes:
     since = _int(body, "since", 0)
-    limit = _int(body, "limit", 10_000, 1, 100_000)
+    limit = _int(body, "limit", lim.STREAM_PAGE_DEFAULT, 1, lim.STREAM_PAGE_MAX)
     types = body.get("types")
     if types is not None:
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
@@ -357,7 +354,7 @@ def _wait(engine: Engine, identity: bytes, request: p.ClientRequest) -> None:
     problem = texts_problem(ids, lim.ID_MAX_LEN)
     if problem is not None:
         raise CommandError(BAD_REQUEST, f"ids: each job id {problem}")
-    timeout = _seconds(body, "timeout", MAX_WAIT_S, MAX_WAIT_S)
+    timeout = _seconds(body, "timeout", lim.WAIT_MAX_S, lim.WAIT_MAX_S)
     each = body.get("each") is True and not single
     outcome = body.get("fields") == "outcome"
     finished, missing = engine.settled(ids, outcome)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zjobs.broker.wire.protocol import encode_event_run, pack, packed_array, packed_map
+from zjobs.broker.wire.settings import default
 
 
 class EventLog:
@@ -21,7 +22,7 @@ class EventLog:
     in flight) costs no more to publish than one message per event did.
     """
 
-    def __init__(self, last_seq: int = 0, window: int = 100_000,
+    def __init__(self, last_seq: int = 0, window: int = default("event_window"),
                  wall: Callable[[], float] = time.time) -> None:
         self.wall = wall  # the engine's injected clock: tests see the times they set
         self.last_seq = last_seq

@@ -12,6 +12,9 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from typing import Any
 
+from zjobs.broker.wire.limits import CAPACITY_MAX as MAX_CAPACITY
+from zjobs.broker.wire.limits import PREFETCH_MAX as MAX_PREFETCH
+from zjobs.broker.wire.limits import READY_LIST_MAX as MAX_LIST
 from zjobs.broker.wire.limits import TASK_MAX_LEN as MAX_NAME
 from zjobs.broker.wire.limits import WORKER_NAME_MAX_LEN
 from zjobs.broker.wire.text import check_text, texts_problem
@@ -24,10 +27,8 @@ _FLAG_NEEDS = {"exec": EXEC, "pickle": PICKLE}
 FLAG_NEEDS = frozenset(_FLAG_NEEDS.values())
 _KIND_NEEDS = {"exec": EXEC, "function": PICKLE}
 
-# Bounds on what a READY may claim: a worker is believed within these, whatever it says.
-MAX_CAPACITY = 100_000
-MAX_PREFETCH = 10_000
-MAX_LIST = 10_000          # queues, tasks, flags, caps
+# Bounds on what a READY may claim (MAX_CAPACITY, MAX_PREFETCH and MAX_LIST, from the
+# limits): a worker is believed within these, whatever it says.
 MAX_INTERVAL_FACTOR = 10   # a claimed heartbeat interval counts up to 10 x the broker's
 
 

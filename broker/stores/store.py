@@ -22,6 +22,7 @@ from zjobs.broker.wire.schedule import COLUMNS as SCHEDULE_COLUMNS
 from zjobs.broker.wire.schedule import Schedule
 from zjobs.broker.wire.schedule import from_row as schedule_from_row
 from zjobs.broker.wire.schema import MUTABLE, STORED
+from zjobs.broker.wire.settings import default
 
 # Derived from the job schema (broker/schema.py): the stored fields, their columns, and
 # the ones written again after the insert. attrgetter builds each row tuple in C.
@@ -82,7 +83,7 @@ class Store:
         sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
         sqlite3.ProgrammingError, OverflowError, ValueError, TypeError)
 
-    def __init__(self, data_dir: str | Path, *, sync: str = "NORMAL") -> None:
+    def __init__(self, data_dir: str | Path, *, sync: str = default("sync")) -> None:
         path = Path(data_dir)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)  # every job's data: ours alone
         self.path = path / "zjobs.db"

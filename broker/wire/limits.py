@@ -1,9 +1,13 @@
-"""The bounds of every field a job may carry, defined once for all the ways in.
+"""The bounds of every field a job may carry, and of every request, defined once for all
+the ways in.
 
 The broker checks them in `broker.submit.build_job` (every SUBMIT, from any
 client, passes there); the pydantic models of the client and the API
 (`broker.models`, `api.schemas`) use the same constants, so the two layers
-cannot disagree about what a valid job is.
+cannot disagree about what a valid job is. The bounds of a request (a page of
+jobs, a held wait, what a worker's READY may claim) are here too: the broker,
+the API (`api.schemas`, `GET /meta`) and the CLI (`zjobs list --limit`) read
+them from here, so none of them accepts what another refuses or caps.
 
 Why these numbers:
 
@@ -25,6 +29,17 @@ Why these numbers:
   levels, and its integers fit msgpack's 64 bits.
 - a sequence number or log line number (`Last-Event-ID`, `since`) fits
   SQLite's signed 64-bit INTEGER.
+- a page of jobs (LIST, `GET /jobs`, `zjobs list`) holds 100 unless asked,
+  at most 1000: one reply stays well under the message limit and one turn of
+  the broker short; `next_cursor` goes on.
+- a page of log lines (LOGS) or of replayed events (EVENTS) holds 10,000
+  unless asked, at most 100,000 (the event window's default size).
+- a request held until its jobs end (WAIT, a SUBMIT's `wait`, `GET
+  /jobs/{id}/result?wait=`) is held at most an hour; the Python client waits
+  in slices of 30 s anyway, and a longer wait is asked again.
+- a worker's READY is believed within bounds whatever it claims: a capacity
+  up to 100,000 jobs, a prefetch window up to 10,000 (`--prefetch`'s range),
+  lists of up to 10,000 names.
 """
 
 from __future__ import annotations
@@ -54,6 +69,14 @@ MAX_NESTING = 64
 INT_MIN = -(2**63)  # msgpack's integer range
 INT_MAX = 2**64 - 1
 SEQ_MAX = 2**63 - 1  # SQLite's INTEGER
+LIST_DEFAULT = 100  # jobs of a page when none is asked for
+LIST_MAX = 1000  # jobs of one page, at most
+WAIT_MAX_S = 3600.0  # the longest one request is held for its jobs to end
+STREAM_PAGE_DEFAULT = 10_000  # log lines of a LOGS page, events of an EVENTS page
+STREAM_PAGE_MAX = 100_000
+CAPACITY_MAX = 100_000  # jobs a worker may claim to run at once (READY)
+PREFETCH_MAX = 10_000  # jobs a worker may hold beyond those it runs
+READY_LIST_MAX = 10_000  # queues, tasks, flags or capabilities of one READY
 
 
 def is_number(value: Any) -> bool:

@@ -11,8 +11,10 @@ import sys
 
 import structlog
 
+from zjobs.broker.wire.settings import default
 
-def configure_logging(json: bool = False, level: str = "info") -> None:
+
+def configure_logging(json: bool = False, level: str = default("log_level")) -> None:
     numeric = logging.getLevelName(level.upper())
     shared: list = [
         structlog.contextvars.merge_contextvars,

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 
+from zjobs.broker.wire.settings import default
 from zjobs.broker.wire.unpacking import (
     DecodeLimitError,
     DecodeLimits,
@@ -92,7 +93,7 @@ _BROKER_BODY_SCHEMA: dict[bytes, dict[str, type | tuple[type, ...]]] = {
 }
 
 MAX_REQUEST_ID = 64
-DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024
+DEFAULT_MAX_MESSAGE = default("max_message")
 # What a client request or worker message may decode into (broker/unpacking.py); the broker
 # sizes its own from --max-message.
 DEFAULT_LIMITS = DecodeLimits.for_message(DEFAULT_MAX_MESSAGE)

@@ -5,8 +5,10 @@ A `Setting` names its flag (`--heartbeat-interval`), its environment variable
 it, and the field of the role's config it fills. From this one table come:
 the click options of each command (`options`), the config objects
 (`config_values`), what `zjobs up` forwards to each child (`forwarded`), and
-the README's configuration table is checked against it by a test. Adding a
-setting is one entry here (and the code that uses the field).
+the defaults of the config objects (`default`: `BrokerConfig`, `WorkerConfig`,
+the API's `Settings`, the client's endpoint), and the README's configuration
+table is checked against it by a test. Adding a setting is one entry here (and
+the code that uses the field).
 
 The flag wins over the environment; the environment over the default.
 Settings with `flag=False` are environment-only (a secret has no business in
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+
+from zjobs.broker.wire.limits import PREFETCH_MAX
 
 MIB = 1024 * 1024
 
@@ -117,7 +121,7 @@ SETTINGS: tuple[Setting, ...] = (
             (WORKER,), click.IntRange(min=1, max=100_000)),
     Setting("prefetch", 256, "most jobs a worker (and each sync slot) holds beyond those it "
             "runs; the window adapts, and closes while a task runs long; 0: none", (WORKER,),
-            click.IntRange(min=0, max=10_000)),
+            click.IntRange(min=0, max=PREFETCH_MAX)),
     Setting("tasks", None, "comma-separated task modules, imported from the current "
             "directory too [default: the demo tasks]", (WORKER,), split=True),
     Setting("name", None, "worker name [default: host-pid]", (WORKER,),
@@ -158,6 +162,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("broker_timeout", 10.0, "seconds to wait for the broker to answer", (CLIENT,),
             click.FloatRange(min=0.1)),
 )
+
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def default(name: str) -> Any:
+    """The table's default of setting `name`: the one value every config object, client and
+    command starts from (a test fails when a copy drifts from it)."""
+    return BY_NAME[name].default
 
 
 def for_role(*roles: str) -> list[Setting]:
