@@ -48,6 +48,7 @@ from zjobs.broker.wire.errors import (
 )
 from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, WAITING, Job, JobState, outcome_of
 from zjobs.broker.wire.schema import STATE_EVENTS, EventType
+from zjobs.broker.wire.settings import default
 from zjobs.broker.wire.text import storable, text_problem
 
 log = structlog.get_logger(__name__)
@@ -74,13 +75,13 @@ class SystemClock:
 
 @dataclass(slots=True)
 class EngineConfig:
-    heartbeat_interval_s: float = 1.0
-    heartbeat_liveness: int = 3
+    heartbeat_interval_s: float = default("heartbeat_interval")
+    heartbeat_liveness: int = default("heartbeat_liveness")
     lost_allowance: int = 3          # extra attempts a job may lose to dead workers
     retry_backoff_cap_s: float = 300.0
     attempt_grace_s: float = 10.0    # broker-side expiry of a silent attempt: timeout + grace
-    default_timeout_s: float | None = None
-    event_window: int = 100_000
+    default_timeout_s: float | None = default("default_timeout")
+    event_window: int = default("event_window")
     max_artifact_bytes: int = 64 * 1024 * 1024  # per attempt, as the exec runner's cap
     # After a restart, jobs that were running wait this long (default: twice the heartbeat
     # liveness window) for their worker to re-register with them before anyone else gets them.
@@ -90,7 +91,7 @@ class EngineConfig:
     recent_s: float = 30.0
     # Ready jobs kept in memory per queue and requirement, the next by priority then FIFO;
     # as many waiting for a time, and deferred ones. The rest wait in the store.
-    queue_window: int = 10_000
+    queue_window: int = default("queue_window")
 
 
 def _purge_error(queue: str) -> bytes:
