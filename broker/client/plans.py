@@ -169,7 +169,7 @@ def job_dict(task: str, args: tuple, kwargs: dict[str, Any], options: dict[str, 
     return job
 
 
-def task_job(task: str, args: tuple, kwargs: dict[str, Any], **options: Any) -> dict:
+def task_job(task: str, args: tuple, kwargs: dict[str, Any], options: dict[str, Any]) -> dict:
     """A validated wire job running `task(*args, **kwargs)`, with the options given."""
     return validate_jobs([job_dict(task, args, kwargs, options)])[0]
 
@@ -260,9 +260,10 @@ class Plans:
 
         `depends_on`: ids of jobs that must succeed first (the job is `deferred` until then).
         """
-        job = task_job(task, args, kwargs, queue=queue, priority=priority, timeout_s=timeout_s,
-                       max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
-                       idempotency_key=idempotency_key, depends_on=depends_on)
+        job = task_job(task, args, kwargs, {
+            "queue": queue, "priority": priority, "timeout_s": timeout_s,
+            "max_retries": max_retries, "retry_backoff_s": retry_backoff_s, "run_at": run_at,
+            "idempotency_key": idempotency_key, "depends_on": depends_on})
         return (yield Call(p.SUBMIT, job))["id"]
 
     @call
@@ -274,9 +275,10 @@ class Plans:
         """Submit `task(*args, **kwargs)` and return its result, as `result(submit(...))`
         does, in one round trip: the SUBMIT itself waits for the job to end (`timeout` as
         for `result`). Raises JobFailed, JobCancelled or TimeoutError."""
-        job = task_job(task, args, kwargs, queue=queue, priority=priority, timeout_s=timeout_s,
-                       max_retries=max_retries, retry_backoff_s=retry_backoff_s, run_at=run_at,
-                       idempotency_key=idempotency_key, depends_on=depends_on)
+        job = task_job(task, args, kwargs, {
+            "queue": queue, "priority": priority, "timeout_s": timeout_s,
+            "max_retries": max_retries, "retry_backoff_s": retry_backoff_s, "run_at": run_at,
+            "idempotency_key": idempotency_key, "depends_on": depends_on})
         end = None if timeout is None else self.clock() + timeout
         # a short first wait: a SUBMIT is never resent, so a broker restart must not cost
         # a long wait; a job that takes longer is waited for with WAIT, which is resent
