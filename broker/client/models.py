@@ -9,7 +9,7 @@ needs `task`) and the exec spec's own model.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -38,7 +38,9 @@ class ExecSpec(BaseModel):
     entry: str = Field(min_length=1)
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float | None = Field(default=None, **BY_NAME["timeout_s"].constraints())
+    # mypy reads Field's keywords for the model's __init__ and cannot with ** (its limit)
+    timeout_s: float | None = Field(default=None,  # type: ignore[misc]
+                                    **BY_NAME["timeout_s"].constraints())
     runtime: str | None = None
     net_policy: Literal["inherit", "none"] = "inherit"
     code_files: dict[str, bytes] = Field(default_factory=dict)
@@ -62,6 +64,12 @@ class _JobSpecChecks(BaseModel):
     """What a submitted job must satisfy beyond its fields' types and bounds."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    if TYPE_CHECKING:  # fields of JobSpec (made from the schema below) these checks read
+        kind: str
+        task: str | None
+        spec: ExecSpec | None
+        function: bytes | None
 
     @field_validator("args", "kwargs", mode="before", check_fields=False)
     @classmethod
@@ -120,15 +128,17 @@ class _JobSpecChecks(BaseModel):
 
 _OVERRIDES = {"spec": ExecSpec | None}  # the exec spec is checked in full at the edge
 
+_FIELDS: dict[str, Any] = {f.name: pydantic_field(f, _OVERRIDES.get(f.name)) for f in SUBMITTED}
 JobSpec = create_model(
     "JobSpec", __base__=_JobSpecChecks, __module__=__name__,
     __doc__="A job as submitted: `{\"task\": \"add\", \"args\": [1, 2]}` and the options of "
             "the job model.",
-    **{f.name: pydantic_field(f, _OVERRIDES.get(f.name)) for f in SUBMITTED},
+    **_FIELDS,
 )
 
 
-JOB_LIST = TypeAdapter(list[JobSpec])
+# JobSpec is a model made at runtime (create_model): no type mypy can check against
+JOB_LIST: TypeAdapter[list[_JobSpecChecks]] = TypeAdapter(list[JobSpec])  # type: ignore[valid-type]
 
 
 # Fields whose schema check (`JobField.check`, what the broker runs) is the whole check:
