@@ -33,7 +33,7 @@ import itertools
 import math
 import time
 from collections.abc import AsyncGenerator, Callable, Container, Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.asyncio
@@ -290,6 +290,9 @@ class AsyncClient(_BaseClient, AsyncClientMethods):
 
     _sock: zmq.asyncio.Socket  # made by the asyncio context
     _monitor: zmq.asyncio.Socket
+
+    if TYPE_CHECKING:  # the shared subscriber(), as the asyncio context makes it here
+        def subscriber(self, endpoint: str) -> zmq.asyncio.Socket: ...
 
     def __init__(self, endpoint: str = DEFAULT_FRONTEND, *, curve: Any = None,
                  timeout: float = 10.0, events_endpoint: str | None = None) -> None:

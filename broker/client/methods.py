@@ -8,7 +8,7 @@ for a stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ class ClientMethods:
         """Run an ended job again, same id; the job."""
         return self._run(self._plans.retry(job_id))
 
-    def retry_all(self, status: str | list[str] = "failed", queue: str | None = None) -> int:
+    def retry_all(self, status: str | Sequence[str] = "failed", queue: str | None = None) -> int:
         """Run again every job that ended `status` (failed, cancelled or both), of `queue` or
         of all queues, a page per request; how many were re-run.
         """
@@ -226,7 +226,7 @@ class ClientMethods:
         """Events replayed from `since` (None: from now), then live; no gap, no duplicate."""
         yield from self._stream(self._plans.events(types, since))
 
-    def list(self, status: str | list[str] | None = None, queue: str | None = None,
+    def list(self, status: str | Sequence[str] | None = None, queue: str | None = None,
              limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
         """Jobs, newest first; `status` may be a list (any of them)."""
         return self._run(self._plans.list(status, queue, limit, **filters))
@@ -327,7 +327,8 @@ class AsyncClientMethods:
         """Run an ended job again, same id; the job."""
         return await self._run(self._plans.retry(job_id))
 
-    async def retry_all(self, status: str | list[str] = "failed", queue: str | None = None) -> int:
+    async def retry_all(self, status: str | Sequence[str] = "failed",
+                        queue: str | None = None) -> int:
         """Run again every job that ended `status` (failed, cancelled or both), of `queue` or
         of all queues, a page per request; how many were re-run.
         """
@@ -456,7 +457,7 @@ class AsyncClientMethods:
             async for item in items:
                 yield item
 
-    async def list(self, status: str | list[str] | None = None, queue: str | None = None,
+    async def list(self, status: str | Sequence[str] | None = None, queue: str | None = None,
                    limit: int = 100, **filters: Any) -> list[dict[str, Any]]:
         """Jobs, newest first; `status` may be a list (any of them)."""
         return await self._run(self._plans.list(status, queue, limit, **filters))

@@ -29,7 +29,7 @@ TARGET = Path(__file__).with_name("methods.py")
 WIDTH = 100
 # Where the names an annotation may use come from (the plans' own names are found there).
 IMPORTS = {"Any": "typing", "TYPE_CHECKING": "typing", "AsyncGenerator": "collections.abc",
-           **dict.fromkeys(["AsyncIterator", "Callable", "Iterable", "Iterator"],
+           **dict.fromkeys(["AsyncIterator", "Callable", "Iterable", "Iterator", "Sequence"],
                            "collections.abc")}
 PLANS_MODULE = plans.__name__
 STARS: dict[Any, str] = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}

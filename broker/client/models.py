@@ -38,9 +38,7 @@ class ExecSpec(BaseModel):
     entry: str = Field(min_length=1)
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    # mypy reads Field's keywords for the model's __init__ and cannot with ** (its limit)
-    timeout_s: float | None = Field(default=None,  # type: ignore[misc]
-                                    **BY_NAME["timeout_s"].constraints())
+    timeout_s: float | None = Field(default=None, **BY_NAME["timeout_s"].constraints())
     runtime: str | None = None
     net_policy: Literal["inherit", "none"] = "inherit"
     code_files: dict[str, bytes] = Field(default_factory=dict)
@@ -137,8 +135,7 @@ JobSpec = create_model(
 )
 
 
-# JobSpec is a model made at runtime (create_model): no type mypy can check against
-JOB_LIST: TypeAdapter[list[_JobSpecChecks]] = TypeAdapter(list[JobSpec])  # type: ignore[valid-type]
+JOB_LIST = TypeAdapter(list[JobSpec])
 
 
 # Fields whose schema check (`JobField.check`, what the broker runs) is the whole check:

@@ -18,7 +18,7 @@ result, or for a `stream` the sync iterator) become `Client.<name>` and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -359,7 +359,8 @@ class Plans:
         return (yield Call(p.RETRY, {"id": job_id}))
 
     @call
-    def retry_all(self, status: str | list[str] = "failed", queue: str | None = None) -> Plan[int]:
+    def retry_all(self, status: str | Sequence[str] = "failed",
+                  queue: str | None = None) -> Plan[int]:
         """Run again every job that ended `status` (failed, cancelled or both), of `queue` or
         of all queues, a page per request; how many were re-run."""
         body = without_none({"status": status, "queue": queue})
@@ -578,7 +579,7 @@ class Plans:
     # (a method named `list` hides the builtin from the annotations after it, for mypy)
 
     @call
-    def list(self, status: str | list[str] | None = None, queue: str | None = None,
+    def list(self, status: str | Sequence[str] | None = None, queue: str | None = None,
              limit: int = 100, **filters: Any) -> Plan[list[dict[str, Any]]]:
         """Jobs, newest first; `status` may be a list (any of them)."""
         body = without_none({"status": status, "queue": queue, "limit": limit, **filters})
