@@ -29,7 +29,7 @@ from zjobs.broker.client.models import validate_jobs
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import JobCancelled, JobFailed
 from zjobs.broker.wire.jobs import TERMINAL, new_job_id
-from zjobs.broker.wire.schema import SUBMITTED
+from zjobs.broker.wire.schema import SUBMITTED, JobState
 
 DEFAULTS = {f.name: f.default for f in SUBMITTED if f.option}
 
@@ -211,9 +211,9 @@ def terminal(job: dict[str, Any]) -> dict[str, Any]:
 def outcome(job: dict[str, Any]) -> Any:
     """The result of a terminal job, or the matching exception."""
     status = terminal(job)["status"]
-    if status == "failed":
+    if status == JobState.FAILED:
         raise JobFailed(job)
-    if status == "cancelled":
+    if status == JobState.CANCELLED:
         raise JobCancelled(job)
     if job.get("kind") == "function":
         return single_result(job)
@@ -381,7 +381,7 @@ class Plans:
     def dead_letters(self, queue: str | None = None,
                      limit: int = 100) -> Plan[list[dict[str, Any]]]:
         """Failed jobs whose retries are spent: inspect them, then `retry` the ones to re-run."""
-        return (yield from self.list(status="failed", queue=queue, limit=limit))
+        return (yield from self.list(status=JobState.FAILED, queue=queue, limit=limit))
 
     # ------------------------------------------------------------ wait
 
