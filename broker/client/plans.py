@@ -10,9 +10,10 @@ the gap-free event cursor, the mapping of a terminal job to its result.
 
 `Client` drives a plan with blocking calls and `AsyncClient` with `await`;
 neither adds logic of its own. Each plan is also the public method's
-definition: its name, parameters, docstring and annotation (the operation's
-result, or for a `stream` the sync iterator) become `Client.<name>` and
-`AsyncClient.<name>` (see `broker.client`), so the two cannot drift apart.
+definition: its name, parameters, docstring and annotation (`Plan[T]`: the
+method returns a T; `Stream[T]`: it yields Ts) become `Client.<name>` and
+`AsyncClient.<name>`, generated into methods.py by methods_gen.py, so the two
+cannot drift apart and type checkers see both.
 """
 
 from __future__ import annotations
