@@ -108,6 +108,17 @@ def test_mypy_sees_the_clients_signatures_and_what_they_return(installed: Path,
     assert '"map" of "ClientMethods" has incompatible type "Callable[[int], float]"' in errors[2]
 
 
+def test_the_client_and_the_wire_contract_type_check(installed: Path, tmp_path: Path) -> None:
+    """The rooms a user's code meets, on their own (scripts/typecheck checks the package)."""
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--cache-dir",
+         str(tmp_path / ".mypy_cache"), "-p", "zjobs.broker.client", "-p", "zjobs.broker.wire"],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={"MYPYPATH": str(installed), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def _declared_slots() -> list[tuple[str, str]]:
     """The `name: type` lines of Job's `if TYPE_CHECKING:` block, as written."""
     tree = ast.parse(Path(jobs.__file__).read_text())
