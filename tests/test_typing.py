@@ -21,6 +21,8 @@ from zjobs.broker.wire.schema import STORED
 ROOT = Path(__file__).resolve().parent.parent
 
 USER_SCRIPT = '''\
+from contextlib import aclosing, closing
+
 from zjobs import AsyncClient, Client
 
 
@@ -34,8 +36,9 @@ reveal_type(client.submit("add", 1, 2, queue="q"))
 reveal_type(Client.result)
 reveal_type(client.run("add", 1, 2))
 reveal_type(client.map(square, [1, 2]))
-for event in client.events():
-    reveal_type(event)
+with closing(client.events()) as events:  # a stream ended early, its socket closed now
+    for event in events:
+        reveal_type(event)
 reveal_type(AsyncClient.submit)
 reveal_type(AsyncClient.result)
 
@@ -43,8 +46,9 @@ reveal_type(AsyncClient.result)
 async def main() -> None:
     async with AsyncClient() as aclient:
         reveal_type(await aclient.submit("add", 1))
-        async for event in aclient.events():
-            reveal_type(event)
+        async with aclosing(aclient.events()) as stream:
+            async for event in stream:
+                reveal_type(event)
 
 client.submit(1)
 client.result("id", timeout="soon")

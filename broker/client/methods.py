@@ -8,7 +8,7 @@ for a stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -217,12 +217,12 @@ class ClientMethods:
         return self._run(self._plans.replay(since, types, limit))
 
     def replay_pages(self, since: int,
-                     types: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+                     types: tuple[str, ...] | None = None) -> Generator[dict[str, Any], None, None]:
         """Every page of `replay` from `since` until the broker holds no more."""
         yield from self._stream(self._plans.replay_pages(since, types))
 
     def events(self, types: tuple[str, ...] = ("job.", "log", "worker."),
-               since: int | None = None) -> Iterator[dict[str, Any]]:
+               since: int | None = None) -> Generator[dict[str, Any], None, None]:
         """Events replayed from `since` (None: from now), then live; no gap, no duplicate."""
         yield from self._stream(self._plans.events(types, since))
 
@@ -443,15 +443,15 @@ class AsyncClientMethods:
         """
         return await self._run(self._plans.replay(since, types, limit))
 
-    async def replay_pages(self, since: int,
-                           types: tuple[str, ...] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def replay_pages(self, since: int, types: tuple[str, ...] | None = None,
+                           ) -> AsyncGenerator[dict[str, Any], None]:
         """Every page of `replay` from `since` until the broker holds no more."""
         async with aclosing(self._stream(self._plans.replay_pages(since, types))) as items:
             async for item in items:
                 yield item
 
     async def events(self, types: tuple[str, ...] = ("job.", "log", "worker."),
-                     since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+                     since: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """Events replayed from `since` (None: from now), then live; no gap, no duplicate."""
         async with aclosing(self._stream(self._plans.events(types, since))) as items:
             async for item in items:

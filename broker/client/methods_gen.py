@@ -28,8 +28,9 @@ from zjobs.broker.client import plans
 TARGET = Path(__file__).with_name("methods.py")
 WIDTH = 100
 # Where the names an annotation may use come from (the plans' own names are found there).
-IMPORTS = {"Any": "typing", "TYPE_CHECKING": "typing", "AsyncGenerator": "collections.abc",
-           **dict.fromkeys(["AsyncIterator", "Callable", "Iterable", "Iterator", "Sequence"],
+IMPORTS = {"Any": "typing", "TYPE_CHECKING": "typing",
+           **dict.fromkeys(["AsyncGenerator", "Callable", "Generator", "Iterable", "Iterator",
+                            "Sequence"],
                            "collections.abc")}
 PLANS_MODULE = plans.__name__
 STARS: dict[Any, str] = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
@@ -115,18 +116,23 @@ def _declared(signature: inspect.Signature) -> list[str]:
 
 
 def _wrapped(head: str, parts: list[str], tail: str, indent: int) -> list[str]:
-    """`head(parts...)tail` over as many lines as WIDTH needs, continuations under `(`."""
+    """`head(parts...)tail` over as many lines as WIDTH needs, continuations under `(`; a
+    `)tail` that does not fit after the last part goes on a line of its own."""
     lines, line = [], " " * indent + head + "("
     hang = " " * len(line)
+    close = ")" + tail
     for i, part in enumerate(parts):
-        piece = part + (", " if i < len(parts) - 1 else ")" + tail)
+        last = i == len(parts) - 1
+        piece = part + (close if last else ", ")
+        if last and len(hang) + len(piece) > WIDTH:
+            piece, close = part + ",", hang + close
         if len(line) + len(piece.rstrip()) > WIDTH and line.strip() != head + "(":
             lines.append(line.rstrip())
             line = hang
         line += piece
     if not parts:
-        line += ")" + tail
-    return [*lines, line]
+        line += close
+    return [*lines, line] if close.startswith(")") else [*lines, line, close]
 
 
 def _docstring(plan: Callable[..., Any]) -> list[str]:
@@ -155,7 +161,8 @@ def method(name: str, plan: Callable[..., Any], kind: str, awaited: bool) -> lis
     value = _returns(name, plan, kind)
     passed = [_parameter(p)[1] for p in list(signature.parameters.values())[1:]]
     if kind == "stream":
-        returns = f"AsyncIterator[{value}]" if awaited else f"Iterator[{value}]"
+        # generators, not just iterators: `closing()` / `aclosing()` end a stream early
+        returns = f"AsyncGenerator[{value}, None]" if awaited else f"Generator[{value}, None, None]"
     else:
         returns = value
     head = f"async def {name}" if awaited else f"def {name}"
@@ -176,7 +183,7 @@ def method(name: str, plan: Callable[..., Any], kind: str, awaited: bool) -> lis
 def _names() -> set[str]:
     """The names the generated classes use: the plans' annotations and the preambles'."""
     used = {"TYPE_CHECKING", "Plans", "Plan", "Stream", "T", "Iterator", "AsyncGenerator",
-            "AsyncIterator"}
+            "Generator"}
     for name, plan, _ in plans.operations():
         signature = inspect.signature(plan)
         params = list(signature.parameters.values())[1:]  # not self
