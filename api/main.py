@@ -89,7 +89,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
-        ctx = getattr(self.config.app.state, "ctx", None)
+        ctx = getattr(getattr(self.config.app, "state", None), "ctx", None)  # our Starlette app
         if ctx is not None:
             ctx.stopping()  # held requests answer 503 now, not a traceback in 5 s
 

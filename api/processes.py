@@ -25,7 +25,7 @@ import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -81,7 +81,7 @@ def _child(serve: Serve, opts: dict[str, Any], listener: socket.socket, parent: 
     serve(opts, listener)
 
 
-def _signal_all(children: list[multiprocessing.process.BaseProcess], sig: int) -> None:
+def _signal_all(children: Sequence[multiprocessing.process.BaseProcess], sig: int) -> None:
     for child in children:
         if child.pid is not None and child.exitcode is None:
             try:
@@ -90,7 +90,7 @@ def _signal_all(children: list[multiprocessing.process.BaseProcess], sig: int) -
                 pass
 
 
-def _join_all(children: list[multiprocessing.process.BaseProcess]) -> None:
+def _join_all(children: Sequence[multiprocessing.process.BaseProcess]) -> None:
     for child in children:
         child.join(STOP_WAIT_S)
     _signal_all(children, signal.SIGKILL)  # a child stuck past its grace period

@@ -26,7 +26,7 @@ import types
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import zmq
@@ -156,7 +156,8 @@ class Worker:
         endpoints = endpoint_list(self.config.backend)
         endpoint = endpoints[self._connects % len(endpoints)]
         self._connects += 1
-        sock = dealer(self._ctx, endpoint, self.config.max_message, self.config.curve)
+        sock = cast(zmq.asyncio.Socket,  # made by the asyncio context
+                    dealer(self._ctx, endpoint, self.config.max_message, self.config.curve))
         if len(endpoints) > 1:
             self.log.info("broker.connecting", endpoint=endpoint)
         self._sock = sock

@@ -22,6 +22,7 @@ and the API first and the broker last, as a SIGTERM does.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -138,7 +139,7 @@ class Supervisor:
 
     def _reap(self) -> list[tuple[Child, int]]:
         """Collect every exited descendant; the supervised ones are returned."""
-        exited = []
+        exited: list[tuple[Child, int]] = []
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -218,14 +219,15 @@ class Supervisor:
         for first in (True, False):
             group = [c for c in self.children if c.stop_first is first and c.proc is not None]
             for child in group:
-                _signal(child.proc.pid, signal.SIGTERM)
+                if child.proc is not None:
+                    _signal(child.proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + max((c.stop_grace_s for c in group), default=0)
-            self._wait_for(lambda g=group: all(c.proc is None for c in g), deadline)
+            self._wait_for(functools.partial(_all_ended, group), deadline)
             for child in group:
                 if child.proc is not None:
                     log.warning("zjobs.child_killed", child=child.name)
                     _signal(child.proc.pid, signal.SIGKILL)
-            self._wait_for(lambda g=group: all(c.proc is None for c in g), time.monotonic() + 5)
+            self._wait_for(functools.partial(_all_ended, group), time.monotonic() + 5)
         self._reap_descendants()
         log.info("zjobs.stopped")
 
@@ -247,6 +249,10 @@ class Supervisor:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
+
+
+def _all_ended(group: list[Child]) -> bool:
+    return all(child.proc is None for child in group)
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -68,7 +68,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,6 +307,7 @@ class Majordomo:
         """The requests of the turn, as jobs: one batch (all or nothing), or, if the engine
         refuses it, one by one, so that a bad request fails alone."""
         new, self._new = self._new, []
+        ids: Sequence[str | None]
         try:
             ids = self.engine.submit([spec for _, spec in new])
         except CommandError:

@@ -19,28 +19,27 @@ with what is left of its timeout, so a `wait` spanning a restart asks the new
 broker instead of timing out.
 
 What each operation asks and does with the answer is written once, as a plan
-in `broker.plans`; `_BaseClient` turns every plan into a method of the same
-name, parameters and docstring on both clients (a coroutine function or an
-async generator on `AsyncClient`). The two classes below add only the I/O:
-sending a request and reading its reply, pipelining a batch, waiting for a
-live event.
+in `plans.py`; `methods.py`, generated from the plans (`methods_gen.py`), holds
+each as a typed method of the same name, parameters and docstring on both
+clients (a coroutine function or an async generator on `AsyncClient`). The two
+classes below add only the I/O: sending a request and reading its reply,
+pipelining a batch, waiting for a live event.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import itertools
+import math
 import time
-from collections.abc import AsyncIterator, Callable, Container, Iterator
-from contextlib import aclosing
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Container, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.asyncio
 
 from zjobs.broker.client.link import WATCHED, Link, Outstanding
+from zjobs.broker.client.methods import AsyncClientMethods, ClientMethods
 from zjobs.broker.client.plans import (
     Batch,
     Call,
@@ -49,7 +48,8 @@ from zjobs.broker.client.plans import (
     Plan,
     Plans,
     Steps,
-    operations,
+    Stream,
+    T,
     returning,
 )
 from zjobs.broker.client.submit_batches import SubmitBatches, joinable
@@ -124,57 +124,14 @@ def _decoded(frames: list[bytes]) -> p.ClientReply | None:
         return None  # not a reply to us: dropped
 
 
-def _signature(plan: Callable[..., Plan], returns: str | None = None) -> inspect.Signature:
-    signature = inspect.signature(plan)
-    return signature if returns is None else signature.replace(return_annotation=returns)
-
-
-def _blocking(plan: Callable[..., Plan], kind: str) -> Callable[..., Any]:
-    """`plan` as a method of Client: a function, or a generator for a stream."""
-    if kind == "stream":
-        def method(self: Client, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            yield from self._stream(plan(self._plans, *args, **kwargs))
-    else:
-        def method(self: Client, *args: Any, **kwargs: Any) -> Any:
-            return self._run(plan(self._plans, *args, **kwargs))
-    functools.update_wrapper(method, plan)
-    method.__signature__ = _signature(plan)  # type: ignore[attr-defined]
-    return method
-
-
-def _awaitable(plan: Callable[..., Plan], kind: str) -> Callable[..., Any]:
-    """`plan` as a method of AsyncClient: a coroutine function, or an async generator."""
-    if kind == "stream":
-        async def method(self: AsyncClient, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            async with aclosing(self._stream(plan(self._plans, *args, **kwargs))) as items:
-                async for item in items:
-                    yield item
-        returns = f"Async{inspect.signature(plan).return_annotation}"
-    else:
-        async def method(self: AsyncClient, *args: Any, **kwargs: Any) -> Any:
-            return await self._run(plan(self._plans, *args, **kwargs))
-        returns = None
-    functools.update_wrapper(method, plan)
-    method.__signature__ = _signature(plan, returns)  # type: ignore[attr-defined]
-    return method
-
-
 class _BaseClient:
     """What both clients share: the settings, the plans, the request table, SUB sockets.
 
-    Every operation of `broker.plans.Plans` becomes a method of each subclass,
-    wrapped by the subclass's `_method` (blocking or awaitable).
+    The operations come from `ClientMethods` / `AsyncClientMethods` (methods.py, generated
+    from the plans); each subclass drives the plans with its `_run` and `_stream`.
     """
 
     _ctx: zmq.Context
-    _method: Callable[[Callable[..., Plan], str], Callable[..., Any]]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for name, plan, kind in operations():
-            method = cls._method(plan, kind)
-            method.__module__, method.__qualname__ = cls.__module__, f"{cls.__qualname__}.{name}"
-            setattr(cls, name, method)
 
     def __init__(self, ctx: zmq.Context, endpoint: str, curve: Any, timeout: float,
                  events_endpoint: str | None) -> None:
@@ -220,10 +177,8 @@ class _BaseClient:
         self._sock.close(linger=0)
 
 
-class Client(_BaseClient):
+class Client(_BaseClient, ClientMethods):
     """Blocking client; not thread-safe (use one per thread)."""
-
-    _method = staticmethod(_blocking)
 
     def __init__(self, endpoint: str = DEFAULT_FRONTEND, *, curve: Any = None,
                  timeout: float = 10.0, events_endpoint: str | None = None) -> None:
@@ -245,10 +200,10 @@ class Client(_BaseClient):
 
     # ------------------------------------------------------------ driving plans
 
-    def _run(self, plan: Plan) -> Any:
+    def _run(self, plan: Plan[T]) -> T:
         return next(self._stream(returning(plan)))
 
-    def _stream(self, plan: Plan) -> Iterator[Any]:
+    def _stream(self, plan: Stream[T]) -> Iterator[T]:
         steps = Steps(plan)
         for step in steps:
             if isinstance(step, Emit):
@@ -310,7 +265,7 @@ class Client(_BaseClient):
         try:
             while rid not in self._early:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._poller.poll(remaining * 1000):
+                if remaining <= 0 or not self._poller.poll(math.ceil(remaining * 1000)):
                     if rid not in self._early and time.monotonic() >= deadline:
                         raise BrokerUnreachable(self.endpoint, self.timeout)
                     continue
@@ -331,10 +286,14 @@ class Client(_BaseClient):
                 self._early[reply.request_id] = reply
 
 
-class AsyncClient(_BaseClient):
+class AsyncClient(_BaseClient, AsyncClientMethods):
     """asyncio client: the methods of `Client`, as coroutines. One reader task per client."""
 
-    _method = staticmethod(_awaitable)
+    _sock: zmq.asyncio.Socket  # made by the asyncio context
+    _monitor: zmq.asyncio.Socket
+
+    if TYPE_CHECKING:  # the shared subscriber(), as the asyncio context makes it here
+        def subscriber(self, endpoint: str) -> zmq.asyncio.Socket: ...
 
     def __init__(self, endpoint: str = DEFAULT_FRONTEND, *, curve: Any = None,
                  timeout: float = 10.0, events_endpoint: str | None = None) -> None:
@@ -364,7 +323,7 @@ class AsyncClient(_BaseClient):
 
     # ------------------------------------------------------------ driving plans
 
-    async def _run(self, plan: Plan) -> Any:
+    async def _run(self, plan: Plan[T]) -> T:
         """Drive a call plan: a plain coroutine, no async generator per call."""
         reply = None
         try:
@@ -377,7 +336,7 @@ class AsyncClient(_BaseClient):
         finally:
             plan.close()
 
-    async def _stream(self, plan: Plan) -> AsyncIterator[Any]:
+    async def _stream(self, plan: Stream[T]) -> AsyncGenerator[T, None]:
         steps = Steps(plan)
         for step in steps:
             if isinstance(step, Emit):
@@ -387,8 +346,9 @@ class AsyncClient(_BaseClient):
 
     async def _do(self, step: Call | Batch | Live) -> Any:
         if isinstance(step, Live):
-            await step.sub.poll()
-            return await step.sub.recv_multipart(zmq.NOBLOCK)
+            sub = cast(zmq.asyncio.Socket, step.sub)  # this client's subscriber() made it
+            await sub.poll()
+            return await sub.recv_multipart(zmq.NOBLOCK)
         if isinstance(step, Batch):  # every request is sent before the first reply is read
             return _batch_outcome(await asyncio.gather(*map(self._call, step.calls),
                                                        return_exceptions=True))

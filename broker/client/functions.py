@@ -9,6 +9,7 @@ from typing import Any
 import cloudpickle
 
 from zjobs.broker.wire.errors import FunctionError, JobCancelled, JobFailed
+from zjobs.broker.wire.schema import JobState
 
 
 def function_job(fn: Callable[..., Any], calls: list[tuple[tuple, dict]],
@@ -37,9 +38,9 @@ def map_jobs(fn: Callable[..., Any], iterable: Iterable[Any], chunksize: int,
 
 def chunk_results(job: dict[str, Any], start: int) -> list[Any]:
     """The results of one map chunk; raises FunctionError with the item's global index."""
-    if job["status"] == "succeeded":
+    if job["status"] == JobState.SUCCEEDED:
         return cloudpickle.loads(job["result"])
-    if job["status"] == "cancelled":
+    if job["status"] == JobState.CANCELLED:
         raise JobCancelled(job)
     error = job.get("error") or {}
     if "index" in error:

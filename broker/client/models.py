@@ -9,7 +9,7 @@ needs `task`) and the exec spec's own model.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -62,6 +62,12 @@ class _JobSpecChecks(BaseModel):
     """What a submitted job must satisfy beyond its fields' types and bounds."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    if TYPE_CHECKING:  # fields of JobSpec (made from the schema below) these checks read
+        kind: str
+        task: str | None
+        spec: ExecSpec | None
+        function: bytes | None
 
     @field_validator("args", "kwargs", mode="before", check_fields=False)
     @classmethod
@@ -120,11 +126,12 @@ class _JobSpecChecks(BaseModel):
 
 _OVERRIDES = {"spec": ExecSpec | None}  # the exec spec is checked in full at the edge
 
+_FIELDS: dict[str, Any] = {f.name: pydantic_field(f, _OVERRIDES.get(f.name)) for f in SUBMITTED}
 JobSpec = create_model(
     "JobSpec", __base__=_JobSpecChecks, __module__=__name__,
     __doc__="A job as submitted: `{\"task\": \"add\", \"args\": [1, 2]}` and the options of "
             "the job model.",
-    **{f.name: pydantic_field(f, _OVERRIDES.get(f.name)) for f in SUBMITTED},
+    **_FIELDS,
 )
 
 

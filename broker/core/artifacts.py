@@ -99,7 +99,7 @@ class ArtifactTransfers:
             name = item["name"]
             part = parts.get(name)
             problem = _incomplete(part, item.get("size"))
-            if problem is not None:
+            if problem is not None or part is None:  # (None has its problem)
                 problems.append(f"{name}: {problem}")
             else:
                 rows.append((job_id, name, part.content_type, part.size, b"", attempt))

@@ -35,7 +35,7 @@ TEXT_MAX_LEN = {
 
 def _text(body: dict[str, Any], key: str, max_len: int | None = None) -> str:
     """A name, id or key: a string of 1 to `max_len` characters, no NUL, valid Unicode."""
-    value = body.get(key)
+    value: Any = body.get(key)  # a str once text_problem finds none
     problem = text_problem(value, max_len or TEXT_MAX_LEN[key])
     if problem is not None:
         raise CommandError(BAD_REQUEST, f"{key} {problem}")

@@ -50,8 +50,8 @@ class WaitGroup:
     def answer(self, lookup: Callable[[str], dict[str, Any] | None], outbox: _Outbox) -> None:
         self.open = False
         if self.each:
-            rest = [self.view(job) for job in map(lookup, sorted(self.pending))
-                    if job is not None]
+            rest = [view for view in map(self.view, map(lookup, sorted(self.pending)))
+                    if view is not None]
             self.send_part(outbox, self.fresh + rest, more=False)
             return
         jobs = [self.done.get(i) or self.view(lookup(i)) for i in self.ids]

@@ -104,8 +104,7 @@ class Leadership:
             self._watch.forget()
             log.info("broker.standby", store=_redacted(self.url))
         sent = time.monotonic()  # the lease runs from here: no standby can see it earlier
-        held = bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)
-                                       ).fetchone()[0])
+        held = bool(lease.scalar(self._conn, "SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)))
         if held:
             lease.claim(self._conn, self.name, self.ttl_s)
             self._renewed = sent

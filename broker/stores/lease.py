@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -102,8 +103,15 @@ def end_sessions(conn: psycopg.Connection, holder: Holder) -> list[int]:
     pids = [pid for (pid,) in conn.execute(
         "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
         "AND (pid = %s OR application_name = %s) ORDER BY pid", (holder.pid, store))]
-    return [pid for pid in pids
-            if conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]]
+    return [pid for pid in pids if scalar(conn, "SELECT pg_terminate_backend(%s)", (pid,))]
+
+
+def scalar(conn: psycopg.Connection, sql: LiteralString, params: tuple[Any, ...]) -> Any:
+    """The value a query of one row and one column returns (a function call's)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row from {sql}")
+    return row[0]
 
 
 class LeaseWatch:

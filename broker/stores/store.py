@@ -8,6 +8,7 @@ after the turn's commit, so they see every acknowledged change.
 
 from __future__ import annotations
 
+import builtins
 import operator
 import sqlite3
 import threading
@@ -82,19 +83,21 @@ class Store:
     ROW_ERRORS: tuple[type[Exception], ...] = (
         sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
         sqlite3.ProgrammingError, OverflowError, ValueError, TypeError)
+    path: Path | str  # the database file; PgStore: its URL, the password redacted
+    db: Any  # a sqlite3 connection; PgStore: a PgConnection, which reads like one
 
     def __init__(self, data_dir: str | Path, *, sync: str = default("sync")) -> None:
         path = Path(data_dir)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)  # every job's data: ours alone
-        self.path = path / "zjobs.db"
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.path = path = path / "zjobs.db"
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={sync}")
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.execute("PRAGMA temp_store=MEMORY")
-        migrate(self.db, self.path)
+        migrate(self.db, path)
         self.db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer = Checkpointer(path)
         self._checkpointer.start()
 
     def close(self) -> None:
@@ -385,7 +388,8 @@ class Store:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
         return [_row_to_job(r).to_wire() for r in self.db.execute(sql, (*params, limit))]
 
-    def logs(self, job_id: str, since: int, limit: int) -> list[dict[str, Any]]:
+    # builtins.list: in this class `list` is the method above (mypy reads it so)
+    def logs(self, job_id: str, since: int, limit: int) -> builtins.list[dict[str, Any]]:
         cursor = self.db.execute(
             "SELECT line, stream, data, ts FROM logs WHERE job_id = ? AND line > ? "
             "ORDER BY line LIMIT ?",
@@ -393,7 +397,7 @@ class Store:
         )
         return [{"line": n, "stream": s, "data": d, "ts": t} for n, s, d, t in cursor]
 
-    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+    def artifacts(self, job_id: str) -> builtins.list[dict[str, Any]]:
         cursor = self.db.execute(
             "SELECT name, content_type, size FROM artifacts WHERE job_id = ? ORDER BY name",
             (job_id,),

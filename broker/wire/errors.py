@@ -20,6 +20,7 @@ TimeoutError, so `except TimeoutError` still catches it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Codes a command error may carry; the API maps them to HTTP statuses in one table.
@@ -89,10 +90,10 @@ class InvalidJob(ZJobsError, ValueError):
     field, `errors` every problem as pydantic reported it."""
 
     def __init__(self, message: str, field: str | None = None,
-                 errors: list[dict[str, Any]] | None = None) -> None:
+                 errors: Sequence[Mapping[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.field = field
-        self.errors = errors or []
+        self.errors = list(errors or ())
 
 
 class AuthError(BrokerError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zjobs.broker.wire.protocol import unpack
 from zjobs.broker.wire.schema import (
@@ -40,6 +40,8 @@ WAITING = frozenset(STATES) - TERMINAL - {JobState.RUNNING}
 """The states of a job that waits to start: what a queue's purge cancels."""
 
 _DEFAULTS = tuple((f.name, f.default) for f in STORED)  # scalar defaults: nothing to copy
+STORED_TYPES = {"TEXT": str, "INTEGER": int, "REAL": float, "BLOB": bytes}
+"""The Python type a `Job` slot holds for each SQL type of the schema (packed fields: bytes)."""
 
 
 class IllegalTransition(Exception):
@@ -58,6 +60,36 @@ class Job:
 
     # __init__(self, **fields): each stored field from `fields`, its default when absent or
     # None; written out from the schema below (a loop of setattr cost 3 µs a job)
+
+    if TYPE_CHECKING:  # the slots as type checkers see them: as the store keeps each field
+        # (STORED_TYPES; tests/broker/test_schema.py checks them against the schema)
+        def __init__(self, **fields: Any) -> None: ...
+
+        id: str
+        queue: str
+        kind: str
+        task: str | None
+        priority: int
+        timeout_s: float | None
+        max_retries: int
+        retry_backoff_s: float
+        run_at: float | None
+        idempotency_key: str | None
+        status: str
+        attempts: int
+        worker: str | None
+        created_at: float
+        started_at: float | None
+        finished_at: float | None
+        schedule: str | None
+        payload: bytes | None
+        result: bytes | None
+        error: bytes | None
+        progress: bytes | None
+        depends_on: bytes | None
+        log_lines: int
+        order: int
+        lost_count: int
 
     def move(self, new: str) -> None:
         """Change state, refusing what the lifecycle forbids."""

@@ -26,7 +26,8 @@ def configure_logging(json: bool = False, level: str = default("log_level")) -> 
         shared.append(structlog.processors.dict_tracebacks)
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.__stderr__.isatty())
+        tty = sys.__stderr__ is not None and sys.__stderr__.isatty()  # None: no console at all
+        renderer = structlog.dev.ConsoleRenderer(colors=tty)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -44,7 +44,8 @@ def recv_frames(sock: zmq.Socket) -> list[bytes] | None:
     message, and reads frames with copy=False because a frame knows whether more follow:
     asking the socket for RCVMORE builds a pyzmq option enum on every call.
     """
-    if not sock.get(_EVENTS) & _POLLIN:
+    # pyzmq's stubs type get() for every option (int | bytes); EVENTS is an int
+    if not sock.get(_EVENTS) & _POLLIN:  # type: ignore[operator]
         return None
     frame = _recv(sock, NOBLOCK, False)
     frames = [frame.bytes]
@@ -62,7 +63,7 @@ async def received(sock: zmq.asyncio.Socket) -> AsyncIterator[list[bytes]]:
     plain (shadow) socket: a non-blocking receive on the asyncio socket makes
     a future per message, a quarter of the API's time in a burst of events.
     """
-    reader = zmq.Socket.shadow(sock.underlying)
+    reader: zmq.Socket = zmq.Socket.shadow(sock.underlying)
     while True:
         await sock.poll()
         while True:

@@ -40,7 +40,8 @@ def test_each_async_method_is_the_awaitable_kind_of_the_blocking_one() -> None:
             assert not inspect.iscoroutinefunction(method), name
         elif inspect.isgeneratorfunction(method):
             assert inspect.isasyncgenfunction(other), name
-            assert inspect.signature(other).return_annotation == f"Async{returns}", name
+            item = returns.removeprefix("Generator[").removesuffix(", None, None]")
+            assert inspect.signature(other).return_annotation == f"AsyncGenerator[{item}, None]"
         else:
             assert inspect.isfunction(method) and not inspect.iscoroutinefunction(method), name
             assert inspect.iscoroutinefunction(other), name
