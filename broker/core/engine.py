@@ -12,7 +12,7 @@ import random
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import structlog
 
@@ -147,7 +147,8 @@ class Engine:
                                    cancel=self._end_dependent, purged=self._purged)
         self.finished = RateCounter()
         # per-second history of the two outcomes the dashboard charts, so a reload keeps it
-        self.finished_by = {S.SUCCEEDED: RateCounter(), S.FAILED: RateCounter()}
+        self.finished_by: dict[str, RateCounter] = {S.SUCCEEDED: RateCounter(),
+                                                    S.FAILED: RateCounter()}
         self.schedules = ScheduleBook(store.load_schedules(), self.events, self._submit_scheduled)
         self.throttle = Throttle(store.queue_settings(), clock.mono())
         # the turn's writes, committed at its end (`flush`)
@@ -504,7 +505,7 @@ class Engine:
             self._expire_at(timeout + self.config.attempt_grace_s, job, worker)
         self.events.emit(E.JOB_STARTED, self._job_event(job))
 
-    def _buffered(self, job: Job | None, worker: Worker) -> bool:
+    def _buffered(self, job: Job | None, worker: Worker) -> TypeGuard[Job]:
         """Whether `job` waits in `worker`'s buffer (held there, not started)."""
         return (job is not None and job.status == S.QUEUED
                 and self._holders.get(job.id) is worker)
@@ -637,7 +638,7 @@ class Engine:
         reconnected); the jobs its READY still reports running stay with it."""
         kept: set[str] = set()
         olds = {self.workers.get(worker.identity), self.workers.by_name(worker.name)}
-        for old in olds - {None}:
+        for old in (one for one in olds if one is not None):
             keep = {job_id for job_id in old.running
                     if self._runs(job_id, old, reported.get(job_id))}
             kept |= keep
