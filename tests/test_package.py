@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 from tests.cluster import ROOT
+from tests.packaging import build_wheel
 
 PUBLIC = {"Client", "AsyncClient", "task", "progress", "log", "Retry", "current_job",
           "JobContext", "ZJobsError", "BrokerError", "BrokerUnreachable", "AuthError",
@@ -17,11 +18,7 @@ PUBLIC = {"Client", "AsyncClient", "task", "progress", "log", "Retry", "current_
 
 
 def test_a_wheel_installs_exactly_one_top_level_package_with_its_files(tmp_path: Path) -> None:
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                            "-w", str(tmp_path), str(ROOT)],
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr
-    [wheel] = tmp_path.glob("zjobs-*.whl")
+    wheel = build_wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert tops == {"zjobs"}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging import build_wheel
 from zjobs.broker.wire import jobs
 from zjobs.broker.wire.schema import STORED
 
@@ -79,8 +80,9 @@ REVEALED = [
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """zjobs installed from this checkout into a directory of its own, as pip installs it."""
     site = tmp_path_factory.mktemp("site")
+    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-compile", "--target", str(site), str(ROOT)],
+                    "--no-compile", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, cwd=site)
     return site
 
