@@ -32,8 +32,9 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) > _PATH_ARG and isinstance(args[_PATH_ARG], str):
-            record.args = (*args[:_PATH_ARG], redact(args[_PATH_ARG]), *args[_PATH_ARG + 1:])
+        if (isinstance(args, tuple) and len(args) > _PATH_ARG
+                and isinstance(path := args[_PATH_ARG], str)):
+            record.args = (*args[:_PATH_ARG], redact(path), *args[_PATH_ARG + 1:])
         return True
 
 

@@ -11,13 +11,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import jobs, meta, openapi, pages, queues, schedules, status, streams
-from .auth import TokenAuth
-from .context import MIB, STATIC_DIR, ApiContext, Settings
-from .errors import HANDLERS
-from .hub import DEFAULT_QUEUE_SIZE
-from .limits import BodyLimit
-from .reachability import BrokerGate
+from zjobs.api import jobs, meta, openapi, pages, queues, schedules, status, streams
+from zjobs.api.auth import TokenAuth
+from zjobs.api.context import STATIC_DIR, ApiContext, Settings
+from zjobs.api.errors import HANDLERS
+from zjobs.api.hub import DEFAULT_QUEUE_SIZE
+from zjobs.api.limits import BodyLimit
+from zjobs.api.reachability import BrokerGate
+from zjobs.broker.wire.settings import default
 
 
 def routes(static_dir: Path) -> list[BaseRoute]:
@@ -58,10 +59,12 @@ def routes(static_dir: Path) -> list[BaseRoute]:
 
 
 def create_app(frontend: str, events: str, *, token: str | None = None, curve: Any = None,
-               max_body: int = 16 * MIB, sse_ping_s: float = 15.0,
-               broker_timeout_s: float = 5.0, queue_size: int = DEFAULT_QUEUE_SIZE,
-               static_dir: Path = STATIC_DIR, body_timeout_s: float = 30.0) -> Starlette:
-    """The API for the broker at `frontend` and its events at `events`."""
+               max_body: int = default("max_message"), sse_ping_s: float = default("sse_ping"),
+               broker_timeout_s: float = default("api_broker_timeout"),
+               queue_size: int = DEFAULT_QUEUE_SIZE, static_dir: Path = STATIC_DIR,
+               body_timeout_s: float = default("api_body_timeout")) -> Starlette:
+    """The API for the broker at `frontend` and its events at `events` (the other defaults
+    are the settings table's)."""
     settings = Settings(frontend=frontend, events=events, token=token or None, curve=curve,
                         max_body=max_body, sse_ping_s=sse_ping_s,
                         broker_timeout_s=broker_timeout_s, queue_size=queue_size,

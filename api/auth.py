@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import error_response
+from zjobs.api.errors import error_response
 
 PUBLIC_PATHS = frozenset({"/health", "/", "/docs"})
 PUBLIC_PREFIXES = ("/static/",)

@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from broker import AsyncClient
-from broker.models import JobSpec
-
-from .errors import ApiError, summarise
-from .render import dumps, job_json
+from zjobs.api.errors import ApiError, summarise
+from zjobs.api.render import dumps, job_json
+from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.client.models import JobSpec
 
 ANSWER_SLICE = 5000  # jobs fetched and encoded at a time
 

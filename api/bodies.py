@@ -26,9 +26,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from broker.text import has_lone_surrogate
-
-from .errors import ApiError
+from zjobs.api.errors import ApiError
+from zjobs.broker.wire.text import has_lone_surrogate
 
 MAX_INT_DIGITS = 40
 # A JSON escape of a surrogate, which is only valid Unicode as the first half of a pair.

@@ -20,29 +20,31 @@ from typing import Any, TypeVar
 import anyio
 from starlette.requests import Request
 
-from broker import AsyncClient
-
-from .errors import ApiError
-from .hub import DEFAULT_QUEUE_SIZE, EventHub
-from .metrics import ApiMetrics
-from .reachability import Reachability
+from zjobs.api.errors import ApiError
+from zjobs.api.hub import DEFAULT_QUEUE_SIZE, EventHub
+from zjobs.api.metrics import ApiMetrics
+from zjobs.api.reachability import Reachability
+from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.wire.settings import default
 
 T = TypeVar("T")
-MIB = 1024 * 1024
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 @dataclass(slots=True)
 class Settings:
-    frontend: str = "tcp://127.0.0.1:5555"
-    events: str = "tcp://127.0.0.1:5557"
-    token: str | None = None
+    """The API's settings; a default with a setting is the settings table's
+    (broker/wire/settings.py)."""
+
+    frontend: str = default("frontend")
+    events: str = default("events")
+    token: str | None = default("api_token")
     curve: Any = None
-    max_body: int = 16 * MIB
-    sse_ping_s: float = 15.0
+    max_body: int = default("max_message")  # a body, like a message, up to --max-message
+    sse_ping_s: float = default("sse_ping")
     sse_send_timeout_s: float = 30.0
-    broker_timeout_s: float = 5.0
-    body_timeout_s: float = 30.0
+    broker_timeout_s: float = default("api_broker_timeout")
+    body_timeout_s: float = default("api_body_timeout")
     health_timeout_s: float = 1.0
     reachability_every_s: float = 1.0
     queue_size: int = DEFAULT_QUEUE_SIZE

@@ -20,6 +20,7 @@ have been carried out (a submit is then safe to retry with its
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -28,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from broker.errors import (
+from zjobs.broker.wire.errors import (
     BAD_REQUEST,
     BUSY,
     CONFLICT,
@@ -104,7 +105,7 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 

@@ -18,17 +18,15 @@ feed replays from the last thing it sent.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from broker import AsyncClient
-from broker.jobs import TERMINAL_EVENTS
-
-from .hub import CLOSED, RESYNC, Burst, Event, EventHub, Filter
-
-LOG_PAGE = 10_000
+from zjobs.api.hub import CLOSED, RESYNC, Burst, Event, EventHub, Filter, _Marker
+from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.jobs import TERMINAL_EVENTS
 
 
 @dataclass(slots=True, frozen=True)
@@ -62,7 +60,7 @@ class EventFeed:
         self.types = types
         self.last = since
 
-    async def items(self) -> AsyncIterator[FeedItem]:
+    async def items(self) -> AsyncGenerator[FeedItem, None]:
         sub = self.hub.subscribe(self.wants)
         try:
             if self.last is None:
@@ -98,7 +96,7 @@ class EventFeed:
         self.last = max(last, events[-1]["seq"])
         return Burst([event for event in events if event["seq"] > last])
 
-    async def _replay(self) -> AsyncIterator[FeedItem]:
+    async def _replay(self) -> AsyncGenerator[FeedItem, None]:
         if self.last is None:  # lost our place before any event: say so, go on from now
             self.last = (await self.client.ping())["seq"]
             yield Truncated(self.last)
@@ -153,7 +151,7 @@ class LogFeed:
         self.last = since_line
         self.status: str | None = None
 
-    async def lines(self) -> AsyncIterator[dict[str, Any]]:
+    async def lines(self) -> AsyncGenerator[dict[str, Any], None]:
         sub = self.hub.subscribe(job_log_filter(self.job_id))
         try:
             async with aclosing(self._snapshot()) as snapshot:
@@ -163,28 +161,30 @@ class LogFeed:
                 event = await sub.next()
                 if event is CLOSED:
                     return
-                if event is not RESYNC and event["type"] != "log":
+                # a _Marker here is RESYNC: a hole, filled from the broker's store
+                if not isinstance(event, _Marker) and event["type"] != "log":
                     self.status = event["status"]  # terminal: every line came before it
                     break
-                if event is RESYNC or event["line"] > self.last + 1:
+                if isinstance(event, _Marker) or event["line"] > self.last + 1:
                     async with aclosing(self._snapshot()) as snapshot:
                         async for line in snapshot:
                             yield line
-                if event is not RESYNC and event["line"] > self.last:
+                if not isinstance(event, _Marker) and event["line"] > self.last:
                     self.last = event["line"]
                     yield _line(event)
         finally:
             self.hub.unsubscribe(sub)
 
-    async def _snapshot(self) -> AsyncIterator[dict[str, Any]]:
+    async def _snapshot(self) -> AsyncGenerator[dict[str, Any], None]:
         """Lines after `last` the broker has stored; sets `status` if the job has ended."""
         while True:
-            page = await self.client.logs_page(self.job_id, since=self.last, limit=LOG_PAGE)
+            page = await self.client.logs_page(self.job_id, since=self.last,
+                                               limit=lim.STREAM_PAGE_DEFAULT)
             for line in page["lines"]:
                 if line["line"] > self.last:
                     self.last = line["line"]
                     yield _line(line)
-            if len(page["lines"]) < LOG_PAGE:
+            if len(page["lines"]) < lim.STREAM_PAGE_DEFAULT:
                 if page["done"]:
                     self.status = page["status"]
                 return

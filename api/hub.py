@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,9 +37,10 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from broker import AsyncClient, BrokerError
-from broker import protocol as p
-from broker.sockets import cancel_and_wait, received
+from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.errors import BrokerError
+from zjobs.broker.wire.sockets import cancel_and_wait, received
 
 log = structlog.get_logger(__name__)
 
@@ -139,7 +140,7 @@ class Subscription:
             return RESYNC
         return None
 
-    def drain(self, limit: int) -> list[Event | _Marker]:
+    def drain(self, limit: int) -> Sequence[Event | _Marker]:
         """What is there already (up to `limit`), without waiting."""
         burst = self.take(limit)
         return burst if isinstance(burst, list) else list(burst.events)
@@ -161,7 +162,8 @@ class Subscription:
         return burst
 
     def _scan(self, limit: int) -> tuple[list[Event], int]:
-        hub, wants, items = self.hub, self.wants, []
+        hub, wants = self.hub, self.wants
+        items: list[Event] = []
         ring, end, cursor = hub.ring, hub.ring_end, self.cursor
         index = cursor - hub.ring_start
         while cursor < end and len(items) < limit:

@@ -9,19 +9,18 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from broker import limits as lim
-from broker.errors import BAD_REQUEST, BrokerError
-from broker.jobs import TERMINAL
-from broker.models import JobSpec
-from broker.text import text_problem
-
-from .batches import batch_answer, batch_jobs
-from .bodies import json_body, json_object
-from .context import context
-from .errors import ApiError, unanswered
-from .render import Json, job_json, result_json
-from .schemas import ListQuery, ResultQuery, RetryAllIn
-from .uploads import check_exec_files, exec_job_from_form
+from zjobs.api.batches import batch_answer, batch_jobs
+from zjobs.api.bodies import json_body, json_object
+from zjobs.api.context import context
+from zjobs.api.errors import ApiError, unanswered
+from zjobs.api.render import Json, job_json, result_json
+from zjobs.api.schemas import ListQuery, ResultQuery, RetryAllIn
+from zjobs.api.uploads import check_exec_files, exec_job_from_form
+from zjobs.broker.client.models import JobSpec
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.errors import BAD_REQUEST, BrokerError
+from zjobs.broker.wire.jobs import TERMINAL
+from zjobs.broker.wire.text import text_problem
 
 
 def _job_id(request: Request) -> str:

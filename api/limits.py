@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BodyTimeout, BodyTooLarge, error_response
+from zjobs.api.errors import BodyTimeout, BodyTooLarge, error_response
 
 CLOSE = {"Connection": "close"}
 RELEASE_AFTER_BYTES = 1024 * 1024

@@ -17,14 +17,13 @@ from typing import Any
 
 import uvicorn
 
-from broker.curve import client_curve
-from broker.settings import API, config_values, for_role
-
-from .access_log import redact_access_log
-from .app import create_app
-from .context import MIB, Settings
-from .malformed import JsonErrorsH11Protocol
-from .processes import serve_processes
+from zjobs.api.access_log import redact_access_log
+from zjobs.api.app import create_app
+from zjobs.api.context import Settings
+from zjobs.api.malformed import JsonErrorsH11Protocol
+from zjobs.api.processes import serve_processes
+from zjobs.broker.wire.curve import client_curve
+from zjobs.broker.wire.settings import API, config_values, default, for_role
 
 GRACEFUL_SHUTDOWN_S = 5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -39,11 +38,20 @@ def run_api(opts: dict[str, Any]) -> None:
     if n <= 1:
         serve(opts, None)
         return
-    listener = uvicorn.Config("api.app:create_app", host=opts.get("host") or "127.0.0.1",
-                              port=int(opts.get("port") or 8000)).bind_socket()
+    listener = uvicorn.Config("zjobs.api.app:create_app", host=_host(opts),
+                              port=_port(opts)).bind_socket()
     status = serve_processes(opts, n, listener, serve)
     if status:
         raise SystemExit(status)
+
+
+def _host(opts: dict[str, Any]) -> str:
+    return opts.get("host") or default("host")
+
+
+def _port(opts: dict[str, Any]) -> int:
+    port = opts.get("port")
+    return int(default("port") if port is None else port)
 
 
 def _take_token(opts: dict[str, Any]) -> dict[str, Any]:
@@ -63,9 +71,9 @@ def _config(opts: dict[str, Any]) -> uvicorn.Config:
     values = config_values(API, opts, Settings)
     redact_access_log()
     app = create_app(**values, curve=client_curve(opts.get("curve_dir"), "api"),
-                     max_body=opts.get("max_message") or 16 * MIB)
+                     max_body=opts.get("max_message") or default("max_message"))
     return uvicorn.Config(
-        app, host=opts.get("host") or "127.0.0.1", port=int(opts.get("port") or 8000),
+        app, host=_host(opts), port=_port(opts),
         log_config=None, access_log=bool(opts.get("access_log")), lifespan="on",
         server_header=False, http=JsonErrorsH11Protocol,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -81,7 +89,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
-        ctx = getattr(self.config.app.state, "ctx", None)
+        ctx = getattr(getattr(self.config.app, "state", None), "ctx", None)  # our Starlette app
         if ctx is not None:
             ctx.stopping()  # held requests answer 503 now, not a traceback in 5 s
 

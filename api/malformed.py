@@ -16,7 +16,7 @@ import json
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .errors import error_body
+from zjobs.api.errors import error_body
 
 
 class JsonErrorsH11Protocol(H11Protocol):

@@ -16,14 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker import __version__
-from broker import limits as lim
-from broker.jobs import RETRYABLE, TERMINAL, WAITING
-from broker.schema import STATE_EVENTS, STATES, SUBMITTED, EventType
-
-from .context import context
-from .render import Json
-from .schemas import DEFAULT_LIST, MAX_LIST, MAX_WAIT_S
+from zjobs.api.context import context
+from zjobs.api.render import Json
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, WAITING
+from zjobs.broker.wire.schema import STATE_EVENTS, STATES, SUBMITTED, EventType
+from zjobs.broker.wire.version import __version__
 
 Number = int | float
 
@@ -90,8 +88,8 @@ def field_bounds() -> dict[str, Bounds]:
 def facts(max_body: int) -> dict[str, Any]:
     """The body of GET /meta for an API whose request bodies may have `max_body` bytes."""
     limits = Limits(
-        list_limit=Bounds(default=DEFAULT_LIST, min=1, max=MAX_LIST),
-        result_wait_s=Bounds(default=0, min=0, max=MAX_WAIT_S),
+        list_limit=Bounds(default=lim.LIST_DEFAULT, min=1, max=lim.LIST_MAX),
+        result_wait_s=Bounds(default=0, min=0, max=lim.WAIT_MAX_S),
         body_bytes=Bounds(max=max_body),
         data_nesting=Bounds(max=lim.MAX_NESTING),
         fields=field_bounds(),

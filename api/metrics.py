@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from broker.jobs import TERMINAL, TERMINAL_IN_ORDER
+from zjobs.broker.wire.jobs import TERMINAL, TERMINAL_IN_ORDER
 
 if TYPE_CHECKING:
-    from .hub import EventHub
+    from zjobs.api.hub import EventHub
 
 QUEUE_SETTINGS = ("paused", "rate_limit")  # in a queue's row of STATS beside its counts
 TRACKED_JOBS = 100_000

@@ -18,13 +18,12 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from broker import __version__
-from broker.limits import SEQ_MAX
-
-from .jobs import REQUEST_KEY_MAX_LEN
-from .meta import Meta
-from .render import Json
-from .schemas import DOCUMENTED, EventsQuery, ListQuery, ResultQuery
+from zjobs.api.jobs import REQUEST_KEY_MAX_LEN
+from zjobs.api.meta import Meta
+from zjobs.api.render import Json
+from zjobs.api.schemas import DOCUMENTED, EventsQuery, ListQuery, ResultQuery
+from zjobs.broker.wire.limits import SEQ_MAX
+from zjobs.broker.wire.version import __version__
 
 SSE = "text/event-stream"
 ERROR_TEXT = {

@@ -25,14 +25,15 @@ import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
 import structlog
 
-from broker.logs import configure_logging
-from broker.orphans import die_with_parent
+from zjobs.broker.wire.logs import configure_logging
+from zjobs.broker.wire.orphans import die_with_parent
+from zjobs.broker.wire.settings import default
 
 log = structlog.get_logger(__name__)
 
@@ -76,11 +77,11 @@ def serve_processes(opts: dict[str, Any], n: int, listener: socket.socket,
 
 def _child(serve: Serve, opts: dict[str, Any], listener: socket.socket, parent: int) -> None:
     die_with_parent(signal.SIGTERM, parent)
-    configure_logging(bool(opts.get("log_json")), opts.get("log_level") or "info")
+    configure_logging(bool(opts.get("log_json")), opts.get("log_level") or default("log_level"))
     serve(opts, listener)
 
 
-def _signal_all(children: list[multiprocessing.process.BaseProcess], sig: int) -> None:
+def _signal_all(children: Sequence[multiprocessing.process.BaseProcess], sig: int) -> None:
     for child in children:
         if child.pid is not None and child.exitcode is None:
             try:
@@ -89,7 +90,7 @@ def _signal_all(children: list[multiprocessing.process.BaseProcess], sig: int) -
                 pass
 
 
-def _join_all(children: list[multiprocessing.process.BaseProcess]) -> None:
+def _join_all(children: Sequence[multiprocessing.process.BaseProcess]) -> None:
     for child in children:
         child.join(STOP_WAIT_S)
     _signal_all(children, signal.SIGKILL)  # a child stuck past its grace period

@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .bodies import json_object
-from .context import context
-from .render import Json
-from .schemas import QueuePatch
+from zjobs.api.bodies import json_object
+from zjobs.api.context import context
+from zjobs.api.render import Json
+from zjobs.api.schemas import QueuePatch
 
 
 async def configure_queue(request: Request) -> Response:

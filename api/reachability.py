@@ -22,9 +22,9 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from broker import AsyncClient, BrokerError
-
-from .errors import error_response
+from zjobs.api.errors import error_response
+from zjobs.broker.client.client import AsyncClient
+from zjobs.broker.wire.errors import BrokerError
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from broker.jsonview import (
+from zjobs.broker.client.jsonview import (
     JOB_TIMES,
     RESULT_FIELDS,
     SCHEDULE_TIMES,

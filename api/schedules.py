@@ -11,11 +11,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .bodies import json_body
-from .context import context
-from .errors import ApiError
-from .render import Json, schedule_json
-from .schemas import ScheduleIn
+from zjobs.api.bodies import json_body
+from zjobs.api.context import context
+from zjobs.api.errors import ApiError
+from zjobs.api.render import Json, schedule_json
+from zjobs.api.schemas import ScheduleIn
 
 
 def _name(request: Request) -> str:

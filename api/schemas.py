@@ -23,15 +23,19 @@ from pydantic import (
     create_model,
 )
 
-from broker import limits as lim
-from broker.models import JobSpec, pydantic_field
-from broker.schema import BY_NAME, SUBMIT_OPTIONS, WIRE, JobField, Status
-from broker.text import text_problem
-
-MAX_LIST = 1000
-DEFAULT_LIST = 50
-MAX_WAIT_S = 300.0
-
+from zjobs.broker.client.models import JobSpec, pydantic_field
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.jobs import RETRYABLE
+from zjobs.broker.wire.schema import (
+    BY_NAME,
+    STATES,
+    SUBMIT_OPTIONS,
+    WIRE,
+    JobField,
+    JobState,
+    Status,
+)
+from zjobs.broker.wire.text import text_problem
 
 # ---------------------------------------------------------------- field types
 
@@ -104,7 +108,7 @@ class ListQuery(BaseModel):
     worker: text(lim.WORKER_NAME_MAX_LEN) | None = None
     depends_on: text(lim.ID_MAX_LEN) | None = Field(
         None, description="only the jobs that depend on this job id (its dependents)")
-    limit: int = Field(default=DEFAULT_LIST, ge=1, le=MAX_LIST)
+    limit: int = Field(default=lim.LIST_DEFAULT, ge=1, le=lim.LIST_MAX)
     cursor: text(lim.ID_MAX_LEN) | None = Field(
         None, description="the next_cursor of the previous page; anything else is a 400")
 
@@ -114,7 +118,7 @@ class ResultQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
-    wait: float = Field(default=0.0, ge=0.0, le=MAX_WAIT_S)
+    wait: float = Field(default=0.0, ge=0.0, le=lim.WAIT_MAX_S)
 
 
 class EventsQuery(BaseModel):
@@ -139,13 +143,16 @@ class QueuePatch(BaseModel):
         "second over all workers; 0 or null removes the limit")
 
 
+Retryable = Literal[tuple(s for s in STATES if s in RETRYABLE)]  # type: ignore[valid-type]
+
+
 class RetryAllIn(BaseModel):
     """`POST /jobs/retry`: which ended jobs to run again."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: list[Literal["failed", "cancelled"]] = Field(
-        default=["failed"], min_length=1, description="the states whose jobs are re-run")
+    status: list[Retryable] = Field(  # type: ignore[valid-type]
+        default=[JobState.FAILED], min_length=1, description="the states whose jobs are re-run")
     queue: text(lim.QUEUE_MAX_LEN) | None = Field(None, description="only this queue's jobs")
 
 

@@ -7,11 +7,10 @@ import os
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker import BrokerError
-
-from .context import context
-from .errors import error_body
-from .render import Json, worker_json
+from zjobs.api.context import context
+from zjobs.api.errors import error_body
+from zjobs.api.render import Json, worker_json
+from zjobs.broker.wire.errors import BrokerError
 
 
 async def list_workers(request: Request) -> Response:

@@ -23,7 +23,7 @@ client's EventSource reconnects with its Last-Event-ID.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 import structlog
@@ -31,31 +31,31 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker import BrokerError
-from broker.jobs import TERMINAL, TERMINAL_EVENTS
-from broker.limits import SEQ_MAX
-
-from .context import ApiContext, context
-from .errors import ApiError
-from .feeds import (
-    CAUGHT_UP,
+from zjobs.api.context import ApiContext, context
+from zjobs.api.errors import ApiError
+from zjobs.api.feeds import (
     EventFeed,
     FeedItem,
     LogFeed,
     Truncated,
+    _CaughtUp,
     job_filter,
     type_filter,
     worker_filter,
 )
-from .hub import Burst, Event
-from .render import dumps
-from .schemas import EventsQuery
+from zjobs.api.hub import Burst, Event
+from zjobs.api.render import dumps
+from zjobs.api.schemas import EventsQuery
+from zjobs.broker.wire.errors import BrokerError
+from zjobs.broker.wire.jobs import TERMINAL, TERMINAL_EVENTS
+from zjobs.broker.wire.limits import SEQ_MAX
 
 log = structlog.get_logger(__name__)
 
 LIVE = ServerSentEvent(comment="live")
 RETRY_MS = 2000
 RETRY = ServerSentEvent(retry=RETRY_MS)  # how soon an EventSource reconnects after a drop
+Messages = AsyncGenerator[ServerSentEvent | bytes, None]  # a stream's body: events, or chunks
 SHUTDOWN_GRACE_S = 2.0
 
 
@@ -126,7 +126,8 @@ class _Chunks:
         return chunk
 
 
-async def _flat(items: AsyncIterator[FeedItem]) -> AsyncIterator[FeedItem]:
+async def _flat(items: AsyncGenerator[FeedItem, None],
+                ) -> AsyncGenerator[Event | Truncated | _CaughtUp, None]:
     """Feed items with live bursts taken apart, for streams that look at every event."""
     async with aclosing(items) as inner:
         async for item in inner:
@@ -141,7 +142,7 @@ def _end(status: str | None) -> ServerSentEvent:
     return ServerSentEvent(event="end", data=dumps({"status": status}))
 
 
-def _respond(ctx: ApiContext, messages: AsyncIterator[ServerSentEvent]) -> Response:
+def _respond(ctx: ApiContext, messages: Messages) -> Response:
     """At shutdown sse-starlette sets `ctx.shutdown`; the hub then closes every feed, so each
     stream ends with a complete response within the grace period."""
     return EventSourceResponse(_guarded(messages), ping=ctx.settings.sse_ping_s,
@@ -150,7 +151,7 @@ def _respond(ctx: ApiContext, messages: AsyncIterator[ServerSentEvent]) -> Respo
                                shutdown_grace_period=SHUTDOWN_GRACE_S)
 
 
-async def _guarded(messages: AsyncIterator[ServerSentEvent]) -> AsyncIterator[ServerSentEvent]:
+async def _guarded(messages: Messages) -> Messages:
     """End the stream quietly when the broker stops answering; the client resumes later."""
     yield RETRY
     try:
@@ -164,14 +165,14 @@ async def _guarded(messages: AsyncIterator[ServerSentEvent]) -> AsyncIterator[Se
 # ---------------------------------------------------------------- bus events
 
 
-async def _events(feed: EventFeed) -> AsyncIterator[ServerSentEvent | bytes]:
+async def _events(feed: EventFeed) -> Messages:
     live = False
     chunks = _Chunks()
     async with aclosing(feed.items()) as items:
         async for item in items:
             if isinstance(item, Burst):
                 yield _encoded_burst(item)
-            elif item is CAUGHT_UP:
+            elif isinstance(item, _CaughtUp):
                 if chunks.parts:
                     yield chunks.take()
                 if not live:
@@ -212,14 +213,14 @@ async def job_events(request: Request) -> Response:
     return _respond(ctx, _job_events(feed, job["status"]))
 
 
-async def _job_events(feed: EventFeed, status: str) -> AsyncIterator[ServerSentEvent | bytes]:
+async def _job_events(feed: EventFeed, status: str) -> Messages:
     """Ends after a replay if the job had ended before it (or ended during it), else at the
     first live terminal event."""
     ended = status in TERMINAL
     live = False
     async with aclosing(_flat(feed.items())) as items:
         async for item in items:
-            if item is CAUGHT_UP:
+            if isinstance(item, _CaughtUp):
                 if ended:
                     yield _end(status)
                     return
@@ -249,7 +250,7 @@ async def job_log_stream(request: Request) -> Response:
     return _respond(ctx, _log_lines(feed))
 
 
-async def _log_lines(feed: LogFeed) -> AsyncIterator[ServerSentEvent]:
+async def _log_lines(feed: LogFeed) -> Messages:
     async with aclosing(feed.lines()) as lines:
         async for line in lines:
             yield ServerSentEvent(id=str(line["line"]), event="log", data=dumps(line))

@@ -16,9 +16,9 @@ from typing import Any
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from .bodies import parse_json
-from .errors import ApiError
-from .schemas import FORM_FIELDS
+from zjobs.api.bodies import parse_json
+from zjobs.api.errors import ApiError
+from zjobs.api.schemas import FORM_FIELDS
 
 FILE_FIELDS = ("code_files", "input_files")
 OPTION_FIELDS = frozenset(f.name for f in FORM_FIELDS)

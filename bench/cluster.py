@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from broker import Client
+from zjobs import Client
 
 from .cpu import CpuMeter
 
@@ -39,7 +39,7 @@ class BenchCluster:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "broker.cli", *args], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "zjobs", *args], cwd=ROOT,
                                 env=self.env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         self.procs[name] = proc

@@ -30,9 +30,9 @@ from typing import Any
 
 import zmq
 
-from broker import BrokerError, Client
-from broker import protocol as p
-from broker.jobs import TERMINAL
+from zjobs import BrokerError, Client
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.jobs import TERMINAL
 
 from .cluster import BenchCluster, _pings, _until
 
@@ -42,7 +42,6 @@ DEAD_AFTER_S = HEARTBEAT_S * LIVENESS
 LOAD_S = 6.0
 BATCH = 10
 GARBAGE = 10_000
-MIB = 1024 * 1024
 BOMBS_EACH = 2
 UNREAD_LISTS = 5000
 # Replies that reach a client that does not read: its own queue (ZeroMQ's default 1,000),
@@ -203,7 +202,7 @@ def _array(count: int) -> bytes:
     return b"\xdd" + count.to_bytes(4, "big")
 
 
-def decode_bomb(kind: str, max_message: int = 16 * MIB) -> bytes:
+def decode_bomb(kind: str, max_message: int = p.DEFAULT_MAX_MESSAGE) -> bytes:
     """A SUBMIT body that fills the message limit with empty containers: one array of them
     (`array of empty arrays`, `array of empty maps`), or a well-formed job whose `args` (or
     `kwargs`) holds 16 arrays of a million each (`nested arrays in args`, `nested maps in

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker import AuthError, Client
-from broker.pgstore import LEASE_TTL_S
+from zjobs import AuthError, Client
+from zjobs.broker.stores.pgstore import LEASE_TTL_S
 
 from . import scenarios
 from .cluster import _free_port, _pings, _until

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from broker import AsyncClient, Client
+from zjobs import AsyncClient, Client
 
 from .cluster import bench_cluster
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker import task
+from zjobs import task
 
 
 @task

@@ -1,18 +1,13 @@
-"""zjobs broker package: the wire protocol, the store, the broker and the Python client."""
+"""The broker and what it is built on, in rooms of one purpose each:
 
-__version__ = "0.1.0"
+- `wire`     the wire contract every process shares: frames, job fields, limits, errors,
+             settings, CURVE keys
+- `client`   the Python client, each operation once as a sans-IO plan
+- `core`     the broker's core, pure (no sockets): the engine and its books
+- `stores`   SQLite and PostgreSQL, their schema versions, leadership on PostgreSQL
+- `bridges`  other protocols served by the broker loop (Majordomo)
+- `server`, `standby`  the broker process around the core
 
-from .client import AsyncClient, Client  # noqa: E402
-from .errors import (  # noqa: E402
-    AuthError,
-    BrokerError,
-    BrokerUnreachable,
-    FunctionError,
-    InvalidJob,
-    JobCancelled,
-    JobFailed,
-    ZJobsError,
-)
-
-__all__ = ["AsyncClient", "AuthError", "BrokerError", "BrokerUnreachable", "Client",
-           "FunctionError", "InvalidJob", "JobCancelled", "JobFailed", "ZJobsError", "__version__"]
+Importing this package loads nothing: a process loads only what it runs. The public names
+are in `zjobs` itself.
+"""

@@ -26,16 +26,18 @@ from typing import Any
 import structlog
 import zmq
 
-from . import __version__, commands
-from . import protocol as p
-from .curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
-from .engine import Clock, Engine, EngineConfig, SystemClock
-from .errors import BUSY, TOO_LARGE, Fenced, StartError
-from .majordomo import Majordomo
-from .schema import EventType
-from .sockets import NOBLOCK, send_frames
-from .store import Store
-from .unpacking import DecodeLimits
+from zjobs.broker.bridges.majordomo import Majordomo
+from zjobs.broker.core import commands
+from zjobs.broker.core.engine import Clock, Engine, EngineConfig, SystemClock
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
+from zjobs.broker.wire.errors import BUSY, TOO_LARGE, Fenced, StartError, job_error
+from zjobs.broker.wire.schema import EventType
+from zjobs.broker.wire.settings import default
+from zjobs.broker.wire.sockets import NOBLOCK, send_frames
+from zjobs.broker.wire.unpacking import DecodeLimits
+from zjobs.broker.wire.version import __version__
 
 log = structlog.get_logger(__name__)
 
@@ -62,25 +64,27 @@ STATS_EVERY_S = 5.0
 
 @dataclass(slots=True)
 class BrokerConfig:
-    frontend: str = "tcp://127.0.0.1:5555"
-    backend: str = "tcp://127.0.0.1:5556"
-    events: str = "tcp://127.0.0.1:5557"
-    data_dir: str = "./.zjobs"
-    heartbeat_interval_s: float = 1.0
-    heartbeat_liveness: int = 3
-    max_message: int = 16 * 1024 * 1024
-    event_window: int = 100_000
-    queue_window: int = 10_000        # ready jobs per queue and task in memory (engine)
-    retention_s: float = 7 * 24 * 3600.0
-    purge_interval_s: float = 30.0
-    default_timeout_s: float | None = None
+    """The broker's settings; each default is the settings table's (broker/wire/settings.py)."""
+
+    frontend: str = default("frontend")
+    backend: str = default("backend")
+    events: str = default("events")
+    data_dir: str = default("data_dir")
+    heartbeat_interval_s: float = default("heartbeat_interval")
+    heartbeat_liveness: int = default("heartbeat_liveness")
+    max_message: int = default("max_message")
+    event_window: int = default("event_window")
+    queue_window: int = default("queue_window")  # ready jobs per queue and task in memory
+    retention_s: float = default("retention")
+    purge_interval_s: float = default("purge_interval")
+    default_timeout_s: float | None = default("default_timeout")
     attempt_grace_s: float = 10.0
-    sync: str = "NORMAL"
+    sync: str = default("sync")
     curve: CurveConfig | None = None
-    store: str | None = None          # sqlite:///dir or postgresql://...; None: data_dir
-    store_wait: bool = False          # PostgreSQL unreachable at start: wait instead of exit
-    lease_ttl_s: float = 2.0          # PostgreSQL: the primary's lease (broker/lease.py)
-    mdp: str | None = None            # also serve Majordomo there (broker/majordomo.py)
+    store: str | None = default("store")  # sqlite:///dir or postgresql://...; None: data_dir
+    store_wait: bool = default("store_wait")  # PostgreSQL unreachable at start: wait
+    lease_ttl_s: float = default("lease_ttl")  # PostgreSQL: the primary's lease
+    mdp: str | None = default("mdp")  # also serve Majordomo there (bridges/majordomo.py)
 
 
 class BrokerServer:
@@ -318,8 +322,7 @@ class BrokerServer:
         log.warning("worker.message_too_large", command=msg.command.decode(), reason=reason)
         if msg.command != p.RESULT:
             return
-        error = {"type": "ResultTooLarge", "message": f"the result cannot be taken: {reason}",
-                 "traceback": None}
+        error = job_error("ResultTooLarge", f"the result cannot be taken: {reason}")
         bodies = [{**body, "ok": False, "error": error} for body in msg.bodies
                   if isinstance(body.get("job_id"), str) and isinstance(body.get("attempt"), int)]
         if bodies:

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from .errors import StartError
-from .server import BrokerConfig, BrokerServer
+from zjobs.broker.server import BrokerConfig, BrokerServer
+from zjobs.broker.wire.errors import StartError
 
 if TYPE_CHECKING:
-    from .leadership import Leadership
+    from zjobs.broker.stores.leadership import Leadership
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +67,7 @@ class Broker:
         self._run_replicated(where)
 
     def _run_replicated(self, url: str) -> None:
-        from .leadership import Leadership
+        from zjobs.broker.stores.leadership import Leadership
 
         leadership = Leadership(url, ttl_s=self.config.lease_ttl_s,
                                 wait_for_database=self.config.store_wait)
@@ -91,7 +91,7 @@ class Broker:
         away, a standby ended this broker's sessions)."""
         import psycopg
 
-        from .pgstore import PostgresStore
+        from zjobs.broker.stores.pgstore import PostgresStore
 
         try:
             store = PostgresStore(url, name=leadership.name,

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from broker import Client
-from broker.curve import client_curve
+from zjobs import Client
+from zjobs.broker.wire.curve import client_curve
 
 from .waiting import free_port, wait_until
 
@@ -52,7 +52,7 @@ class Cluster:
     def spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None
               ) -> subprocess.Popen:
         log = open(self.logs / f"{log_name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "broker.cli", *args], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "zjobs", *args], cwd=ROOT,
                                 env=env or self.env(), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         log.close()

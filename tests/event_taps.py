@@ -6,8 +6,8 @@ from typing import Any
 
 import zmq
 
-from broker import Client
-from broker import protocol as p
+from zjobs import Client
+from zjobs.broker.wire import protocol as p
 
 
 class Tap:

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from bench.peers._postgres import pg_bin, postgres_server
-from broker.leadership import LOCK_KEY
-from broker.lease import Holder, read_holder
+from zjobs.broker.stores.leadership import LOCK_KEY
+from zjobs.broker.stores.lease import Holder, read_holder
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import time
 
 import zmq
 
-from broker import protocol as p
+from zjobs.broker.wire import protocol as p
 
 
 def main(backend: str, name: str, prefetch: int, log_path: str) -> None:

@@ -176,8 +176,8 @@ class Session:
 
     def current_job(self) -> str:
         if self.job_id is None:
-            from broker import Client
-            from broker.curve import client_curve
+            from zjobs import Client
+            from zjobs.broker.wire.curve import client_curve
 
             curve = client_curve(str(self.workdir / self.curve_dir)) if self.curve_dir else None
             with Client(self.frontend, curve=curve, timeout=30) as client:
@@ -199,8 +199,8 @@ class Session:
 
     def _python(self, block: Block) -> None:
         curve = repr(str(self.workdir / self.curve_dir)) if self.curve_dir else "None"
-        prelude = ("from broker import Client as _Client\n"
-                   "from broker.curve import client_curve as _curve\n"
+        prelude = ("from zjobs import Client as _Client\n"
+                   "from zjobs.broker.wire.curve import client_curve as _curve\n"
                    f"client = _Client({self.frontend!r}, timeout=30,\n"
                    f"                 curve=_curve({curve}) if {curve} else None)\n")
         script = self.workdir / f".readme-{block.line}.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.waiting import wait_until
-from worker import Retry, progress, task
+from zjobs import Retry, progress, task
 
 
 @task

@@ -16,7 +16,7 @@ import click
 import pytest
 import yaml
 
-from broker.cli import main
+from zjobs.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,8 +92,8 @@ def _opts(argv: list[str]) -> dict:
 
 def _exposed_without_a_token(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> bool:
     """Whether `zjobs ARGV` would refuse to start for want of ZJOBS_API_TOKEN."""
-    from broker.errors import StartError
-    from broker.exposure import check_exposure
+    from zjobs.broker.wire.errors import StartError
+    from zjobs.exposure import check_exposure
 
     monkeypatch.delenv("ZJOBS_API_TOKEN", raising=False)
     try:

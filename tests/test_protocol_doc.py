@@ -8,8 +8,8 @@ import ast
 import re
 from pathlib import Path
 
-from broker import errors, protocol
-from broker.schema import STATE_EVENTS, EventType, JobState
+from zjobs.broker.wire import errors, protocol
+from zjobs.broker.wire.schema import STATE_EVENTS, EventType, JobState
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "protocol.md").read_text()
@@ -49,6 +49,20 @@ def test_the_event_table_lists_exactly_the_event_types() -> None:
     assert sorted(table) == sorted(EventType), "docs/protocol.md 7.3 and EventType differ"
 
 
+def test_the_states_section_lists_exactly_the_job_states_in_order() -> None:
+    section = DOC.split("### 5.3 States", 1)[1].split("\n### ", 1)[0]
+    listed = re.findall(r"`([a-z]+)`", section.split(". ", 1)[0])  # the first sentence
+    assert listed == [state.value for state in JobState], "docs/protocol.md 5.3 and JobState"
+
+
+def test_protocol_notes_are_merged_into_the_protocol() -> None:
+    """One document for the protocol: nothing links the old notes file."""
+    assert not (ROOT / "docs" / "protocol-notes.md").exists()
+    texts = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
+             *(p for d in ("zjobs", "broker", "worker", "api") for p in (ROOT / d).rglob("*.py"))]
+    assert [str(p.relative_to(ROOT)) for p in texts if "protocol-notes" in p.read_text()] == []
+
+
 def test_each_event_type_is_named_after_its_value() -> None:
     """The dashboard names a type of GET /meta's list as the enum does: `job.succeeded` is
     EVENT.JOB_SUCCEEDED, by this rule (and a state STATE.RUNNING)."""
@@ -78,7 +92,7 @@ def _emitted(node: ast.expr, assigned: dict[str, list[ast.expr]]) -> set[str] | 
 def _emits() -> list[tuple[str, set[str] | None]]:
     """Every `.emit(...)` call in broker/: where, and the member names its type can be."""
     calls = []
-    for path in sorted((ROOT / "broker").glob("*.py")):
+    for path in sorted((ROOT / "broker").rglob("*.py")):
         for func in ast.walk(ast.parse(path.read_text())):
             if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue

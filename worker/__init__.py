@@ -1,6 +1,2 @@
-"""zjobs worker package: the task registry, the job context and the worker runtime."""
-
-from .context import JobContext, Retry, current_job, log, progress
-from .registry import task
-
-__all__ = ["JobContext", "Retry", "current_job", "log", "progress", "task"]
+"""The worker: the task registry, the job context, the worker process and its sync slots.
+Task authors import `task`, `progress`, `log` and `Retry` from `zjobs`."""

@@ -22,7 +22,7 @@ class Retry(Exception):
 class JobContext:
     job_id: str
     attempt: int
-    _emit: Callable[[str, tuple], None]
+    _emit: Callable[[str, tuple], object]
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Report progress, `fraction` from 0 to 1; published as `job.progress`."""
@@ -102,4 +102,4 @@ def capture_output() -> tuple[JobOutput, JobOutput]:
         sys.stdout = JobOutput("stdout", sys.stdout)
     if not isinstance(sys.stderr, JobOutput):
         sys.stderr = JobOutput("stderr", sys.stderr)
-    return sys.stdout, sys.stderr  # type: ignore[return-value]
+    return sys.stdout, sys.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .context import progress
-from .registry import task
+from zjobs.worker.context import progress
+from zjobs.worker.registry import task
 
 
 @task

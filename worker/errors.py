@@ -8,7 +8,8 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from .context import Retry
+from zjobs.broker.wire.errors import job_error
+from zjobs.worker.context import Retry
 
 Outcome = tuple[bool, Any, float | None]
 
@@ -21,8 +22,7 @@ def describe(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def error(type_: str, message: str) -> dict[str, Any]:
-    return {"type": type_, "message": message, "traceback": None}
+error = job_error  # an error the worker names (no traceback)
 
 
 class FunctionCallError(Exception):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import structlog
 
-from broker.errors import StartError
+from zjobs.broker.wire.errors import StartError
 
 __all__ = ["DEFAULT_EXEC_USER", "ExecBox", "ExecError", "exec_box", "net_isolation_available"]
 

@@ -6,10 +6,10 @@ import mimetypes
 import os
 from typing import Any
 
-from .context import JobContext
-from .errors import Outcome, error
-from .exec_box import ExecBox, announce, exec_box
-from .exec_runner import ExecError, run_exec
+from zjobs.worker.context import JobContext
+from zjobs.worker.errors import Outcome, error
+from zjobs.worker.exec_box import ExecBox, announce, exec_box
+from zjobs.worker.exec_runner import ExecError, run_exec
 
 
 def worker_box(config: Any) -> ExecBox:

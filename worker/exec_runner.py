@@ -39,10 +39,17 @@ import time
 from asyncio.subprocess import Process
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from io import FileIO
 from pathlib import Path
-from typing import BinaryIO
 
-from .exec_box import ExecBox, ExecError, Launch, exec_box, net_isolation_available, python_dirs
+from zjobs.worker.exec_box import (
+    ExecBox,
+    ExecError,
+    Launch,
+    exec_box,
+    net_isolation_available,
+    python_dirs,
+)
 
 __all__ = [
     "ExecBox",
@@ -149,8 +156,8 @@ def _str_dict(value: object, what: str) -> dict[str, str]:
 def _timeout_s(value: object) -> float | None:
     if value is None:
         return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value) or value <= 0):
         raise ExecError(f"spec timeout_s must be a positive number or null, got {value!r}")
     return float(value)
 
@@ -318,7 +325,7 @@ class _Pipe:
     transport: asyncio.ReadTransport
 
 
-async def _read_end(file: BinaryIO) -> _Pipe:
+async def _read_end(file: FileIO) -> _Pipe:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=_READ_CHUNK_BYTES, loop=loop)
     transport, _protocol = await loop.connect_read_pipe(
@@ -327,7 +334,7 @@ async def _read_end(file: BinaryIO) -> _Pipe:
     return _Pipe(reader, transport)
 
 
-async def _connect(files: list[BinaryIO]) -> list[_Pipe]:
+async def _connect(files: list[FileIO]) -> list[_Pipe]:
     """Attach the read ends to the event loop; on failure leave nothing open."""
     pipes: list[_Pipe] = []
     try:
@@ -630,7 +637,7 @@ def _make_workdir(work_root: str | None, box: ExecBox) -> tuple[Path, Path]:
 
 def _hand_over(workdir: Path, box: ExecBox) -> None:
     """Give the job's user its directory and the files written into it."""
-    if box.uid is None:
+    if box.uid is None or box.gid is None:  # (both or neither)
         return
     for root, dirs, names, dir_fd in os.fwalk(workdir, follow_symlinks=False):
         os.chown(root, box.uid, box.gid)

@@ -236,7 +236,7 @@ def _wait_for(program: int, status_fd: int) -> int:
 
 def _reap() -> dict[int, int]:
     """{pid: wait status} of every child that has ended, without blocking."""
-    ended = {}
+    ended: dict[int, int] = {}
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -309,8 +309,8 @@ def _become(orders: dict, program: bytes, errors_fd: int) -> None:
     os.closerange(3, errors_fd)  # nothing of ours reaches the program but stdout and stderr;
     os.closerange(errors_fd + 1, 1 << 20)  # the errors pipe closes itself at exec
     os.chdir(orders["cwd"])
-    uid, gid = orders.get("uid"), orders.get("gid")
-    if uid is not None:
+    if orders.get("uid") is not None:
+        uid, gid = orders["uid"], orders["gid"]
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)

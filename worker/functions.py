@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import FunctionCallError
+from zjobs.worker.errors import FunctionCallError
 
 
 def run_function(function: bytes) -> bytes:

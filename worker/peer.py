@@ -18,11 +18,10 @@ from typing import Any
 import structlog
 import zmq
 
-from broker import __version__
-from broker import protocol as p
-from broker.curve import apply_client_curve
-
-from .errors import Outcome, error
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.curve import apply_client_curve
+from zjobs.broker.wire.version import __version__
+from zjobs.worker.errors import Outcome, error
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,6 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,18 +53,16 @@ def load_tasks(modules: Iterable[str]) -> dict[str, Callable[..., Any]]:
 def import_tasks(modules: list[str]) -> None:
     """Import the task modules a worker was given, from the current directory too.
 
-    The current directory goes at the end of the import path, as `celery -A`
-    finds its app: the user's `mymod.py` is found, but a folder of theirs named
-    `api` or `worker` cannot shadow zjobs' own packages. A module that does not
-    import is a StartError that names it.
+    The current directory goes first on the import path, as `python -m` puts it: the
+    user's `mymod.py` is found, and so are their own `worker.py` or `api/` when a task
+    imports them (zjobs' modules all live under `zjobs`, so nothing of ours is shadowed).
+    A module that does not import is a StartError that names it.
     """
-    from broker.errors import StartError
+    from zjobs.broker.wire.errors import StartError
 
-    # zjobs' own root first: an editable install's finder runs after sys.path's, so without
-    # it the pool processes (which import afresh) would find the user's `worker/` first.
-    for path in (str(Path(__file__).resolve().parent.parent), os.getcwd()):
-        if path not in sys.path:
-            sys.path.append(path)
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
     for module in modules:
         try:
             importlib.import_module(module)
@@ -75,7 +72,7 @@ def import_tasks(modules: list[str]) -> None:
                              ) from exc
 
 
-DEMO_MODULE = "worker.demo"
+DEMO_MODULE = "zjobs.worker.demo"
 
 
 def task_modules(tasks: str | None) -> list[str]:

@@ -26,20 +26,20 @@ import types
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import zmq
 import zmq.asyncio
 
-from broker import protocol as p
-from broker.prefetch import PrefetchWindow, worth_telling
-from broker.sockets import endpoint_list, recv_frames
-
-from .context import JobContext, capture_output, enter, leave
-from .errors import Outcome, error, failure, success
-from .exec_job import run_exec_job, worker_box
-from .peer import (
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.prefetch import PrefetchWindow, worth_telling
+from zjobs.broker.wire.settings import default
+from zjobs.broker.wire.sockets import endpoint_list, recv_frames
+from zjobs.worker.context import JobContext, capture_output, enter, leave
+from zjobs.worker.errors import Outcome, error, failure, success
+from zjobs.worker.exec_job import run_exec_job, worker_box
+from zjobs.worker.peer import (
     Backoff,
     JobBuffer,
     PeerOutbox,
@@ -48,34 +48,36 @@ from .peer import (
     ready_body,
     result_body,
 )
-from .registry import REGISTRY, THREADED, is_async, load_tasks
-from .slot import slot_tasks
-from .slots import SlotSupervisor
+from zjobs.worker.registry import REGISTRY, THREADED, is_async, load_tasks
+from zjobs.worker.slot import slot_tasks
+from zjobs.worker.slots import SlotSupervisor
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)
 class WorkerConfig:
-    backend: str = "tcp://127.0.0.1:5556"
+    """The worker's settings; each default is the settings table's (broker/wire/settings.py)."""
+
+    backend: str = default("backend")
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    queues: list[str] = field(default_factory=lambda: ["default"])
+    queues: list[str] = field(default_factory=lambda: default("queues").split(","))
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
-    async_concurrency: int = 100
-    prefetch: int = 256
-    tasks: list[str] = field(default_factory=lambda: ["worker.demo"])
-    heartbeat_interval_s: float = 1.0
-    heartbeat_liveness: int = 3
+    async_concurrency: int = default("async_concurrency")
+    prefetch: int = default("prefetch")
+    tasks: list[str] = field(default_factory=lambda: ["zjobs.worker.demo"])
+    heartbeat_interval_s: float = default("heartbeat_interval")
+    heartbeat_liveness: int = default("heartbeat_liveness")
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 5.0  # a worker idles at most this long after the broker is back
-    allow_exec: bool = False
-    exec_user: str | None = None
-    allow_pickle: bool = False
-    shutdown_grace_s: float = 5.0
-    max_message: int = 16 * 1024 * 1024
+    allow_exec: bool = default("allow_exec")
+    exec_user: str | None = default("exec_user")
+    allow_pickle: bool = default("allow_pickle")
+    shutdown_grace_s: float = default("shutdown_grace")
+    max_message: int = default("max_message")
     curve: Any = None
-    log_json: bool = False
-    log_level: str = "info"
+    log_json: bool = default("log_json")
+    log_level: str = default("log_level")
 
 
 @dataclass(slots=True)
@@ -154,7 +156,8 @@ class Worker:
         endpoints = endpoint_list(self.config.backend)
         endpoint = endpoints[self._connects % len(endpoints)]
         self._connects += 1
-        sock = dealer(self._ctx, endpoint, self.config.max_message, self.config.curve)
+        sock = cast(zmq.asyncio.Socket,  # made by the asyncio context
+                    dealer(self._ctx, endpoint, self.config.max_message, self.config.curve))
         if len(endpoints) > 1:
             self.log.info("broker.connecting", endpoint=endpoint)
         self._sock = sock

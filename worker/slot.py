@@ -42,16 +42,15 @@ from typing import Any
 import structlog
 import zmq
 
-from broker import protocol as p
-from broker.logs import configure_logging
-from broker.orphans import die_with_parent
-from broker.prefetch import PrefetchWindow, worth_telling
-from broker.sockets import endpoint_list, recv_frames, send_frames
-
-from .context import JobContext, capture_output, enter, leave
-from .errors import Outcome, error, failure, success
-from .functions import run_function
-from .peer import (
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.logs import configure_logging
+from zjobs.broker.wire.orphans import die_with_parent
+from zjobs.broker.wire.prefetch import PrefetchWindow, worth_telling
+from zjobs.broker.wire.sockets import endpoint_list, recv_frames, send_frames
+from zjobs.worker.context import JobContext, capture_output, enter, leave
+from zjobs.worker.errors import Outcome, error, failure, success
+from zjobs.worker.functions import run_function
+from zjobs.worker.peer import (
     Backoff,
     JobBuffer,
     PeerOutbox,
@@ -60,7 +59,7 @@ from .peer import (
     ready_body,
     result_body,
 )
-from .registry import REGISTRY, THREADED, import_tasks, is_async
+from zjobs.worker.registry import REGISTRY, THREADED, import_tasks, is_async
 
 log = structlog.get_logger(__name__)
 

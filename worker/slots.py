@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from .slot import EXIT_REPLACED, SlotBoard, slot_main
+from zjobs.worker.slot import EXIT_REPLACED, SlotBoard, slot_main
 
 log = structlog.get_logger(__name__)
 

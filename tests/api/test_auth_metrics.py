@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.context import STATIC_DIR as STATIC
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs.api.context import STATIC_DIR as STATIC
 
 from .server import sse_messages, start_api, wait_for_comment
 

@@ -10,9 +10,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from api.feeds import CAUGHT_UP, EventFeed, Truncated, type_filter
-from api.hub import EventHub
-from broker import protocol as p
+from zjobs.api.feeds import CAUGHT_UP, EventFeed, Truncated, type_filter
+from zjobs.api.hub import EventHub
+from zjobs.broker.wire import protocol as p
 
 
 class FakeBroker:

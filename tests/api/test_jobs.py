@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from api.app import create_app
-from api.openapi import document, openapi_path
-from broker.jobs import STATES
 from tests.waiting import wait_until
+from zjobs.api.app import create_app
+from zjobs.api.openapi import document, openapi_path
+from zjobs.broker.wire.jobs import STATES
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 

@@ -9,12 +9,13 @@ import time
 
 import httpx
 
-from broker import __version__, commands, engine
-from broker import limits as lim
-from broker.jobs import TERMINAL_IN_ORDER
-from broker.schema import STATE_EVENTS, STATES, EventType
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import __version__
+from zjobs.broker.core import commands, engine
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.jobs import TERMINAL_IN_ORDER
+from zjobs.broker.wire.schema import STATE_EVENTS, STATES, EventType
 
 from .server import start_api
 
@@ -63,7 +64,7 @@ def test_the_limits_meta_gives_are_the_ones_enforced(http: httpx.Client) -> None
 
 def test_retryable_and_purgeable_are_what_the_broker_does(http: httpx.Client) -> None:
     meta = http.get("/meta").json()
-    assert engine.PURGEABLE == set(meta["purgeable"])  # the engine's copy, until it imports it
+    assert engine.PURGEABLE == set(meta["purgeable"])  # what the engine's purge cancels
     assert commands.RETRYABLE == set(meta["retryable"])  # RETRY_MANY's
     queued = http.post("/jobs", json={"task": "noop", "queue": NOBODY}).json()
     waiting = {"queued": queued, "deferred": http.post("/jobs", json={

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from api.openapi import openapi_path
-from api.render import dumps, job_json
-from api.uploads import bad_name
+from zjobs.api.openapi import openapi_path
+from zjobs.api.render import dumps, job_json
+from zjobs.api.uploads import bad_name
 
 
 def test_job_times_become_iso_utc_and_bytes_base64() -> None:
@@ -45,6 +45,6 @@ def test_openapi_paths_drop_converters() -> None:
 
 def test_the_openapi_document_is_valid_openapi() -> None:
     validator = pytest.importorskip("openapi_spec_validator")
-    from api.openapi import document
+    from zjobs.api.openapi import document
 
     validator.validate(document())

@@ -19,9 +19,9 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker import Client
-from broker import protocol as p
 from tests.cluster import Cluster
+from zjobs import Client
+from zjobs.broker.wire import protocol as p
 
 from .server import start_api
 

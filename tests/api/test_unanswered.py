@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from broker import AsyncClient, BrokerUnreachable, Client
 from tests.cluster import Cluster
 from tests.waiting import free_port, wait_until
+from zjobs import AsyncClient, BrokerUnreachable, Client
 
 from .server import ApiServer, start_api
 from .test_errors import _error

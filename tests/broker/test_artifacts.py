@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.store import Store
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
 
 from .test_engine import FakeClock, ready, result, sent_jobs
 

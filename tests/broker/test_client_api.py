@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from broker import AsyncClient, Client, JobCancelled, JobFailed
-from broker import protocol as p
-from broker.plans import SUBMIT_CHUNK, Batch, Call, Emit, Live, Plans, returning
+from zjobs import AsyncClient, Client, JobCancelled, JobFailed
+from zjobs.broker.client.plans import SUBMIT_CHUNK, Batch, Call, Emit, Live, Plans, returning
+from zjobs.broker.wire import protocol as p
 
 
 def _public(cls: type) -> dict[str, Any]:
@@ -40,7 +40,8 @@ def test_each_async_method_is_the_awaitable_kind_of_the_blocking_one() -> None:
             assert not inspect.iscoroutinefunction(method), name
         elif inspect.isgeneratorfunction(method):
             assert inspect.isasyncgenfunction(other), name
-            assert inspect.signature(other).return_annotation == f"Async{returns}", name
+            item = returns.removeprefix("Generator[").removesuffix(", None, None]")
+            assert inspect.signature(other).return_annotation == f"AsyncGenerator[{item}, None]"
         else:
             assert inspect.isfunction(method) and not inspect.iscoroutinefunction(method), name
             assert inspect.iscoroutinefunction(other), name

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from broker import commands
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.store import Store
 from tests.broker.test_engine import FakeClock, ready, sent_jobs
+from zjobs.broker.core import commands
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
 
 INFO = commands.ServerInfo("tcp://x", "0", 0.0)
 

@@ -7,9 +7,9 @@ import time
 import msgpack
 import pytest
 
-from api.schemas import JobBatchIn
-from broker import protocol as p
-from broker.unpacking import DecodeLimits
+from zjobs.api.schemas import JobBatchIn
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.unpacking import DecodeLimits
 
 MIB = 1024 * 1024
 LIMITS = DecodeLimits.for_message(16 * MIB)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.store import Store
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
 
 from .test_engine import FakeClock, event_types, heartbeat, ready, result, sent_jobs
 
@@ -166,7 +166,7 @@ def test_deferred_jobs_past_the_window_are_promoted_through_the_store(engine: En
     children = submit(engine, 60, depends_on=[parent])
     grandchildren = engine.submit([{"task": "t", "depends_on": [child]} for child in children])
     engine.flush()
-    assert len(engine._awaiting) <= WINDOW * 1.5 and engine.job_counts()["deferred"] == 120
+    assert len(engine.deps.awaiting) <= WINDOW * 1.5 and engine.job_counts()["deferred"] == 120
     ready(engine, b"w", "w", capacity=1, queues=["parents", "default"])
     ran = run_all(engine)
     assert ran[0] == parent and sorted(ran[1:]) == sorted(children + grandchildren)
@@ -180,7 +180,7 @@ def test_a_failed_dependency_cancels_its_dependents_in_the_store_down_the_chain(
     children = submit(engine, 40, depends_on=[parent])
     grandchildren = engine.submit([{"task": "t", "depends_on": [child]} for child in children])
     again = restarted(engine)  # a restart reads a window of the deferred jobs only
-    assert len(again._awaiting) == WINDOW
+    assert len(again.deps.awaiting) == WINDOW
     ready(again, b"w", "w", capacity=1)
     assert run_all(again, ok=False) == [parent]
     for job_id in children + grandchildren:

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.engine import Engine, EngineConfig
-from broker.store import Store
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
 
 from .test_engine import FakeClock, heartbeat, ready, result, sent_jobs
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker import commands
-from broker import protocol as p
-from broker.engine import DEFER_S, Engine, EngineConfig
-from broker.store import Store
 from tests.broker.test_engine import FakeClock, ready, sent_jobs
+from zjobs.broker.core import commands
+from zjobs.broker.core.commits import DEFER_S
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
 
 INFO = commands.ServerInfo("tcp://x", "0", 0.0)
 

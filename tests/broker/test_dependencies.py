@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.errors import CommandError
-from broker.store import Store
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.errors import CommandError
 
 from .test_engine import FakeClock, ready, result, sent_jobs
 
@@ -80,7 +80,7 @@ def test_cancelling_a_deferred_job_cancels_its_dependents(engine: Engine) -> Non
     engine.cancel(child)
     assert status(engine, grandchild) == "cancelled"
     assert status(engine, parent) == "queued"
-    assert engine._dependents == {} and engine._awaiting == {}
+    assert engine.deps.dependents == {} and engine.deps.awaiting == {}
 
 
 def test_unknown_and_self_dependencies_are_refused_whole(engine: Engine) -> None:
@@ -135,7 +135,7 @@ def test_deferred_jobs_survive_a_restart_and_are_promoted_after(tmp_path: Path) 
     engine.store.close()
     restarted = Engine(Store(tmp_path), clock, EngineConfig())
     assert restarted.job_counts()["deferred"] == 2
-    assert restarted._dependents == {"p": {"c"}, "c": {"g"}}
+    assert restarted.deps.dependents == {"p": {"c"}, "c": {"g"}}
     ready(restarted, b"w", "w")
     assert [run_one(restarted) for _ in range(3)] == [parent, child, grandchild]
 

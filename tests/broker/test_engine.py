@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.errors import CommandError
-from broker.store import Store
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.errors import CommandError
 
 
 class FakeClock:
@@ -711,7 +711,7 @@ def test_a_log_line_with_nul_or_a_lone_surrogate_is_stored_readable(engine: Engi
 def test_answered_waits_do_not_pile_up_behind_a_long_one(engine: Engine) -> None:
     """One WAIT of an hour, then thousands answered at once: the answered ones leave the
     deadline heap long before the hour is up (with the jobs they answered)."""
-    from broker.waits import WaitGroup
+    from zjobs.broker.core.waits import WaitGroup
 
     [slow] = engine.submit([{"task": "t", "queue": "other"}])  # stays pending
     engine.waits.add(WaitGroup(b"c", b"long", [slow], engine.clock.mono() + 3600, True), {})

@@ -7,11 +7,11 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker import commands
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.store import Store
 from tests.broker.test_engine import FakeClock
+from zjobs.broker.core import commands
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
 
 values = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) \
     | st.text(max_size=5) | st.binary(max_size=5) | st.lists(st.integers(-100, 100), max_size=3) \

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from broker import protocol as p
-from broker.events import EventLog
+from zjobs.broker.core.events import EventLog
+from zjobs.broker.wire import protocol as p
 
 
 def _emit(log: EventLog, types: list[str], data: str = "") -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from broker import Client, InvalidJob, ZJobsError
 from tests.waiting import free_port
+from zjobs import Client, InvalidJob, ZJobsError
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from broker.leadership import LOCK_KEY, Leadership
-from broker.lease import Holder, LeaseWatch, claim, create_table
-from broker.pgstore import GIVE_UP_AFTER_FAILURES, PostgresStore, StoreUnwritable
 from tests.postgres import PostgresServer, lock_holder, started_postgres
 from tests.waiting import holds_for
+from zjobs.broker.stores.leadership import LOCK_KEY, Leadership
+from zjobs.broker.stores.lease import Holder, LeaseWatch, claim, create_table
+from zjobs.broker.stores.pgstore import GIVE_UP_AFTER_FAILURES, PostgresStore, StoreUnwritable
 
 TTL_S = 0.5
 

@@ -6,7 +6,7 @@ import struct
 
 import zmq
 
-from broker.link import Link
+from zjobs.broker.client.link import Link
 
 
 def _event(kind: int, value: int = 0) -> list[bytes]:

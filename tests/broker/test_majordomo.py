@@ -15,12 +15,20 @@ from typing import Any
 import pytest
 import zmq
 
-from broker import majordomo as mdp
-from broker.majordomo import CLIENT, FINAL, HEARTBEAT, PARTIAL, READY, REQUEST, WORKER
-from broker.prefetch import STALL_S
-from broker.server import BrokerConfig, BrokerServer
-from broker.store import Store
 from tests.broker.test_engine import FakeClock
+from zjobs.broker.bridges import majordomo as mdp
+from zjobs.broker.bridges.majordomo import (
+    CLIENT,
+    FINAL,
+    HEARTBEAT,
+    PARTIAL,
+    READY,
+    REQUEST,
+    WORKER,
+)
+from zjobs.broker.server import BrokerConfig, BrokerServer
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire.prefetch import STALL_S
 
 SERVICE = b"echo"
 ANY = "tcp://127.0.0.1:*"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.prefetch import BUFFER_S, STALL_S, PrefetchWindow, worth_telling
+from zjobs.broker.wire.prefetch import BUFFER_S, STALL_S, PrefetchWindow, worth_telling
 
 
 def test_a_new_window_holds_one_job_then_grows_while_jobs_finish_fast() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from broker import protocol as p
+from zjobs.broker.wire import protocol as p
 
 
 def test_request_round_trip() -> None:

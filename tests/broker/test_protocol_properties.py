@@ -6,7 +6,7 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker import protocol as p
+from zjobs.broker.wire import protocol as p
 
 frame = st.binary(max_size=200)
 headers = st.sampled_from([p.CLIENT_HEADER, p.WORKER_HEADER, b"", b"ZJC", b"ZJX1"])

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from broker import commands
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.errors import CommandError
-from broker.schedules import build_schedule
-from broker.store import Store
+from zjobs.broker.core import commands
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.core.schedules import build_schedule
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.errors import CommandError
 
 from .test_engine import FakeClock
 

@@ -18,18 +18,18 @@ from typing import Any
 import pydantic
 import pytest
 
-from api.schemas import FORM_FIELDS, ExecForm
-from api.schemas import Job as RestJob
-from api.uploads import OPTION_FIELDS
-from broker import client as client_module
-from broker import limits as lim
-from broker.cli import submit as submit_command
-from broker.client import AsyncClient, Client
-from broker.jobs import TERMINAL, Job
-from broker.models import JobSpec
-from broker.schema import FIELDS, STORED, SUBMIT_OPTIONS, SUBMITTED, WIRE
-from broker.store import Store
-from broker.submit import build_job
+from zjobs.api.schemas import FORM_FIELDS, ExecForm
+from zjobs.api.schemas import Job as RestJob
+from zjobs.api.uploads import OPTION_FIELDS
+from zjobs.broker.client import client as client_module
+from zjobs.broker.client.client import AsyncClient, Client
+from zjobs.broker.client.models import JobSpec
+from zjobs.broker.core.submit import build_job
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import limits as lim
+from zjobs.broker.wire.jobs import TERMINAL, Job
+from zjobs.broker.wire.schema import FIELDS, STORED, SUBMIT_OPTIONS, SUBMITTED, WIRE
+from zjobs.cli import submit as submit_command
 
 NOW = 1_700_000_000.0
 
@@ -114,11 +114,22 @@ def test_the_clients_submit_keywords_are_the_submit_options(cls: type) -> None:
 
 
 def test_the_clients_terminal_states_are_the_brokers() -> None:
-    from broker import plans
+    from zjobs.broker.client import plans
 
     assert plans.TERMINAL is TERMINAL  # the client core's wait loops use the broker's set
     source = Path(plans.__file__).read_text() + Path(client_module.__file__).read_text()
     assert '"succeeded", "failed", "cancelled"' not in source
+
+
+def test_the_broker_core_retries_and_purges_the_wire_states() -> None:
+    from zjobs.broker.core import commands, engine
+    from zjobs.broker.wire import jobs
+
+    assert commands.RETRYABLE is jobs.RETRYABLE  # RETRY_MANY's check, RETRY's in the engine
+    assert engine.PURGEABLE is jobs.WAITING  # what a purge cancels
+    for module in (commands, engine):
+        source = Path(module.__file__).read_text()
+        assert '{"failed", "cancelled"}' not in source and "S.FAILED, S.CANCELLED" not in source
 
 
 # A value out of bounds for each kind of check: each must be refused by every way in.
@@ -174,33 +185,30 @@ import importlib.util, sys
 from pathlib import Path
 
 # The one edit: a new entry in the schema's table, before anything derives from it.
-path = Path("broker/schema.py")
+path = Path("broker/wire/schema.py")
 source = path.read_text().replace("    # bookkeeping\n", """\
     JobField("tags", str | None, None, "labels the submitter gives", SUBMITTER, sql="TEXT",
              max_len=20),
     # bookkeeping
 """, 1)
-package_spec = importlib.util.find_spec("broker")
-package = importlib.util.module_from_spec(package_spec)
-sys.modules["broker"] = package
+import zjobs.broker.wire  # a package that imports nothing: the schema is not loaded yet
 schema = importlib.util.module_from_spec(
-    importlib.util.spec_from_file_location("broker.schema", path))
-sys.modules["broker.schema"] = schema
+    importlib.util.spec_from_file_location("zjobs.broker.wire.schema", path))
+sys.modules["zjobs.broker.wire.schema"] = schema
 exec(compile(source, str(path), "exec"), schema.__dict__)
-package_spec.loader.exec_module(package)
 
 # The migration, appended.
-from broker import migrations
+from zjobs.broker.stores import migrations
 migrations.VERSION += 1
 migrations.MIGRATIONS.append((migrations.VERSION, "jobs.tags",
                               "ALTER TABLE jobs ADD COLUMN tags TEXT;"))
 
 # Nothing else: every way in and out knows the field.
 import pydantic
-from api.schemas import Job as RestJob
-from broker.models import JobSpec
-from broker.store import Store
-from broker.submit import build_job
+from zjobs.api.schemas import Job as RestJob
+from zjobs.broker.client.models import JobSpec
+from zjobs.broker.core.submit import build_job
+from zjobs.broker.stores.store import Store
 
 store = Store(sys.argv[1])
 job = build_job(JobSpec.model_validate({"task": "add", "tags": "a,b"}).to_wire(), 1.0e9)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import StartError
-from broker.migrations import NEED_SQL, VERSION, version_of
-from broker.store import Store
-from broker.submit import build_job
-from broker.workers import requirement
 from tests.cluster import Cluster
+from zjobs.broker.core.submit import build_job
+from zjobs.broker.core.workers import requirement
+from zjobs.broker.stores.migrations import NEED_SQL, VERSION, version_of
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire.errors import StartError
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "store-unversioned.sql"
 OLD_IDS = ["0190000000000000000000000001", "0190000000000000000000000002"]
@@ -26,6 +26,16 @@ def unversioned_data_dir(path: Path) -> Path:
     db.executescript(FIXTURE.read_text())
     db.close()
     return path
+
+
+def rewrite_as(path: Path, version: int, *statements: str) -> None:
+    """Give the store in `path` the layout of `version`: run `statements`, set the version."""
+    db = sqlite3.connect(path / "zjobs.db")
+    for statement in statements:
+        db.execute(statement)
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
 
 
 def indexes(path: Path) -> set[str]:
@@ -60,9 +70,7 @@ def test_a_new_data_directory_gets_the_current_version(tmp_path: Path) -> None:
 
 def test_a_store_newer_than_this_code_is_refused(tmp_path: Path) -> None:
     Store(tmp_path / "d").close()
-    db = sqlite3.connect(tmp_path / "d" / "zjobs.db")
-    db.execute(f"PRAGMA user_version = {VERSION + 1}")
-    db.close()
+    rewrite_as(tmp_path / "d", VERSION + 1)
     with pytest.raises(StartError, match="newer than this zjobs"):
         Store(tmp_path / "d")
 
@@ -70,7 +78,7 @@ def test_a_store_newer_than_this_code_is_refused(tmp_path: Path) -> None:
 def test_a_broker_on_an_old_data_directory_runs_its_jobs(bare_cluster: Cluster) -> None:
     unversioned_data_dir(bare_cluster.data_dir / "store")
     bare_cluster.start_broker()
-    bare_cluster.start_worker("w1", "--tasks", "worker.demo", "--queues", "default,other")
+    bare_cluster.start_worker("w1", "--tasks", "zjobs.worker.demo", "--queues", "default,other")
     jobs = bare_cluster.client().wait_many(OLD_IDS, timeout=30)
     assert [(j["status"], j["result"]) for j in jobs] == [("succeeded", 3), ("succeeded", "hi")]
 
@@ -82,11 +90,7 @@ def test_upgrading_to_version_7_indexes_the_dependents_of_jobs_stored_before(
     child = build_job({"task": "noop", "id": "child", "depends_on": ["parent"]}, time.time())
     store.commit([parent, child], [], [], [], {})
     store.close()
-    db = sqlite3.connect(tmp_path / "d" / "zjobs.db")  # the layout of version 6
-    db.execute("DROP TABLE job_dependencies")
-    db.execute("PRAGMA user_version = 6")
-    db.commit()
-    db.close()
+    rewrite_as(tmp_path / "d", 6, "DROP TABLE job_dependencies")
 
     store = Store(tmp_path / "d")
     try:
@@ -105,12 +109,7 @@ def test_upgrading_to_version_8_indexes_the_waiting_jobs_of_a_store_written_befo
         job.order = order
     store.commit(jobs, [], [], [], {})
     store.close()
-    db = sqlite3.connect(tmp_path / "d" / "zjobs.db")  # the layout of version 7
-    db.execute("DROP INDEX jobs_ready")
-    db.execute("DROP INDEX jobs_due")
-    db.execute("PRAGMA user_version = 7")
-    db.commit()
-    db.close()
+    rewrite_as(tmp_path / "d", 7, "DROP INDEX jobs_ready", "DROP INDEX jobs_due")
 
     store = Store(tmp_path / "d")
     try:

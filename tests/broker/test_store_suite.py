@@ -13,13 +13,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from broker import protocol as p
-from broker.engine import Engine, EngineConfig
-from broker.jobs import STATES
-from broker.pgstore import Fenced, PostgresStore
-from broker.store import Store
 from tests.broker.test_engine import FakeClock, ready, result, sent_jobs
 from tests.postgres import PostgresServer, started_postgres
+from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.stores.pgstore import Fenced, PostgresStore
+from zjobs.broker.stores.store import Store
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.jobs import STATES
 
 Opener = Callable[[], Store]
 
@@ -163,7 +163,7 @@ def test_a_row_the_store_refuses_is_named_and_nothing_is_written(open_store: Ope
     engine = _engine(store)
     engine.submit([{"task": "t", "id": "dup"}])
     engine.flush()
-    from broker.jobs import Job
+    from zjobs.broker.wire.jobs import Job
 
     twin = store.load_job("dup")
     fresh = Job(**{**{s: getattr(twin, s) for s in Job.__slots__}, "id": "fresh"})
@@ -188,7 +188,7 @@ def test_a_fenced_postgres_store_does_not_commit(postgres: PostgresServer) -> No
 
 
 def test_schedules_are_written_replaced_and_removed(open_store: Opener) -> None:
-    from broker.schedules import build_schedule
+    from zjobs.broker.core.schedules import build_schedule
 
     store = open_store()
     beat = build_schedule("beat", {"task": "noop", "args": [1, "x"], "kwargs": {"k": None},
@@ -221,7 +221,7 @@ def test_queue_settings_survive_a_reopen(open_store: Opener) -> None:
 def _answer(engine: Engine, command: bytes, rid: bytes, body: dict) -> None:
     """A request as the broker's decoder hands it on (a lone surrogate cannot be packed: it
     reaches the broker only from inside, which must refuse it all the same)."""
-    from broker import commands
+    from zjobs.broker.core import commands
 
     request = p.ClientRequest(command, rid, body)
     commands.handle(engine, b"client", request, commands.ServerInfo("tcp://x", "0", 0.0))
@@ -243,7 +243,7 @@ def test_a_setting_the_store_refuses_costs_its_request_an_err_and_never_wedges(
     _answer(engine, p.SCHEDULE, b"schedule", {"name": "poisoned", "task": "t", "every_s": 60})
     _answer(engine, p.QUEUE, b"fine", {"name": "fine", "rate_limit": 3})
     _answer(engine, p.SUBMIT, b"job", {"task": "t", "id": "kept"})
-    engine._queue_rows["poisoned"] = ("poisoned", 2**70, None)  # noqa: SLF001 - the bug
+    engine.book.queue_rows["poisoned"] = ("poisoned", 2**70, None)  # noqa: SLF001 - the bug
     engine.schedules.get("poisoned").job.update(task="t\x00", priority=2**70)
     engine.flush()
     replies = _replies(engine)

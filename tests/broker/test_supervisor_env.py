@@ -3,7 +3,7 @@ needs it (the API's token reaches no worker, whose jobs could read it). Pure."""
 
 from __future__ import annotations
 
-from broker.supervisor import Child, Supervisor
+from zjobs.supervisor import Child, Supervisor
 
 
 def test_a_secret_reaches_only_its_own_child() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from broker import protocol as p
-from broker.server import DRAIN_BUDGET_S, PEER_SHARE, BrokerConfig, BrokerServer
+from zjobs.broker.server import DRAIN_BUDGET_S, PEER_SHARE, BrokerConfig, BrokerServer
+from zjobs.broker.wire import protocol as p
 
 _names = itertools.count()
 

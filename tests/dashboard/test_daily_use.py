@@ -87,8 +87,9 @@ def test_pages_statuses_bulk_actions_and_history(cluster: Cluster, browser_page,
     api = start_api(cluster)
     page = browser_page
     with api.client() as http:
+        per_page = http.get("/meta").json()["limits"]["list_limit"]["default"]
         done = [j["id"] for j in http.post("/jobs", json={"jobs": [
-            {"task": "add", "args": [i, 1]} for i in range(130)]}).json()["jobs"]]
+            {"task": "add", "args": [i, 1]} for i in range(2 * per_page + 30)]}).json()["jobs"]]
         failed = http.post("/jobs", json={"task": "add", "args": ["a", 1]}).json()["id"]
         held = http.post("/jobs", json={"task": "noop", "queue": "nowhere"}).json()["id"]
         http.post(f"/jobs/{held}/cancel")
@@ -103,7 +104,7 @@ def test_pages_statuses_bulk_actions_and_history(cluster: Cluster, browser_page,
             ".match(/\\d+/) || [0])[0]) >= 100",
             timeout=10_000)
 
-        # pages: each older page holds the 50 jobs before the last one shown, to the end
+        # pages: each older page holds the page of jobs before the last one shown, to the end
         page.wait_for_selector(f"#jobs-table tr[data-job-id='{held}']", timeout=20_000)
         live = _row_ids(page)
         seen = set(live)
@@ -117,7 +118,7 @@ def test_pages_statuses_bulk_actions_and_history(cluster: Cluster, browser_page,
             seen |= set(ids)
             pages.append(ids)
         assert seen == {*done, failed, held}, "the pages cover the whole job list"
-        assert len(pages[0]) == 50
+        assert len(pages[0]) == per_page
         page.click("#page-newer")
         page.wait_for_selector(f".panel-jobs[data-page='{len(pages)}']", timeout=10_000)
         assert _row_ids(page) == (pages[-2] if len(pages) > 1 else live)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.schema import STATES
 from tests.api.server import ApiServer, start_api
 from tests.cluster import Cluster
+from zjobs.broker.wire.schema import STATES
 
 from .test_dashboard import _screenshot, browser_page, pytestmark  # noqa: F401 - fixture, skip
 

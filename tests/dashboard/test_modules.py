@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from api.context import STATIC_DIR
-from broker.schema import EventType, JobState
 from tests.api.server import start_api
 from tests.cluster import Cluster
+from zjobs.api.context import STATIC_DIR
+from zjobs.broker.wire.schema import EventType, JobState
 
 ENTRY = "dashboard.js"
 MODULES = sorted(p.relative_to(STATIC_DIR).as_posix() for p in STATIC_DIR.rglob("*.js"))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import zmq
 
-from broker import protocol as p
 from tests.cluster import Cluster
 from tests.waiting import wait_running, wait_until
+from zjobs.broker.wire import protocol as p
 
 
 def test_ten_thousand_jobs_in_batches_all_complete(cluster: Cluster) -> None:
@@ -129,7 +129,7 @@ def test_unknown_task_waits_unserved_until_a_worker_has_it(cluster: Cluster) -> 
     wait_until(lambda: client.stats()["queues"]["default"]["unserved"] == 1, 10,
                message="the job counted as unserved")
     assert (client.get(job_id)["status"], client.get(job_id)["attempts"]) == ("queued", 0)
-    cluster.start_worker("demo", "--tasks", "worker.demo")
+    cluster.start_worker("demo", "--tasks", "zjobs.worker.demo")
     assert client.result(job_id, timeout=20) == 1
     assert client.get(job_id)["worker"] == "demo"
 

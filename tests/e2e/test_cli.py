@@ -20,7 +20,7 @@ from .up import session_processes
 
 
 def zjobs(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "zjobs", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -32,7 +32,7 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
            "ZJOBS_EVENTS": f"tcp://127.0.0.1:{ports[2]}", "ZJOBS_PORT": str(ports[3]),
            "ZJOBS_DATA_DIR": str(tmp_path / "store")}
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "broker.cli", "up", "--workers", "2"], cwd=ROOT,
+    up = subprocess.Popen([sys.executable, "-m", "zjobs", "up", "--workers", "2"], cwd=ROOT,
                           env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         done = zjobs("submit", "add", "2", "3", "--wait", "--broker-timeout", "60", env=env,
@@ -84,7 +84,7 @@ def test_submit_status_and_tail_from_the_shell(cluster: Cluster) -> None:
 def test_every_option_of_every_command_has_help_text() -> None:
     import click
 
-    from broker.cli import main
+    from zjobs.cli import main
 
     missing = []
 
@@ -144,7 +144,7 @@ def test_submit_wait_says_when_no_live_worker_can_run_the_job(cluster: Cluster) 
     cluster.start_worker("elsewhere")  # serves `default` only
     env = cluster.env()
     started = time.monotonic()
-    waiting = subprocess.Popen([sys.executable, "-m", "broker.cli", "submit", "add", "2", "3",
+    waiting = subprocess.Popen([sys.executable, "-m", "zjobs", "submit", "add", "2", "3",
                                 "--queue", "lonely", "--wait"], cwd=ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lines: list[str] = []

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from broker import AuthError, Client
-from broker.curve import ClientCurve, generate
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import AuthError, Client
+from zjobs.broker.wire.curve import ClientCurve, generate
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_a_refused_key_on_the_command_line_is_one_error_line(secured: Cluster, t
     for suffix in ("key", "key_secret"):
         shutil.copy(tmp_path / "stranger" / f"client.{suffix}", mixed / f"client.{suffix}")
     env = {**secured.env(), "ZJOBS_CURVE_DIR": str(mixed)}
-    done = subprocess.run([sys.executable, "-m", "broker.cli", "status"], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "zjobs", "status"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
@@ -118,15 +118,15 @@ def test_keys_generate_writes_secret_keys_for_their_owner_only(tmp_path: Path) -
     import subprocess
     import sys
 
-    from broker.curve import ROLES
     from tests.cluster import ROOT
+    from zjobs.broker.wire.curve import ROLES
 
     def mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
 
     keys = tmp_path / "new" / "keys"
     for _ in range(2):  # again over the same directory: what an older zjobs left is tightened
-        done = subprocess.run([sys.executable, "-m", "broker.cli", "keys", "generate", str(keys)],
+        done = subprocess.run([sys.executable, "-m", "zjobs", "keys", "generate", str(keys)],
                               cwd=ROOT, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         assert mode(keys) == 0o700

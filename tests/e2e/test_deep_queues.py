@@ -10,9 +10,9 @@ import signal
 import time
 from pathlib import Path
 
-from broker import Client
 from tests.cluster import Cluster
 from tests.waiting import holds_for, wait_until
+from zjobs import Client
 
 BATCH = 10_000
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from broker import BrokerError
 from tests.cluster import Cluster
+from zjobs import BrokerError
 
 
 def test_a_chain_runs_in_order(cluster: Cluster) -> None:

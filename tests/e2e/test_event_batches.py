@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from broker import AsyncClient, Client
-from broker import protocol as p
 from tests.cluster import Cluster
 from tests.event_taps import Tap, replayed
 from tests.waiting import wait_until
+from zjobs import AsyncClient, Client
+from zjobs.broker.wire import protocol as p
 
 PREFIXES = ("", "job.", "job.succeeded", "log")
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from broker import JobFailed
-from broker.curve import generate
 from tests.api.server import ApiServer, start_api
 from tests.cluster import Cluster
 from tests.processes import DAEMONIZER, marked, new_marker
 from tests.waiting import wait_until
+from zjobs import JobFailed
+from zjobs.broker.wire.curve import generate
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -145,7 +145,7 @@ def _start_worker_as_nobody(cluster: Cluster, tmp_path: Path, *extra: str) -> An
     import sys
 
     from tests.cluster import ROOT
-    from worker.exec_box import blocking_ancestor
+    from zjobs.worker.exec_box import blocking_ancestor
 
     nobody = pwd.getpwnam("nobody")
     home = str(Path(sys.base_prefix).resolve())
@@ -157,7 +157,7 @@ def _start_worker_as_nobody(cluster: Cluster, tmp_path: Path, *extra: str) -> An
     log = open(cluster.logs / "worker-nobody.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", AS_NOBODY, "as-nobody",
-         sys.executable, "-m", "broker.cli", "worker", "--name", "nobody", "--tasks",
+         sys.executable, "-m", "zjobs", "worker", "--name", "nobody", "--tasks",
          "tests.tasks", "--allow-exec", "--concurrency", "1", *extra],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()

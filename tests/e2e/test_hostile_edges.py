@@ -24,12 +24,12 @@ import msgpack
 import pytest
 import zmq
 
-from broker import protocol as p
-from broker.jobs import STATES
 from tests.api.server import ApiServer, start_api
 from tests.cluster import Cluster
 from tests.postgres import started_postgres
 from tests.waiting import wait_until
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.jobs import STATES
 
 BIG = "9" * 5000  # an integer of 5,000 digits, as JSON text
 SCHEDULE = '{"task": "noop", "every_s": 60}'

@@ -15,12 +15,12 @@ import pytest
 import zmq
 
 from bench.faults import BOMB_KINDS, Pinger, decode_bomb, rss_mib
-from broker import AsyncClient, Client
-from broker import protocol as p
-from broker.errors import BrokerError
-from broker.server import MAX_IN_FLIGHT, PEER_HWM
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import AsyncClient, Client
+from zjobs.broker.server import MAX_IN_FLIGHT, PEER_HWM
+from zjobs.broker.wire import protocol as p
+from zjobs.broker.wire.errors import BrokerError
 
 MIB = 1024 * 1024
 MAX_MESSAGE = 16 * MIB

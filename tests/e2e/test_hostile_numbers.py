@@ -15,8 +15,8 @@ import msgpack
 import pytest
 import zmq
 
-from broker import protocol as p
 from tests.cluster import Cluster
+from zjobs.broker.wire import protocol as p
 
 
 @pytest.fixture(scope="module")

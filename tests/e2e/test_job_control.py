@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from broker import BrokerError, Client, JobCancelled, JobFailed
 from tests.cluster import Cluster
 from tests.waiting import wait_running, wait_until
+from zjobs import BrokerError, Client, JobCancelled, JobFailed
 
 
 def test_fails_twice_then_succeeds(cluster: Cluster, tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ def test_run_is_submit_and_result_in_one_round_trip(cluster: Cluster,
         client.run("sleep", 2, timeout=0.2)  # the job goes on: only the wait ended
     assert client.stats()["counters"]["submitted"] == submitted + 3
     # a job that outlasts the SUBMIT's own wait is waited for with WAIT
-    monkeypatch.setattr("broker.plans.RUN_FIRST_WAIT_S", 0.1)
+    monkeypatch.setattr("zjobs.broker.client.plans.RUN_FIRST_WAIT_S", 0.1)
     assert client.run("sleep", 0.5, timeout=30) == 0.5
     # an idempotent repeat of an ended job answers at once with its result
     assert client.run("add", 2, 2, idempotency_key="once") == 4
@@ -183,7 +183,7 @@ def test_a_batch_submit_with_wait_answers_the_ended_jobs(cluster: Cluster) -> No
     import msgpack
     import zmq
 
-    from broker import protocol as p
+    from zjobs.broker.wire import protocol as p
 
     cluster.start_worker("w1")
     sock = zmq.Context.instance().socket(zmq.DEALER)

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from majortomo import Client
 
-from broker.majordomo import CLIENT, FINAL, REQUEST
 from tests.api.server import start_api
 from tests.cluster import ROOT, Cluster
 from tests.waiting import free_port, wait_until
+from zjobs.broker.bridges.majordomo import CLIENT, FINAL, REQUEST
 
 SERVICE = "echo"
 

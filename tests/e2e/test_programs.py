@@ -7,10 +7,10 @@ import textwrap
 
 import pytest
 
-from broker import FunctionError, JobCancelled, JobFailed
 from tests.cluster import Cluster
 from tests.processes import marked, new_marker
 from tests.waiting import wait_until
+from zjobs import FunctionError, JobCancelled, JobFailed
 
 MAIN = textwrap.dedent("""
     import os, sys

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from broker import BrokerError, Client
 from tests.cluster import Cluster
 from tests.waiting import holds_for, wait_running, wait_until
+from zjobs import BrokerError, Client
 
 
 def _statuses(client: Client, ids: list[str]) -> list[str]:

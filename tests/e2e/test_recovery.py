@@ -7,9 +7,9 @@ import threading
 import time
 from typing import Any
 
-from broker import AsyncClient
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import AsyncClient
 
 
 def _restart_broker(cluster: Cluster) -> None:

@@ -74,7 +74,7 @@ def test_no_burst_after_the_broker_was_down_for_several_slots(cluster: Cluster) 
 
 
 def zjobs(cluster: Cluster, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "broker.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "zjobs", *args], cwd=ROOT,
                           env=cluster.env(), capture_output=True, text=True, timeout=30)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker import Client
 from tests.cluster import Cluster
 from tests.waiting import free_port, holds_for, wait_until
+from zjobs import Client
 
 from .up import ZJOBS, Up, session_processes
 
@@ -177,14 +178,17 @@ def test_shell_mistakes_are_usage_errors(cluster: Cluster) -> None:
 
 
 def _user_project(root: Path) -> Path:
-    """A user's project: their task module beside folders that share zjobs' package names."""
+    """A user's project: their task module beside their own `worker.py`, `broker.py` and
+    `api/`, modules with zjobs' old top-level names, which the tasks import and use."""
     root.mkdir()
     (root / "mymod.py").write_text(
-        "from worker import task\n\n\n@task\ndef shout(word):\n    return word.upper() + '!'\n")
-    for shadow in ("api", "worker", "broker"):
-        (root / shadow).mkdir()
-        (root / shadow / "__init__.py").write_text(
-            f"raise ImportError('the user\\'s {shadow}/ was imported instead of zjobs\\' own')\n")
+        "import api\nimport broker\nimport worker\n\nfrom zjobs import task\n\n\n"
+        "@task\ndef shout(word):\n    return word.upper() + '!'\n\n\n"
+        "@task\ndef whose():\n    return [worker.NAME, api.NAME, broker.NAME]\n")
+    (root / "worker.py").write_text("NAME = 'the user\\'s worker.py'\n")
+    (root / "broker.py").write_text("NAME = 'the user\\'s broker.py'\n")
+    (root / "api").mkdir()
+    (root / "api" / "__init__.py").write_text("NAME = 'the user\\'s api/'\n")
     return root
 
 
@@ -213,6 +217,10 @@ def test_up_tasks_come_from_the_current_directory(ups: list[Up], tmp_path: Path)
     up.start().wait_ready()
     done = up.zjobs("submit", "shout", "hi", "--wait")
     assert (done.returncode, done.stdout.strip()) == (0, "HI!"), done.stderr + up.log()
+    mine = up.zjobs("submit", "whose", "--wait")
+    assert mine.returncode == 0, mine.stderr + up.log()
+    assert json.loads(mine.stdout) == ["the user's worker.py", "the user's api/",
+                                       "the user's broker.py"]
 
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from broker import Client, JobCancelled, JobFailed
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import Client, JobCancelled, JobFailed
 
 
 def _gone(pid: int) -> bool:

@@ -6,9 +6,9 @@ import signal
 
 import pytest
 
-from broker import JobFailed
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import JobFailed
 
 
 def test_a_thread_task_runs_in_the_worker_with_its_log_and_progress(cluster: Cluster) -> None:

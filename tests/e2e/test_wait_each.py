@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from broker import AsyncClient, BrokerError
-from broker import protocol as p
 from tests.cluster import Cluster
+from zjobs import AsyncClient, BrokerError
+from zjobs.broker.wire import protocol as p
 
 
 def _raw_dealer(cluster: Cluster) -> zmq.Socket:

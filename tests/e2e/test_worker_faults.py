@@ -8,10 +8,10 @@ from pathlib import Path
 
 import zmq
 
-from broker import Client
-from broker import protocol as p
 from tests.cluster import Cluster
 from tests.waiting import wait_until
+from zjobs import Client
+from zjobs.broker.wire import protocol as p
 
 
 def _runs(path: Path) -> int:
@@ -122,7 +122,7 @@ def test_worker_that_reconnected_leaves_no_stale_registration(bare_cluster: Clus
 
 def test_jobs_go_only_to_workers_that_can_run_them(cluster: Cluster) -> None:
     cluster.start_worker("tests-tasks")
-    cluster.start_worker("demo", "--tasks", "worker.demo")
+    cluster.start_worker("demo", "--tasks", "zjobs.worker.demo")
     client = cluster.client()
     mine = client.submit_many({"task": "chatty", "args": [1]} for _ in range(10))
     theirs = client.submit_many({"task": "echo", "args": [i]} for i in range(10))

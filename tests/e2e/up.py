@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from broker.orphans import processes
 from tests.cluster import ROOT
 from tests.waiting import free_port, wait_until
+from zjobs.broker.wire.orphans import processes
 
 ZJOBS = Path(sys.executable).parent / "zjobs"  # the console script, as users run it
 
@@ -36,7 +36,7 @@ class Up:
                  cwd: Path = ROOT, command: list[str] | None = None) -> None:
         self.ports = ports or [free_port() for _ in range(4)]
         self.tmp, self.args, self.cwd = tmp, args, cwd
-        self.command = command or [sys.executable, "-m", "broker.cli"]
+        self.command = command or [sys.executable, "-m", "zjobs"]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
                     "ZJOBS_FRONTEND": f"tcp://127.0.0.1:{self.ports[0]}",
                     "ZJOBS_BACKEND": f"tcp://127.0.0.1:{self.ports[1]}",
@@ -63,7 +63,7 @@ class Up:
         assert self.proc.poll() is None, self.log()
 
     def zjobs(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "broker.cli", *args], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "zjobs", *args], cwd=ROOT,
                               env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def log(self) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import zmq
 
-from broker import protocol as p
 from tests.cluster import ROOT, Cluster
 from tests.event_taps import Tap, replayed
 from tests.waiting import holds_for, wait_until
+from zjobs.broker.wire import protocol as p
 
 SOURCES = ROOT / "examples" / "c"
 C_QUEUE = "c"

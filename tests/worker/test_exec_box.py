@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import StartError
 from tests.worker.test_exec_runner import exec_py
-from worker.exec_box import ExecBox, exec_box, net_isolation_available
-from worker.exec_runner import ExecError
+from zjobs.broker.wire.errors import StartError
+from zjobs.worker.exec_box import ExecBox, exec_box, net_isolation_available
+from zjobs.worker.exec_runner import ExecError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -275,7 +275,7 @@ def test_net_policy_none_still_allows_socketpairs_and_loopback(work_root: Path) 
 
 RUNNER = """
 import asyncio, sys
-from worker.exec_runner import ExecBox, run_exec
+from zjobs.worker.exec_runner import ExecBox, run_exec
 
 async def show(stream, line):
     print(line, flush=True)

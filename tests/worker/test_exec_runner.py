@@ -14,7 +14,7 @@ import pytest
 
 from tests.processes import DAEMONIZER, marked, new_marker
 from tests.waiting import wait_until
-from worker.exec_runner import (
+from zjobs.worker.exec_runner import (
     ExecBox,
     ExecError,
     ExecOutcome,

@@ -1,0 +1,2 @@
+"""Other protocols served by the broker: Majordomo (MDP/0.2).
+"""

@@ -1,0 +1,5 @@
+"""`python -m zjobs`: the same as the `zjobs` command."""
+
+from zjobs.cli import script
+
+script()
