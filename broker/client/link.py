@@ -32,6 +32,7 @@ REFUSED = {
 WATCHED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_SUCCEEDED
            | zmq.EVENT_DISCONNECTED)
+MISMATCH_AFTER = 3  # a plain client's failed connections in a row taken as CURVE-only broker
 # Requests that ask and change nothing: sent again to a broker that came back.
 RESENDABLE = frozenset({p.WAIT, p.GET, p.LIST, p.LOGS, p.EVENTS, p.STATS, p.PING, p.WORKERS,
                         p.ARTIFACT})
@@ -44,24 +45,34 @@ class Link:
     endpoint: str
     refused: str | None = None
     lost: bool = False
-    curve: bool = True  # without CURVE, only a mechanism mismatch is a refusal: another
-    # failed handshake is a broker that closed its socket meanwhile (it stopped, or lost the lead)
+    curve: bool = True  # without CURVE, one failed handshake is no refusal: see `note`
+    failures: int = 0  # connections that ended before their handshake succeeded, in a row
 
     def note(self, frames: list[bytes]) -> bool:
-        """Take one monitor message; True when the connection is back after it was lost."""
+        """Take one monitor message; True when the connection is back after it was lost.
+
+        A CURVE client is refused at the first failed handshake. A plain client is refused
+        when the broker says the mechanisms differ, or when its connections end before the
+        handshake MISMATCH_AFTER times in a row: whether libzmq reports the mismatch or only
+        a closed connection depends on which side reads first, and a broker that merely
+        stopped or lost the lead refuses the next connection instead of accepting it."""
         if len(frames) != 2 or len(frames[0]) != 6:
             return False
         event, _ = struct.unpack("=Hi", frames[0])
         if event in REFUSED and (self.curve or event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
             self.refused = (f"CURVE handshake refused by {self.endpoint}: {REFUSED[event]}")
             return False
-        if event == zmq.EVENT_DISCONNECTED:
-            self.lost = True
-            return False
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self.refused = None
+            self.refused, self.failures = None, 0
             back, self.lost = self.lost, False
             return back
+        if event == zmq.EVENT_DISCONNECTED:
+            self.lost = True
+        if not self.curve:  # a disconnect or a failed handshake without detail
+            self.failures += 1
+            if self.failures >= MISMATCH_AFTER:
+                self.refused = (f"CURVE handshake refused by {self.endpoint}: "
+                                f"{REFUSED[zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL]}")
         return False
 
 

@@ -37,3 +37,16 @@ def test_without_curve_a_broken_handshake_is_a_broker_gone_not_a_refusal() -> No
     assert link.refused is None
     link.note([struct.pack("=Hi", zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, 0), b"x"])
     assert "mechanisms differ" in link.refused  # a plain client of a CURVE broker: refused
+
+
+def test_without_curve_connections_that_keep_ending_before_the_handshake_are_a_refusal() -> None:
+    """libzmq may report a plain client's mechanism mismatch as a closed connection only
+    (which side reads first decides): three in a row with no handshake between refuse."""
+    link = Link("tcp://127.0.0.1:1", curve=False)
+    link.note(_event(zmq.EVENT_DISCONNECTED))
+    link.note(_event(zmq.EVENT_HANDSHAKE_SUCCEEDED))  # a broker that came back: counted anew
+    link.note(_event(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL))
+    link.note(_event(zmq.EVENT_DISCONNECTED))
+    assert link.refused is None
+    link.note(_event(zmq.EVENT_DISCONNECTED))
+    assert link.refused is not None and "mechanisms differ" in link.refused
