@@ -6,8 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import zmq
 
 from zjobs import Client
 from zjobs.broker.wire.curve import client_curve
@@ -115,6 +119,18 @@ class Cluster:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
             _killpg_quietly(proc.pid)
+
+
+@contextmanager
+def raw_dealer(endpoint: str) -> Iterator[zmq.Socket]:
+    """A bare DEALER connected to `endpoint`, for tests that speak the frames themselves."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    try:
+        yield sock
+    finally:
+        sock.close(linger=0)
 
 
 def _killpg_quietly(pgid: int) -> None:

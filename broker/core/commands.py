@@ -13,7 +13,7 @@ from zjobs.broker.core.schedules import build_schedule
 from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import BAD_REQUEST, NOT_FOUND, CommandError
-from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, TERMINAL_IN_ORDER
+from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, TERMINAL_IN_ORDER, dependencies
 from zjobs.broker.wire.limits import is_number
 from zjobs.broker.wire.schema import STATES, JobState
 from zjobs.broker.wire.text import text_problem, texts_problem
@@ -157,8 +157,7 @@ def _running(engine: Engine, filters: dict[str, Any], cursor: str | None,
     matching = sorted(
         (job for job in engine.active.values() if job.status == JobState.RUNNING
          and all(getattr(job, k) == v for k, v in plain.items())
-         and (parent is None or (job.depends_on is not None
-                                 and parent in p.unpack(job.depends_on)))
+         and (parent is None or parent in dependencies(job))
          and (cursor is None or job.id < cursor)),
         key=lambda job: job.id, reverse=True)
     return [job.to_wire() for job in matching[:limit]]

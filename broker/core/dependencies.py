@@ -14,16 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zjobs.broker.stores.store import Store
-from zjobs.broker.wire import protocol as p
-from zjobs.broker.wire.jobs import TERMINAL, Job, JobState
+from zjobs.broker.wire.jobs import TERMINAL, Job, JobState, dependencies
 
 S = JobState
 
 
 
-def depends_on(job: Job) -> list[str]:
-    """The ids a deferred job waits for (none for a job submitted without `depends_on`)."""
-    return p.unpack(job.depends_on) if job.depends_on else []
 
 class DependencyBook:
     def __init__(self, store: Store, active: dict[str, Job], *,
@@ -47,7 +43,7 @@ class DependencyBook:
 
     def rewire(self, deferred: list[Job]) -> None:
         """Rebuild the index of the deferred jobs a restarted broker loaded."""
-        needed = {dep for job in deferred for dep in depends_on(job)}
+        needed = {dep for job in deferred for dep in dependencies(job)}
         ended = self.store.statuses(dep for dep in needed if dep not in self.active)
         for job in deferred:
             self.defer(job, ended)
@@ -59,7 +55,7 @@ class DependencyBook:
         status of dependencies not in memory (looked up in the store if not given).
         `cascade`: where a `settle` under way collects what ended (else it settles here)."""
         unmet = set()
-        for dep in depends_on(job):
+        for dep in dependencies(job):
             status = self._status(dep, ended)
             if status == S.SUCCEEDED:
                 continue

@@ -46,7 +46,15 @@ from zjobs.broker.wire.errors import (
     CommandError,
     job_error,
 )
-from zjobs.broker.wire.jobs import RETRYABLE, TERMINAL, WAITING, Job, JobState, outcome_of
+from zjobs.broker.wire.jobs import (
+    RETRYABLE,
+    TERMINAL,
+    WAITING,
+    Job,
+    JobState,
+    dependencies,
+    outcome_of,
+)
 from zjobs.broker.wire.schema import STATE_EVENTS, EventType
 from zjobs.broker.wire.settings import default
 from zjobs.broker.wire.text import storable, text_problem
@@ -348,7 +356,7 @@ class Engine:
         held, not stored, not an earlier job of this batch."""
         earlier: set[str] = set()
         for index, job in enumerate(built):
-            for dep in p.unpack(job.depends_on) if job.depends_on is not None else ():
+            for dep in dependencies(job):
                 if dep == job.id:
                     raise CommandError(BAD_REQUEST, f"job {index}: depends_on names the job "
                                        "itself")

@@ -188,3 +188,7 @@ def new_job_id() -> str:
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
+
+def dependencies(job: Job) -> list[str]:
+    """The ids `job` waits for, unpacked from its stored `depends_on` (none if it has none)."""
+    return unpack(job.depends_on) if job.depends_on else []

@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from bench.faults import BOMB_KINDS, Pinger, decode_bomb, rss_mib
-from tests.cluster import Cluster
+from tests.cluster import Cluster, raw_dealer
 from tests.waiting import wait_until
 from zjobs import AsyncClient, Client
 from zjobs.broker.server import MAX_IN_FLIGHT, PEER_HWM
@@ -58,13 +58,8 @@ def broker(tmp_path: Path) -> Iterator[Cluster]:
 
 @pytest.fixture
 def dealer(broker: Cluster) -> Iterator[zmq.Socket]:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.linger = 0
-    sock.connect(broker.frontend)
-    try:
+    with raw_dealer(broker.frontend) as sock:
         yield sock
-    finally:
-        sock.close(linger=0)
 
 
 def still_serves(cluster: Cluster) -> None:

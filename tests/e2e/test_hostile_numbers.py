@@ -15,7 +15,7 @@ import msgpack
 import pytest
 import zmq
 
-from tests.cluster import Cluster
+from tests.cluster import Cluster, raw_dealer
 from zjobs.broker.wire import protocol as p
 
 
@@ -31,13 +31,8 @@ def hostile_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
 
 @pytest.fixture
 def dealer(hostile_cluster: Cluster) -> Iterator[zmq.Socket]:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.linger = 0
-    sock.connect(hostile_cluster.frontend)
-    try:
+    with raw_dealer(hostile_cluster.frontend) as sock:
         yield sock
-    finally:
-        sock.close(linger=0)
 
 
 def ask(sock: zmq.Socket, command: bytes, body: dict[str, Any]) -> p.ClientReply:
