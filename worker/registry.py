@@ -74,9 +74,3 @@ def import_tasks(modules: list[str]) -> None:
 
 DEMO_MODULE = "zjobs.worker.demo"
 
-
-def task_modules(tasks: str | None) -> list[str]:
-    """`--tasks a.b,c.d` as a list; the built-in demo tasks when none are given."""
-    if not tasks:
-        return [DEMO_MODULE]
-    return [m.strip() for m in tasks.split(",") if m.strip()]

@@ -48,7 +48,7 @@ from zjobs.worker.peer import (
     ready_body,
     result_body,
 )
-from zjobs.worker.registry import REGISTRY, THREADED, is_async, load_tasks
+from zjobs.worker.registry import DEMO_MODULE, REGISTRY, THREADED, is_async, load_tasks
 from zjobs.worker.slot import slot_tasks
 from zjobs.worker.slots import SlotSupervisor
 
@@ -65,7 +65,7 @@ class WorkerConfig:
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     async_concurrency: int = default("async_concurrency")
     prefetch: int = default("prefetch")
-    tasks: list[str] = field(default_factory=lambda: ["zjobs.worker.demo"])
+    tasks: list[str] = field(default_factory=lambda: [DEMO_MODULE])
     heartbeat_interval_s: float = default("heartbeat_interval")
     heartbeat_liveness: int = default("heartbeat_liveness")
     reconnect_initial_s: float = 1.0
