@@ -48,6 +48,9 @@ class SlotSupervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._pending: set[asyncio.TimerHandle] = set()
+        # when `check` last ran, and when this process last resumed after not running for a
+        # whole window itself (its process group stopped, the host suspended)
+        self._checked_at = self._resumed_at = time.monotonic()
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -91,11 +94,17 @@ class SlotSupervisor:
 
     def check(self, frozen_after_s: float) -> None:
         """Kill a slot whose watch thread has not ticked for `frozen_after_s` (its code holds
-        the GIL in C); its successor reports the job it had to stop."""
+        the GIL in C); its successor reports the job it had to stop. Time this process did
+        not run does not count: a stopped process group stops the slots too, and after a
+        SIGCONT each slot gets a whole window to tick again before it is judged."""
         now = time.monotonic()
+        if now - self._checked_at > frozen_after_s:  # we were stopped too: so were they, maybe
+            self._resumed_at = now
+        self._checked_at = now
         for index, slot in list(self._slots.items()):
             alive_at = slot.board.alive_at
-            if alive_at == 0 or now - alive_at <= frozen_after_s or not slot.process.is_alive():
+            if alive_at == 0 or now - max(alive_at, self._resumed_at) <= frozen_after_s \
+                    or not slot.process.is_alive():
                 continue
             unfinished = slot.board.unfinished(now)
             log.warning("slot.frozen", slot=index, pid=slot.process.pid,
