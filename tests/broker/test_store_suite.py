@@ -19,7 +19,7 @@ from zjobs.broker.core.engine import Engine, EngineConfig
 from zjobs.broker.stores.pgstore import Fenced, PostgresStore
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
-from zjobs.broker.wire.jobs import STATES
+from zjobs.broker.wire.jobs import STATES, Job
 
 Opener = Callable[[], Store]
 
@@ -73,6 +73,24 @@ def test_submitted_jobs_survive_a_reopen_in_order(open_store: Opener) -> None:
     assert again.counts() == {("q", "queued"): 50}
     assert again.get(ids[7])["priority"] == 1 and again.exists(ids[7])
     assert set(again.get_many(ids[:3])) == set(ids[:3])
+
+
+def test_a_new_job_written_without_its_unset_fields_reads_back_whole(open_store: Opener
+                                                                      ) -> None:
+    """A new job whose later fields are all unset is inserted without them (the columns'
+    defaults stand in); it must read back exactly as one written with every field."""
+    store = open_store()
+    engine = _engine(store)
+    plain, keyed = engine.submit([{"task": "add", "args": [1, 2]},
+                                  {"task": "add", "args": [1, 2], "idempotency_key": "k"}])
+    engine.flush()
+    loaded = {job.id: job for job in store.load_jobs([plain, keyed])}
+    assert loaded[keyed].idempotency_key == "k"
+    loaded[keyed].idempotency_key = None
+    fields = [name for name in Job.__slots__ if name not in ("id", "order", "created_at")]
+    assert [getattr(loaded[plain], f) for f in fields] == \
+        [getattr(loaded[keyed], f) for f in fields]
+    assert (loaded[plain].log_lines, loaded[plain].lost_count, loaded[plain].worker) == (0, 0, None)
 
 
 def test_depends_on_and_deferred_jobs_come_back_after_a_reopen(open_store: Opener) -> None:
