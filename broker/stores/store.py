@@ -42,8 +42,9 @@ _LATER = ("run_at", "idempotency_key", "worker", "started_at", "finished_at",
 _UNSET = tuple(f.default for name in _LATER for f in STORED if f.name == name)
 _later = operator.attrgetter(*_LATER)
 _LEAN_ATTRS = tuple(name for name in _ATTRS if name not in _LATER)
-_LEAN_INSERT = (f"INSERT INTO jobs ({', '.join(f.stored_as for f in STORED if f.name in _LEAN_ATTRS)})"
-                f" VALUES ({', '.join('?' * len(_LEAN_ATTRS))})")
+_LEAN_COLUMNS = tuple(f.stored_as for f in STORED if f.name in _LEAN_ATTRS)
+_LEAN_INSERT = (f"INSERT INTO jobs ({', '.join(_LEAN_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_LEAN_COLUMNS))})")
 _lean_row = operator.attrgetter(*_LEAN_ATTRS)
 _QUEUE_UPSERT = ("INSERT INTO queues (name, paused, rate_limit) VALUES (?, ?, ?) "
                  "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
@@ -144,12 +145,7 @@ class Store:
         try:
             self._fence()
             if inserts:
-                lean = [j for j in inserts if _later(j) == _UNSET]
-                if lean:
-                    db.executemany(_LEAN_INSERT, [_lean_row(j) for j in lean])
-                if len(lean) < len(inserts):
-                    db.executemany(_INSERT, [_insert_row(j) for j in inserts
-                                             if _later(j) != _UNSET])
+                _insert(db, inserts)
                 db.executemany(INSERT_DEPENDENCY,
                                dependency_rows((j.id, j.depends_on) for j in inserts))
             db.executemany(_UPDATE, [_update_row(j) for j in updates])
@@ -442,6 +438,15 @@ _SCHEDULE_UPSERT = (
     f"INSERT INTO schedules ({', '.join(_SCHEDULE_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_SCHEDULE_COLUMNS))}) ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in SCHEDULE_COLUMNS))
+
+
+def _insert(db: Any, jobs: list[Job]) -> None:
+    """Insert new jobs: those with every later field unset without those columns."""
+    lean = [job for job in jobs if _later(job) == _UNSET]
+    if lean:
+        db.executemany(_LEAN_INSERT, [_lean_row(job) for job in lean])
+    if len(lean) < len(jobs):
+        db.executemany(_INSERT, [_insert_row(job) for job in jobs if _later(job) != _UNSET])
 
 
 def _write_schedules(db: Any, rows: list[tuple], deletes: list[str]) -> None:
