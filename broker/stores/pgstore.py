@@ -140,6 +140,7 @@ class PostgresStore(Store):
     """
 
     DB_ERRORS = (psycopg.Error,)
+    MANY_ROWS = False  # a row a statement, pipelined by psycopg (broker/stores/rows.py)
     ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError,
                   OverflowError, ValueError, TypeError)
 

@@ -9,7 +9,6 @@ after the turn's commit, so they see every acknowledged change.
 from __future__ import annotations
 
 import builtins
-import operator
 import sqlite3
 import threading
 from collections import Counter
@@ -18,38 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from zjobs.broker.stores.migrations import INSERT_DEPENDENCY, NEED_SQL, dependency_rows, migrate
+from zjobs.broker.stores.rows import ATTRS, COLUMNS, INSERT, insert_jobs, insert_row, update_jobs
 from zjobs.broker.wire.jobs import TERMINAL, Job
 from zjobs.broker.wire.schedule import COLUMNS as SCHEDULE_COLUMNS
 from zjobs.broker.wire.schedule import Schedule
 from zjobs.broker.wire.schedule import from_row as schedule_from_row
-from zjobs.broker.wire.schema import MUTABLE, STORED
+from zjobs.broker.wire.schema import STORED
 from zjobs.broker.wire.settings import default
 
-# Derived from the job schema (broker/schema.py): the stored fields, their columns, and
-# the ones written again after the insert. attrgetter builds each row tuple in C.
-_ATTRS = tuple(f.name for f in STORED)
-_COLUMNS = tuple(f.stored_as for f in STORED)
-_INSERT = f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_MUTABLE = tuple(f.stored_as for f in MUTABLE)
-_UPDATE = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
-_insert_row = operator.attrgetter(*_ATTRS)
-# A new job sets none of these yet (the broker writes them later, or the job does not use
-# them): when all still hold their defaults, which the columns give when left out, the
-# insert leaves them out. Binding a value costs ~0.2 µs; this is half the row.
-_LATER = ("run_at", "idempotency_key", "worker", "started_at", "finished_at",
-          "schedule", "result", "error", "progress", "depends_on", "log_lines",
-          "lost_count")
-_UNSET = tuple(f.default for name in _LATER for f in STORED if f.name == name)
-_later = operator.attrgetter(*_LATER)
-_LEAN_ATTRS = tuple(name for name in _ATTRS if name not in _LATER)
-_LEAN_COLUMNS = tuple(f.stored_as for f in STORED if f.name in _LEAN_ATTRS)
-_LEAN_INSERT = (f"INSERT INTO jobs ({', '.join(_LEAN_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_LEAN_COLUMNS))})")
-_lean_row = operator.attrgetter(*_LEAN_ATTRS)
 _QUEUE_UPSERT = ("INSERT INTO queues (name, paused, rate_limit) VALUES (?, ?, ?) "
                  "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
                  "rate_limit = excluded.rate_limit")
-_update_row = operator.attrgetter(*(f.name for f in MUTABLE), "id")
 
 
 class Checkpointer(threading.Thread):
@@ -91,6 +69,7 @@ class Store:
     """
 
     DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+    MANY_ROWS = True  # many rows to a statement (broker/stores/rows.py)
     # What a row's own values cause (a taken key, a value the column cannot hold), as opposed
     # to a store that cannot write at all (a full disk, a lost connection): see `_probe`.
     ROW_ERRORS: tuple[type[Exception], ...] = (
@@ -145,10 +124,10 @@ class Store:
         try:
             self._fence()
             if inserts:
-                _insert(db, inserts)
+                insert_jobs(db, inserts, self.MANY_ROWS)
                 db.executemany(INSERT_DEPENDENCY,
                                dependency_rows((j.id, j.depends_on) for j in inserts))
-            db.executemany(_UPDATE, [_update_row(j) for j in updates])
+            update_jobs(db, list(updates), self.MANY_ROWS)
             if logs:
                 db.executemany(
                     "INSERT INTO logs (job_id, line, stream, data, ts) VALUES (?,?,?,?,?) "
@@ -192,7 +171,7 @@ class Store:
 
         Each row is tried in a transaction that is rolled back: nothing is written.
         """
-        return self._probe(_INSERT, [(job, _insert_row(job)) for job in inserts])
+        return self._probe(INSERT, [(job, insert_row(job)) for job in inserts])
 
     def refused_settings(self, queues: list[tuple], schedules: list[tuple]
                          ) -> dict[tuple[str, str], str]:
@@ -261,7 +240,7 @@ class Store:
         reads them all: it reads its windows a page at a time (`ready_page`, `due_page`)."""
         placeholders = ",".join("?" * len(TERMINAL))
         cursor = self.db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE status NOT IN ({placeholders}) "
+            f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE status NOT IN ({placeholders}) "
             "ORDER BY ord",
             tuple(TERMINAL),
         )
@@ -334,7 +313,7 @@ class Store:
 
     def load_job(self, job_id: str) -> Job | None:
         row = self.db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)
+            f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()
         return _row_to_job(row) if row else None
 
@@ -350,7 +329,7 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             cursor = self.db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM jobs "
+                f"SELECT {', '.join(COLUMNS)} FROM jobs "
                 f"WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
@@ -398,7 +377,7 @@ class Store:
             where.append("id < ?")
             params.append(cursor)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM jobs {clause} ORDER BY id DESC LIMIT ?"
         return [_row_to_job(r).to_wire() for r in self.db.execute(sql, (*params, limit))]
 
     # builtins.list: in this class `list` is the method above (mypy reads it so)
@@ -440,15 +419,6 @@ _SCHEDULE_UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in SCHEDULE_COLUMNS))
 
 
-def _insert(db: Any, jobs: list[Job]) -> None:
-    """Insert new jobs: those with every later field unset without those columns."""
-    lean = [job for job in jobs if _later(job) == _UNSET]
-    if lean:
-        db.executemany(_LEAN_INSERT, [_lean_row(job) for job in lean])
-    if len(lean) < len(jobs):
-        db.executemany(_INSERT, [_insert_row(job) for job in jobs if _later(job) != _UNSET])
-
-
 def _write_schedules(db: Any, rows: list[tuple], deletes: list[str]) -> None:
     if rows:
         db.executemany(_SCHEDULE_UPSERT, rows)
@@ -469,7 +439,7 @@ def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
     )
 
 
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
 # `INDEXED BY` names the index a query is written for (SQLite, without statistics, would
 # rather use jobs_status and sort); the PostgreSQL store drops it (its planner has them).
 _QUEUED_NEEDS = (f"SELECT queue, {NEED_SQL}, COUNT(*) FROM jobs INDEXED BY jobs_ready "
@@ -496,7 +466,7 @@ def _reader_source() -> str:
     default where the row has none (what `Job(**fields)` does, at a fraction of its cost:
     a deep queue reads every job it runs)."""
     lines = ["def _row_to_job(row):", "    job = _new(Job)",
-             f"    ({', '.join(f'job.{name}' for name in _ATTRS)},) = row"]
+             f"    ({', '.join(f'job.{name}' for name in ATTRS)},) = row"]
     for index, field in enumerate(STORED):
         if field.default is not None:
             lines += [f"    if job.{field.name} is None:",

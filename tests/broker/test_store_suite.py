@@ -93,6 +93,27 @@ def test_a_new_job_written_without_its_unset_fields_reads_back_whole(open_store:
     assert (loaded[plain].log_lines, loaded[plain].lost_count, loaded[plain].worker) == (0, 0, None)
 
 
+def test_a_turn_of_many_rows_is_written_as_each_job_is(open_store: Opener) -> None:
+    """A turn's rows go many to a statement (broker/stores/rows.py): inserts plain and full,
+    then the updates of every one; each stored row must be its job as memory holds it."""
+    engine = _engine(open_store())
+    specs = [{"task": "t", "args": [i], "priority": i % 3} for i in range(150)]
+    for i in range(0, 150, 7):
+        specs[i]["idempotency_key"] = f"key-{i}"  # a full row among the lean ones
+    ids = engine.submit(specs)
+    engine.flush()
+    ready(engine, b"w", "w", capacity=200)
+    engine.dispatch()
+    for index, job in enumerate(sent_jobs(engine)[b"w"]):
+        result(engine, b"w", job, ok=index % 5 != 0, value=index)
+    engine.flush()
+    expected = {job_id: engine.lookup(job_id) for job_id in ids}
+    engine.store.close()
+    again = _engine(open_store())
+    assert {job_id: again.store.get(job_id) for job_id in ids} == expected
+    assert again.job_counts()["succeeded"] == 120 and again.job_counts()["failed"] == 30
+
+
 def test_depends_on_and_deferred_jobs_come_back_after_a_reopen(open_store: Opener) -> None:
     engine = _engine(open_store())
     parent, child = engine.submit([{"task": "t", "id": "p"},
