@@ -32,7 +32,7 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import AsyncGenerator, Callable, Container, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Container, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -332,7 +332,7 @@ class AsyncClient(_BaseClient, AsyncClientMethods):
                     step = plan.send(reply)
                 except StopIteration as stop:
                     return stop.value
-                reply = await self._do(step)
+                reply = await (self._call(step) if step.__class__ is Call else self._do(step))
         finally:
             plan.close()
 
@@ -356,14 +356,17 @@ class AsyncClient(_BaseClient, AsyncClientMethods):
 
     # ------------------------------------------------------------ transport
 
-    async def _call(self, call: Call) -> Any:
+    def _call(self, call: Call) -> Awaitable[Any]:
+        """The reply to `call`, to await: a joined WAIT or SUBMIT is a future of its batch
+        (no coroutine of its own: a `result()` per job costs one frame less), the rest a
+        request of its own."""
         self._start_tasks()
         limit = self._limit(call)
         if call.command == p.WAIT and "id" in call.body:
-            return await self._join_wait(call.body, limit)
+            return self._join_wait(call.body, limit)
         if call.command == p.SUBMIT and "jobs" not in call.body and joinable(call.body):
-            return await self._join_submit(call.body, limit)
-        return await self._request(call, limit)
+            return self._join_submit(call.body, limit)
+        return self._request(call, limit)
 
     async def _request(self, call: Call, limit: float) -> Any:
         """One request on its own, answered within `limit`."""

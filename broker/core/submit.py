@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from zjobs.broker.wire import limits as lim
-from zjobs.broker.wire.jobs import Job, JobState, new_job_id
+from zjobs.broker.wire.jobs import Job, JobState, fresh_job, new_job_id
 from zjobs.broker.wire.protocol import pack
 from zjobs.broker.wire.schema import BY_NAME, CHECKED
 
@@ -41,7 +41,10 @@ def build_job(spec: Any, wall: float) -> Job:
     status = JobState.SCHEDULED if run_at is not None and run_at > wall else JobState.QUEUED
     if fields["depends_on"] is not None:
         status = JobState.DEFERRED  # until the engine has looked at its dependencies
-    return Job(**fields, status=status, attempts=0, created_at=wall, payload=payload, order=0)
+    fields["status"] = status
+    fields["created_at"] = wall
+    fields["payload"] = payload
+    return fresh_job(fields)
 
 
 EXEC_BACKSTOP_S = 5.0

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from zjobs.broker.wire.protocol import unpack
 from zjobs.broker.wire.schema import (
+    CHECKED,
     STATE_EVENTS,
     STATES,
     STORED,
@@ -139,9 +141,30 @@ def _init_source() -> str:
     return "\n".join(lines)
 
 
-_namespace: dict[str, Any] = {"_DEFAULTS": _DEFAULTS}
+FRESH_FIELDS = (*(f.name for f in CHECKED), "status", "created_at", "payload")
+"""What a new job is built from (`fresh_job`: what a submit sets, checked, and what the broker
+gives it); its other fields start at their defaults."""
+
+
+def _fresh_source() -> str:
+    """`fresh_job`: a new job from a map holding every FRESH_FIELDS name, each value as it is
+    kept, the rest of its fields their (scalar) defaults; no keyword map, no `None` tests."""
+    lines = ["def fresh_job(fields):", "    job = _new(Job)"]
+    for index, (name, _) in enumerate(_DEFAULTS):
+        value = f"fields[{name!r}]" if name in FRESH_FIELDS else f"_DEFAULTS[{index}][1]"
+        default = _DEFAULTS[index][1]
+        if name not in FRESH_FIELDS and (default is None or type(default) in (int, float, str)):
+            value = repr(default)  # a literal: what the schema says, written once
+        lines.append(f"    job.{name} = {value}")
+    lines.append("    return job")
+    return "\n".join(lines)
+
+
+_namespace: dict[str, Any] = {"_DEFAULTS": _DEFAULTS, "Job": Job, "_new": object.__new__}
 exec(_init_source(), _namespace)  # noqa: S102 - code built from the schema's own names
+exec(_fresh_source(), _namespace)  # noqa: S102 - likewise
 Job.__init__ = _namespace["__init__"]  # type: ignore[method-assign]
+fresh_job: Callable[[dict[str, Any]], Job] = _namespace["fresh_job"]
 
 
 def payload_view(payload: bytes | None) -> dict[str, Any]:
