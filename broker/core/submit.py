@@ -14,11 +14,12 @@ from typing import Any
 from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire.jobs import Job, JobState, fresh_job, new_job_id
 from zjobs.broker.wire.protocol import pack
-from zjobs.broker.wire.schema import BY_NAME, CHECKED
+from zjobs.broker.wire.schema import BY_NAME, CHECKED, plain_members
 
 _ARGS, _KWARGS, _TIMEOUT = BY_NAME["args"], BY_NAME["kwargs"], BY_NAME["timeout_s"]
 
 
+_S = plain_members(JobState)
 _CHECKS = {f.name: f.check for f in CHECKED}
 _DEFAULTS = {f.name: f.fresh_default() for f in CHECKED}  # scalars: nothing to copy
 
@@ -38,9 +39,9 @@ def build_job(spec: Any, wall: float) -> Job:
     if fields["timeout_s"] is None and fields["kind"] == "exec":
         fields["timeout_s"] = exec_backstop(spec["spec"].get("timeout_s"))
     run_at = fields["run_at"]
-    status = JobState.SCHEDULED if run_at is not None and run_at > wall else JobState.QUEUED
+    status = _S.SCHEDULED if run_at is not None and run_at > wall else _S.QUEUED
     if fields["depends_on"] is not None:
-        status = JobState.DEFERRED  # until the engine has looked at its dependencies
+        status = _S.DEFERRED  # until the engine has looked at its dependencies
     fields["status"] = status
     fields["created_at"] = wall
     fields["payload"] = payload

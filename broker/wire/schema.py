@@ -49,6 +49,13 @@ class JobState(enum.StrEnum):
 STATES = tuple(s.value for s in JobState)
 
 
+def plain_members(members: type[enum.Enum]) -> Any:
+    """An enum's members as plain class attributes (the same objects, `JobState.QUEUED` is
+    `plain_members(JobState).QUEUED`). Under Python 3.11 a member looked up on its enum costs
+    ~100 ns (a descriptor), on this class ~30: the broker loop looks up ~15 a job."""
+    return type(members.__name__, (), dict(members.__members__))
+
+
 class EventType(enum.StrEnum):
     """Every event the broker publishes: the PUB topic and the body's `type`
     (docs/protocol.md 7.3). A member's name is its value in capitals with `_` for `.`
