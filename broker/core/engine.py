@@ -794,6 +794,8 @@ class Engine:
 
         Returns why not, when a chunked one did not arrive whole; nothing is kept then.
         """
+        if not artifacts and not self.transfers:
+            return None  # the common case: none listed, none sent in chunks
         items = [item for item in artifacts if isinstance(item, dict)
                  and text_problem(item.get("name"), lim.ARTIFACT_NAME_MAX_LEN) is None
                  ] if isinstance(artifacts, list) else []
@@ -871,7 +873,8 @@ class Engine:
             job.error = error
         self.active.pop(job.id, None)  # absent: it was in the store only (deep in its queue)
         self._remember(job)
-        self.transfers.forget(job.id)
+        if self.transfers:
+            self.transfers.forget(job.id)
         if self._orphans:
             self._orphans.pop(job.id, None)
         self.finished.add(job.finished_at)
