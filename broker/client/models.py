@@ -142,6 +142,7 @@ JOB_LIST = TypeAdapter(list[JobSpec])
 # no coercion for pydantic to do. A task job of only these is checked without pydantic.
 _PLAIN = frozenset({"kind", "task", "args", "kwargs", "queue", "priority", "timeout_s",
                     "max_retries", "retry_backoff_s", "idempotency_key", "id", "depends_on"})
+_PLAIN_CHECKS = {name: BY_NAME[name].check for name in _PLAIN}
 
 
 def _plain(job: Any) -> dict[str, Any] | None:
@@ -154,7 +155,7 @@ def _plain(job: Any) -> dict[str, Any] | None:
     try:
         for name, value in job.items():
             if value is not None:
-                BY_NAME[name].check(value)
+                _PLAIN_CHECKS[name](value)
                 wire[name] = value
         lim.check_data(wire.get("args"), "args")
         lim.check_data(wire.get("kwargs"), "kwargs")
@@ -173,7 +174,7 @@ def validate_jobs(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Plain task jobs (the common case) take the schema's own checks; the rest pydantic."""
     plain = [_plain(job) for job in jobs]
-    if all(job is not None for job in plain):
+    if None not in plain:
         return plain  # type: ignore[return-value]
     try:
         return [job.to_wire() for job in JOB_LIST.validate_python(jobs)]
