@@ -365,7 +365,10 @@ class AsyncClient(_BaseClient, AsyncClientMethods):
         if call.command == p.WAIT and "id" in call.body:
             return self._join_wait(call.body, limit)
         if call.command == p.SUBMIT and "jobs" not in call.body and joinable(call.body):
-            return self._join_submit(call.body, limit)
+            future = self._join_submit(call.body, limit)
+            if self._submits.full():  # this part goes now: the broker starts on it at once
+                self._spawn_now(self._send_submits(limit))
+            return future
         return self._request(call, limit)
 
     async def _request(self, call: Call, limit: float) -> Any:
@@ -400,6 +403,15 @@ class AsyncClient(_BaseClient, AsyncClientMethods):
         if self._submits.add(job, future):
             self._spawn(self._send_submits(limit))
         return future
+
+    def _spawn_now(self, coroutine: Any) -> None:
+        """Run `coroutine` now, up to where it first waits (a send that does not block never
+        does), and the rest of it as a task."""
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration:
+            return
+        self._spawn(_resumed(coroutine, waiting))
 
     def _spawn(self, coroutine: Any) -> None:
         sender = asyncio.get_running_loop().create_task(coroutine)
@@ -498,3 +510,17 @@ class AsyncClient(_BaseClient, AsyncClientMethods):
                 self._waits.fail_all(AuthError(self._link.refused))
             elif back:
                 self._resend()
+
+
+async def _resumed(coroutine: Any, waiting: Any) -> None:
+    """Go on with a coroutine started by hand (`_spawn_now`) where it waits for `waiting` (an
+    asyncio future, or None: a bare yield), as its task would have."""
+    while True:
+        if waiting is not None:
+            await asyncio.wait([waiting])
+        else:
+            await asyncio.sleep(0)
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration:
+            return

@@ -17,6 +17,10 @@ from zjobs.broker.client.plans import SUBMIT_CHUNK
 
 Pending = list[tuple[dict[str, Any], asyncio.Future]]
 
+# A tick's batch goes out as soon as it holds this many jobs, not at the end of the tick:
+# the broker works on it while the client goes on with the rest.
+EARLY = 256
+
 
 def joinable(job: dict[str, Any]) -> bool:
     """Whether a single-job SUBMIT body may share a batch with others."""
@@ -38,6 +42,10 @@ class SubmitBatches:
         first = not self._queued
         self._queued.append((job, future))
         return first
+
+    def full(self) -> bool:
+        """Whether the queued jobs make a batch to send now (EARLY of them)."""
+        return len(self._queued) >= EARLY
 
     def take(self) -> list[Pending]:
         queued, self._queued = self._queued, []

@@ -96,3 +96,24 @@ def test_async_results_of_one_tick_share_a_wait_and_each_resolves_on_its_own(
             assert client._outstanding.next_id() <= (4).to_bytes(8, "big")
 
     asyncio.run(scenario())
+
+
+def test_async_submits_of_one_tick_go_in_parts_and_each_gets_its_own_job(
+        cluster: Cluster) -> None:
+    """600 single submits gathered in one tick: sent in parts as the tick fills them (the
+    broker starts on the first while the client makes the rest), each answered with its own
+    job, every job stored and run once."""
+    cluster.start_worker("w1", "--concurrency", "4")
+
+    async def scenario() -> None:
+        async with AsyncClient(cluster.frontend, timeout=20) as client:
+            ids = await asyncio.gather(*(client.submit("add", i, 1) for i in range(600)))
+            assert len(set(ids)) == 600
+            # three parts of EARLY (256, 256, 88): three SUBMITs, not one and not 600
+            assert client._outstanding.next_id() == (4).to_bytes(8, "big")
+            results = await asyncio.gather(*(client.result(i) for i in ids))
+            assert results == [i + 1 for i in range(600)]
+            jobs = await client.wait_many(ids)
+            assert {job["attempts"] for job in jobs} == {1}
+
+    asyncio.run(scenario())
