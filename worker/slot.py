@@ -409,7 +409,8 @@ class Slot:
             try:
                 with self.lock:
                     self.in_task = False
-                    _raise_in(self.main_thread, None)
+                    if self.interrupt is not None:  # set before any raise, under this lock
+                        _raise_in(self.main_thread, None)
                 return
             except JobInterrupted:
                 continue
