@@ -30,10 +30,7 @@ class Cluster:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_liveness = heartbeat_liveness
         self.broker_args = broker_args or []
-        ports = [free_port() for _ in range(3)]
-        self.frontend = f"tcp://127.0.0.1:{ports[0]}"
-        self.backend = f"tcp://127.0.0.1:{ports[1]}"
-        self.events = f"tcp://127.0.0.1:{ports[2]}"
+        self._choose_ports()
         self.broker: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
         self.procs: list[subprocess.Popen] = []
@@ -63,11 +60,30 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
+    def _choose_ports(self) -> None:
+        ports = [free_port() for _ in range(3)]
+        self.frontend = f"tcp://127.0.0.1:{ports[0]}"
+        self.backend = f"tcp://127.0.0.1:{ports[1]}"
+        self.events = f"tcp://127.0.0.1:{ports[2]}"
+
     def start_broker(self, *extra: str) -> subprocess.Popen:
-        self.broker = self.spawn(["broker", *self.broker_args, *extra], "broker")
-        with self.client() as client:
-            wait_until(lambda: _pings(client), 15, message="broker to answer PING")
-        return self.broker
+        """Start the broker and wait for its PING. A port chosen free can be taken before the
+        broker binds it (by another test's connection, say): a broker that exits saying so is
+        started again on other ports, if nothing else was started on these yet; any other
+        early exit fails at once, with the broker's last lines."""
+        for _ in range(3):
+            broker = self.broker = self.spawn(["broker", *self.broker_args, *extra], "broker")
+            with self.client() as client:
+                wait_until(lambda b=broker: b.poll() is not None or _pings(client), 15,
+                           message="broker to answer PING")
+            if broker.poll() is None:
+                return broker
+            tail = (self.logs / "broker.log").read_text(errors="replace")[-2000:]
+            if "in use" not in tail or self.procs != [broker]:
+                raise AssertionError(f"the broker exited before it answered PING:\n{tail}")
+            self.procs.remove(broker)
+            self._choose_ports()
+        raise AssertionError("the broker found its ports taken three times")
 
     def start_worker(self, name: str, *extra: str, wait: bool = True) -> subprocess.Popen:
         args = ["worker", "--name", name, "--tasks", "tests.tasks", *extra]
