@@ -873,8 +873,7 @@ class Engine:
             job.error = error
         self.active.pop(job.id, None)  # absent: it was in the store only (deep in its queue)
         self._remember(job)
-        if self.transfers:
-            self.transfers.forget(job.id)
+        self.transfers.forget(job.id)
         if self._orphans:
             self._orphans.pop(job.id, None)
         self.finished.add(job.finished_at)

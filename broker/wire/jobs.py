@@ -150,11 +150,13 @@ def _fresh_source() -> str:
     """`fresh_job`: a new job from a map holding every FRESH_FIELDS name, each value as it is
     kept, the rest of its fields their (scalar) defaults; no keyword map, no `None` tests."""
     lines = ["def fresh_job(fields):", "    job = _new(Job)"]
-    for index, (name, _) in enumerate(_DEFAULTS):
-        value = f"fields[{name!r}]" if name in FRESH_FIELDS else f"_DEFAULTS[{index}][1]"
-        default = _DEFAULTS[index][1]
-        if name not in FRESH_FIELDS and (default is None or type(default) in (int, float, str)):
+    for index, (name, default) in enumerate(_DEFAULTS):
+        if name in FRESH_FIELDS:
+            value = f"fields[{name!r}]"
+        elif default is None or type(default) in (int, float, str):
             value = repr(default)  # a literal: what the schema says, written once
+        else:
+            value = f"_DEFAULTS[{index}][1]"
         lines.append(f"    job.{name} = {value}")
     lines.append("    return job")
     return "\n".join(lines)
