@@ -109,6 +109,16 @@ def count_then_wait(runs: str, release: str, timeout: float = 60.0) -> int:
     return len(Path(runs).read_text().splitlines())
 
 
+@task
+def count_and_sleep(runs: str, seconds: float) -> int:
+    """Appends a line to `runs` each time it starts (a test counts executions), then sleeps
+    `seconds`; returns how many times it has started."""
+    with open(runs, "a") as out:
+        out.write(f"{os.getpid()}\n")
+    time.sleep(seconds)  # noqa - the job's own work, not synchronisation
+    return len(Path(runs).read_text().splitlines())
+
+
 @task(pool="thread")
 def in_a_thread(x: Any) -> dict[str, Any]:
     """A sync task run in the worker's threads: says where it ran, logs and reports progress."""

@@ -111,6 +111,21 @@ def test_a_slot_frozen_in_c_holding_the_gil_is_replaced_and_its_job_times_out(
     assert solo.result(solo.submit("add", 3, 3), timeout=20) == 6
 
 
+def test_a_result_goes_out_before_the_next_job_starts(solo: Client, tmp_path: Path) -> None:
+    """A job that ran a millisecond or more is reported before its slot starts the next one:
+    a slot lost during that next job (here frozen in C holding the GIL, then replaced) runs
+    it again never; only the job it was running is retried. (The results of a run of
+    shorter jobs go out together, FLUSH_EVERY_S apart at most.)"""
+    runs, pid_file = tmp_path / "runs", tmp_path / "pid"
+    first, frozen = solo.submit_many([
+        {"task": "count_and_sleep", "args": [str(runs), 0.002]},
+        {"task": "gil_sleep", "args": [str(pid_file), 60], "timeout_s": 0.2}])
+    _fails_with(solo, frozen, "Timeout")  # its slot was replaced
+    assert solo.result(first, timeout=20) == 1
+    assert solo.get(first)["attempts"] == 1
+    assert len(runs.read_text().splitlines()) == 1
+
+
 def test_async_tasks_run_many_at_once_on_a_default_worker(cluster: Cluster) -> None:
     """--async-concurrency (100) is apart from the sync slots (the CPU count): 50 one-second
     async tasks on one default worker take about a second, not 25."""
