@@ -141,6 +141,10 @@ CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, ({NEED_SQL}), priority DESC
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(run_at, ord)
     WHERE run_at IS NOT NULL AND status IN ('scheduled', 'queued');
 """),
+    (9, "one index fewer on every insert and status change: a status is read through "
+        "jobs_queue, a queue at a time (broker/stores/store.py)", """
+DROP INDEX IF EXISTS jobs_status;
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 

@@ -9,6 +9,9 @@ after the turn's commit, so they see every acknowledged change.
 from __future__ import annotations
 
 import builtins
+import heapq
+import itertools
+import operator
 import sqlite3
 import threading
 from collections import Counter
@@ -281,11 +284,35 @@ class Store:
         return self._jobs(_DUE_AFTER, (since, *after, limit))
 
     def jobs_in(self, status: str, limit: int | None = None) -> list[Job]:
-        """Up to `limit` jobs in `status` (all of them for None): the running jobs a restarted
-        broker resumes, a first page of the deferred ones."""
-        if limit is None:
-            return self._jobs(_IN_STATUS, (status,))
-        return self._jobs(f"{_IN_STATUS} LIMIT ?", (status, limit))
+        """Up to `limit` jobs in `status` (all of them for None), oldest first: the running
+        jobs a restarted broker resumes, a first page of the deferred ones."""
+        return [_row_to_job(row) for row in self._in_statuses([status], None, None, limit)]
+
+    def queues(self) -> builtins.list[str]:
+        """Every queue that holds a job: a lookup in jobs_queue per queue (a loose index
+        scan), however many jobs each holds."""
+        return [name for name, in self.db.execute(_QUEUES)]
+
+    def _in_statuses(self, statuses: builtins.list[str], queue: str | None,
+                     before: str | None, limit: int | None, newest_first: bool = False
+                     ) -> builtins.list[tuple]:
+        """The rows in any of `statuses` (of `queue`, or of any queue), by id (newest first:
+        those before the id `before`), `limit` of them or all for None.
+
+        No index leads with the status (one fewer to write on every insert and status
+        change, migration 9): jobs_queue gives each (queue, status) its rows in id order,
+        and they are merged, a page from each.
+        """
+        if newest_first:
+            sql = _BY_STATUS_NEWEST if before is None else _BY_STATUS_BEFORE
+        else:
+            sql = _BY_STATUS_OLDEST if limit is not None else _BY_STATUS_ALL
+        bounds = (() if before is None else (before,)) + (() if limit is None else (limit,))
+        pages = [self.db.execute(sql, (name, status, *bounds)).fetchall()
+                 for name in ([queue] if queue is not None else self.queues())
+                 for status in statuses]
+        merged = heapq.merge(*pages, key=_row_id, reverse=newest_first)
+        return builtins.list(itertools.islice(merged, limit))
 
     def purge_page(self, queue: str, status: str, after: str, last_order: int, limit: int
                    ) -> list[Job]:
@@ -361,6 +388,12 @@ class Store:
     def list(self, filters: dict[str, Any], cursor: str | None, limit: int) -> list[dict[str, Any]]:
         """Newest first; `cursor` is the last id of the previous page; a list as a filter's
         value matches any of its items; `depends_on` keeps the jobs that depend on that id."""
+        statuses, queue = filters.get("status"), filters.get("queue")
+        if statuses is not None and not isinstance(queue, builtins.list) and all(
+                filters.get(key) is None for key in ("task", "worker", "depends_on")):
+            found = self._in_statuses(statuses if isinstance(statuses, builtins.list)
+                                      else [statuses], queue, cursor, limit, newest_first=True)
+            return [_row_to_job(row).to_wire() for row in found]
         where, params = [], []
         for column in ("status", "queue", "task", "worker"):
             value = filters.get(column)
@@ -440,8 +473,8 @@ def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
 
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
-# `INDEXED BY` names the index a query is written for (SQLite, without statistics, would
-# rather use jobs_status and sort); the PostgreSQL store drops it (its planner has them).
+# `INDEXED BY` names the index a query is written for (SQLite, without statistics, may pick
+# another and sort); the PostgreSQL store drops it (its planner has them).
 _QUEUED_NEEDS = (f"SELECT queue, {NEED_SQL}, COUNT(*) FROM jobs INDEXED BY jobs_ready "
                  f"WHERE status = 'queued' GROUP BY queue, {NEED_SQL}")
 # The ready index (migration 8): a queue's queued jobs of one requirement by priority, then
@@ -456,7 +489,17 @@ _DUE = (f"{_SELECT} INDEXED BY jobs_due WHERE run_at IS NOT NULL "
         "AND status IN ('scheduled', 'queued') AND (status = 'scheduled' OR run_at > ?)")
 _DUE_FIRST = f"{_DUE} ORDER BY run_at, ord LIMIT ?"
 _DUE_AFTER = f"{_DUE} AND (run_at, ord) > (?, ?) ORDER BY run_at, ord LIMIT ?"
-_IN_STATUS = f"{_SELECT} WHERE status = ? ORDER BY id"
+# A status is read a queue at a time (`Store._in_statuses`): the queues by a loose scan of
+# jobs_queue, then each (queue, status) from it in id order.
+_QUEUES = ("WITH RECURSIVE q(name) AS (SELECT MIN(queue) FROM jobs UNION ALL "
+           "SELECT (SELECT MIN(queue) FROM jobs WHERE queue > q.name) FROM q "
+           "WHERE q.name IS NOT NULL) SELECT name FROM q WHERE name IS NOT NULL")
+_BY_STATUS = f"{_SELECT} INDEXED BY jobs_queue WHERE queue = ? AND status = ?"
+_BY_STATUS_ALL = f"{_BY_STATUS} ORDER BY id"
+_BY_STATUS_OLDEST = f"{_BY_STATUS_ALL} LIMIT ?"
+_BY_STATUS_NEWEST = f"{_BY_STATUS} ORDER BY id DESC LIMIT ?"
+_BY_STATUS_BEFORE = f"{_BY_STATUS} AND id < ? ORDER BY id DESC LIMIT ?"
+_row_id = operator.itemgetter(COLUMNS.index("id"))
 _PURGE_PAGE = (f"{_SELECT} INDEXED BY jobs_queue WHERE queue = ? AND status = ? AND id > ? "
                "AND ord <= ? ORDER BY id LIMIT ?")
 

@@ -48,15 +48,18 @@ def indexes(path: Path) -> set[str]:
 
 def test_an_unversioned_data_directory_upgrades_and_keeps_its_jobs(tmp_path: Path) -> None:
     data = unversioned_data_dir(tmp_path / "old")
-    assert "jobs_queue" not in indexes(data)
+    assert "jobs_queue" not in indexes(data) and "jobs_status" in indexes(data)
     store = Store(data)
     try:
         assert version_of(store.db) == VERSION > 1
         assert sorted(job.id for job in store.load_active()) == OLD_IDS
         assert store.get(OLD_IDS[1])["queue"] == "other"
+        assert [job["id"] for job in store.list({"status": "queued"}, None, 10)] == \
+            sorted(OLD_IDS, reverse=True)
     finally:
         store.close()
     assert {"jobs_queue", "jobs_task", "jobs_worker"} <= indexes(data)
+    assert "jobs_status" not in indexes(data)  # version 9: a status is read via jobs_queue
     Store(data).close()  # opening an up-to-date store again changes nothing and does not fail
 
 

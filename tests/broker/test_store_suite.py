@@ -172,6 +172,34 @@ def test_list_filters_and_pages_newest_first(open_store: Opener) -> None:
     assert store.list({"queue": "nowhere"}, None, 10) == []
 
 
+def test_a_status_is_read_across_queues_in_id_order(open_store: Opener) -> None:
+    """No index leads with the status: a status filter reads each queue's jobs in it and
+    merges them. Newest first for LIST, a page at a time; oldest first for `jobs_in`."""
+    engine = _engine(open_store())
+    [parent] = engine.submit([{"task": "t", "queue": "q0"}])
+    ids = [parent] + engine.submit([{"task": "t", "queue": f"q{i % 3}",
+                                     "depends_on": [parent] if i % 4 == 0 else None}
+                                    for i in range(1, 24)])
+    engine.flush()
+    store = engine.store
+    deferred = [job_id for i, job_id in enumerate(ids) if i % 4 == 0 and i > 0]
+    queued = [job_id for job_id in ids if job_id not in deferred]
+    assert store.queues() == ["q0", "q1", "q2"]
+    pages, cursor = [], None
+    while page := store.list({"status": "queued"}, cursor, 5):
+        pages.append([job["id"] for job in page])
+        cursor = page[-1]["id"]
+    assert [len(page) for page in pages] == [5, 5, 5, 4]
+    assert sum(pages, []) == queued[::-1]
+    both = store.list({"status": ["deferred", "queued"]}, None, 100)
+    assert [job["id"] for job in both] == ids[::-1]
+    in_q1 = store.list({"status": ["queued"], "queue": "q1"}, None, 100)
+    assert [job["id"] for job in in_q1] == [j for j in queued[::-1] if ids.index(j) % 3 == 1]
+    assert [job.id for job in store.jobs_in("deferred")] == deferred
+    assert [job.id for job in store.jobs_in("queued", 4)] == queued[:4]
+    assert store.jobs_in("running") == []
+
+
 def test_artifacts_in_chunks_read_back_whole(open_store: Opener) -> None:
     store = open_store()
     engine = _engine(store)
