@@ -64,6 +64,11 @@ log = structlog.get_logger(__name__)
 S = plain_members(JobState)  # the same members, looked up faster
 E = plain_members(EventType)
 
+# A restarted broker whose store holds queued or running jobs starts none for this many
+# heartbeat intervals: a worker still running a job the broker had sent it (whose start
+# was never committed) notices the restart by then (its next message draws DISCONNECT),
+# registers, and reclaims it (`_reclaim`) instead of it starting on another worker too.
+RESTART_GRACE = 1.5
 MAX_TOLD_TO_REGISTER = 10_000  # unknown identities remembered as already sent DISCONNECT
 MAX_HELD_RESULT_BYTES = 64 * 1024 * 1024  # results of unknown workers kept for their READY
 RECENT_MAX = 20_000  # ended jobs kept in memory for the reads that follow their end
@@ -161,6 +166,7 @@ class Engine:
         self.throttle = Throttle(store.queue_settings(), clock.mono())
         # the turn's writes, committed at its end (`flush`)
         self.book = CommitBook(store, clock.mono, self.events, self.schedules, self.purges)
+        self._dispatch_from = 0.0  # mono: no job starts before (RESTART_GRACE)
         self._recover()
 
     # ------------------------------------------------------------ restart
@@ -195,6 +201,8 @@ class Engine:
             self.active[job.id] = job
         self.deps.spilled = len(deferred) < self._deferred_total()
         self.deps.rewire(deferred)
+        if any(job.status == S.QUEUED for job in self.active.values()):
+            self._dispatch_from = self.clock.mono() + RESTART_GRACE * config.heartbeat_interval_s
         if self.active:
             log.info("broker.recovered", jobs=len(self.active),
                      waiting=sum(n for (_, status), n in self.counts.items()
@@ -450,7 +458,7 @@ class Engine:
         a job no live worker can run waits in its queue (see `unserved`). A window that ran
         low is topped up from the store first, and again whenever one runs dry.
         """
-        if not self.workers.free_in_lru_order():
+        if not self.workers.free_in_lru_order() or self.clock.mono() < self._dispatch_from:
             return
         self._refill_ready()
         if not self.ready.any_work():
@@ -1168,6 +1176,8 @@ class Engine:
         refill_s = self.throttle.next_refill_s(mono)
         if refill_s is not None:
             delay = min(delay, refill_s)
+        if mono < self._dispatch_from:
+            delay = min(delay, self._dispatch_from - mono)
         return 0.0 if self.purges else delay  # a purge goes on, a page per turn
 
     # ------------------------------------------------------------ commit

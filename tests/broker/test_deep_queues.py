@@ -15,7 +15,15 @@ from zjobs.broker.core.engine import Engine, EngineConfig
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 
-from .test_engine import FakeClock, event_types, heartbeat, ready, result, sent_jobs
+from .test_engine import (
+    FakeClock,
+    event_types,
+    heartbeat,
+    past_restart_grace,
+    ready,
+    result,
+    sent_jobs,
+)
 
 WINDOW = 10
 
@@ -33,7 +41,7 @@ def engine(tmp_path: Path) -> Engine:
 def restarted(engine: Engine) -> Engine:
     engine.flush()
     engine.store.close()
-    return deep_engine(engine.store.path.parent, engine.clock)
+    return past_restart_grace(deep_engine(engine.store.path.parent, engine.clock))
 
 
 def run_all(engine: Engine, identity: bytes = b"w", ok: bool = True) -> list[str]:

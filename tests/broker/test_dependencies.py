@@ -11,7 +11,7 @@ from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import CommandError
 
-from .test_engine import FakeClock, ready, result, sent_jobs
+from .test_engine import FakeClock, past_restart_grace, ready, result, sent_jobs
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_deferred_jobs_survive_a_restart_and_are_promoted_after(tmp_path: Path) 
          {"task": "t", "id": "g", "depends_on": ["c"]}])
     engine.flush()
     engine.store.close()
-    restarted = Engine(Store(tmp_path), clock, EngineConfig())
+    restarted = past_restart_grace(Engine(Store(tmp_path), clock, EngineConfig()))
     assert restarted.job_counts()["deferred"] == 2
     assert restarted.deps.dependents == {"p": {"c"}, "c": {"g"}}
     ready(restarted, b"w", "w")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.core.engine import RESTART_GRACE, Engine, EngineConfig
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import CommandError
@@ -21,6 +21,13 @@ class FakeClock:
 
     def mono(self) -> float:
         return self.t
+
+
+def past_restart_grace(engine: Engine) -> Engine:
+    """A restarted engine with jobs to run starts none for RESTART_GRACE heartbeat
+    intervals (its workers re-register first): leap past them."""
+    engine.clock.t += RESTART_GRACE * engine.config.heartbeat_interval_s  # type: ignore
+    return engine
 
 
 @pytest.fixture
@@ -720,3 +727,37 @@ def test_answered_waits_do_not_pile_up_behind_a_long_one(engine: Engine) -> None
         engine.wait_for(b"c", str(i).encode(), [job_id], 60.0, single=True, finished={})
     engine.purge("default")  # ends all of them (cancelled): every short wait is answered
     assert len(engine.waits._deadlines) < 2000
+
+
+def test_a_restarted_broker_waits_for_its_workers_before_starting_jobs(tmp_path: Path) -> None:
+    """A job sent to a worker's buffer, started there, its STARTED never committed (the broker
+    died): the restarted broker starts nothing for RESTART_GRACE heartbeat intervals, so the
+    worker that runs it registers first and keeps it, and no other worker runs it too."""
+    clock = FakeClock()
+    engine = Engine(Store(tmp_path), clock, EngineConfig(heartbeat_interval_s=1.0))
+    first, second = engine.submit([{"task": "t"}, {"task": "t"}])
+    engine.flush()
+    engine.store.close()  # killed: what it sent after this commit, it never wrote
+    again = Engine(Store(tmp_path), clock, EngineConfig(heartbeat_interval_s=1.0))
+    assert again.tick() <= RESTART_GRACE * 1.0  # the loop wakes when the grace ends
+    ready(again, b"other", "other", capacity=2, prefetch=4)  # registers at once
+    again.dispatch()
+    assert sent_jobs(again) == {}
+    clock.t += 1.0  # the worker's next heartbeat drew DISCONNECT: it registers again
+    ready(again, b"runs", "runs", capacity=1, prefetch=4,
+          running=[{"job_id": first, "attempt": 1}])
+    assert again.lookup(first)["status"] == "running" and again.lookup(first)["attempts"] == 1
+    clock.t += RESTART_GRACE
+    heartbeat(again, b"other")
+    again.tick()
+    again.dispatch()
+    assert [job["id"] for job in sent_jobs(again)[b"other"]] == [second]
+
+
+def test_a_broker_with_nothing_to_run_starts_jobs_at_once(tmp_path: Path) -> None:
+    Engine(Store(tmp_path), FakeClock(), EngineConfig()).store.close()
+    again = Engine(Store(tmp_path), FakeClock(), EngineConfig(heartbeat_interval_s=1.0))
+    ready(again, b"w", "w")
+    [job_id] = again.submit([{"task": "t"}])
+    again.dispatch()
+    assert [job["id"] for job in sent_jobs(again)[b"w"]] == [job_id]

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.broker.test_engine import FakeClock, ready, result, sent_jobs
+from tests.broker.test_engine import FakeClock, past_restart_grace, ready, result, sent_jobs
 from tests.postgres import PostgresServer, started_postgres
 from zjobs.broker.core.engine import Engine, EngineConfig
 from zjobs.broker.stores.pgstore import Fenced, PostgresStore
@@ -464,7 +464,7 @@ def test_a_restart_reads_a_window_of_a_deep_queue(open_store: Opener) -> None:
     ids = engine.submit([{"task": "t"} for _ in range(100)])
     engine.flush()
     engine.store.close()
-    again = Engine(open_store(), FakeClock(), EngineConfig(queue_window=10))
+    again = past_restart_grace(Engine(open_store(), FakeClock(), EngineConfig(queue_window=10)))
     assert len(again.active) == 10 and again.job_counts()["queued"] == 100
     ready(again, b"w", "w", capacity=100)
     again.dispatch()
