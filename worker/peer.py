@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import time
 from collections import deque
 from collections.abc import Container
 from typing import Any
@@ -107,15 +108,32 @@ def result_body(job_id: str, attempt: int, outcome: Outcome, max_message: int,
                    "error": error("ResultTooLarge", message)})
 
 
+def resend_window_s(config: Any) -> float:
+    """How long a peer keeps the results it sent (`PeerOutbox`): two silences, the most
+    that can pass between a broker's death and the peer's next READY, plus its restart."""
+    return 2 * config.heartbeat_interval_s * config.heartbeat_liveness
+
+
+RECENT_RESULT_BYTES = 16 * 1024 * 1024  # results kept to send again (PeerOutbox.resend_recent)
+
+
 class PeerOutbox:
-    """What a peer has to say, batched until the next flush: one message per command."""
+    """What a peer has to say, batched until the next flush: one message per command.
 
-    __slots__ = ("max_message", "_out", "_started")
+    It also keeps the results it sent in the last `keep_s` (up to RECENT_RESULT_BYTES): a
+    broker killed before it committed a result never read it, and its successor would
+    run that job again; a peer that registers again sends them once more (`resend_recent`).
+    """
 
-    def __init__(self, max_message: int) -> None:
+    __slots__ = ("max_message", "keep_s", "_out", "_started", "_recent", "_recent_bytes")
+
+    def __init__(self, max_message: int, keep_s: float = 0.0) -> None:
         self.max_message = max_message
+        self.keep_s = keep_s
         self._out: dict[bytes, list[bytes]] = {}
         self._started: dict[str, int] = {}
+        self._recent: deque[tuple[float, list[bytes], int]] = deque()  # (sent, results, bytes)
+        self._recent_bytes = 0
 
     def __bool__(self) -> bool:
         return bool(self._out or self._started)
@@ -146,8 +164,34 @@ class PeerOutbox:
         self._started.clear()
         if started:
             out[p.STARTED] = started + out.get(p.STARTED, [])
+        results = out.get(p.RESULT)
+        if results and self.keep_s:
+            self._remember(results)
         return [p.encode_worker_packed(command, batch) for command in FLUSH_ORDER
                 for batch in p.split_batches(out.get(command) or [], self.max_message)]
+
+    def _remember(self, results: list[bytes]) -> None:
+        now = time.monotonic()
+        size = sum(map(len, results))
+        recent = self._recent
+        recent.append((now, results, size))
+        self._recent_bytes += size
+        while recent[0][0] < now - self.keep_s or self._recent_bytes > RECENT_RESULT_BYTES:
+            self._recent_bytes -= recent.popleft()[2]
+            if not recent:
+                return
+
+    def resend_recent(self) -> None:
+        """Queue again the results sent in the last `keep_s`, to follow a new READY. A
+        broker that has one already ignores it (the first terminal result of an attempt
+        wins); a restarted one that never read it takes it instead of running the job
+        again."""
+        since = time.monotonic() - self.keep_s
+        recent, self._recent, self._recent_bytes = self._recent, deque(), 0
+        for sent, results, _ in recent:
+            if sent >= since:
+                for body in results:
+                    self.queue_packed(p.RESULT, body)
 
 
 def dealer(ctx: zmq.Context, endpoint: str, max_message: int, curve: Any) -> zmq.Socket:

@@ -46,6 +46,7 @@ from zjobs.worker.peer import (
     dealer,
     hand_back,
     ready_body,
+    resend_window_s,
     result_body,
 )
 from zjobs.worker.registry import DEMO_MODULE, REGISTRY, THREADED, is_async, load_tasks
@@ -96,7 +97,7 @@ class Worker:
         self._sock: zmq.asyncio.Socket | None = None
         self._reader: zmq.Socket | None = None  # a plain shadow of _sock, for receiving
         self._running: dict[str, _Running] = {}
-        self._outbox = PeerOutbox(config.max_message)
+        self._outbox = PeerOutbox(config.max_message, keep_s=resend_window_s(config))
         self._buffer = JobBuffer(self._outbox)
         self._window = PrefetchWindow(config.prefetch, config.async_concurrency, time.monotonic())
         self._announced = 0
@@ -187,6 +188,7 @@ class Worker:
             slots=self.config.concurrency if self._slots is not None else 0,
             caps=[{"max": self.config.concurrency, "tasks": blocking, "flags": flags}])
         self._send_now(p.encode_worker(p.READY, ready))
+        self._outbox.resend_recent()  # what we said lately follows: it may not have been read
         self.registrations += 1
         self.log.info("worker.ready", queues=self.config.queues, slots=self.config.concurrency,
                       async_slots=self.config.async_concurrency, running=len(self._running))
@@ -251,6 +253,7 @@ class Worker:
         elif msg.command == p.DISCONNECT:
             self.log.info("broker.asked_to_register")
             self._send_ready()
+            self._flush()
 
     def _cancel(self, job_id: str) -> None:
         """Drop a buffered job (the broker has taken it back), or stop the running one."""

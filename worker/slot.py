@@ -57,6 +57,7 @@ from zjobs.worker.peer import (
     dealer,
     hand_back,
     ready_body,
+    resend_window_s,
     result_body,
 )
 from zjobs.worker.registry import REGISTRY, THREADED, import_tasks, is_async
@@ -164,7 +165,7 @@ class Slot:
         self.interrupt: tuple[str, str, str] | None = None  # (job id, kind, message)
         self.interrupted_at = 0.0
         now = time.monotonic()
-        self.outbox = PeerOutbox(config.max_message)
+        self.outbox = PeerOutbox(config.max_message, keep_s=resend_window_s(config))
         self.buffer = JobBuffer(self.outbox)
         self.window = PrefetchWindow(config.prefetch, 1, now)
         self.announced = 0
@@ -253,6 +254,7 @@ class Slot:
             self.outbox.queue_packed(p.RESULT, result_body(job_id, attempt, (False, error(
                 reason, f"{message}; it did not stop, so its process was replaced"), None),
                 self.config.max_message))
+        self.outbox.resend_recent()
         self._flush()
 
     def _send(self, frames: list[bytes]) -> None:
