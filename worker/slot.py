@@ -225,7 +225,7 @@ class Slot:
         endpoint = self.endpoints[self.connects % len(self.endpoints)]
         self.connects += 1
         self.sock = dealer(self.ctx, endpoint, self.config.max_message, self.config.curve)
-        self.last_recv = time.monotonic()
+        self.last_recv = self.last_service = time.monotonic()
         self._register()
 
     def _register(self) -> None:
@@ -280,20 +280,29 @@ class Slot:
         self.last_flush = time.monotonic()
 
     def _service(self, now: float) -> None:
-        """Read what came, keep the connection alive, or reconnect when it is time."""
+        """Read what came, keep the connection alive, or reconnect when it is time.
+
+        Either side's silence ends the connection: the broker's (it died, or the network
+        did), or ours (this process was stopped: SIGSTOP, a frozen VM; the broker has taken
+        us for dead). Either way the buffer is the broker's again (it requeued those jobs,
+        and may have started them elsewhere): none of it starts here."""
+        silence_s = self.config.heartbeat_interval_s * self.config.heartbeat_liveness
+        stalled = now - self.last_service > silence_s
         self.last_service = now
         if self.sock is None:
             if now >= self.reconnect_at:
                 self._connect()
             return
         self._receive_all()
-        silence_s = self.config.heartbeat_interval_s * self.config.heartbeat_liveness
-        if now - self.last_recv > silence_s:
-            delay_s = self.backoff.next_delay(self.connects, len(self.endpoints))
-            log.warning("broker.lost", worker=self.name, reconnect_in_s=round(delay_s, 3))
+        if stalled or now - self.last_recv > silence_s:
+            delay_s = 0.0 if stalled else self.backoff.next_delay(self.connects,
+                                                                  len(self.endpoints))
+            log.warning("broker.lost", worker=self.name, stalled=stalled,
+                        reconnect_in_s=round(delay_s, 3))
             self.sock.close(linger=0)
             self.sock = None
             self.reconnect_at = now + delay_s
+            self.buffer.take_all()
         elif now - self.last_sent >= self.config.heartbeat_interval_s:
             self._send(p.encode_worker(p.HEARTBEAT))
 

@@ -22,6 +22,10 @@ def _runs_on(client: Client, worker: str, job_id: str) -> bool:
     return any(w["name"] == worker and job_id in w["running"] for w in client.workers())
 
 
+def _buffered(client: Client, worker: str) -> int:
+    return sum(w["buffered"] for w in client.workers() if w["name"] == worker)
+
+
 def _lost(client: Client, since: int, worker: str) -> bool:
     events = client.replay(since, types=("worker.lost",))["events"]
     return any(e["worker"] == worker for e in events)
@@ -47,6 +51,30 @@ def test_stalled_worker_keeps_its_job_which_runs_once(cluster: Cluster, tmp_path
     job = client.wait(job_id, timeout=30)
     assert (job["status"], job["attempts"], job["worker"]) == ("succeeded", 1, "stalled")
     assert job["result"] == 1 and _runs(runs) == 1
+
+
+def test_a_stalled_worker_starts_none_of_the_jobs_sent_to_it_meanwhile(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """Jobs sent to a worker just as it stopped wait in its socket; the broker takes it for
+    dead and gives them to another worker. Back, it must not start them as well: it notices
+    its own silence, drops what it was sent, and registers again."""
+    stalled = cluster.start_worker("stalled", "--concurrency", "1")
+    client = cluster.client()
+    runs = [tmp_path / "a", tmp_path / "b"]
+    cluster.kill(stalled, signal.SIGSTOP)
+    try:
+        ids = client.submit_many({"task": "count_and_sleep", "args": [str(path), 0]}
+                                 for path in runs)
+        wait_until(lambda: _buffered(client, "stalled") == 2, 5,
+                   message="both jobs sent to the stopped worker")
+        cluster.start_worker("other", "--concurrency", "1", wait=False)
+        jobs = [client.wait(job_id, timeout=30) for job_id in ids]
+        assert [job["worker"] for job in jobs] == ["other", "other"]
+    finally:
+        cluster.kill(stalled, signal.SIGCONT)
+    cluster.wait_for_worker("stalled")
+    assert [_runs(path) for path in runs] == [1, 1]
+    assert [client.get(job_id)["attempts"] for job_id in ids] == [1, 1]
 
 
 def test_worker_keeps_its_job_across_a_broker_restart(cluster: Cluster, tmp_path: Path) -> None:
