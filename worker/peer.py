@@ -114,13 +114,14 @@ def resend_window_s(config: Any) -> float:
     return 2 * config.heartbeat_interval_s * config.heartbeat_liveness
 
 
-RECENT_RESULT_BYTES = 16 * 1024 * 1024  # results kept to send again (PeerOutbox.resend_recent)
+RECENT_RESULT_MESSAGES = 4  # results kept to send again, in messages' worth (PeerOutbox)
 
 
 class PeerOutbox:
     """What a peer has to say, batched until the next flush: one message per command.
 
-    It also keeps the results it sent in the last `keep_s` (up to RECENT_RESULT_BYTES): a
+    It also keeps the results it sent in the last `keep_s` (up to RECENT_RESULT_MESSAGES
+    times the message limit): a
     broker killed before it committed a result never read it, and its successor would
     run that job again; a peer that registers again sends them once more (`resend_recent`).
     """
@@ -173,10 +174,10 @@ class PeerOutbox:
     def _remember(self, results: list[bytes]) -> None:
         now = time.monotonic()
         size = sum(map(len, results))
-        recent = self._recent
+        recent, most = self._recent, RECENT_RESULT_MESSAGES * self.max_message
         recent.append((now, results, size))
         self._recent_bytes += size
-        while recent[0][0] < now - self.keep_s or self._recent_bytes > RECENT_RESULT_BYTES:
+        while recent[0][0] < now - self.keep_s or self._recent_bytes > most:
             self._recent_bytes -= recent.popleft()[2]
             if not recent:
                 return

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +17,6 @@ import zmq
 
 from tests.cluster import Cluster
 from zjobs.broker.wire import protocol as p
-
-
-@pytest.fixture
-def worker_alone(tmp_path: Path) -> Iterator[Cluster]:
-    """Ports and a worker with one sync slot; no broker: the test binds the backend."""
-    cluster = Cluster(tmp_path)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def _bind(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
@@ -73,11 +62,11 @@ def _result_from(sock: zmq.Socket, slot: bytes) -> dict[str, Any]:
 
 
 def test_a_result_the_broker_never_committed_is_sent_again_after_its_restart(
-        worker_alone: Cluster) -> None:
+        bare_cluster: Cluster) -> None:
     ctx = zmq.Context()
-    first = _bind(ctx, worker_alone.backend)
+    first = _bind(ctx, bare_cluster.backend)
     try:
-        worker_alone.start_worker("solo", "--concurrency", "1", wait=False)
+        bare_cluster.start_worker("solo", "--concurrency", "1", wait=False)
         slot = _slot_ready(first, answer=None)
         job = ("job-1", "task", "add", 1, None, "default", p.pack({"args": [2, 2], "kwargs": {}}))
         first.send_multipart([slot, *p.encode_worker_packed(
@@ -85,7 +74,7 @@ def test_a_result_the_broker_never_committed_is_sent_again_after_its_restart(
         read = _result_from(first, slot)
         assert (read["job_id"], read["attempt"], read["ok"]) == ("job-1", 1, True)
         first.close()  # killed before its commit: the result is lost with it
-        second = _bind(ctx, worker_alone.backend)
+        second = _bind(ctx, bare_cluster.backend)
         try:
             slot = _slot_ready(second, answer=p.DISCONNECT)
             again = _result_from(second, slot)

@@ -42,7 +42,7 @@ def test_old_results_and_those_past_the_byte_bound_are_forgotten(monkeypatch) ->
     _results(outbox)
     outbox.resend_recent()
     assert [r["job_id"] for r in _results(outbox)] == ["new"]
-    monkeypatch.setattr(peer, "RECENT_RESULT_BYTES", 1)
+    monkeypatch.setattr(peer, "RECENT_RESULT_MESSAGES", 0)
     outbox.queue_packed(p.RESULT, _result("big"))
     _results(outbox)
     outbox.resend_recent()
