@@ -121,9 +121,9 @@ class PeerOutbox:
     """What a peer has to say, batched until the next flush: one message per command.
 
     It also keeps the results it sent in the last `keep_s` (up to RECENT_RESULT_MESSAGES
-    times the message limit): a
-    broker killed before it committed a result never read it, and its successor would
-    run that job again; a peer that registers again sends them once more (`resend_recent`).
+    times the message limit): a broker killed before it committed a result never read it,
+    and its successor would run that job again; a peer that registers again sends them
+    once more (`resend_recent`).
     """
 
     __slots__ = ("max_message", "keep_s", "_out", "_started", "_recent", "_recent_bytes")
