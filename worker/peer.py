@@ -177,10 +177,8 @@ class PeerOutbox:
         recent, most = self._recent, RECENT_RESULT_MESSAGES * self.max_message
         recent.append((now, results, size))
         self._recent_bytes += size
-        while recent[0][0] < now - self.keep_s or self._recent_bytes > most:
+        while recent and (recent[0][0] < now - self.keep_s or self._recent_bytes > most):
             self._recent_bytes -= recent.popleft()[2]
-            if not recent:
-                return
 
     def resend_recent(self) -> None:
         """Queue again the results sent in the last `keep_s`, to follow a new READY. A

@@ -458,8 +458,12 @@ class Engine:
         a job no live worker can run waits in its queue (see `unserved`). A window that ran
         low is topped up from the store first, and again whenever one runs dry.
         """
-        if not self.workers.free_in_lru_order() or self.clock.mono() < self._dispatch_from:
+        if not self.workers.free_in_lru_order():
             return
+        if self._dispatch_from:  # a restart's grace (RESTART_GRACE); no clock read after it
+            if self.clock.mono() < self._dispatch_from:
+                return
+            self._dispatch_from = 0.0
         self._refill_ready()
         if not self.ready.any_work():
             return
@@ -1176,8 +1180,8 @@ class Engine:
         refill_s = self.throttle.next_refill_s(mono)
         if refill_s is not None:
             delay = min(delay, refill_s)
-        if mono < self._dispatch_from:
-            delay = min(delay, self._dispatch_from - mono)
+        if self._dispatch_from:
+            delay = min(delay, max(self._dispatch_from - mono, 0.0))
         return 0.0 if self.purges else delay  # a purge goes on, a page per turn
 
     # ------------------------------------------------------------ commit
