@@ -58,7 +58,13 @@ from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.curve import apply_client_curve
 from zjobs.broker.wire.errors import AuthError, BrokerError, BrokerUnreachable
 from zjobs.broker.wire.settings import default
-from zjobs.broker.wire.sockets import cancel_and_wait, endpoint_list, received
+from zjobs.broker.wire.sockets import (
+    cancel_and_wait,
+    endpoint_list,
+    received,
+    recv_frames,
+    send_frames,
+)
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -161,7 +167,7 @@ class _BaseClient:
         """Send the reads in flight again (but those in `skip`): the broker came back."""
         for frames in self._outstanding.again(time.monotonic(), skip):
             try:
-                self._sock.send_multipart(frames, zmq.NOBLOCK)
+                send_frames(self._sock, frames)
             except zmq.Again:
                 return  # lost again already: the next reconnect sends them
 
@@ -238,7 +244,7 @@ class Client(_BaseClient, ClientMethods):
         frames = p.encode_request(call.command, rid, call.body)
         while True:
             try:
-                self._sock.send_multipart(frames, zmq.NOBLOCK)
+                send_frames(self._sock, frames)
                 break
             except zmq.Again:
                 if time.monotonic() >= deadline:
@@ -251,11 +257,7 @@ class Client(_BaseClient, ClientMethods):
 
     def _check_link(self) -> None:
         """Read the monitor: raise AuthError if the broker refused us, resend after a reconnect."""
-        while True:
-            try:
-                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        while (frames := recv_frames(self._monitor)) is not None:
             if self._link.note(frames):
                 self._resend(skip=self._early)
         if self._link.refused is not None:
@@ -277,11 +279,8 @@ class Client(_BaseClient, ClientMethods):
             self._outstanding.answered(rid)
 
     def _read_available(self) -> None:
-        while True:
-            try:
-                reply = _decoded(self._sock.recv_multipart(zmq.NOBLOCK))
-            except zmq.Again:
-                return
+        while (frames := recv_frames(self._sock)) is not None:
+            reply = _decoded(frames)
             if reply is not None and reply.request_id in self._outstanding:
                 self._early[reply.request_id] = reply
 

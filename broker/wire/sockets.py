@@ -66,11 +66,7 @@ async def received(sock: zmq.asyncio.Socket) -> AsyncIterator[list[bytes]]:
     reader: zmq.Socket = zmq.Socket.shadow(sock.underlying)
     while True:
         await sock.poll()
-        while True:
-            try:
-                frames = reader.recv_multipart(NOBLOCK)
-            except zmq.Again:
-                break
+        while (frames := recv_frames(reader)) is not None:
             yield frames
 
 
