@@ -211,18 +211,23 @@ class BrokerServer:
             self._drain(self.frontend, self._on_client)
         if self.mdp is not None:
             self.mdp.turn(self.mdp.sock in ready)
+        self._settle()  # what came in goes on at once: a round trip never waits for timers
         timeout_s = self.engine.tick()
         self._housekeeping()
+        self._settle()  # what the timers changed
+        due_s = self.engine.flush_due_s()
+        if due_s is not None:
+            timeout_s = min(timeout_s, due_s)
+        return timeout_s if self.mdp is None else min(timeout_s, self.mdp.timeout_s())
+
+    def _settle(self) -> None:
+        """Dispatch, send the JOBs, commit, then send the replies and events."""
         self.engine.dispatch()
         self._send_to_workers()  # first: a worker runs its jobs while the turn commits
         if self.engine.flush(may_wait=True):
             self._send_outbox()  # replies and events only once what they tell is stored
         else:
             self._send_to_workers()
-        due_s = self.engine.flush_due_s()
-        if due_s is not None:
-            timeout_s = min(timeout_s, due_s)
-        return timeout_s if self.mdp is None else min(timeout_s, self.mdp.timeout_s())
 
     def _drain(self, sock: zmq.Socket, handler: Callable[[list[bytes]], bool]) -> None:
         """Handle the messages `sock` has queued, up to BATCH of them, BATCH_BYTES or

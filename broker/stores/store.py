@@ -9,6 +9,7 @@ after the turn's commit, so they see every acknowledged change.
 from __future__ import annotations
 
 import builtins
+import functools
 import heapq
 import itertools
 import operator
@@ -128,8 +129,10 @@ class Store:
             self._fence()
             if inserts:
                 insert_jobs(db, inserts, self.MANY_ROWS)
-                db.executemany(INSERT_DEPENDENCY,
-                               dependency_rows((j.id, j.depends_on) for j in inserts))
+                needs = dependency_rows((j.id, j.depends_on) for j in inserts
+                                        if j.depends_on is not None)
+                if needs:
+                    db.executemany(INSERT_DEPENDENCY, needs)
             update_jobs(db, list(updates), self.MANY_ROWS)
             if logs:
                 db.executemany(
@@ -150,12 +153,8 @@ class Store:
                 _write_schedules(db, *schedules)
             if queues:
                 db.executemany(_QUEUE_UPSERT, queues)
-            if meta:
-                db.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    list(meta.items()),
-                )
+            if meta:  # one statement: a turn's commit is often of one job (`run()`)
+                db.execute(_meta_upsert(len(meta)), [v for item in meta.items() for v in item])
             db.execute("COMMIT")  # inside: a failed COMMIT must not leave the transaction open
         except BaseException:
             if db.in_transaction:
@@ -457,6 +456,13 @@ def _write_schedules(db: Any, rows: list[tuple], deletes: list[str]) -> None:
         db.executemany(_SCHEDULE_UPSERT, rows)
     if deletes:
         db.executemany("DELETE FROM schedules WHERE name = ?", [(n,) for n in deletes])
+
+
+@functools.cache
+def _meta_upsert(rows: int) -> str:
+    values = ", ".join(["(?, ?)"] * rows)
+    return (f"INSERT INTO meta (key, value) VALUES {values} "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
 
 
 def _replace_artifacts(db: Any, artifacts: list[tuple]) -> None:
