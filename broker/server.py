@@ -16,6 +16,7 @@ docs/protocol.md ("Limits").
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -85,6 +86,28 @@ class BrokerConfig:
     store_wait: bool = default("store_wait")  # PostgreSQL unreachable at start: wait
     lease_ttl_s: float = default("lease_ttl")  # PostgreSQL: the primary's lease
     mdp: str | None = default("mdp")  # also serve Majordomo there (bridges/majordomo.py)
+    busy_poll_s: float = default("busy_poll")  # see BrokerServer.run
+
+
+def _next_ready(poller: zmq.Poller, timeout_s: float, spin_s: float) -> dict[Any, int]:
+    """The sockets with messages, once there are some or `timeout_s` has passed.
+
+    For up to `spin_s` first, polled without sleeping. A round trip (`run()`: client, broker,
+    worker, broker, client) wakes the broker twice within a millisecond; a process that has
+    slept that long on a busy machine runs its next turn at half speed (its caches went to
+    the others), and waking it costs more again. Measured on 2 cores: `run()` p50 1.05 ->
+    0.68 ms, and no more broker CPU per job (bench/PROFILE.md, round six).
+    """
+    if not timeout_s:
+        return dict(poller.poll(0))
+    spin_until = time.perf_counter() + min(spin_s, timeout_s)
+    while True:
+        ready = dict(poller.poll(0))
+        if ready or time.perf_counter() >= spin_until:
+            break
+    if ready or timeout_s <= spin_s:
+        return ready
+    return dict(poller.poll(max(int((timeout_s - spin_s) * 1000), 1)))
 
 
 class BrokerServer:
@@ -192,10 +215,10 @@ class BrokerServer:
         log.info("broker.started", **self.endpoints(), data_dir=self.config.data_dir,
                  jobs=len(self.engine.active))
         timeout_s = self.engine.tick()
+        spin_s = self.config.busy_poll_s if len(os.sched_getaffinity(0)) > 1 else 0.0
         try:
             while not self._stop.is_set():
-                ready = dict(poller.poll(max(int(timeout_s * 1000), 1) if timeout_s else 0))
-                timeout_s = self.turn(ready)
+                timeout_s = self.turn(_next_ready(poller, timeout_s, spin_s))
         except Fenced as exc:
             log.error("broker.fenced", reason=str(exc))
             self.lose()
