@@ -128,11 +128,7 @@ class Store:
         try:
             self._fence()
             if inserts:
-                insert_jobs(db, inserts, self.MANY_ROWS)
-                needs = dependency_rows((j.id, j.depends_on) for j in inserts
-                                        if j.depends_on is not None)
-                if needs:
-                    db.executemany(INSERT_DEPENDENCY, needs)
+                self._insert(inserts)
             update_jobs(db, list(updates), self.MANY_ROWS)
             if logs:
                 db.executemany(
@@ -160,6 +156,13 @@ class Store:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+    def _insert(self, inserts: list[Job]) -> None:
+        """New jobs' rows, and the dependency rows of those that have any."""
+        insert_jobs(self.db, inserts, self.MANY_ROWS)
+        needs = dependency_rows((j.id, j.depends_on) for j in inserts if j.depends_on is not None)
+        if needs:
+            self.db.executemany(INSERT_DEPENDENCY, needs)
 
     def _fence(self) -> None:
         """Inside the commit's transaction: refuse to write if this store may no longer.
