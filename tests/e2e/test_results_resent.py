@@ -19,11 +19,21 @@ from tests.cluster import Cluster
 from zjobs.broker.wire import protocol as p
 
 
-def _bind(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
-    sock = ctx.socket(zmq.ROUTER)
-    sock.linger = 0
-    sock.bind(endpoint)
-    return sock
+def _bind(ctx: zmq.Context, endpoint: str, timeout_s: float = 20) -> zmq.Socket:
+    """A ROUTER bound to `endpoint`; once the socket that held it is closed, the port comes
+    free when ZeroMQ's I/O thread gets to it (later on a busy machine), so retry till then."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sock = ctx.socket(zmq.ROUTER)
+        sock.linger = 0
+        try:
+            sock.bind(endpoint)
+            return sock
+        except zmq.ZMQError as exc:
+            sock.close()  # else the context never ends
+            if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # a retry interval, bounded by the deadline above
 
 
 def _messages(sock: zmq.Socket, timeout_s: float) -> Iterator[tuple[bytes, p.WorkerMessage]]:
