@@ -110,6 +110,14 @@ def count_then_wait(runs: str, release: str, timeout: float = 60.0) -> int:
 
 
 @task
+async def async_count(runs: str) -> int:
+    """`count_and_sleep` for the async path: a line in `runs` each time it starts."""
+    with open(runs, "a") as out:
+        out.write(f"{os.getpid()}\n")
+    return len(Path(runs).read_text().splitlines())
+
+
+@task
 def count_and_sleep(runs: str, seconds: float) -> int:
     """Appends a line to `runs` each time it starts (a test counts executions), then sleeps
     `seconds`; returns how many times it has started."""

@@ -55,6 +55,8 @@ from zjobs.worker.slots import SlotSupervisor
 
 log = structlog.get_logger(__name__)
 
+SILENT, STALLED = "silent", "stalled"  # why `_serve` took the connection for lost
+
 
 @dataclass(slots=True)
 class WorkerConfig:
@@ -138,11 +140,13 @@ class Worker:
     async def _serve_forever(self) -> None:
         while not self._stop.is_set():
             self._connect()
-            if await self._serve():
-                delay_s = self._backoff.next_delay(self._connects,
-                                                   len(endpoint_list(self.config.backend)))
-                self.log.warning("broker.lost", reconnect_in_s=round(delay_s, 3))
-                self._disconnect_socket()
+            lost = await self._serve()
+            if lost is not None:
+                delay_s = 0.0 if lost == STALLED else self._backoff.next_delay(
+                    self._connects, len(endpoint_list(self.config.backend)))
+                self.log.warning("broker.lost", stalled=lost == STALLED,
+                                 reconnect_in_s=round(delay_s, 3))
+                self._disconnect_socket()  # what came meanwhile goes unread
                 await self._sleep(delay_s)
 
     async def _sleep(self, seconds: float) -> None:
@@ -198,21 +202,29 @@ class Worker:
             self._sock.close(linger=0)
             self._sock = None
 
-    async def _serve(self) -> bool:
-        """Serve the broker until stopped (False) or until it falls silent (True)."""
+    async def _serve(self) -> str | None:
+        """Serve the broker until stopped (None) or until the connection is taken for lost:
+        the broker fell silent (SILENT), or this process did (STALLED: it was stopped, its
+        host froze, a task blocked the loop), so that the broker has taken it for dead and
+        requeued what it held, and may have started those jobs elsewhere. Either way none of
+        the buffered jobs, nor those sent meanwhile, starts here: the READY that follows
+        hands them back (as a sync slot does, worker/slot.py)."""
         interval = self.config.heartbeat_interval_s
         silence_s = interval * self.config.heartbeat_liveness
         assert self._sock is not None
         while not self._stop.is_set():
-            if await self._sock.poll(interval * 1000 / 2):
-                self._receive_all()
+            readable = await self._sock.poll(interval * 1000 / 2)
             now = time.monotonic()
+            if now - self._last_sent > silence_s:  # as long as the broker has not heard us
+                return STALLED  # before reading what came while we were away
+            if readable:
+                self._receive_all()
             if now - self._last_recv > silence_s:
-                return True
+                return SILENT
             self._keep_time(now, silence_s)
             if now - self._last_sent >= interval:
                 self._send_now(p.encode_worker(p.HEARTBEAT))
-        return False
+        return None
 
     def _keep_time(self, now: float, silence_s: float) -> None:
         """The window: a buffer no free slot has taken from for a while goes back. The

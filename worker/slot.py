@@ -287,7 +287,9 @@ class Slot:
         us for dead). Either way the buffer is the broker's again (it requeued those jobs,
         and may have started them elsewhere): none of it starts here."""
         silence_s = self.config.heartbeat_interval_s * self.config.heartbeat_liveness
-        stalled = now - self.last_service > silence_s
+        # Silent that long, to the broker's ears: it may have taken us for dead (its clock
+        # runs from our last message, not from our last read, which may be later).
+        stalled = now - self.last_sent > silence_s
         self.last_service = now
         if self.sock is None:
             if now >= self.reconnect_at:

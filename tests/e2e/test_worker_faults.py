@@ -77,6 +77,27 @@ def test_a_stalled_worker_starts_none_of_the_jobs_sent_to_it_meanwhile(
     assert [client.get(job_id)["attempts"] for job_id in ids] == [1, 1]
 
 
+def test_a_stalled_async_worker_starts_none_of_the_jobs_sent_to_it_meanwhile(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The same for `async def` tasks, which the worker process runs itself."""
+    stalled = cluster.start_worker("stalled", "--concurrency", "1")
+    client = cluster.client()
+    runs = [tmp_path / "a", tmp_path / "b"]
+    cluster.kill(stalled, signal.SIGSTOP)
+    try:
+        ids = client.submit_many({"task": "async_count", "args": [str(path)]} for path in runs)
+        wait_until(lambda: _buffered(client, "stalled") == 2, 5,
+                   message="both jobs sent to the stopped worker")
+        cluster.start_worker("other", "--concurrency", "1", wait=False)
+        jobs = [client.wait(job_id, timeout=30) for job_id in ids]
+        assert [job["worker"] for job in jobs] == ["other", "other"]
+    finally:
+        cluster.kill(stalled, signal.SIGCONT)
+    cluster.wait_for_worker("stalled")
+    assert [_runs(path) for path in runs] == [1, 1]
+    assert [client.get(job_id)["attempts"] for job_id in ids] == [1, 1]
+
+
 def test_worker_keeps_its_job_across_a_broker_restart(cluster: Cluster, tmp_path: Path) -> None:
     cluster.start_worker("steady", "--concurrency", "1")
     client = cluster.client()
