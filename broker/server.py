@@ -29,7 +29,13 @@ import zmq
 
 from zjobs.broker.bridges.majordomo import Majordomo
 from zjobs.broker.core import commands
-from zjobs.broker.core.engine import Clock, Engine, EngineConfig, SystemClock
+from zjobs.broker.core.engine import (
+    Clock,
+    Engine,
+    EngineConfig,
+    SystemClock,
+    takeover_grace_s,
+)
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.curve import BACKEND, FRONTEND, CurveConfig, apply_server_curve
@@ -118,7 +124,9 @@ class BrokerServer:
     """
 
     def __init__(self, config: BrokerConfig, clock: Clock | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, *, takeover: bool = False) -> None:
+        """`takeover`: this broker takes over from another one (a standby becoming
+        primary), whose workers need longer to find it (`takeover_grace_s`)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.store = store or Store(config.data_dir, sync=config.sync)
@@ -131,6 +139,8 @@ class BrokerServer:
             attempt_grace_s=config.attempt_grace_s,
             event_window=config.event_window,
             queue_window=config.queue_window,
+            restart_grace_s=takeover_grace_s(config.heartbeat_interval_s,
+                                             config.heartbeat_liveness) if takeover else None,
         )
         self.engine = Engine(self.store, self.clock, engine_config)
         self.limits = DecodeLimits.for_message(config.max_message)

@@ -101,7 +101,7 @@ class Broker:
             return None
         try:
             store.take_lead()
-            server = BrokerServer(self.config, store=store)
+            server = BrokerServer(self.config, store=store, takeover=True)
         except psycopg.Error as exc:
             store.close()
             log.error("broker.takeover_failed", error=str(exc).strip().splitlines()[-1])

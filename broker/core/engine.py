@@ -105,6 +105,16 @@ class EngineConfig:
     # Ready jobs kept in memory per queue and requirement, the next by priority then FIFO;
     # as many waiting for a time, and deferred ones. The rest wait in the store.
     queue_window: int = default("queue_window")
+    # How long a restarted broker with jobs to run starts none (default: RESTART_GRACE
+    # heartbeat intervals). A standby taking over needs longer (`takeover_grace_s`).
+    restart_grace_s: float | None = None
+
+
+def takeover_grace_s(heartbeat_interval_s: float, heartbeat_liveness: int) -> float:
+    """The restart grace of a broker taking over from another (a standby): its workers
+    were connected to the other's endpoint, so each first has to find it silent (a liveness
+    window) before it moves on to this one, then register (RESTART_GRACE intervals)."""
+    return (heartbeat_liveness + RESTART_GRACE) * heartbeat_interval_s
 
 
 def _purge_error(queue: str) -> bytes:
@@ -202,7 +212,10 @@ class Engine:
         self.deps.spilled = len(deferred) < self._deferred_total()
         self.deps.rewire(deferred)
         if any(job.status == S.QUEUED for job in self.active.values()):
-            self._dispatch_from = self.clock.mono() + RESTART_GRACE * config.heartbeat_interval_s
+            grace_s = config.restart_grace_s
+            if grace_s is None:
+                grace_s = RESTART_GRACE * config.heartbeat_interval_s
+            self._dispatch_from = self.clock.mono() + grace_s
         if self.active:
             log.info("broker.recovered", jobs=len(self.active),
                      waiting=sum(n for (_, status), n in self.counts.items()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zjobs.broker.core.engine import RESTART_GRACE, Engine, EngineConfig
+from zjobs.broker.core.engine import RESTART_GRACE, Engine, EngineConfig, takeover_grace_s
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.errors import CommandError
@@ -752,6 +752,32 @@ def test_a_restarted_broker_waits_for_its_workers_before_starting_jobs(tmp_path:
     again.tick()
     again.dispatch()
     assert [job["id"] for job in sent_jobs(again)[b"other"]] == [second]
+
+
+def test_a_standby_taking_over_waits_a_liveness_window_longer(tmp_path: Path) -> None:
+    """Its workers were on the old primary's endpoint: each finds it silent (a liveness
+    window) before it moves on, so a takeover's grace is liveness + RESTART_GRACE intervals."""
+    clock = FakeClock()
+    config = EngineConfig(heartbeat_interval_s=1.0, heartbeat_liveness=3)
+    engine = Engine(Store(tmp_path), clock, config)
+    engine.submit([{"task": "t"}])
+    engine.flush()
+    engine.store.close()
+    grace_s = takeover_grace_s(1.0, 3)
+    assert grace_s == 3 + RESTART_GRACE
+    again = Engine(Store(tmp_path), clock,
+                   EngineConfig(heartbeat_interval_s=1.0, restart_grace_s=grace_s))
+    ready(again, b"w", "w", capacity=1, prefetch=4)
+    clock.t += RESTART_GRACE + 1  # past a plain restart's grace: still within this one
+    heartbeat(again, b"w")
+    again.tick()
+    again.dispatch()
+    assert sent_jobs(again) == {}
+    clock.t += 2
+    heartbeat(again, b"w")
+    again.tick()
+    again.dispatch()
+    assert len(sent_jobs(again)[b"w"]) == 1
 
 
 def test_a_broker_with_nothing_to_run_starts_jobs_at_once(tmp_path: Path) -> None:
