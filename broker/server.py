@@ -92,7 +92,14 @@ class BrokerConfig:
     store_wait: bool = default("store_wait")  # PostgreSQL unreachable at start: wait
     lease_ttl_s: float = default("lease_ttl")  # PostgreSQL: the primary's lease
     mdp: str | None = default("mdp")  # also serve Majordomo there (bridges/majordomo.py)
-    busy_poll_s: float = default("busy_poll")  # see BrokerServer.run
+    busy_poll_s: float = default("busy_poll")  # see _next_ready
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _next_ready(poller: zmq.Poller, timeout_s: float, spin_s: float) -> dict[Any, int]:
@@ -225,7 +232,7 @@ class BrokerServer:
         log.info("broker.started", **self.endpoints(), data_dir=self.config.data_dir,
                  jobs=len(self.engine.active))
         timeout_s = self.engine.tick()
-        spin_s = self.config.busy_poll_s if len(os.sched_getaffinity(0)) > 1 else 0.0
+        spin_s = self.config.busy_poll_s if _cpus() > 1 else 0.0
         try:
             while not self._stop.is_set():
                 timeout_s = self.turn(_next_ready(poller, timeout_s, spin_s))
