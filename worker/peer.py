@@ -55,18 +55,25 @@ class Backoff:
         self.initial_s = initial_s
         self.max_s = max_s
         self.current_s = initial_s
+        self.tries = 0  # connects since a broker last answered
 
-    def next_delay(self, connects: int = 0, endpoints: int = 1) -> float:
+    def next_delay(self, endpoints: int = 1) -> float:
         """The wait before the next connect. With several endpoints (a primary and its
-        standbys), the next one is tried at once: the backoff grows after a full round."""
-        if endpoints > 1 and connects % endpoints:
+        standbys), each is tried at once after the one that last answered: the wait
+        applies, and grows, only after a full round of them without an answer. (Counting
+        every connect instead made each second failover wait: a worker came back to the
+        new primary after its restart grace, which then ran its jobs again elsewhere.)"""
+        self.tries += 1
+        if endpoints > 1 and self.tries % endpoints:
             return 0.0
         delay = self.current_s / 2 + random.uniform(0, self.current_s / 2)
         self.current_s = min(self.current_s * 2, self.max_s)
         return delay
 
     def reset(self) -> None:
+        """A broker answered."""
         self.current_s = self.initial_s
+        self.tries = 0
 
 
 def fit_line(line: str, max_message: int) -> str:

@@ -143,7 +143,7 @@ class Worker:
             lost = await self._serve()
             if lost is not None:
                 delay_s = 0.0 if lost == STALLED else self._backoff.next_delay(
-                    self._connects, len(endpoint_list(self.config.backend)))
+                    len(endpoint_list(self.config.backend)))
                 self.log.warning("broker.lost", stalled=lost == STALLED,
                                  reconnect_in_s=round(delay_s, 3))
                 self._disconnect_socket()  # what came meanwhile goes unread

@@ -297,8 +297,7 @@ class Slot:
             return
         self._receive_all()
         if stalled or now - self.last_recv > silence_s:
-            delay_s = 0.0 if stalled else self.backoff.next_delay(self.connects,
-                                                                  len(self.endpoints))
+            delay_s = 0.0 if stalled else self.backoff.next_delay(len(self.endpoints))
             log.warning("broker.lost", worker=self.name, stalled=stalled,
                         reconnect_in_s=round(delay_s, 3))
             self.sock.close(linger=0)
