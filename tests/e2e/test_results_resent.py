@@ -16,24 +16,23 @@ import pytest
 import zmq
 
 from tests.cluster import Cluster
+from tests.waiting import wait_until
 from zjobs.broker.wire import protocol as p
 
 
-def _bind(ctx: zmq.Context, endpoint: str, timeout_s: float = 20) -> zmq.Socket:
-    """A ROUTER bound to `endpoint`; once the socket that held it is closed, the port comes
-    free when ZeroMQ's I/O thread gets to it (later on a busy machine), so retry till then."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        sock = ctx.socket(zmq.ROUTER)
-        sock.linger = 0
-        try:
-            sock.bind(endpoint)
-            return sock
-        except zmq.ZMQError as exc:
-            sock.close()  # else the context never ends
-            if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)  # a retry interval, bounded by the deadline above
+def _bind(ctx: zmq.Context, endpoint: str) -> zmq.Socket | None:
+    """A ROUTER bound to `endpoint`, or None while the port is still taken: the socket that
+    held it releases it when ZeroMQ's I/O thread gets to it (later on a busy machine)."""
+    sock = ctx.socket(zmq.ROUTER)
+    sock.linger = 0
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close()  # else the context never ends
+        if exc.errno != zmq.EADDRINUSE:
+            raise
+        return None
+    return sock
 
 
 def _messages(sock: zmq.Socket, timeout_s: float) -> Iterator[tuple[bytes, p.WorkerMessage]]:
@@ -74,7 +73,7 @@ def _result_from(sock: zmq.Socket, slot: bytes) -> dict[str, Any]:
 def test_a_result_the_broker_never_committed_is_sent_again_after_its_restart(
         bare_cluster: Cluster) -> None:
     ctx = zmq.Context()
-    first = _bind(ctx, bare_cluster.backend)
+    first = wait_until(lambda: _bind(ctx, bare_cluster.backend), 20, message="the port")
     try:
         bare_cluster.start_worker("solo", "--concurrency", "1", wait=False)
         slot = _slot_ready(first, answer=None)
@@ -84,7 +83,8 @@ def test_a_result_the_broker_never_committed_is_sent_again_after_its_restart(
         read = _result_from(first, slot)
         assert (read["job_id"], read["attempt"], read["ok"]) == ("job-1", 1, True)
         first.close()  # killed before its commit: the result is lost with it
-        second = _bind(ctx, bare_cluster.backend)
+        second = wait_until(lambda: _bind(ctx, bare_cluster.backend), 20,
+                            message="the port released by the first socket")
         try:
             slot = _slot_ready(second, answer=p.DISCONNECT)
             again = _result_from(second, slot)

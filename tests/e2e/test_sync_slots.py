@@ -27,10 +27,17 @@ def _gone(pid: int) -> bool:
     return status.exists() and "zombie" in status.read_text()
 
 
+def _pid(pid_file: Path) -> int:
+    """The pid a job wrote, once it has written it (the file exists before its content)."""
+    text = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 20,
+                      message="the job to start")
+    return int(text)
+
+
 def _started(client: Client, job_id: str, pid_file: Path) -> int:
-    wait_until(pid_file.exists, 20, message="the job to start")
+    pid = _pid(pid_file)
     wait_until(lambda: client.get(job_id)["status"] == "running", 5, message="running")
-    return int(pid_file.read_text())
+    return pid
 
 
 def _fails_with(client: Client, job_id: str, kind: str) -> dict:
@@ -103,8 +110,7 @@ def test_a_slot_frozen_in_c_holding_the_gil_is_replaced_and_its_job_times_out(
     """The slot's own watch thread cannot run: the worker sees its board stop ticking."""
     pid_file = tmp_path / "pid"
     job_id = solo.submit("gil_sleep", str(pid_file), 60, timeout_s=0.2)
-    wait_until(pid_file.exists, 20, message="the job to start")
-    pid = int(pid_file.read_text())
+    pid = _pid(pid_file)
     error = _fails_with(solo, job_id, "Timeout")
     assert "replaced" in error["message"]
     assert _gone(pid)
