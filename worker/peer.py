@@ -115,10 +115,16 @@ def result_body(job_id: str, attempt: int, outcome: Outcome, max_message: int,
                    "error": error("ResultTooLarge", message)})
 
 
+def silence_s(config: Any) -> float:
+    """How long either side of a connection may be silent before the other takes it for
+    dead: the broker a peer (from the peer's last message), a peer the broker."""
+    return config.heartbeat_interval_s * config.heartbeat_liveness
+
+
 def resend_window_s(config: Any) -> float:
     """How long a peer keeps the results it sent (`PeerOutbox`): two silences, the most
     that can pass between a broker's death and the peer's next READY, plus its restart."""
-    return 2 * config.heartbeat_interval_s * config.heartbeat_liveness
+    return 2 * silence_s(config)
 
 
 RECENT_RESULT_MESSAGES = 4  # results kept to send again, in messages' worth (PeerOutbox)

@@ -48,6 +48,7 @@ from zjobs.worker.peer import (
     ready_body,
     resend_window_s,
     result_body,
+    silence_s,
 )
 from zjobs.worker.registry import DEMO_MODULE, REGISTRY, THREADED, is_async, load_tasks
 from zjobs.worker.slot import slot_tasks
@@ -168,7 +169,6 @@ class Worker:
         self._sock = sock
         self._last_recv = time.monotonic()
         self._send_ready()
-        self._flush()  # what ended while disconnected follows the READY that names the rest
 
     def _served(self) -> tuple[list[str], list[str]]:
         """The tasks and flags this process runs itself: async and thread tasks, exec."""
@@ -193,6 +193,7 @@ class Worker:
             caps=[{"max": self.config.concurrency, "tasks": blocking, "flags": flags}])
         self._send_now(p.encode_worker(p.READY, ready))
         self._outbox.resend_recent()  # what we said lately follows: it may not have been read
+        self._flush()  # and what ended while we were away, after the READY that names the rest
         self.registrations += 1
         self.log.info("worker.ready", queues=self.config.queues, slots=self.config.concurrency,
                       async_slots=self.config.async_concurrency, running=len(self._running))
@@ -210,23 +211,23 @@ class Worker:
         the buffered jobs, nor those sent meanwhile, starts here: the READY that follows
         hands them back (as a sync slot does, worker/slot.py)."""
         interval = self.config.heartbeat_interval_s
-        silence_s = interval * self.config.heartbeat_liveness
+        silence = silence_s(self.config)
         assert self._sock is not None
         while not self._stop.is_set():
             readable = await self._sock.poll(interval * 1000 / 2)
             now = time.monotonic()
-            if now - self._last_sent > silence_s:  # as long as the broker has not heard us
+            if now - self._last_sent > silence:  # as long as the broker has not heard us
                 return STALLED  # before reading what came while we were away
             if readable:
                 self._receive_all()
-            if now - self._last_recv > silence_s:
+            if now - self._last_recv > silence:
                 return SILENT
-            self._keep_time(now, silence_s)
+            self._keep_time(now, silence)
             if now - self._last_sent >= interval:
                 self._send_now(p.encode_worker(p.HEARTBEAT))
         return None
 
-    def _keep_time(self, now: float, silence_s: float) -> None:
+    def _keep_time(self, now: float, silence: float) -> None:
         """The window: a buffer no free slot has taken from for a while goes back. The
         slots: one frozen for a liveness window is replaced."""
         busy = len(self._running) >= self.config.async_concurrency
@@ -234,7 +235,7 @@ class Worker:
         if self._window.closed and (self._buffer or self._announced):
             self._hand_back()
         if self._slots is not None:
-            self._slots.check(silence_s)
+            self._slots.check(silence)
 
     def _receive_all(self) -> None:
         """Everything the broker sent, read through a plain shadow of the socket after a
@@ -265,7 +266,6 @@ class Worker:
         elif msg.command == p.DISCONNECT:
             self.log.info("broker.asked_to_register")
             self._send_ready()
-            self._flush()
 
     def _cancel(self, job_id: str) -> None:
         """Drop a buffered job (the broker has taken it back), or stop the running one."""

@@ -59,6 +59,7 @@ from zjobs.worker.peer import (
     ready_body,
     resend_window_s,
     result_body,
+    silence_s,
 )
 from zjobs.worker.registry import REGISTRY, THREADED, import_tasks, is_async
 
@@ -225,7 +226,7 @@ class Slot:
         endpoint = self.endpoints[self.connects % len(self.endpoints)]
         self.connects += 1
         self.sock = dealer(self.ctx, endpoint, self.config.max_message, self.config.curve)
-        self.last_recv = self.last_service = time.monotonic()
+        self.last_recv = time.monotonic()
         self._register()
 
     def _register(self) -> None:
@@ -286,17 +287,18 @@ class Slot:
         did), or ours (this process was stopped: SIGSTOP, a frozen VM; the broker has taken
         us for dead). Either way the buffer is the broker's again (it requeued those jobs,
         and may have started them elsewhere): none of it starts here."""
-        silence_s = self.config.heartbeat_interval_s * self.config.heartbeat_liveness
+        silence = silence_s(self.config)
         # Silent that long, to the broker's ears: it may have taken us for dead (its clock
         # runs from our last message, not from our last read, which may be later).
-        stalled = now - self.last_sent > silence_s
+        stalled = now - self.last_sent > silence
         self.last_service = now
         if self.sock is None:
             if now >= self.reconnect_at:
                 self._connect()
             return
-        self._receive_all()
-        if stalled or now - self.last_recv > silence_s:
+        if not stalled:  # what came while we were away stays unread
+            self._receive_all()
+        if stalled or now - self.last_recv > silence:
             delay_s = 0.0 if stalled else self.backoff.next_delay(len(self.endpoints))
             log.warning("broker.lost", worker=self.name, stalled=stalled,
                         reconnect_in_s=round(delay_s, 3))
