@@ -21,10 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from zjobs.broker.core.submit import build_job
+from zjobs.broker.stores.rows import blob
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire.jobs import Job, JobState
+from zjobs.broker.wire.schema import plain_members
 
 from .report import RESULTS
+
+_SUCCEEDED = plain_members(JobState).SUCCEEDED
 
 
 def _quartiles(samples: list[float]) -> dict[str, float]:
@@ -33,12 +37,13 @@ def _quartiles(samples: list[float]) -> dict[str, float]:
 
 
 def _ended(job: Job, now: float) -> Job:
-    """The job as a worker's RESULT leaves it: started, run, succeeded."""
-    job.status = JobState.SUCCEEDED
+    """The job as a worker's RESULT leaves it in the broker: started, run, succeeded (a
+    plain-string status, the result a `blob`, as the engine keeps them)."""
+    job.status = _SUCCEEDED
     job.attempts = 1
     job.worker = "bench-worker"
     job.started_at = job.finished_at = now
-    job.result = b"\xc0"
+    job.result = blob(b"\xc0")
     return job
 
 

@@ -16,6 +16,7 @@ docs/protocol.md ("Limits").
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -58,6 +59,20 @@ BATCH_BYTES = 64 * 1024 * 1024
 # CPU per job in `zjobs bench throughput`, committing three times as often).
 DRAIN_BUDGET_S = 0.050
 PEER_SHARE = 100  # requests of one client in one turn; its next ones wait for the next turn
+
+# The broker process's cyclic collector: a busy turn allocates tens of thousands of
+# short-lived maps, lists and jobs (none in a cycle), and at CPython's default threshold of
+# 700 the collector ran ~250 times in 24,000 jobs of the user's case, ~4 µs of broker CPU a
+# job; at this threshold it ran 5 times (bench/PROFILE.md, round seven).
+GC_THRESHOLD = (20_000, 20, 100)
+
+
+def quiet_gc() -> None:
+    """Collect the broker process's cycles rarely, and never scan what it set up before its
+    loop (imports, recovered jobs: `gc.freeze`). For the broker's own process only: a
+    program that embeds a `BrokerServer` keeps its own collector settings."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 # Requests of one client held until their jobs end (WAITs, SUBMITs with wait): a request
 # that finds this many is answered ERR busy. With the turn's own (PEER_SHARE), no more
 # replies than that can be due to one peer in a turn, which stays well under PEER_HWM: a

@@ -136,7 +136,7 @@ def _declared_slots() -> list[tuple[str, str]]:
 
 
 def test_the_job_slots_type_checkers_see_are_the_schemas_stored_fields() -> None:
-    expected = [(f.name, jobs.STORED_TYPES[f.sql].__name__ + (" | None" if f.nullable else ""))
+    expected = [(f.name, jobs.STORED_TYPES[f.sql] + (" | None" if f.nullable else ""))
                 for f in STORED if f.sql is not None]
     assert _declared_slots() == expected
     assert list(jobs.Job.__slots__) == [name for name, _ in expected]

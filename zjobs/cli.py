@@ -98,7 +98,7 @@ def broker(**opts: Any) -> None:
     On a PostgreSQL --store, start several on different hosts: one is primary, the others
     stand by and take over when it dies.
     """
-    from zjobs.broker.server import BrokerConfig
+    from zjobs.broker.server import BrokerConfig, quiet_gc
     from zjobs.broker.standby import Broker
 
     configure_logging(opts["log_json"], opts["log_level"])
@@ -108,6 +108,7 @@ def broker(**opts: Any) -> None:
     process = Broker(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: process.stop())
+    quiet_gc()
     process.run()
 
 

@@ -650,7 +650,7 @@ def _size(frames: list[bytes]) -> int:
     return sum(map(len, frames))
 
 
-def _args(payload: bytes | None) -> list[bytes] | None:
+def _args(payload: bytes | bytearray | None) -> list[bytes] | None:
     """A job's body frames from its payload (a job the adapter did not submit: stored before
     a restart, or submitted on the frontend); None unless they are a list of bytes."""
     try:

@@ -36,6 +36,7 @@ from zjobs.broker.core.workers import (
     group_view,
     requirement,
 )
+from zjobs.broker.stores.rows import blob
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire import protocol as p
@@ -796,7 +797,7 @@ class Engine:
                     "error": job_error("ArtifactsIncomplete", problem)}
         if body["ok"]:
             worker.processed += 1
-            self._finish(job, S.SUCCEEDED, result=p.pack(body.get("result")))
+            self._finish(job, S.SUCCEEDED, result=blob(p.pack(body.get("result"))))
             return
         worker.failed += 1
         self._on_failure(job, body)
@@ -875,7 +876,7 @@ class Engine:
 
     # ------------------------------------------------------------ endings
 
-    def _finish(self, job: Job, status: str, *, result: bytes | None = None,
+    def _finish(self, job: Job, status: str, *, result: bytearray | None = None,
                 error: bytes | None = None) -> None:
         """End the job, then settle the jobs that depend on it."""
         self._end(job, status, result=result, error=error)
@@ -883,7 +884,7 @@ class Engine:
         if deps.dependents or deps.spilled:
             deps.settle(job.id, status)
 
-    def _end(self, job: Job, status: str, *, result: bytes | None = None,
+    def _end(self, job: Job, status: str, *, result: bytearray | None = None,
              error: bytes | None = None) -> None:
         deps = self.deps
         if deps.awaiting:

@@ -9,7 +9,7 @@ from zjobs.broker.wire import protocol as p
 
 # A JOB as the turn queues it: (id, kind, task, attempt, timeout_s, queue, payload); the
 # server packs a worker's whole batch at once (protocol.encode_jobs).
-JobTuple = tuple[str, str, str | None, int, float | None, str, bytes | None]
+JobTuple = tuple[str, str, str | None, int, float | None, str, bytes | bytearray | None]
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from zjobs.broker.stores.rows import blob
 from zjobs.broker.wire import limits as lim
 from zjobs.broker.wire.jobs import Job, JobState, fresh_job, new_job_id
 from zjobs.broker.wire.protocol import pack
@@ -61,7 +62,7 @@ def exec_backstop(program_timeout_s: float | None) -> float | None:
     return None if program_timeout_s is None else program_timeout_s + EXEC_BACKSTOP_S
 
 
-def _payload(spec: dict[str, Any], kind: str) -> bytes:
+def _payload(spec: dict[str, Any], kind: str) -> bytearray:
     fields: dict[str, Any] = {"args": list(_ARGS.check(spec.get("args"))),
                               "kwargs": _KWARGS.check(spec.get("kwargs"))}
     if kind == "exec":
@@ -72,7 +73,7 @@ def _payload(spec: dict[str, Any], kind: str) -> bytes:
         fields["function"] = spec["function"]
     for name, value in fields.items():
         lim.check_data(value, name)
-    return pack(fields)
+    return blob(pack(fields))
 
 
 def _exec_spec(exec_spec: Any) -> dict[str, Any]:

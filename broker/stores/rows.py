@@ -12,10 +12,18 @@ Two things make a row cheaper (`python -m bench.store_commit` measures them):
   saves about a quarter of an insert and a sixth of an update. The rest of a turn's rows
   (fewer than `MANY`) go one statement each, as PostgreSQL's do (psycopg pipelines those,
   and its VALUES lists would need a type for every untyped NULL).
+
+And a value binds cheaply only as an exact `int`, `float`, `str` or `bytearray`: CPython's
+sqlite3 (3.11) sends anything else (`None`, `bytes`, a `str` enum) through its adaptation
+lookup first, ~350 ns a value against ~50 (`python -m bench.store_commit`). So a row leaves
+out the columns whose value is their default rather than bind a NULL (`_UNSET`, `timeout_s`),
+an update writes its usual NULLs as literals (`_NULLS`), the statuses are plain strings
+(`plain_members`), and the broker keeps a job's payload and result as `bytearray` (`blob`).
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Any
 
@@ -31,12 +39,30 @@ LATER = ("run_at", "idempotency_key", "worker", "started_at", "finished_at", "sc
          "result", "error", "progress", "depends_on", "log_lines", "lost_count")
 _UNSET = tuple(f.default for name in LATER for f in STORED if f.name == name)
 _later = operator.attrgetter(*LATER)
+_LATER_COLUMNS = tuple(f.stored_as for name in LATER for f in STORED if f.name == name)
 _LEAN_ATTRS = tuple(name for name in ATTRS if name not in LATER)
 _LEAN_COLUMNS = tuple(f.stored_as for f in STORED if f.name in _LEAN_ATTRS)
 _lean_row = operator.attrgetter(*_LEAN_ATTRS)
+# ... and without `timeout_s` (most tasks set none: its column's default, NULL, stands in)
+_UNTIMED_ATTRS = tuple(name for name in _LEAN_ATTRS if name != "timeout_s")
+_UNTIMED_COLUMNS = tuple(c for c in _LEAN_COLUMNS if c != "timeout_s")
+_untimed_row = operator.attrgetter(*_UNTIMED_ATTRS)
 
 _MUTABLE = tuple(f.stored_as for f in MUTABLE)
 _update_row = operator.attrgetter(*(f.name for f in MUTABLE), "id")
+# The mutable fields a job seldom has (scheduled, failed, reporting progress): an update
+# of a job that has none of them writes them as NULL literals (`_UPDATES_NULLS`).
+_NULLS = ("run_at", "error", "progress")
+_nulls = operator.attrgetter(*_NULLS)
+_NO_NULLS = (None,) * len(_NULLS)
+_BOUND = tuple(f.name for f in MUTABLE if f.name not in _NULLS)
+_bound_row = operator.attrgetter(*_BOUND, "id")
+
+
+def blob(data: bytes) -> bytearray:
+    """A job's payload or result as the broker keeps it: bytes that bind without the
+    adaptation lookup (see above). msgpack packs it as `bin`, as it does `bytes`."""
+    return bytearray(data)
 
 MANY = 64  # rows in one statement: 64 x 25 values stay far below SQLite's 32,766
 
@@ -50,35 +76,80 @@ def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES {_values(len(columns), rows)}"
 
 
-def _update_sql(rows: int) -> str:
-    """The mutable columns of `rows` jobs, each row `(*mutable values, id)`."""
+def _update_sql(rows: int, columns: tuple[str, ...] = _MUTABLE, nulls: tuple[str, ...] = ()
+                ) -> str:
+    """`columns` of `rows` jobs, each row `(*their values, id)`; `nulls` set to NULL."""
     if rows == 1:
-        return f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
-    sets = ", ".join(f"{c} = v.column{i}" for i, c in enumerate(_MUTABLE, 1))
-    return (f"UPDATE jobs SET {sets} FROM (VALUES {_values(len(_MUTABLE) + 1, rows)}) AS v "
-            f"WHERE jobs.id = v.column{len(_MUTABLE) + 1}")
+        sets = ", ".join([*(f"{c} = ?" for c in columns), *(f"{c} = NULL" for c in nulls)])
+        return f"UPDATE jobs SET {sets} WHERE id = ?"
+    sets = ", ".join([*(f"{c} = v.column{i}" for i, c in enumerate(columns, 1)),
+                      *(f"{c} = NULL" for c in nulls)])
+    return (f"UPDATE jobs SET {sets} FROM (VALUES {_values(len(columns) + 1, rows)}) AS v "
+            f"WHERE jobs.id = v.column{len(columns) + 1}")
 
 
-_LEAN_INSERT = (_insert_sql(_LEAN_COLUMNS, 1), _insert_sql(_LEAN_COLUMNS, MANY))
-_FULL_INSERT = (INSERT, _insert_sql(COLUMNS, MANY))
+def _both(sql: Any, *args: Any) -> tuple[str, str]:
+    """A statement for one row and for MANY rows."""
+    return sql(*args, 1), sql(*args, MANY)
+
+
+_LEAN_INSERT = _both(_insert_sql, _LEAN_COLUMNS)
+_UNTIMED_INSERT = _both(_insert_sql, _UNTIMED_COLUMNS)
+_FULL_INSERTS: dict[tuple[bool, ...], tuple[str, str]] = {}  # by which LATER fields are set
 UPDATE = _update_sql(1)
 _UPDATES = (UPDATE, _update_sql(MANY))
+_UPDATES_NULLS = (_update_sql(1, tuple(f.stored_as for f in MUTABLE if f.name in _BOUND),
+                              tuple(f.stored_as for f in MUTABLE if f.name in _NULLS)),
+                  _update_sql(MANY, tuple(f.stored_as for f in MUTABLE if f.name in _BOUND),
+                              tuple(f.stored_as for f in MUTABLE if f.name in _NULLS)))
 
 
 def insert_jobs(db: Any, jobs: list[Job], many: bool) -> None:
     """Insert new jobs; with `many`, MANY rows a statement where a turn has them."""
-    lean = [_lean_row(job) for job in jobs if _later(job) == _UNSET]
+    lean, untimed, full = [], [], []
+    for job in jobs:
+        if _later(job) != _UNSET:
+            full.append(job)
+        elif job.timeout_s is None:
+            untimed.append(_untimed_row(job))
+        else:
+            lean.append(_lean_row(job))
+    if untimed:
+        _write(db, _UNTIMED_INSERT, untimed, many)
     if lean:
         _write(db, _LEAN_INSERT, lean, many)
-    if len(lean) < len(jobs):
-        _write(db, _FULL_INSERT, [insert_row(job) for job in jobs if _later(job) != _UNSET],
-               many)
+    if full:
+        _insert_set(db, full, many)
+
+
+def _insert_set(db: Any, jobs: list[Job], many: bool) -> None:
+    """Jobs some of whose LATER fields are set (one that ended before its insert): each row
+    has the lean columns and its LATER fields that are set, rows grouped by which."""
+    groups: dict[tuple[bool, ...], list[tuple]] = {}
+    for job in jobs:
+        later = _later(job)
+        which = tuple(map(operator.ne, later, _UNSET))
+        groups.setdefault(which, []).append((*_lean_row(job), *itertools.compress(later, which)))
+    for which, rows in groups.items():
+        statements = _FULL_INSERTS.get(which)
+        if statements is None:
+            columns = (*_LEAN_COLUMNS, *itertools.compress(_LATER_COLUMNS, which))
+            statements = _FULL_INSERTS[which] = _both(_insert_sql, columns)
+        _write(db, statements, rows, many)
 
 
 def update_jobs(db: Any, jobs: list[Job], many: bool) -> None:
     """Write the mutable columns of jobs already stored."""
-    if jobs:
-        _write(db, _UPDATES, [_update_row(job) for job in jobs], many)
+    plain, rest = [], []
+    for job in jobs:
+        if _nulls(job) == _NO_NULLS:
+            plain.append(_bound_row(job))
+        else:
+            rest.append(_update_row(job))
+    if plain:
+        _write(db, _UPDATES_NULLS, plain, many)
+    if rest:
+        _write(db, _UPDATES, rest, many)
 
 
 def _write(db: Any, statements: tuple[str, str], rows: list[tuple], many: bool) -> None:

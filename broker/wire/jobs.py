@@ -42,8 +42,10 @@ WAITING = frozenset(STATES) - TERMINAL - {JobState.RUNNING}
 """The states of a job that waits to start: what a queue's purge cancels."""
 
 _DEFAULTS = tuple((f.name, f.default) for f in STORED)  # scalar defaults: nothing to copy
-STORED_TYPES = {"TEXT": str, "INTEGER": int, "REAL": float, "BLOB": bytes}
-"""The Python type a `Job` slot holds for each SQL type of the schema (packed fields: bytes)."""
+STORED_TYPES = {"TEXT": "str", "INTEGER": "int", "REAL": "float", "BLOB": "bytes | bytearray"}
+"""The Python type a `Job` slot holds for each SQL type of the schema, as written. A packed
+field is `bytes` as read from the store, `bytearray` as the broker makes it (a payload, a
+result: it binds to SQLite faster, broker/stores/rows.py `blob`)."""
 
 
 class IllegalTransition(Exception):
@@ -84,11 +86,11 @@ class Job:
         started_at: float | None
         finished_at: float | None
         schedule: str | None
-        payload: bytes | None
-        result: bytes | None
-        error: bytes | None
-        progress: bytes | None
-        depends_on: bytes | None
+        payload: bytes | bytearray | None
+        result: bytes | bytearray | None
+        error: bytes | bytearray | None
+        progress: bytes | bytearray | None
+        depends_on: bytes | bytearray | None
         log_lines: int
         order: int
         lost_count: int
@@ -169,7 +171,7 @@ Job.__init__ = _namespace["__init__"]  # type: ignore[method-assign]
 fresh_job: Callable[[dict[str, Any]], Job] = _namespace["fresh_job"]
 
 
-def payload_view(payload: bytes | None) -> dict[str, Any]:
+def payload_view(payload: bytes | bytearray | None) -> dict[str, Any]:
     """args/kwargs/spec for display: file contents and pickles are summarised, not sent back."""
     body = unpack(payload) if payload else {}
     view: dict[str, Any] = {"args": body.get("args", []), "kwargs": body.get("kwargs", {})}

@@ -154,7 +154,7 @@ def pack(obj: Any) -> bytes:
         raise
 
 
-def unpack(data: bytes) -> Any:
+def unpack(data: bytes | bytearray) -> Any:
     """msgpack-decode one object; anything malformed raises ProtocolError."""
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)

@@ -49,11 +49,14 @@ class JobState(enum.StrEnum):
 STATES = tuple(s.value for s in JobState)
 
 
-def plain_members(members: type[enum.Enum]) -> Any:
-    """An enum's members as plain class attributes (the same objects, `JobState.QUEUED` is
-    `plain_members(JobState).QUEUED`). Under Python 3.11 a member looked up on its enum costs
-    ~100 ns (a descriptor), on this class ~30: the broker loop looks up ~15 a job."""
-    return type(members.__name__, (), dict(members.__members__))
+def plain_members(members: type[enum.StrEnum]) -> Any:
+    """A string enum's members as plain class attributes holding their values, plain `str`
+    (equal to the members: `plain_members(JobState).QUEUED == JobState.QUEUED`). Under
+    Python 3.11 a member looked up on its enum costs ~100 ns (a descriptor), on this class
+    ~30: the broker loop looks up ~15 a job. And a plain `str` binds to SQLite without the
+    adaptation lookup a `str` subclass goes through (broker/stores/rows.py)."""
+    return type(members.__name__, (), {name: str(member.value)
+                                       for name, member in members.__members__.items()})
 
 
 class EventType(enum.StrEnum):

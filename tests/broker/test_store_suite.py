@@ -16,12 +16,16 @@ import pytest
 from tests.broker.test_engine import FakeClock, past_restart_grace, ready, result, sent_jobs
 from tests.postgres import PostgresServer, started_postgres
 from zjobs.broker.core.engine import Engine, EngineConfig
+from zjobs.broker.core.submit import build_job
 from zjobs.broker.stores.pgstore import Fenced, PostgresStore
+from zjobs.broker.stores.rows import blob
 from zjobs.broker.stores.store import Store
 from zjobs.broker.wire import protocol as p
-from zjobs.broker.wire.jobs import STATES, Job
+from zjobs.broker.wire.jobs import STATES, Job, JobState
+from zjobs.broker.wire.schema import plain_members
 
 Opener = Callable[[], Store]
+S = plain_members(JobState)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +116,43 @@ def test_a_turn_of_many_rows_is_written_as_each_job_is(open_store: Opener) -> No
     again = _engine(open_store())
     assert {job_id: again.store.get(job_id) for job_id in ids} == expected
     assert again.job_counts()["succeeded"] == 120 and again.job_counts()["failed"] == 30
+
+
+def _slots(job: Job) -> dict[str, object]:
+    """A job's fields as the store gives them back (blobs as bytes)."""
+    values = {name: getattr(job, name) for name in Job.__slots__}
+    return {name: bytes(v) if isinstance(v, bytearray) else v for name, v in values.items()}
+
+
+def test_every_row_shape_reads_back_as_memory_holds_it(open_store: Opener) -> None:
+    """broker/stores/rows.py leaves out the columns of unset fields and writes the usual
+    NULLs of an update as literals; whatever shape a row takes, in one statement of many
+    rows or alone, it reads back as its job, and a field set back to None is NULL again."""
+    store = open_store()
+    wall = 1_800_000_000.0
+    jobs = [build_job({"task": "t", "args": [i], "timeout_s": 5 if i % 2 else None}, wall)
+            for i in range(300)]
+    for index, job in enumerate(jobs):
+        job.order = index + 1
+        if index % 3 == 0:  # ended before its insert (run()): some LATER fields set
+            job.status, job.attempts, job.worker = S.SUCCEEDED, 1, f"w{index % 2}"
+            job.started_at = job.finished_at = wall + index
+            job.result = blob(p.pack(index))
+        if index % 9 == 0:
+            job.status, job.result, job.error = S.FAILED, None, blob(p.pack({"type": "E"}))
+            job.progress, job.run_at = p.pack(0.5), wall + 60
+    store.commit(jobs, [], [], [], {"order": len(jobs)})
+    assert {j.id: _slots(j) for j in store.load_jobs(j.id for j in jobs)} == \
+        {j.id: _slots(j) for j in jobs}
+    for index, job in enumerate(jobs):  # a retry: the usual NULLs again, or a new error
+        job.status, job.worker, job.attempts = S.QUEUED, None, job.attempts + 1
+        job.result = job.started_at = job.finished_at = None
+        job.error = job.progress = job.run_at = None
+        if index % 4 == 0:
+            job.error, job.run_at = blob(p.pack({"type": "Again"})), wall + 5
+    store.commit([], jobs, [], [], {"order": len(jobs)})
+    assert {j.id: _slots(j) for j in store.load_jobs(j.id for j in jobs)} == \
+        {j.id: _slots(j) for j in jobs}
 
 
 def test_depends_on_and_deferred_jobs_come_back_after_a_reopen(open_store: Opener) -> None:
