@@ -15,7 +15,7 @@ Two things make a row cheaper (`python -m bench.store_commit` measures them):
 
 And a value binds cheaply only as an exact `int`, `float`, `str` or `bytearray`: CPython's
 sqlite3 (3.11) sends anything else (`None`, `bytes`, a `str` enum) through its adaptation
-lookup first, ~350 ns a value against ~50 (`python -m bench.store_commit`). So a row leaves
+lookup first, ~350 ns a value against ~50 (bench/PROFILE.md, round seven). So a row leaves
 out the columns whose value is their default rather than bind a NULL (`_UNSET`, `timeout_s`),
 an update writes its usual NULLs as literals (`_NULLS`), the statuses are plain strings
 (`plain_members`), and the broker keeps a job's payload and result as `bytearray` (`blob`).
@@ -76,8 +76,7 @@ def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO jobs ({', '.join(columns)}) VALUES {_values(len(columns), rows)}"
 
 
-def _update_sql(rows: int, columns: tuple[str, ...] = _MUTABLE, nulls: tuple[str, ...] = ()
-                ) -> str:
+def _update_sql(columns: tuple[str, ...], nulls: tuple[str, ...], rows: int) -> str:
     """`columns` of `rows` jobs, each row `(*their values, id)`; `nulls` set to NULL."""
     if rows == 1:
         sets = ", ".join([*(f"{c} = ?" for c in columns), *(f"{c} = NULL" for c in nulls)])
@@ -96,12 +95,9 @@ def _both(sql: Any, *args: Any) -> tuple[str, str]:
 _LEAN_INSERT = _both(_insert_sql, _LEAN_COLUMNS)
 _UNTIMED_INSERT = _both(_insert_sql, _UNTIMED_COLUMNS)
 _FULL_INSERTS: dict[tuple[bool, ...], tuple[str, str]] = {}  # by which LATER fields are set
-UPDATE = _update_sql(1)
-_UPDATES = (UPDATE, _update_sql(MANY))
-_UPDATES_NULLS = (_update_sql(1, tuple(f.stored_as for f in MUTABLE if f.name in _BOUND),
-                              tuple(f.stored_as for f in MUTABLE if f.name in _NULLS)),
-                  _update_sql(MANY, tuple(f.stored_as for f in MUTABLE if f.name in _BOUND),
-                              tuple(f.stored_as for f in MUTABLE if f.name in _NULLS)))
+_UPDATES = _both(_update_sql, _MUTABLE, ())
+_UPDATES_NULLS = _both(_update_sql, tuple(f.stored_as for f in MUTABLE if f.name in _BOUND),
+                       tuple(f.stored_as for f in MUTABLE if f.name in _NULLS))
 
 
 def insert_jobs(db: Any, jobs: list[Job], many: bool) -> None:
