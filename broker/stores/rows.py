@@ -110,10 +110,7 @@ def insert_jobs(db: Any, jobs: list[Job], many: bool) -> None:
             untimed.append(_untimed_row(job))
         else:
             lean.append(_lean_row(job))
-    if untimed:
-        _write(db, _UNTIMED_INSERT, untimed, many)
-    if lean:
-        _write(db, _LEAN_INSERT, lean, many)
+    _write_each(db, many, (_UNTIMED_INSERT, untimed), (_LEAN_INSERT, lean))
     if full:
         _insert_set(db, full, many)
 
@@ -142,10 +139,14 @@ def update_jobs(db: Any, jobs: list[Job], many: bool) -> None:
             plain.append(_bound_row(job))
         else:
             rest.append(_update_row(job))
-    if plain:
-        _write(db, _UPDATES_NULLS, plain, many)
-    if rest:
-        _write(db, _UPDATES, rest, many)
+    _write_each(db, many, (_UPDATES_NULLS, plain), (_UPDATES, rest))
+
+
+def _write_each(db: Any, many: bool, *parts: tuple[tuple[str, str], list[tuple]]) -> None:
+    """Each part's rows (those there are) with its statements."""
+    for statements, rows in parts:
+        if rows:
+            _write(db, statements, rows, many)
 
 
 def _write(db: Any, statements: tuple[str, str], rows: list[tuple], many: bool) -> None:
