@@ -59,20 +59,6 @@ BATCH_BYTES = 64 * 1024 * 1024
 # CPU per job in `zjobs bench throughput`, committing three times as often).
 DRAIN_BUDGET_S = 0.050
 PEER_SHARE = 100  # requests of one client in one turn; its next ones wait for the next turn
-
-# The broker process's cyclic collector: a busy turn allocates tens of thousands of
-# short-lived maps, lists and jobs (none in a cycle), and at CPython's default threshold of
-# 700 the collector ran ~250 times in 24,000 jobs of the user's case, ~4 µs of broker CPU a
-# job; at this threshold it ran 5 times (bench/PROFILE.md, round seven).
-GC_THRESHOLD = (20_000, 20, 100)
-
-
-def quiet_gc() -> None:
-    """Collect the broker process's cycles rarely, and never scan what it set up before its
-    loop (imports, recovered jobs: `gc.freeze`). For the broker's own process only: a
-    program that embeds a `BrokerServer` keeps its own collector settings."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
 # Requests of one client held until their jobs end (WAITs, SUBMITs with wait): a request
 # that finds this many is answered ERR busy. With the turn's own (PEER_SHARE), no more
 # replies than that can be due to one peer in a turn, which stays well under PEER_HWM: a
@@ -82,6 +68,20 @@ MAX_IN_FLIGHT = 500
 # that does not read its replies costs at most this many; the next ones are dropped.
 PEER_HWM = 1000
 STATS_EVERY_S = 5.0
+
+# The broker process's cyclic collector: a busy turn allocates tens of thousands of
+# short-lived maps, lists and jobs (none in a cycle), and at CPython's default threshold of
+# 700 the collector ran ~250 times in 24,000 jobs of the user's case, ~4 µs of broker CPU a
+# job; at this threshold it ran 5 times (bench/PROFILE.md, round seven).
+GC_THRESHOLD = (20_000, 20, 100)
+
+
+def quiet_gc() -> None:
+    """Collect the broker process's cycles rarely, and never scan what it imported before
+    (`gc.freeze`). For the broker's own process only (`zjobs broker`): a program that embeds
+    a `BrokerServer` keeps its own collector settings."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 @dataclass(slots=True)
