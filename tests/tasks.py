@@ -99,32 +99,39 @@ def shout(size: int) -> str:
     return "shouted"
 
 
+def _mark_run(runs: str) -> None:
+    """A line in `runs` for this start (a test counts executions)."""
+    with open(runs, "a") as out:
+        out.write(f"{os.getpid()}\n")
+
+
+def _runs_so_far(runs: str) -> int:
+    return len(Path(runs).read_text().splitlines())
+
+
 @task
 def count_then_wait(runs: str, release: str, timeout: float = 60.0) -> int:
     """Appends a line to `runs` each time it starts (a test counts executions), then blocks
     until `release` exists; returns how many times it has started."""
-    with open(runs, "a") as out:
-        out.write(f"{os.getpid()}\n")
+    _mark_run(runs)
     wait_for_file(release, timeout)
-    return len(Path(runs).read_text().splitlines())
+    return _runs_so_far(runs)
 
 
 @task
 async def async_count(runs: str) -> int:
     """`count_and_sleep` for the async path: a line in `runs` each time it starts."""
-    with open(runs, "a") as out:
-        out.write(f"{os.getpid()}\n")
-    return len(Path(runs).read_text().splitlines())
+    _mark_run(runs)
+    return _runs_so_far(runs)
 
 
 @task
 def count_and_sleep(runs: str, seconds: float) -> int:
     """Appends a line to `runs` each time it starts (a test counts executions), then sleeps
     `seconds`; returns how many times it has started."""
-    with open(runs, "a") as out:
-        out.write(f"{os.getpid()}\n")
+    _mark_run(runs)
     time.sleep(seconds)  # noqa - the job's own work, not synchronisation
-    return len(Path(runs).read_text().splitlines())
+    return _runs_so_far(runs)
 
 
 @task(pool="thread")

@@ -1,12 +1,12 @@
 """How a turn's job rows are written: the columns, the lean insert, statements of many rows.
 
 Derived from the job schema (broker/wire/schema.py): the stored fields, their columns, and
-the ones written again after the insert; `attrgetter` builds each row tuple in C.
+the ones a new job often leaves at their default (`OPTIONAL`); `attrgetter` builds each
+row tuple in C.
 
 Two things make a row cheaper (`python -m bench.store_commit` measures them):
-- a new job whose later fields are all unset (the broker writes them later, or the job does
-  not use them) is inserted without those columns: their defaults stand in. Binding a value
-  costs ~0.2 µs, and this is half the row;
+- a new job is inserted without the columns of its OPTIONAL fields still at their default:
+  the defaults stand in. Binding a value costs ~0.2 µs, and this is half the row;
 - on SQLite, rows go `MANY` to a statement (`INSERT ... VALUES (...), (...)`, `UPDATE ...
   FROM (VALUES ...)`): binding is the same, but one step a statement instead of one a row
   saves about a quarter of an insert and a sixth of an update. The rest of a turn's rows
@@ -15,10 +15,10 @@ Two things make a row cheaper (`python -m bench.store_commit` measures them):
 
 And a value binds cheaply only as an exact `int`, `float`, `str` or `bytearray`: CPython's
 sqlite3 (3.11) sends anything else (`None`, `bytes`, a `str` enum) through its adaptation
-lookup first, ~350 ns a value against ~50 (bench/PROFILE.md, round seven). So a row leaves
-out the columns whose value is their default rather than bind a NULL (`_UNSET`, `timeout_s`),
-an update writes its usual NULLs as literals (`_NULLS`), the statuses are plain strings
-(`plain_members`), and the broker keeps a job's payload and result as `bytearray` (`blob`).
+lookup first, ~350 ns a value against ~50 (bench/PROFILE.md, round seven). So an insert
+leaves those columns out rather than bind a NULL, an update writes its usual NULLs as
+literals (`_NULLS`), the statuses are plain strings (`plain_members`), and the broker keeps
+a job's payload and result as `bytearray` (`blob`).
 """
 
 from __future__ import annotations
@@ -35,18 +35,17 @@ COLUMNS = tuple(f.stored_as for f in STORED)
 INSERT = f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 insert_row = operator.attrgetter(*ATTRS)
 
-LATER = ("run_at", "idempotency_key", "worker", "started_at", "finished_at", "schedule",
-         "result", "error", "progress", "depends_on", "log_lines", "lost_count")
-_UNSET = tuple(f.default for name in LATER for f in STORED if f.name == name)
-_later = operator.attrgetter(*LATER)
-_LATER_COLUMNS = tuple(f.stored_as for name in LATER for f in STORED if f.name == name)
-_LEAN_ATTRS = tuple(name for name in ATTRS if name not in LATER)
+# The fields a new job often leaves at their default (no timeout; the rest are written later
+# by the broker, or the job does not use them): an insert leaves out the columns of those
+# still at it, and their defaults stand in (`_insert_set`).
+OPTIONAL = ("timeout_s", "run_at", "idempotency_key", "worker", "started_at", "finished_at",
+            "schedule", "result", "error", "progress", "depends_on", "log_lines", "lost_count")
+_UNSET = tuple(f.default for name in OPTIONAL for f in STORED if f.name == name)
+_optional = operator.attrgetter(*OPTIONAL)
+_OPTIONAL_COLUMNS = tuple(f.stored_as for name in OPTIONAL for f in STORED if f.name == name)
+_LEAN_ATTRS = tuple(name for name in ATTRS if name not in OPTIONAL)
 _LEAN_COLUMNS = tuple(f.stored_as for f in STORED if f.name in _LEAN_ATTRS)
 _lean_row = operator.attrgetter(*_LEAN_ATTRS)
-# ... and without `timeout_s` (most tasks set none: its column's default, NULL, stands in)
-_UNTIMED_ATTRS = tuple(name for name in _LEAN_ATTRS if name != "timeout_s")
-_UNTIMED_COLUMNS = tuple(c for c in _LEAN_COLUMNS if c != "timeout_s")
-_untimed_row = operator.attrgetter(*_UNTIMED_ATTRS)
 
 _MUTABLE = tuple(f.stored_as for f in MUTABLE)
 _update_row = operator.attrgetter(*(f.name for f in MUTABLE), "id")
@@ -58,13 +57,13 @@ _NO_NULLS = (None,) * len(_NULLS)
 _BOUND = tuple(f.name for f in MUTABLE if f.name not in _NULLS)
 _bound_row = operator.attrgetter(*_BOUND, "id")
 
+MANY = 64  # rows in one statement: 64 x 25 values stay far below SQLite's 32,766
+
 
 def blob(data: bytes) -> bytearray:
     """A job's payload or result as the broker keeps it: bytes that bind without the
     adaptation lookup (see above). msgpack packs it as `bin`, as it does `bytes`."""
     return bytearray(data)
-
-MANY = 64  # rows in one statement: 64 x 25 values stay far below SQLite's 32,766
 
 
 def _values(width: int, rows: int) -> str:
@@ -93,8 +92,7 @@ def _both(sql: Any, *args: Any) -> tuple[str, str]:
 
 
 _LEAN_INSERT = _both(_insert_sql, _LEAN_COLUMNS)
-_UNTIMED_INSERT = _both(_insert_sql, _UNTIMED_COLUMNS)
-_FULL_INSERTS: dict[tuple[bool, ...], tuple[str, str]] = {}  # by which LATER fields are set
+_INSERTS: dict[tuple[bool, ...], tuple[str, str]] = {}  # by which OPTIONAL fields are set
 _UPDATES = _both(_update_sql, _MUTABLE, ())
 _UPDATES_NULLS = _both(_update_sql, tuple(f.stored_as for f in MUTABLE if f.name in _BOUND),
                        tuple(f.stored_as for f in MUTABLE if f.name in _NULLS))
@@ -102,32 +100,33 @@ _UPDATES_NULLS = _both(_update_sql, tuple(f.stored_as for f in MUTABLE if f.name
 
 def insert_jobs(db: Any, jobs: list[Job], many: bool) -> None:
     """Insert new jobs; with `many`, MANY rows a statement where a turn has them."""
-    lean, untimed, full = [], [], []
+    lean, rest = [], []
     for job in jobs:
-        if _later(job) != _UNSET:
-            full.append(job)
-        elif job.timeout_s is None:
-            untimed.append(_untimed_row(job))
-        else:
+        if _optional(job) == _UNSET:  # the common case: one comparison, no grouping
             lean.append(_lean_row(job))
-    _write_each(db, many, (_UNTIMED_INSERT, untimed), (_LEAN_INSERT, lean))
-    if full:
-        _insert_set(db, full, many)
+        else:
+            rest.append(job)
+    if lean:
+        _write(db, _LEAN_INSERT, lean, many)
+    if rest:
+        _insert_set(db, rest, many)
 
 
 def _insert_set(db: Any, jobs: list[Job], many: bool) -> None:
-    """Jobs some of whose LATER fields are set (one that ended before its insert): each row
-    has the lean columns and its LATER fields that are set, rows grouped by which."""
+    """Jobs some of whose OPTIONAL fields are set (a timeout; a job that ended before its
+    insert): each row has the lean columns and the OPTIONAL fields it sets, rows grouped by
+    which."""
     groups: dict[tuple[bool, ...], list[tuple]] = {}
     for job in jobs:
-        later = _later(job)
-        which = tuple(map(operator.ne, later, _UNSET))
-        groups.setdefault(which, []).append((*_lean_row(job), *itertools.compress(later, which)))
+        optional = _optional(job)
+        which = tuple(map(operator.ne, optional, _UNSET))
+        groups.setdefault(which, []).append((*_lean_row(job),
+                                             *itertools.compress(optional, which)))
     for which, rows in groups.items():
-        statements = _FULL_INSERTS.get(which)
+        statements = _INSERTS.get(which)
         if statements is None:
-            columns = (*_LEAN_COLUMNS, *itertools.compress(_LATER_COLUMNS, which))
-            statements = _FULL_INSERTS[which] = _both(_insert_sql, columns)
+            columns = (*_LEAN_COLUMNS, *itertools.compress(_OPTIONAL_COLUMNS, which))
+            statements = _INSERTS[which] = _both(_insert_sql, columns)
         _write(db, statements, rows, many)
 
 

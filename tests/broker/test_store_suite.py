@@ -134,7 +134,7 @@ def test_every_row_shape_reads_back_as_memory_holds_it(open_store: Opener) -> No
             for i in range(300)]
     for index, job in enumerate(jobs):
         job.order = index + 1
-        if index % 3 == 0:  # ended before its insert (run()): some LATER fields set
+        if index % 3 == 0:  # ended before its insert (run()): some OPTIONAL fields set
             job.status, job.attempts, job.worker = S.SUCCEEDED, 1, f"w{index % 2}"
             job.started_at = job.finished_at = wall + index
             job.result = blob(p.pack(index))
