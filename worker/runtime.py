@@ -26,16 +26,15 @@ import types
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import structlog
 import zmq
-import zmq.asyncio
 
 from zjobs.broker.wire import protocol as p
 from zjobs.broker.wire.prefetch import PrefetchWindow, worth_telling
 from zjobs.broker.wire.settings import default
-from zjobs.broker.wire.sockets import endpoint_list, recv_frames
+from zjobs.broker.wire.sockets import endpoint_list, readable, recv_frames
 from zjobs.worker.context import JobContext, capture_output, enter, leave
 from zjobs.worker.errors import Outcome, error, failure, success
 from zjobs.worker.exec_job import run_exec_job, worker_box
@@ -96,9 +95,8 @@ class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.log = log.bind(worker=config.name)
-        self._ctx = zmq.asyncio.Context()
-        self._sock: zmq.asyncio.Socket | None = None
-        self._reader: zmq.Socket | None = None  # a plain shadow of _sock, for receiving
+        self._ctx = zmq.Context()
+        self._sock: zmq.Socket | None = None  # plain: the loop waits on it with `readable`
         self._running: dict[str, _Running] = {}
         self._outbox = PeerOutbox(config.max_message, keep_s=resend_window_s(config))
         self._buffer = JobBuffer(self._outbox)
@@ -162,8 +160,7 @@ class Worker:
         endpoints = endpoint_list(self.config.backend)
         endpoint = endpoints[self._connects % len(endpoints)]
         self._connects += 1
-        sock = cast(zmq.asyncio.Socket,  # made by the asyncio context
-                    dealer(self._ctx, endpoint, self.config.max_message, self.config.curve))
+        sock = dealer(self._ctx, endpoint, self.config.max_message, self.config.curve)
         if len(endpoints) > 1:
             self.log.info("broker.connecting", endpoint=endpoint)
         self._sock = sock
@@ -214,11 +211,11 @@ class Worker:
         silence = silence_s(self.config)
         assert self._sock is not None
         while not self._stop.is_set():
-            readable = await self._sock.poll(interval * 1000 / 2)
+            ready = await readable(self._sock, interval / 2)
             now = time.monotonic()
             if now - self._last_sent > silence:  # as long as the broker has not heard us
                 return STALLED  # before reading what came while we were away
-            if readable:
+            if ready:
                 self._receive_all()
             if now - self._last_recv > silence:
                 return SILENT
@@ -238,13 +235,9 @@ class Worker:
             self._slots.check(silence)
 
     def _receive_all(self) -> None:
-        """Everything the broker sent, read through a plain shadow of the socket after a
-        poll said so (as `broker.sockets.received` does): no future per message. Sends stay
-        on the asyncio socket, which re-arms its poll after each one."""
+        """Everything the broker sent, without blocking."""
         assert self._sock is not None
-        reader = self._reader
-        if reader is None or reader.underlying != self._sock.underlying:
-            reader = self._reader = zmq.Socket.shadow(self._sock.underlying)
+        reader = self._sock
         while True:
             frames = recv_frames(reader)
             if frames is None:
@@ -286,7 +279,7 @@ class Worker:
             self._hand_back(drain=True)
             deadline = time.monotonic() + self.config.shutdown_grace_s
             while self._running and time.monotonic() < deadline:
-                if await self._sock.poll(100):
+                if await readable(self._sock, 0.1):
                     self._receive_all()
                 self._flush()
             self._flush()
