@@ -236,12 +236,9 @@ class Worker:
 
     def _receive_all(self) -> None:
         """Everything the broker sent, without blocking."""
-        assert self._sock is not None
-        reader = self._sock
-        while True:
-            frames = recv_frames(reader)
-            if frames is None:
-                break
+        sock = self._sock
+        assert sock is not None
+        while (frames := recv_frames(sock)) is not None:
             self._last_recv = time.monotonic()
             self._backoff.reset()
             try:

@@ -28,7 +28,7 @@ import operator
 from typing import Any
 
 from zjobs.broker.wire.jobs import Job
-from zjobs.broker.wire.schema import MUTABLE, STORED
+from zjobs.broker.wire.schema import BY_NAME, MUTABLE, STORED
 
 ATTRS = tuple(f.name for f in STORED)
 COLUMNS = tuple(f.stored_as for f in STORED)
@@ -40,9 +40,9 @@ insert_row = operator.attrgetter(*ATTRS)
 # still at it, and their defaults stand in (`_insert_set`).
 OPTIONAL = ("timeout_s", "run_at", "idempotency_key", "worker", "started_at", "finished_at",
             "schedule", "result", "error", "progress", "depends_on", "log_lines", "lost_count")
-_UNSET = tuple(f.default for name in OPTIONAL for f in STORED if f.name == name)
+_UNSET = tuple(BY_NAME[name].default for name in OPTIONAL)
 _optional = operator.attrgetter(*OPTIONAL)
-_OPTIONAL_COLUMNS = tuple(f.stored_as for name in OPTIONAL for f in STORED if f.name == name)
+_OPTIONAL_COLUMNS = tuple(BY_NAME[name].stored_as for name in OPTIONAL)
 _LEAN_ATTRS = tuple(name for name in ATTRS if name not in OPTIONAL)
 _LEAN_COLUMNS = tuple(f.stored_as for f in STORED if f.name in _LEAN_ATTRS)
 _lean_row = operator.attrgetter(*_LEAN_ATTRS)
@@ -94,8 +94,8 @@ def _both(sql: Any, *args: Any) -> tuple[str, str]:
 _LEAN_INSERT = _both(_insert_sql, _LEAN_COLUMNS)
 _INSERTS: dict[tuple[bool, ...], tuple[str, str]] = {}  # by which OPTIONAL fields are set
 _UPDATES = _both(_update_sql, _MUTABLE, ())
-_UPDATES_NULLS = _both(_update_sql, tuple(f.stored_as for f in MUTABLE if f.name in _BOUND),
-                       tuple(f.stored_as for f in MUTABLE if f.name in _NULLS))
+_UPDATES_NULLS = _both(_update_sql, tuple(BY_NAME[name].stored_as for name in _BOUND),
+                       tuple(BY_NAME[name].stored_as for name in _NULLS))
 
 
 def insert_jobs(db: Any, jobs: list[Job], many: bool) -> None:
@@ -106,10 +106,8 @@ def insert_jobs(db: Any, jobs: list[Job], many: bool) -> None:
             lean.append(_lean_row(job))
         else:
             rest.append(job)
-    if lean:
-        _write(db, _LEAN_INSERT, lean, many)
-    if rest:
-        _insert_set(db, rest, many)
+    _write(db, _LEAN_INSERT, lean, many)
+    _insert_set(db, rest, many)
 
 
 def _insert_set(db: Any, jobs: list[Job], many: bool) -> None:
@@ -138,18 +136,13 @@ def update_jobs(db: Any, jobs: list[Job], many: bool) -> None:
             plain.append(_bound_row(job))
         else:
             rest.append(_update_row(job))
-    _write_each(db, many, (_UPDATES_NULLS, plain), (_UPDATES, rest))
-
-
-def _write_each(db: Any, many: bool, *parts: tuple[tuple[str, str], list[tuple]]) -> None:
-    """Each part's rows (those there are) with its statements."""
-    for statements, rows in parts:
-        if rows:
-            _write(db, statements, rows, many)
+    _write(db, _UPDATES_NULLS, plain, many)
+    _write(db, _UPDATES, rest, many)
 
 
 def _write(db: Any, statements: tuple[str, str], rows: list[tuple], many: bool) -> None:
-    """`statements`: for one row, and for MANY rows (their values in a row)."""
+    """`statements`: for one row, and for MANY rows (their values in a row). No rows: no
+    statement."""
     whole = len(rows) - len(rows) % MANY if many else 0
     for start in range(0, whole, MANY):
         db.execute(statements[1], [value for row in rows[start:start + MANY] for value in row])
